@@ -277,3 +277,15 @@ def read_results(path: str | Path) -> np.ndarray:
 def track_rows(frame: int, tracks: Iterable) -> list[tuple[float, ...]]:
     """Result rows for one frame's ``TrackOutput``s."""
     return [(frame, t.track_id, *map(float, t.box), t.score) for t in tracks]
+
+
+def write_ground_truth(path: str | Path, gt: GroundTruth) -> None:
+    """Write ``gt`` in its own convention (MOT17: 9 columns, MOT15: 10)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for k in range(len(gt)):
+            x1, y1, x2, y2 = (float(v) for v in gt.boxes[k])
+            head = f"{gt.frames[k]},{gt.ids[k]},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{gt.conf[k]:g}"
+            tail = f"{gt.classes[k]},{gt.visibility[k]:g}" if gt.mot17 else "-1,-1,-1"
+            f.write(f"{head},{tail}\n")

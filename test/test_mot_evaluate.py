@@ -1,0 +1,88 @@
+"""TrackEval scoring on real ground truth (skips without ../shared) and on synthetic tracks."""
+import numpy as np
+import pytest
+
+from smiletrack_ros.mot.evaluate import COMBINED, evaluate, evaluate_files, format_table
+from smiletrack_ros.mot.io import GroundTruth, read_ground_truth, write_results
+
+
+def _as_result(gt: GroundTruth, ids=None) -> np.ndarray:
+    return np.column_stack([gt.frames, gt.ids if ids is None else ids, gt.boxes, np.ones(len(gt))])
+
+
+def _swap_second_half(gt: GroundTruth) -> np.ndarray:
+    ids = gt.ids.copy()
+    a, b = np.unique(gt.ids)[:2]
+    late = gt.frames > np.median(gt.frames)
+    ids[late & (gt.ids == a)], ids[late & (gt.ids == b)] = b, a
+    return ids
+
+
+def _synthetic_gt(frames=30, people=3) -> GroundTruth:
+    f, i = np.meshgrid(np.arange(1, frames + 1), np.arange(1, people + 1), indexing="ij")
+    f, i = f.ravel(), i.ravel()
+    x = 100.0 * i + 2.0 * f
+    boxes = np.column_stack([x, np.full_like(x, 50), x + 40, np.full_like(x, 150)]).astype(np.float32)
+    n = len(f)
+    return GroundTruth(f, i, boxes, np.ones(n, np.float32), np.full(n, -1), np.full(n, -1.0, np.float32))
+
+
+def test_perfect_and_swapped_synthetic():
+    gt = _synthetic_gt()
+    res = evaluate({"perfect": (gt, _as_result(gt)), "swapped": (gt, _as_result(gt, _swap_second_half(gt)))})
+    assert res["perfect"]["HOTA"] == pytest.approx(100.0) and res["perfect"]["IDSW"] == 0
+    assert res["swapped"]["IDF1"] < 90 and res["swapped"]["IDSW"] >= 2
+    assert res["swapped"]["MOTA"] < 100 and res["swapped"]["DetA"] == pytest.approx(100.0)
+    assert res[COMBINED]["GT_Dets"] == 2 * len(gt)
+    assert "perfect" in format_table(res)
+
+
+def test_missing_and_false_boxes_lower_detection_metrics():
+    gt = _synthetic_gt()
+    rows = _as_result(gt)
+    drop = rows[:, 1] == 1
+    extra = rows[drop].copy()
+    extra[:, 1] = 99
+    extra[:, 2:6] += [300, 200, 300, 200]
+    res = evaluate({"s": (gt, np.concatenate([rows[~drop], extra]))})["s"]
+    assert res["FN"] == drop.sum() and res["FP"] == drop.sum()
+    assert res["MOTA"] == pytest.approx(100.0 * (1 - 2 * drop.sum() / len(gt)))
+    assert res["DetA"] < 70
+
+
+def test_invalid_results_are_named():
+    gt = _synthetic_gt()
+    rows = _as_result(gt)
+    with pytest.raises(ValueError, match="outside the evaluated"):
+        evaluate({"s": (gt, rows)}, num_frames={"s": 10})
+    with pytest.raises(ValueError, match="twice in one frame"):
+        evaluate({"s": (gt, np.concatenate([rows, rows[:1]]))})
+    with pytest.raises(ValueError, match="no sequences"):
+        evaluate({})
+
+
+def test_gt_as_tracker_scores_100_on_tud_campus(shared_dir, tmp_path):
+    seq = shared_dir / "data" / "MOT15" / "TUD-Campus"
+    gt = read_ground_truth(seq / "gt" / "gt.txt")
+    write_results(tmp_path / "perfect.txt", _as_result(gt))
+    write_results(tmp_path / "swapped.txt", _as_result(gt, _swap_second_half(gt)))
+    gt_path = seq / "gt" / "gt.txt"
+    res = evaluate_files({"perfect": (gt_path, tmp_path / "perfect.txt"), "swapped": (gt_path, tmp_path / "swapped.txt")})
+    perfect, swapped = res["perfect"], res["swapped"]
+    for key in ("HOTA", "DetA", "AssA", "MOTA", "IDF1"):
+        assert perfect[key] == pytest.approx(100.0)
+    assert perfect["IDSW"] == 0 and perfect["GT_Dets"] == 359 and perfect["GT_IDs"] == 8
+    assert swapped["IDF1"] < perfect["IDF1"] - 1 and swapped["AssA"] < 100 and swapped["IDSW"] >= 1
+
+
+def test_mot17_evaluates_pedestrians_only(shared_dir):
+    seq = shared_dir / "data" / "MOT17-mini" / "train" / "MOT17-02-FRCNN"
+    gt = read_ground_truth(seq / "gt" / "gt.txt")
+    peds = gt.pedestrians()
+    res = evaluate({"peds": (gt, _as_result(peds)), "all": (gt, _as_result(gt))}, num_frames={"peds": 4, "all": 4})
+    assert res["peds"]["HOTA"] == pytest.approx(100.0) and res["peds"]["MOTA"] == pytest.approx(100.0)
+    assert res["peds"]["GT_Dets"] == len(peds) and res["peds"]["GT_IDs"] == len(np.unique(peds.ids))
+    # Boxes on distractor classes are forgiven, boxes on other non-pedestrian classes are false positives.
+    distractor = np.isin(gt.classes, [2, 7, 8, 12])
+    other = (gt.classes != 1) & ~distractor
+    assert res["all"]["FP"] == other.sum() + ((gt.classes == 1) & (gt.conf == 0)).sum()
