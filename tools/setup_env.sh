@@ -87,8 +87,15 @@ ensure_vision_msgs() {
 }
 
 # Always run: an incremental install only copies what changed (about a second).
+# Modules deleted from the source are deleted from the installed copy too (generated msg/ kept).
 ensure_package() {
     mkdir -p "$VENV/build"
+    local site
+    site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/smiletrack_ros
+    if [[ -d $site ]]; then
+        (cd "$site" && find . -path ./msg -prune -o -type f \( -name '*.py' -o -name '*.json' -o -name '*.safetensors' -o -name '*.yaml' \) -print) |
+            while read -r rel; do [[ -e $ROOT/smiletrack_ros/$rel ]] || rm -f "$site/$rel"; done
+    fi
     cmake_install "$ROOT" smiletrack_ros
 }
 
