@@ -1,0 +1,94 @@
+"""One frame through detector -> embedder -> tracker, shared by the ROS node and the offline tools.
+
+The pipeline owns the time bookkeeping: a timestamp earlier than the previous
+one (a bag looping, a replay restarting) resets the tracker instead of feeding
+the Kalman filters a negative time step. Track ids keep counting up across such
+resets, so an id stays unique for the pipeline's lifetime.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from smiletrack_ros.detection.base import Detections, Detector
+from smiletrack_ros.tracking import SmileTracker, TrackOutput
+
+
+class Embedder(Protocol):
+    """(image_bgr, boxes (N, 4)) -> (N, D) float32 L2-normalised appearance embeddings."""
+
+    def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """``tracks``: confirmed tracks matched in this frame; ``live_tracks``: every live track
+    (tentative and lost included); ``timings``: milliseconds per stage and ``total``;
+    ``reset``: the tracker was reset before this frame because time went backwards."""
+
+    detections: Detections
+    tracks: list[TrackOutput]
+    live_tracks: list[TrackOutput]
+    timings: dict[str, float] = field(default_factory=dict)
+    reset: bool = False
+
+
+class Pipeline:
+    """Detector (optional when detections come from outside), embedder (optional), tracker."""
+
+    def __init__(self, detector: Detector | None, embedder: Embedder | None, tracker: SmileTracker):
+        self.detector = detector
+        self.embedder = embedder
+        self.tracker = tracker
+        self._last_timestamp: float | None = None
+
+    def reset(self) -> None:
+        self.tracker.reset(restart_ids=False)
+        self._last_timestamp = None
+
+    def process(self, image_bgr: np.ndarray, timestamp: float,
+                detections: Detections | None = None) -> FrameResult:
+        """``detections`` given: external detections, the detector is skipped."""
+        if not math.isfinite(timestamp):
+            raise ValueError(f"timestamp must be finite, got {timestamp}")
+        check_image(image_bgr)
+        reset = self._last_timestamp is not None and timestamp < self._last_timestamp
+        if reset:
+            self.reset()
+        self._last_timestamp = timestamp
+
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        if detections is None:
+            if self.detector is None:
+                raise ValueError("no detector configured: pass detections to process()")
+            detections = self.detector(image_bgr)
+            timings["detect"] = _ms_since(start)
+        embeddings = None
+        if self.embedder is not None and len(detections):
+            t0 = time.perf_counter()
+            embeddings = self.embedder(image_bgr, detections.boxes)
+            timings["embed"] = _ms_since(t0)
+        t0 = time.perf_counter()
+        tracks = self.tracker.update(detections.boxes, detections.scores, class_ids=detections.class_ids,
+                                     embeddings=embeddings, image=image_bgr, timestamp=timestamp)
+        live = self.tracker.live_tracks()
+        timings["track"] = _ms_since(t0)
+        timings["total"] = _ms_since(start)
+        return FrameResult(detections, tracks, live, timings, reset)
+
+
+def check_image(image_bgr: np.ndarray) -> None:
+    if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3 \
+            or image_bgr.dtype != np.uint8 or image_bgr.shape[0] == 0 or image_bgr.shape[1] == 0:
+        shape = getattr(image_bgr, "shape", None)
+        dtype = getattr(image_bgr, "dtype", type(image_bgr).__name__)
+        raise ValueError(f"image must be a non-empty HxWx3 uint8 BGR array, got shape {shape} dtype {dtype}")
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1e3

@@ -1,0 +1,72 @@
+"""Pipeline: detector/external detections -> (embedder) -> tracker, one frame at a time."""
+import numpy as np
+import pytest
+
+from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detection.config import DetectorConfig
+from smiletrack_ros.detection.external import ExternalDetector
+from smiletrack_ros.pipeline import FrameResult, Pipeline
+from smiletrack_ros.tracking import SmileTracker, TrackerConfig, TrackState
+
+IMAGE = np.zeros((240, 320, 3), np.uint8)
+
+
+def _walkers(frame: int) -> Detections:
+    """Two boxes walking towards each other; scores high enough to start tracks."""
+    boxes = np.array([[20 + 4 * frame, 50, 60 + 4 * frame, 150],
+                      [250 - 4 * frame, 60, 290 - 4 * frame, 160]], np.float32)
+    return Detections(boxes, np.array([0.9, 0.85], np.float32), np.zeros(2, np.int64))
+
+
+def _pipeline(detector=None) -> Pipeline:
+    return Pipeline(detector, None, SmileTracker(TrackerConfig.from_preset("bytetrack"), frame_rate=10.0))
+
+
+def test_external_detections_keep_ids_and_report_timings():
+    pipe = _pipeline()
+    ids = []
+    for k in range(8):
+        result = pipe.process(IMAGE, 0.1 * k, _walkers(k))
+        assert isinstance(result, FrameResult) and not result.reset
+        ids.append(sorted(t.track_id for t in result.tracks))
+    assert ids[-1] == ids[2] and len(ids[-1]) == 2
+    assert set(result.timings) == {"track", "total"}
+    assert all(v >= 0 for v in result.timings.values())
+    assert {t.track_id for t in result.live_tracks} >= set(ids[-1])
+    assert all(t.state == TrackState.TRACKED for t in result.tracks)
+
+
+def test_detector_path_runs_the_detector():
+    detector = ExternalDetector(DetectorConfig(backend="external"))
+    for k in range(5):
+        detector.store.put(k, _walkers(k))
+    pipe = _pipeline(detector)
+    for k in range(5):
+        detector.select(k)
+        result = pipe.process(IMAGE, 0.1 * k, None)
+    assert "detect" in result.timings
+    assert len(result.detections) == 2 and len(result.tracks) == 2
+
+
+def test_time_going_backwards_resets_the_tracker_but_not_the_ids():
+    pipe = _pipeline()
+    for k in range(5):
+        first = pipe.process(IMAGE, 10.0 + 0.1 * k, _walkers(k))
+    first_ids = {t.track_id for t in first.tracks}
+    again = pipe.process(IMAGE, 10.0, _walkers(0))   # the bag loops
+    assert again.reset
+    assert {t.track_id for t in again.live_tracks}.isdisjoint(first_ids)
+    assert min(t.track_id for t in again.live_tracks) > max(first_ids)
+    assert not pipe.process(IMAGE, 10.1, _walkers(1)).reset
+
+
+def test_bad_inputs_name_the_problem():
+    pipe = _pipeline()
+    with pytest.raises(ValueError, match="no detector"):
+        pipe.process(IMAGE, 0.0, None)
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        pipe.process(IMAGE[:, :, 0], 0.0, _walkers(0))
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        pipe.process(IMAGE.astype(np.float32), 0.0, _walkers(0))
+    with pytest.raises(ValueError, match="finite"):
+        pipe.process(IMAGE, float("nan"), _walkers(0))
