@@ -135,6 +135,10 @@ def evaluate_files(pairs: Mapping[str, tuple[str | Path, str | Path]], verbose: 
 def format_table(results: Mapping[str, Mapping[str, float]],
                  keys: tuple[str, ...] = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")) -> str:
     """A plain-text table, one row per sequence."""
+    known = set(_PERCENT_FIELDS.values()) | set(_COUNT_FIELDS.values())
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(known)}")
     width = max([len(k) for k in results] + [8])
     lines = [f"{'sequence':<{width}} " + " ".join(f"{k:>7}" for k in keys)]
     for name, metrics in results.items():

@@ -1,0 +1,164 @@
+"""Tracker update() time: our presets vs BoxMOT's ByteTrack and BoT-SORT on equal inputs.
+
+For 10, 50, 200 and 500 objects a seeded synthetic scene (pedestrian-sized
+boxes moving at constant velocity, box jitter, 10% misses, 5% false
+positives, a fifth of the boxes low-score, 128-d unit embeddings per
+identity plus noise) is replayed through every tracker; only update() is
+timed, one thread each, camera-motion compensation off on both sides.
+
+BoxMOT (AGPL) never enters the project's venv: the first run creates
+out/peers/venv (seeing the project's torch through a .pth file), installs
+boxmot==25.0.0 there and runs the peer in a subprocess with that python.
+
+    .venv/bin/python bench/bench_tracker_peers.py [--sizes 10 50 200 500] [--frames 100] [--no-peers]
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import sysconfig  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from smiletrack_ros.tracking import SmileTracker, TrackerConfig  # noqa: E402
+
+PEER_DIR = REPO / "out" / "peers"
+PEER_VENV = PEER_DIR / "venv"
+BOXMOT = "boxmot==25.0.0"
+PRESETS = ("paper", "official", "bytetrack")
+PEERS = ("bytetrack", "botsort")
+WARMUP = 10
+FRAME_RATE = 30.0
+EMBEDDING_DIM = 128
+
+
+def make_scenario(n: int, frames: int, seed: int) -> dict[str, np.ndarray]:
+    """Detections per frame, padded to a common width; ``counts`` holds each frame's real count."""
+    rng = np.random.default_rng(seed)
+    # Keep the crowd density of ~50 people in a 1920x1080 frame at every size.
+    scale = max(1.0, np.sqrt(n / 50.0))
+    width, height = 1920.0 * scale, 1080.0 * scale
+    size = np.column_stack([rng.uniform(30, 60, n), rng.uniform(80, 160, n)])
+    pos = np.column_stack([rng.uniform(0, width - 60, n), rng.uniform(0, height - 160, n)])
+    vel = rng.normal(0, 2.0, (n, 2))
+    identity = rng.normal(size=(n, EMBEDDING_DIM))
+    identity /= np.linalg.norm(identity, axis=1, keepdims=True)
+    cap = int(n * 1.1) + 2
+    boxes = np.zeros((frames, cap, 4), np.float32)
+    scores = np.zeros((frames, cap), np.float32)
+    embs = np.zeros((frames, cap, EMBEDDING_DIM), np.float32)
+    counts = np.zeros(frames, np.int64)
+    for t in range(frames):
+        pos += vel
+        seen = rng.random(n) > 0.1
+        xy = pos[seen] + rng.normal(0, 1.5, (seen.sum(), 2))
+        b = np.column_stack([xy, xy + size[seen]])
+        e = identity[seen] + rng.normal(0, 0.05, (seen.sum(), EMBEDDING_DIM))
+        n_fp = rng.binomial(n, 0.05)
+        fp_xy = np.column_stack([rng.uniform(0, width, n_fp), rng.uniform(0, height, n_fp)])
+        b = np.concatenate([b, np.column_stack([fp_xy, fp_xy + [40, 100]])])
+        e = np.concatenate([e, rng.normal(size=(n_fp, EMBEDDING_DIM))])
+        m = int(seen.sum())
+        s = np.where(rng.random(m) < 0.2, rng.uniform(0.1, 0.5, m), rng.uniform(0.5, 1.0, m))
+        s = np.concatenate([s, rng.uniform(0.1, 0.6, n_fp)])
+        order = rng.permutation(len(b))
+        k = min(len(b), cap)
+        boxes[t, :k] = b[order][:k]
+        scores[t, :k] = s[order][:k]
+        embs[t, :k] = (e / np.linalg.norm(e, axis=1, keepdims=True))[order][:k]
+        counts[t] = k
+    return {"boxes": boxes, "scores": scores, "embeddings": embs, "counts": counts,
+            "frame_rate": np.array(FRAME_RATE)}
+
+
+def run_ours(scn: dict[str, np.ndarray], preset: str) -> tuple[np.ndarray, np.ndarray]:
+    tracker = SmileTracker(TrackerConfig.from_preset(preset, cmc=False), frame_rate=float(scn["frame_rate"]))
+    times, outputs = [], []
+    for t in range(len(scn["counts"])):
+        n = int(scn["counts"][t])
+        boxes, scores, embs = scn["boxes"][t, :n], scn["scores"][t, :n], scn["embeddings"][t, :n]
+        start = time.perf_counter()
+        out = tracker.update(boxes, scores, embeddings=embs, timestamp=t / FRAME_RATE)
+        times.append((time.perf_counter() - start) * 1e3)
+        outputs.append(len(out))
+    return np.asarray(times), np.asarray(outputs)
+
+
+def ensure_peer_venv() -> Path:
+    """out/peers/venv with boxmot, reusing the project's torch through a .pth file."""
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    (Path(site) / "smiletrack_main_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    probe = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('boxmot'))"],
+                           capture_output=True, text=True)
+    if probe.stdout.strip() != BOXMOT.split("==")[1]:
+        print(f"installing {BOXMOT} into {PEER_VENV} ...", file=sys.stderr)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", BOXMOT], check=True)
+    return python
+
+
+def run_peer(python: Path, scenario_path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    proc = subprocess.run([str(python), str(REPO / "bench" / "peers" / "boxmot_runner.py"), str(scenario_path), name],
+                          capture_output=True, text=True, env=dict(os.environ))
+    if proc.returncode != 0:
+        raise RuntimeError(f"BoxMOT {name} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return np.asarray(result["ms"]), np.asarray(result["outputs"])
+
+
+def stats(ms: np.ndarray) -> tuple[float, float]:
+    steady = ms[WARMUP:] if len(ms) > 2 * WARMUP else ms
+    return float(steady.mean()), float(np.percentile(steady, 99))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200, 500])
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-peers", action="store_true", help="time our presets only")
+    args = parser.parse_args()
+    python = None if args.no_peers else ensure_peer_venv()
+    PEER_DIR.mkdir(parents=True, exist_ok=True)
+    names = [f"ours-{p}" for p in PRESETS] + ([] if args.no_peers else [f"boxmot-{p}" for p in PEERS])
+    print(f"update() ms per frame, mean / p99 over frames {WARMUP + 1}..{args.frames} "
+          f"(one thread, GMC off, 128-d embeddings); [confirmed outputs per frame]")
+    print(f"{'N':>5} " + " ".join(f"{n:>24}" for n in names))
+    table: dict[int, dict[str, tuple[float, float]]] = {}
+    for n in args.sizes:
+        scn = make_scenario(n, args.frames, args.seed + n)
+        results = {f"ours-{p}": run_ours(scn, p) for p in PRESETS}
+        if python is not None:
+            path = PEER_DIR / f"scenario_{n}.npz"
+            np.savez(path, **scn)
+            results.update({f"boxmot-{p}": run_peer(python, path, p) for p in PEERS})
+        table[n] = {k: stats(ms) for k, (ms, _) in results.items()}
+        cells = [f"{table[n][k][0]:8.3f} / {table[n][k][1]:7.3f} [{results[k][1][WARMUP:].mean():4.0f}]"
+                 for k in names]
+        print(f"{n:>5} " + " ".join(f"{c:>24}" for c in cells))
+    if not args.no_peers:
+        print("\nratio peer mean / ours mean (higher: ours faster)")
+        print(f"{'N':>5} " + " ".join(f"{f'{p}/{o}':>28}" for p in PEERS for o in PRESETS))
+        for n, row in table.items():
+            print(f"{n:>5} " + " ".join(f"{row[f'boxmot-{p}'][0] / row[f'ours-{o}'][0]:28.1f}"
+                                         for p in PEERS for o in PRESETS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
