@@ -1,0 +1,125 @@
+"""config/tracker.yaml, launch/tracker.launch.py and the node's parameter list agree; validation names
+the parameter. launch/launch_ros cannot be installed here, so the launch file is checked by its AST."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smiletrack_ros.ros.settings import NodeSettings, ParameterError, all_param_specs
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "tracker.yaml"
+LAUNCH = REPO / "launch" / "tracker.launch.py"
+SPECS = {s.name: s for s in all_param_specs()}
+_PY_TYPES = {"bool": bool, "int": int, "double": float, "string": str, "string_array": list, "integer_array": list}
+
+
+def _config_params() -> dict:
+    doc = yaml.safe_load(CONFIG.read_text())
+    assert list(doc) == ["/**"], "the shipped config must apply to any node name / namespace"
+    return doc["/**"]["ros__parameters"]
+
+
+def _documented_overrides() -> dict:
+    """'# tracker.<field>: value  # comment' lines: overrides documented but left to the preset."""
+    found = {}
+    for line in CONFIG.read_text().splitlines():
+        m = re.match(r"^\s*#\s*(tracker\.\w+):\s*(\S+)", line)
+        if m:
+            found[m.group(1)] = yaml.safe_load(m.group(2))
+    return found
+
+
+def test_every_config_parameter_is_declared_and_vice_versa():
+    active = _config_params()
+    documented = _documented_overrides()
+    assert set(active) <= set(SPECS), f"undeclared in the node: {sorted(set(active) - set(SPECS))}"
+    missing = set(SPECS) - set(active) - set(documented)
+    assert not missing, f"declared but not documented in config/tracker.yaml: {sorted(missing)}"
+    assert set(documented) <= set(SPECS), f"documented but not declared: {sorted(set(documented) - set(SPECS))}"
+    for name, value in {**active, **documented}.items():
+        assert isinstance(value, _PY_TYPES[SPECS[name].type]) and not (
+            SPECS[name].type in ("int", "double") and isinstance(value, bool)), (name, value)
+
+
+def test_shipped_config_and_documented_overrides_validate():
+    values = {name: spec.default for name, spec in SPECS.items()}
+    values.update(_config_params())
+    settings = NodeSettings.from_values(values)
+    assert settings.tracker.preset == "paper" and settings.input_reliability == "best_effort"
+    assert settings.input_depth == 1
+    documented = {k: v for k, v in _documented_overrides().items()}
+    settings = NodeSettings.from_values(values | documented)
+    assert settings.tracker.high_threshold == documented["tracker.high_threshold"]
+
+
+@pytest.mark.parametrize("name, value", [
+    ("input_qos.reliability", "sometimes"), ("input_qos.depth", 0), ("image_topic", "bad topic"),
+    ("frame_rate", 0.0), ("embedder.device", "tpu"), ("tracker.preset", "fastest"),
+    ("tracker.alpha", 1.5), ("tracker.track_buffer", 0), ("detector.score_threshold", 1.5),
+    ("detector.backend", "yolo"), ("detector.nms_iou", 0.0), ("class_names", ["a", "a"]),
+])
+def test_invalid_values_name_their_parameter(name, value):
+    values = {n: s.default for n, s in SPECS.items()} | {"detector.backend": "external", name: value}
+    with pytest.raises(ParameterError) as info:
+        NodeSettings.from_values(values)
+    assert info.value.name == name
+    assert f"'{name}'" in str(info.value)
+
+
+def test_runtime_parameters_are_thresholds_only():
+    runtime = {n for n, s in SPECS.items() if s.runtime}
+    assert {"tracker.appearance_gate", "tracker.stage1_match_threshold", "detector.score_threshold"} <= runtime
+    assert not runtime & {"tracker.preset", "tracker.bank_size", "tracker.track_buffer", "image_topic",
+                          "detector.backend", "embedder.weights"}
+
+
+def _launch_tree() -> ast.Module:
+    return ast.parse(LAUNCH.read_text(), filename=str(LAUNCH))
+
+
+def _calls(tree: ast.Module, name: str) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
+
+
+def _constants(tree: ast.Module) -> dict:
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            out[node.targets[0].id] = node.value.value
+    return out
+
+
+def test_launch_file_runs_the_installed_node_with_the_shipped_config():
+    tree = _launch_tree()
+    consts = _constants(tree)
+    assert consts["PACKAGE"] == "smiletrack_ros" and consts["EXECUTABLE"] == "tracker_node"
+    assert "generate_launch_description" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    # the executable is the script CMake installs to lib/<package>, where launch_ros looks
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert re.search(r"install\(PROGRAMS scripts/tracker_node DESTINATION lib/\$\{PROJECT_NAME\}\)", cmake)
+    assert "smiletrack_ros.ros.node import main" in (REPO / "scripts" / "tracker_node").read_text()
+    # the default config is share/smiletrack_ros/config/tracker.yaml, which CMake installs
+    config_call = next(c for c in ast.walk(tree) if isinstance(c, ast.Call)
+                       and getattr(c.func, "attr", None) == "join")
+    assert [a.value for a in config_call.args[1:]] == ["config", "tracker.yaml"]
+    assert "install(DIRECTORY launch config DESTINATION share/${PROJECT_NAME})" in cmake
+    node = _calls(tree, "Node")[0]
+    kwargs = {k.arg: k.value for k in node.keywords}
+    assert kwargs["package"].id == "PACKAGE" and kwargs["executable"].id == "EXECUTABLE"
+    assert kwargs["namespace"].id == "namespace"
+
+
+def test_launch_arguments_and_parameter_overrides_are_known():
+    tree = _launch_tree()
+    declared = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
+    assert declared == {"config", "namespace", "image_topic", "device", "use_sim_time"}
+    used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
+    assert used == declared
+    node = _calls(tree, "Node")[0]
+    params = next(k.value for k in node.keywords if k.arg == "parameters")
+    overrides = next(e for e in params.elts if isinstance(e, ast.Dict))
+    keys = {k.value for k in overrides.keys}
+    assert keys - {"use_sim_time"} <= set(SPECS), keys
