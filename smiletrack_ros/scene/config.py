@@ -1,0 +1,107 @@
+"""The scene generator's settings, validated once when built."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+MAX_PEOPLE = 300
+
+
+class SceneConfigError(ValueError):
+    """A ``SceneConfig`` field is out of range; the message names the field."""
+
+
+def _range_pair(name: str, value: object, lo: float, hi: float) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise SceneConfigError(f"{name} must be a pair of numbers, got {value!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise SceneConfigError(f"{name} must be a pair of finite numbers, got {value!r}")
+    if not lo <= a <= b <= hi:
+        raise SceneConfigError(f"{name} must satisfy {lo} <= first <= second <= {hi}, got {value!r}")
+    return a, b
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """A synthetic pedestrian scene and its simulated detector.
+
+    Geometry is relative to the image so one config works at any size. People
+    stand on a ground band (``ground_band``: feet y, as fractions of the image
+    height, far to near) and scale linearly with their foot y between the two
+    ``person_height`` fractions, so that nearer people are larger and drawn on
+    top. ``num_people`` is the crowd density: people leaving the view are
+    replaced by new identities entering from a side.
+
+    Detector model: a person is found with probability ``det_recall`` when fully
+    visible, falling along a logistic curve that halves at
+    ``det_half_visibility``; scores fall from ``det_score_high`` (fully visible)
+    towards ``det_score_low`` as visibility drops; ``det_false_positives`` is the
+    mean number of spurious boxes per frame (mostly low scores).
+    """
+
+    width: int = 640
+    height: int = 480
+    num_people: int = 8
+    num_frames: int = 200
+    fps: float = 25.0
+    camera_pan: float = 0.0                       # camera x speed, pixels per second
+    seed: int = 0
+    ground_band: tuple[float, float] = (0.45, 1.02)
+    person_height: tuple[float, float] = (0.2, 0.55)
+    walk_speed: tuple[float, float] = (0.5, 1.1)  # body heights per second
+    image_noise: float = 2.0                      # sensor noise std, grey levels
+    det_recall: float = 0.97
+    det_half_visibility: float = 0.35
+    det_box_noise: float = 0.04                   # corner jitter std, fraction of box size
+    det_false_positives: float = 0.5
+    det_score_high: float = 0.92
+    det_score_low: float = 0.2
+    det_score_noise: float = 0.06
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise SceneConfigError(f"{f.name} must be an int, got {value!r}")
+            if f.type == "float":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise SceneConfigError(f"{f.name} must be a finite number, got {value!r}")
+        if not 32 <= self.width <= 8192:
+            raise SceneConfigError(f"width must be in [32, 8192], got {self.width}")
+        if not 32 <= self.height <= 8192:
+            raise SceneConfigError(f"height must be in [32, 8192], got {self.height}")
+        if not 1 <= self.num_people <= MAX_PEOPLE:
+            raise SceneConfigError(f"num_people must be in [1, {MAX_PEOPLE}], got {self.num_people}")
+        if self.num_frames < 1:
+            raise SceneConfigError(f"num_frames must be >= 1, got {self.num_frames}")
+        if not 0.0 < self.fps <= 1000.0:
+            raise SceneConfigError(f"fps must be in (0, 1000], got {self.fps}")
+        if self.seed < 0:
+            raise SceneConfigError(f"seed must be >= 0, got {self.seed}")
+        if abs(self.camera_pan) > 10.0 * self.width:
+            raise SceneConfigError(f"camera_pan must be at most 10 image widths per second, got {self.camera_pan}")
+        object.__setattr__(self, "ground_band", _range_pair("ground_band", self.ground_band, 0.05, 1.2))
+        if self.ground_band[1] - self.ground_band[0] < 0.05:
+            raise SceneConfigError(f"ground_band must span at least 0.05 of the height, got {self.ground_band!r}")
+        object.__setattr__(self, "person_height", _range_pair("person_height", self.person_height, 0.02, 1.0))
+        if self.person_height[0] * self.height < 8:
+            raise SceneConfigError(f"person_height[0] x height must be >= 8 pixels, got "
+                                   f"{self.person_height[0] * self.height:.1f}")
+        object.__setattr__(self, "walk_speed", _range_pair("walk_speed", self.walk_speed, 0.0, 5.0))
+        for name in ("det_recall", "det_score_high", "det_score_low"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SceneConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.det_score_low > self.det_score_high:
+            raise SceneConfigError(f"det_score_low ({self.det_score_low}) must not exceed det_score_high "
+                                   f"({self.det_score_high})")
+        if not 0.0 < self.det_half_visibility < 1.0:
+            raise SceneConfigError(f"det_half_visibility must be in (0, 1), got {self.det_half_visibility}")
+        for name in ("image_noise", "det_box_noise", "det_false_positives", "det_score_noise"):
+            if getattr(self, name) < 0.0:
+                raise SceneConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.det_box_noise > 0.5:
+            raise SceneConfigError(f"det_box_noise must be <= 0.5, got {self.det_box_noise}")
+        if self.det_false_positives > 100.0:
+            raise SceneConfigError(f"det_false_positives must be <= 100 per frame, got {self.det_false_positives}")
