@@ -35,3 +35,14 @@ class Detector(Protocol):
     """A detector takes one HxWx3 uint8 BGR image and returns its detections."""
 
     def __call__(self, image_bgr: np.ndarray) -> Detections: ...
+
+
+def check_image(image_bgr: np.ndarray) -> np.ndarray:
+    """Reject what no detector can read, with a message naming the problem."""
+    if not isinstance(image_bgr, np.ndarray):
+        raise ValueError(f"detector input must be a numpy HxWx3 uint8 BGR image, got {type(image_bgr).__name__}")
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.shape[0] == 0 or image_bgr.shape[1] == 0:
+        raise ValueError(f"detector input must be HxWx3 (BGR), got shape {image_bgr.shape}")
+    if image_bgr.dtype != np.uint8:
+        raise ValueError(f"detector input must be uint8, got {image_bgr.dtype}")
+    return image_bgr

@@ -1,0 +1,1 @@
+"""PRB-FPN (Parallel Residual Bi-Fusion feature pyramid) detector in torch."""

@@ -1,0 +1,63 @@
+"""The ``prb`` backend: PRB-FPN in torch, letterbox and decode on the model's device."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..base import Detections, check_image
+from ..config import DetectorConfig
+from ..devices import resolve_device
+from ..letterbox import Letterbox
+from ..postprocess import select, to_detections
+from .network import PRBNet
+from .variants import load_spec
+from .weights import load_weights, read_spec
+
+
+class PRBDetector:
+    """``config.weights`` (a .safetensors from convert_prb) is loaded strictly into the
+    architecture stored with it (else ``config.architecture``); without weights the
+    network keeps its random initialisation (structure and timing checks only)."""
+
+    def __init__(self, config: DetectorConfig, net: PRBNet | None = None):
+        self.config = config
+        self.device = resolve_device(config.device)
+        if net is None:
+            weights = Path(config.weights) if config.weights is not None else None
+            spec = read_spec(weights) if weights is not None and weights.suffix == ".safetensors" else None
+            net = PRBNet(spec or load_spec(config.architecture))
+            if weights is not None:
+                load_weights(net, weights)
+        self.net = net.eval().to(self.device)
+        self.half = config.half and self.device.type == "cuda"
+        if self.half:
+            self.net.half()
+        self.input_size = config.input_size or int(self.net.yaml.get("input_size", 640))
+        if self.input_size % self.net.max_stride:
+            raise ValueError(f"input_size {self.input_size} is not a multiple of the network's "
+                             f"largest stride {self.net.max_stride}")
+        self.pad_mode = config.pad_mode or "center"
+        self.channel_order = config.channel_order or "rgb"
+        self.input_scale = config.input_scale if config.input_scale is not None else 1.0 / 255.0
+
+    def preprocess(self, image_bgr: np.ndarray) -> tuple[torch.Tensor, Letterbox]:
+        """uint8 HWC goes to the device as is (a quarter of the float bytes); colour
+        order, letterbox and scaling happen there."""
+        box = Letterbox(image_bgr.shape[0], image_bgr.shape[1], self.input_size, self.pad_mode)
+        x = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(self.device, non_blocking=True).permute(2, 0, 1)
+        if self.channel_order == "rgb":
+            x = x.flip(0)
+        x = box.apply(x) * self.input_scale
+        return x[None].to(torch.float16 if self.half else torch.float32), box
+
+    @torch.inference_mode()
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
+        check_image(image_bgr)
+        x, box = self.preprocess(image_bgr)
+        pred = self.net(x)[0]
+        c = self.config
+        chosen = select(pred[:, :4], pred[:, 4], pred[:, 5:], score_threshold=c.score_threshold, nms_iou=c.nms_iou,
+                        max_detections=c.max_detections, classes=c.classes)
+        return to_detections(chosen, box)
