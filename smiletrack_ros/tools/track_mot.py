@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from smiletrack_ros.detection.base import Detections
 from smiletrack_ros.mot.interpolate import InterpolationConfig, interpolate_tracks
 from smiletrack_ros.mot.io import (SCORE_RESCALES, MotFormatError, iter_frames, load_sequence_info, read_detections,
                                    track_rows, write_results)
@@ -56,13 +57,19 @@ def filter_boxes(rows: np.ndarray, min_area: float, max_aspect: float) -> np.nda
     return rows[keep]
 
 
-def build_pipeline(args: argparse.Namespace, frame_rate: float):
+@dataclass
+class Models:
+    detector: Any = None
+    embedder: Any = None
+
+
+def build_pipeline(args: argparse.Namespace, models: Models, frame_rate: float):
     """A fresh Pipeline per sequence (track ids restart at 1 in each file)."""
     from smiletrack_ros.pipeline import Pipeline
     from smiletrack_ros.tracking import SmileTracker, TrackerConfig
 
     config = TrackerConfig.from_preset(args.preset, **parse_overrides(args.set))
-    return Pipeline(args.detector_instance, args.embedder_instance, SmileTracker(config, frame_rate=frame_rate))
+    return Pipeline(models.detector, models.embedder, SmileTracker(config, frame_rate=frame_rate))
 
 
 def load_detector(args: argparse.Namespace):
@@ -82,17 +89,19 @@ def load_embedder(args: argparse.Namespace):
     if args.embedder_weights is None:
         return None
     try:
-        from smiletrack_ros.embedding import Embedder, EmbedderConfig
+        from smiletrack_ros.embedding import Embedder
     except ImportError as err:
         raise SystemExit(f"--embedder-weights needs smiletrack_ros.embedding.Embedder, which is not available: {err}")
-    return Embedder(EmbedderConfig(weights=args.embedder_weights, device=args.device))
+    if args.embedder_weights == "default":
+        return Embedder(device=args.device)
+    return Embedder(weights=args.embedder_weights, device=args.device)
 
 
-def track_sequence(seq_dir: Path, args: argparse.Namespace) -> SequenceRun:
+def track_sequence(seq_dir: Path, args: argparse.Namespace, models: Models) -> SequenceRun:
     info = load_sequence_info(seq_dir)
-    pipeline = build_pipeline(args, info.frame_rate)
+    pipeline = build_pipeline(args, models, info.frame_rate)
     detections = None
-    if args.detector_instance is None:
+    if models.detector is None:
         det_path = Path(args.det_file) if args.det_file else seq_dir / "det" / "det.txt"
         detections = read_detections(det_path, min_score=args.det_min_score, rescale=args.score_rescale)
     rows: list[tuple[float, ...]] = []
@@ -104,14 +113,9 @@ def track_sequence(seq_dir: Path, args: argparse.Namespace) -> SequenceRun:
 
         frames = tqdm(frames, total=max(0, min(stop, info.length + 1) - args.start), desc=info.name, unit="frame",
                       file=sys.stderr)
-    empty = None
+    empty = Detections.empty()
     for frame, image in frames:
-        given = None
-        if detections is not None:
-            if empty is None:
-                from smiletrack_ros.detection.base import Detections
-                empty = Detections.empty()
-            given = detections.get(frame, empty)
+        given = None if detections is None else detections.get(frame, empty)
         result = pipeline.process(image, (frame - 1) / info.frame_rate, detections=given)
         track_ms.append(result.timings["track"])
         rows.extend(track_rows(frame, result.tracks))
@@ -138,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--detector", choices=("onnx", "prb"), help="run a detector instead of reading a det file")
     det.add_argument("--detector-weights", help="detector weights (.onnx / .safetensors)")
     det.add_argument("--detector-score", type=float, default=0.05, help="detector score threshold")
-    p.add_argument("--embedder-weights", help="SLM embedder weights; enables appearance embeddings")
+    p.add_argument("--embedder-weights", help="SLM embedder weights ('default': the shipped ones); "
+                                               "enables appearance embeddings")
     p.add_argument("--device", default="auto", help="device for the models: auto, cpu, cuda[:N]")
     p.add_argument("--start", type=int, default=1, help="first frame (1-based)")
     p.add_argument("--stop", type=int, help="stop before this frame")
@@ -161,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--det-file applies to a single sequence")
     if args.detector and not args.detector_weights:
         parser.error("--detector needs --detector-weights")
+    if args.detector and args.det_file:
+        parser.error("--detector and --det-file are alternatives: give one")
     try:
-        args.detector_instance = load_detector(args)
-        args.embedder_instance = load_embedder(args)
+        models = Models(load_detector(args), load_embedder(args))
         runs = []
         for seq_dir in args.sequences:
-            run = track_sequence(seq_dir, args)
+            run = track_sequence(seq_dir, args, models)
             write_results(args.out / f"{run.name}.txt", run.rows)
             ms = np.asarray(run.track_ms) if run.track_ms else np.zeros(1)
             print(f"{run.name}: {run.frames} frames, {len(run.rows)} boxes, {len(np.unique(run.rows[:, 1]))} tracks, "
