@@ -1,0 +1,8 @@
+"""SMILEtrack association core: pure numpy/scipy (OpenCV only for optional
+camera-motion compensation, imported lazily). No torch, no ROS."""
+from .config import PRESETS, ConfigError, TrackerConfig
+from .inputs import InputError
+from .tracker import SmileTracker
+from .tracks import TrackOutput, TrackState
+
+__all__ = ["PRESETS", "ConfigError", "InputError", "SmileTracker", "TrackOutput", "TrackState", "TrackerConfig"]

@@ -1,0 +1,87 @@
+"""Per-track appearance: latest feature, EMA feature, and a capped feature bank.
+
+Stored as stacked arrays (row i = track i of the tracker's table) so that
+similarities for all tracks are a few matrix products. The bank of each track
+is a ring buffer of at most ``bank_size`` L2-normalised features; its
+similarity to a detection is the MAX over the entries present (the paper's
+multi-template similarity). The embedding dimension is fixed by the first
+embeddings seen.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class AppearanceStore:
+    def __init__(self, bank_size: int, ema_momentum: float) -> None:
+        self.bank_size = bank_size
+        self.ema_momentum = ema_momentum
+        self.dim: int | None = None
+        self._alloc(0, 1)
+
+    def _alloc(self, n: int, dim: int) -> None:
+        self.last = np.zeros((n, dim), np.float32)
+        self.ema = np.zeros((n, dim), np.float32)
+        self.has = np.zeros(n, bool)
+        self.bank = np.zeros((n, self.bank_size, dim), np.float32)
+        self.count = np.zeros(n, np.int64)  # features recorded in the bank (<= bank_size)
+        self.next_slot = np.zeros(n, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.has)
+
+    def adopt_dim(self, dim: int) -> None:
+        """Fix the embedding width on first use (no track holds a feature yet)."""
+        if self.dim is None:
+            self.dim = dim
+            self._alloc(len(self), dim)
+
+    def append(self, n: int, features: np.ndarray | None, valid: np.ndarray | None) -> None:
+        """Add rows for ``n`` new tracks, seeded with their (valid) features."""
+        old = len(self)
+        dim = self.last.shape[1]
+        self.last = np.concatenate([self.last, np.zeros((n, dim), np.float32)])
+        self.ema = np.concatenate([self.ema, np.zeros((n, dim), np.float32)])
+        self.has = np.concatenate([self.has, np.zeros(n, bool)])
+        self.bank = np.concatenate([self.bank, np.zeros((n, self.bank_size, dim), np.float32)])
+        self.count = np.concatenate([self.count, np.zeros(n, np.int64)])
+        self.next_slot = np.concatenate([self.next_slot, np.zeros(n, np.int64)])
+        if features is not None:
+            self.update(np.arange(old, old + n), features, valid)
+
+    def keep(self, rows: np.ndarray) -> None:
+        for name in ("last", "ema", "has", "bank", "count", "next_slot"):
+            setattr(self, name, getattr(self, name)[rows])
+
+    def update(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray) -> None:
+        """Record matched detections' features; rows whose feature is invalid keep theirs.
+
+        A track's first feature fills every bank slot: copies do not change a
+        maximum, so similarities need no mask for slots not yet written."""
+        rows, features = rows[valid], features[valid]
+        if len(rows) == 0:
+            return
+        fresh = ~self.has[rows]
+        blended = self.ema_momentum * self.ema[rows] + (1.0 - self.ema_momentum) * features
+        blended /= np.maximum(np.linalg.norm(blended, axis=1, keepdims=True), 1e-12)
+        self.ema[rows] = np.where(fresh[:, None], features, blended)
+        self.last[rows] = features
+        self.has[rows] = True
+        self.bank[rows[fresh]] = features[fresh][:, None, :]
+        old = rows[~fresh]
+        self.bank[old, self.next_slot[old]] = features[~fresh]
+        self.next_slot[rows] = (self.next_slot[rows] + 1) % self.bank_size
+        self.count[rows] = np.minimum(self.count[rows] + 1, self.bank_size)
+
+    def similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
+                   which: str) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarity of tracks ``rows`` ("last" or "ema" feature) to
+        detections -> (similarity (R, N), pair has appearance (R, N))."""
+        track_feats = self.last[rows] if which == "last" else self.ema[rows]
+        return track_feats @ features.T, self.has[rows][:, None] & valid[None, :]
+
+    def bank_similarity(self, rows: np.ndarray, features: np.ndarray,
+                        valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Max cosine similarity over each track's bank -> (R, N) and pair validity."""
+        sims = np.matmul(self.bank[rows], features.T).max(axis=1)
+        return sims, self.has[rows][:, None] & valid[None, :]

@@ -1,0 +1,98 @@
+"""Checking and cleaning one frame of tracker input.
+
+Shape errors (arrays that disagree on N, wrong widths, a timestamp going
+backwards) raise ``InputError`` before the tracker changes any state. Bad
+*rows* are not errors: a box or score that is not finite, a box with zero or
+negative size, or coordinates beyond ``MAX_COORDINATE`` is dropped and counted
+in ``FrameInput.rejected``; scores are clipped to [0, 1]; an embedding row that
+is not finite or has zero norm only means "no appearance" for that detection.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Larger coordinates cannot come from a camera and would overflow areas/covariances.
+MAX_COORDINATE = 1e6
+
+
+class InputError(ValueError):
+    """The arrays given to ``SmileTracker.update`` cannot be used as they are."""
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """The usable detections of one frame; ``index`` maps rows back to the caller's arrays."""
+
+    boxes: np.ndarray  # (N, 4) float64 x1, y1, x2, y2
+    scores: np.ndarray  # (N,) float64 in [0, 1]
+    class_ids: np.ndarray  # (N,) int64
+    features: np.ndarray | None  # (N, D) float32, unit rows (zeros where invalid)
+    feature_valid: np.ndarray  # (N,) bool
+    index: np.ndarray  # (N,) int64
+    rejected: int
+    timestamp: float | None
+
+
+def _as_array(name: str, value: object, dtype: type) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: cannot be read as a numeric array ({exc})") from exc
+
+
+def read_frame(boxes: object, scores: object, class_ids: object = None, embeddings: object = None,
+               timestamp: float | None = None, previous_timestamp: float | None = None,
+               feature_dim: int | None = None) -> FrameInput:
+    boxes = _as_array("boxes", boxes, np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InputError(f"boxes: expected shape (N, 4), got {boxes.shape}")
+    n = len(boxes)
+    scores = _as_array("scores", scores, np.float64)
+    if scores.ndim != 1:
+        raise InputError(f"scores: expected shape (N,), got {scores.shape}")
+    if len(scores) != n:
+        raise InputError(f"scores has {len(scores)} entries but boxes has {n} rows")
+    if class_ids is None:
+        classes = np.zeros(n, np.float64)
+    else:
+        classes = _as_array("class_ids", class_ids, np.float64)
+        if classes.ndim != 1 or len(classes) != n:
+            raise InputError(f"class_ids: expected shape ({n},) to match boxes, got {classes.shape}")
+    features = None
+    if embeddings is not None:
+        features = _as_array("embeddings", embeddings, np.float64)
+        if features.ndim != 2 or len(features) != n or features.shape[1] < 1:
+            raise InputError(f"embeddings: expected shape ({n}, D) to match boxes, got {features.shape}")
+        if feature_dim is not None and features.shape[1] != feature_dim:
+            raise InputError(f"embeddings have {features.shape[1]} columns but this tracker's "
+                             f"tracks use {feature_dim}; call reset() to change models")
+    if timestamp is not None:
+        if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(timestamp):
+            raise InputError(f"timestamp: must be a finite number of seconds, got {timestamp!r}")
+        timestamp = float(timestamp)
+        if previous_timestamp is not None and timestamp < previous_timestamp:
+            raise InputError(f"timestamp went backwards ({timestamp} < {previous_timestamp}); "
+                             "call reset() when a stream restarts")
+
+    sizes_ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    ok = (np.isfinite(boxes).all(axis=1) & (np.abs(boxes) <= MAX_COORDINATE).all(axis=1) & sizes_ok
+          & np.isfinite(scores) & np.isfinite(classes))
+    index = np.flatnonzero(ok)
+    feature_valid = np.zeros(len(index), bool)
+    if features is not None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            features = features[index]
+            norms = np.linalg.norm(features, axis=1)
+            feature_valid = np.isfinite(features).all(axis=1) & np.isfinite(norms) & (norms > 0)
+            safe = np.where(feature_valid[:, None], features, 0.0)
+            features = (safe / np.where(feature_valid, norms, 1.0)[:, None]).astype(np.float32)
+    return FrameInput(boxes=boxes[index], scores=np.clip(scores[index], 0.0, 1.0),
+                      class_ids=classes[index].astype(np.int64), features=features,
+                      feature_valid=feature_valid, index=index, rejected=int(n - len(index)),
+                      timestamp=timestamp)

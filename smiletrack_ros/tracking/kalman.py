@@ -1,0 +1,100 @@
+"""Constant-velocity Kalman filter over stacked track states.
+
+State per track: (cx, cy, a, h, vcx, vcy, va, vh) with a = w/h, as in ByteTrack,
+whose noise model (standard deviations proportional to the box height) this
+follows. Time is measured in frames at the tracker's nominal frame rate, so a
+step of ``dt`` frames scales the transition and the process noise. All
+functions take (T, 8) means and (T, 8, 8) covariances and return new arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+STD_POSITION = 1.0 / 20
+STD_VELOCITY = 1.0 / 160
+# Floors keep the filter well-conditioned for boxes that shrink towards zero.
+MIN_HEIGHT = 1e-3
+MIN_ASPECT = 1e-3
+
+
+def initiate(measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """New tracks from (N, 4) xyah measurements: zero velocity, wide uncertainty."""
+    n = len(measurements)
+    mean = np.zeros((n, 8))
+    mean[:, :4] = measurements
+    h = measurements[:, 3]
+    std = np.stack([2 * STD_POSITION * h, 2 * STD_POSITION * h, np.full(n, 1e-2), 2 * STD_POSITION * h,
+                    10 * STD_VELOCITY * h, 10 * STD_VELOCITY * h, np.full(n, 1e-5), 10 * STD_VELOCITY * h],
+                   axis=1)
+    cov = np.zeros((n, 8, 8))
+    idx = np.arange(8)
+    cov[:, idx, idx] = std ** 2
+    return mean, cov
+
+
+def predict(mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One constant-velocity step of ``dt`` frames for every track at once."""
+    n = len(mean)
+    h = mean[:, 3]
+    std = np.stack([STD_POSITION * h, STD_POSITION * h, np.full(n, 1e-2), STD_POSITION * h,
+                    STD_VELOCITY * h, STD_VELOCITY * h, np.full(n, 1e-5), STD_VELOCITY * h], axis=1)
+    transition = np.eye(8)
+    transition[:4, 4:] = dt * np.eye(4)
+    new_mean = mean @ transition.T
+    new_cov = transition @ cov @ transition.T
+    idx = np.arange(8)
+    new_cov[:, idx, idx] += dt * std ** 2
+    new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
+    new_mean[:, 3] = np.maximum(new_mean[:, 3], MIN_HEIGHT)
+    return new_mean, new_cov
+
+
+def project(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted measurement (T, 4) and its innovation covariance (T, 4, 4)."""
+    h = mean[:, 3]
+    std = np.stack([STD_POSITION * h, STD_POSITION * h, np.full(len(h), 1e-1), STD_POSITION * h], axis=1)
+    innovation_cov = cov[:, :4, :4].copy()
+    idx = np.arange(4)
+    innovation_cov[:, idx, idx] += std ** 2
+    return mean[:, :4], innovation_cov
+
+
+def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Correct each track (row i) with its measurement (row i, xyah)."""
+    projected, innovation_cov = project(mean, cov)
+    # K^T = S^-1 (H P); S is symmetric so one batched solve gives the gain.
+    gain = np.linalg.solve(innovation_cov, cov[:, :4, :]).transpose(0, 2, 1)
+    innovation = measurements - projected
+    new_mean = mean + np.einsum("tij,tj->ti", gain, innovation)
+    new_cov = cov - gain @ innovation_cov @ gain.transpose(0, 2, 1)
+    new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
+    new_mean[:, 3] = np.maximum(new_mean[:, 3], MIN_HEIGHT)
+    return new_mean, new_cov
+
+
+def squared_mahalanobis(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance of every (N, 4) xyah measurement to every track -> (T, N)."""
+    projected, innovation_cov = project(mean, cov)
+    diff = measurements[None, :, :] - projected[:, None, :]
+    return np.einsum("tni,tij,tnj->tn", diff, np.linalg.inv(innovation_cov), diff)
+
+
+def warp(mean: np.ndarray, cov: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move states by a 2x3 camera affine (rotation/scale + translation).
+
+    Centre and centre velocity are rotated and scaled; height and its velocity
+    scale by the transform's scale; the aspect ratio is unchanged."""
+    rot = affine[:, :2]
+    scale = float(np.sqrt(abs(np.linalg.det(rot))))
+    m = np.eye(8)
+    m[0:2, 0:2] = rot
+    m[4:6, 4:6] = rot
+    m[3, 3] = m[7, 7] = scale
+    new_mean = mean @ m.T
+    new_mean[:, :2] += affine[:, 2]
+    return new_mean, m @ cov @ m.T
+
+
+def finite_states(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Per-track flag: every number in the state is finite."""
+    return np.isfinite(mean).all(axis=1) & np.isfinite(cov).all(axis=(1, 2))

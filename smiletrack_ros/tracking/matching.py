@@ -1,0 +1,71 @@
+"""Cost matrices for each association stage, and thresholded assignment.
+
+Costs are ``1 - similarity``; ``inf`` marks a pair that may never match (gated,
+other class, outside the motion gate).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost matching with a threshold -> (row indices, column indices).
+
+    Leaving a row or a column unmatched costs ``max_cost / 2`` each, so any pair
+    with cost <= ``max_cost`` is worth matching, and the total over matched and
+    unmatched is minimised (the semantics of lapjv's ``cost_limit`` that
+    ByteTrack uses). Rows and columns without any feasible pair are left out of
+    the solve, which keeps it small."""
+    feasible = cost <= max_cost  # False for nan and inf
+    rows = np.flatnonzero(feasible.any(axis=1))
+    cols = np.flatnonzero(feasible.any(axis=0))
+    if len(rows) == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    r, c = len(rows), len(cols)
+    extended = np.full((r + c, c + r), np.inf)
+    extended[:r, :c] = np.where(feasible, cost, np.inf)[rows][:, cols]
+    np.fill_diagonal(extended[:r, c:], max_cost / 2)
+    np.fill_diagonal(extended[r:, :c], max_cost / 2)
+    extended[r:, c:] = 0.0
+    ri, ci = linear_sum_assignment(extended)
+    real = (ri < r) & (ci < c)
+    return rows[ri[real]], cols[ci[real]]
+
+
+def fused_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarray,
+               alpha: float, gate: float | None) -> np.ndarray:
+    """The paper's cost: 1 - (alpha * IoU + (1 - alpha) * appearance).
+
+    Pairs lacking an embedding on either side fall back to 1 - IoU; pairs whose
+    appearance similarity is below ``gate`` are rejected however high their IoU."""
+    cost = np.where(has_appearance, 1.0 - (alpha * iou + (1.0 - alpha) * appearance), 1.0 - iou)
+    if gate is not None:
+        cost[has_appearance & (appearance < gate)] = np.inf
+    return cost
+
+
+def gated_iou_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarray,
+                   squared_mahalanobis: np.ndarray, motion_lambda: float, maha_gate: float,
+                   gate: float | None) -> np.ndarray:
+    """The public code's stage-1 cost: 1 - IoU, set to 1 (no match under any
+    threshold below 1) where the appearance distance fused with the squared
+    Mahalanobis distance exceeds ``1 - gate``, or the Mahalanobis gate fails."""
+    cost = 1.0 - iou
+    if gate is None:
+        return cost
+    motion_appearance = motion_lambda * (1.0 - appearance) + (1.0 - motion_lambda) * squared_mahalanobis
+    motion_appearance[squared_mahalanobis > maha_gate] = np.inf
+    cost[has_appearance & (motion_appearance > 1.0 - gate)] = 1.0
+    return cost
+
+
+def fuse_score(cost: np.ndarray, scores: np.ndarray, motion_only: np.ndarray) -> np.ndarray:
+    """ByteTrack's score fusion, 1 - IoU * score, for pairs scored by motion only."""
+    return np.where(motion_only, 1.0 - (1.0 - cost) * scores[None, :], cost)
+
+
+def forbid_class_changes(cost: np.ndarray, track_classes: np.ndarray, det_classes: np.ndarray) -> np.ndarray:
+    """Class-aware association: pairs of different classes never match."""
+    cost[track_classes[:, None] != det_classes[None, :]] = np.inf
+    return cost

@@ -1,0 +1,358 @@
+"""SmileTracker: the Similarity Matching Cascade over a stacked track table.
+
+One ``update()`` per frame, in numbered steps:
+ 1. read and clean the input (errors raise before any state changes);
+ 2. predict every track one step (one vectorised Kalman step; lost tracks stop growing);
+ 3. camera-motion compensation (optional);
+ 4. drop boxes scoring < ``min_score``; split high / low (adaptive threshold by default);
+ 5. stage 1: tracked + lost tracks vs high-score boxes;
+ 6. stage 2: still-unmatched tracks vs low-score boxes;
+ 7. unconfirmed (tentative) tracks vs the remaining high-score boxes;
+ 8. apply every match at once (Kalman correction, appearance, counters);
+ 9. unmatched tracked -> lost; unmatched tentative and timed-out lost removed;
+10. new tracks from the remaining high-score boxes;
+11. optional duplicate removal (a tracked and a lost track on one object);
+12. report the confirmed tracks matched in this frame.
+
+Lost tracks are removed once unmatched for longer than ``track_buffer / 30``
+seconds: measured by timestamps when both ends have one, otherwise in frames at
+the tracker's frame rate (``track_buffer * frame_rate / 30`` frames).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kalman
+from .bank import AppearanceStore
+from .config import TrackerConfig
+from .geometry import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
+from .inputs import FrameInput, InputError, read_frame
+from .matching import assign, forbid_class_changes, fuse_score, fused_cost, gated_iou_cost
+from .tracks import TrackOutput, TrackState, TrackTable
+
+LOG = logging.getLogger(__name__)
+_TIME_EPS = 1e-6
+
+TRACKED, LOST, TENTATIVE = int(TrackState.TRACKED), int(TrackState.LOST), int(TrackState.TENTATIVE)
+_STATES = {int(state): state for state in TrackState}
+
+
+@dataclass
+class _Matches:
+    """Matches gathered over the stages: table rows, detection rows, similarity used."""
+
+    rows: list[np.ndarray]
+    dets: list[np.ndarray]
+    sims: list[np.ndarray]
+
+    def add(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray) -> None:
+        self.rows.append(rows)
+        self.dets.append(dets)
+        self.sims.append(sims)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.concatenate(self.rows), np.concatenate(self.dets), np.concatenate(self.sims)
+
+
+def _others(items: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """``items`` without the entries at positions ``taken``."""
+    keep = np.ones(len(items), bool)
+    keep[taken] = False
+    return items[keep]
+
+
+class SmileTracker:
+    """Multi-object tracker; see the module docstring for the per-frame steps.
+
+    After each ``update()``, ``last_rejected`` holds how many input rows were
+    dropped as unusable (non-finite or non-positive-size boxes, non-finite
+    scores or class ids) and ``last_missing_appearance`` how many kept rows had
+    no usable embedding."""
+
+    def __init__(self, config: TrackerConfig | None = None, frame_rate: float = 30.0) -> None:
+        if isinstance(frame_rate, bool) or not isinstance(frame_rate, (int, float)) or \
+                not np.isfinite(frame_rate) or frame_rate <= 0:
+            raise InputError(f"frame_rate: must be a positive number of frames per second, got {frame_rate!r}")
+        self.config = config if config is not None else TrackerConfig()
+        self.frame_rate = float(frame_rate)
+        self.lost_timeout_s = self.config.track_buffer / 30.0
+        self.lost_timeout_frames = max(1, int(round(self.config.track_buffer * self.frame_rate / 30.0)))
+        self._camera = None
+        self._warned: set[str] = set()
+        self.reset()
+
+    def reset(self, restart_ids: bool = True) -> None:
+        """Forget every track (a new sequence). IDs restart at 1 unless ``restart_ids`` is False."""
+        self._tracks = TrackTable()
+        self._appearance = AppearanceStore(self.config.bank_size, self.config.ema_momentum)
+        self._frame_id = 0
+        self._last_timestamp: float | None = None
+        if restart_ids or not hasattr(self, "_next_id"):
+            self._next_id = 1
+        if self._camera is not None:
+            self._camera.reset()
+        self.last_rejected = 0
+        self.last_missing_appearance = 0
+
+    @property
+    def frame_count(self) -> int:
+        return self._frame_id
+
+    # ------------------------------------------------------------------ update
+    def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None = None,
+               embeddings: np.ndarray | None = None, image: np.ndarray | None = None,
+               timestamp: float | None = None) -> list[TrackOutput]:
+        cfg = self.config
+        # 1. Input.
+        frame = read_frame(boxes, scores, class_ids, embeddings if cfg.use_appearance else None,
+                           timestamp, self._last_timestamp, self._appearance.dim)
+        self._check_image(image)
+        if cfg.use_appearance and embeddings is None:
+            self._warn_once("no-embeddings", "no embeddings given: association uses motion only")
+        if frame.features is not None:
+            self._appearance.adopt_dim(frame.features.shape[1])
+        self.last_rejected = frame.rejected
+        self.last_missing_appearance = int((~frame.feature_valid).sum()) if frame.features is not None else 0
+        self._frame_id += 1
+        dt = self._elapsed_frames(frame.timestamp)
+        if frame.timestamp is not None:
+            self._last_timestamp = frame.timestamp
+
+        # 2.-3. Motion.
+        self._predict(dt)
+        if cfg.cmc and image is not None:
+            self._compensate_camera(image, frame.boxes)
+
+        # 4. Score bands.
+        kept = np.flatnonzero(frame.scores >= cfg.min_score)
+        high_threshold = self._high_threshold(frame.scores[kept])
+        is_high = frame.scores[kept] >= high_threshold
+        high, low = kept[is_high], kept[~is_high]
+        det_xyah = xyxy_to_xyah(frame.boxes)
+        track_boxes = xyah_to_xyxy(self._tracks.mean) if len(self._tracks) else np.zeros((0, 4))
+
+        state = self._tracks.state
+        matches = _Matches([], [], [])
+        # 5. Stage 1.
+        pool = np.flatnonzero(state != TENTATIVE)
+        r, d, s = self._match(pool, high, frame, track_boxes, det_xyah, "stage1")
+        matches.add(pool[r], high[d], s)
+        unmatched_pool, unmatched_high = _others(pool, r), _others(high, d)
+        # 6. Stage 2.
+        second = unmatched_pool if cfg.stage2_includes_lost else unmatched_pool[state[unmatched_pool] == TRACKED]
+        r, d, s = self._match(second, low, frame, track_boxes, det_xyah, "stage2")
+        matches.add(second[r], low[d], s)
+        # 7. Unconfirmed tracks.
+        tentative = np.flatnonzero(state == TENTATIVE)
+        r, d, s = self._match(tentative, unmatched_high, frame, track_boxes, det_xyah, "unconfirmed")
+        matches.add(tentative[r], unmatched_high[d], s)
+        unmatched_high = _others(unmatched_high, d)
+
+        # 8. Apply matches.
+        rows, dets, sims = matches.arrays()
+        self._apply_matches(rows, dets, sims, frame, det_xyah)
+        # 9. Lost and removed.
+        self._retire(frame.timestamp)
+        # 10. Births.
+        new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
+        self._birth(unmatched_high[frame.scores[unmatched_high] >= new_threshold], frame, det_xyah)
+        # 11. Duplicates.
+        if cfg.remove_duplicates:
+            self._remove_duplicates()
+        # 12. Output.
+        t = self._tracks
+        return self._outputs(np.flatnonzero((t.state == TRACKED) & (t.since_update == 0)))
+
+    def live_tracks(self) -> list[TrackOutput]:
+        """Every live track, tentative and lost included."""
+        return self._outputs(np.arange(len(self._tracks)))
+
+    # ------------------------------------------------------------ step helpers
+    def _check_image(self, image: np.ndarray | None) -> None:
+        if image is None:
+            if self.config.cmc:
+                self._warn_once("no-image", "camera-motion compensation is on but no image was given")
+            return
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or \
+                not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)) or min(image.shape[:2]) < 1:
+            raise InputError(f"image: expected an HxWx3 (BGR) or HxW uint8 array, got "
+                             f"{getattr(image, 'dtype', type(image).__name__)} {np.shape(image)}")
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            LOG.warning("SmileTracker: %s", message)
+
+    def _elapsed_frames(self, timestamp: float | None) -> float:
+        """Prediction step length in nominal frames: from timestamps when known."""
+        if timestamp is None or self._last_timestamp is None:
+            return 1.0
+        return (timestamp - self._last_timestamp) * self.frame_rate
+
+    def _predict(self, dt: float) -> None:
+        t = self._tracks
+        if len(t) == 0:
+            return
+        # As ByteTrack: a lost track keeps moving but stops growing or shrinking.
+        t.mean[t.state == LOST, 7] = 0.0
+        t.mean, t.cov = kalman.predict(t.mean, t.cov, dt)
+        t.age += 1
+        t.since_update += 1
+
+    def _compensate_camera(self, image: np.ndarray, det_boxes: np.ndarray) -> None:
+        if self._camera is None:
+            from .cmc import CameraMotionEstimator
+
+            self._camera = CameraMotionEstimator(self.config.cmc_downscale)
+        affine = self._camera.estimate(image, det_boxes)
+        if len(self._tracks):
+            self._tracks.mean, self._tracks.cov = kalman.warp(self._tracks.mean, self._tracks.cov, affine)
+
+    def _high_threshold(self, scores: np.ndarray) -> float:
+        """Fixed, or the paper's adaptive one: the mean score of the higher half."""
+        if self.config.high_threshold is not None:
+            return self.config.high_threshold
+        if len(scores) == 0:
+            return 1.0
+        ranked = np.sort(scores)[::-1]
+        return float(ranked[: (len(ranked) + 1) // 2].mean())
+
+    def _match(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput, track_boxes: np.ndarray,
+               det_xyah: np.ndarray, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Assign table ``rows`` to detection ``dets`` for one stage -> (row positions,
+        det positions, appearance similarity used or nan)."""
+        empty = np.zeros(0, np.intp)
+        if len(rows) == 0 or len(dets) == 0:
+            return empty, empty, np.zeros(0)
+        cost, similarity, threshold = self._stage_cost(stage, rows, dets, frame, track_boxes, det_xyah)
+        if self.config.class_aware:
+            cost = forbid_class_changes(cost, self._tracks.class_id[rows], frame.class_ids[dets])
+        r, d = assign(cost, threshold)
+        return r, d, similarity[r, d]
+
+    def _stage_cost(self, stage: str, rows: np.ndarray, dets: np.ndarray, frame: FrameInput,
+                    track_boxes: np.ndarray, det_xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Cost matrix, appearance-similarity matrix (nan where unused) and threshold."""
+        cfg = self.config
+        iou = iou_matrix(track_boxes[rows], frame.boxes[dets])
+        no_appearance = np.full(iou.shape, np.nan)
+        appearance_on = frame.features is not None and (
+            stage == "stage1" or (stage == "stage2" and cfg.stage2_appearance == "bank")
+            or (stage == "unconfirmed" and cfg.unconfirmed_appearance))
+        threshold = {"stage1": cfg.stage1_match_threshold, "stage2": cfg.stage2_match_threshold,
+                     "unconfirmed": cfg.unconfirmed_match_threshold}[stage]
+        if not appearance_on:
+            cost = 1.0 - iou
+            if cfg.fuse_score and stage != "stage2":
+                cost = fuse_score(cost, frame.scores[dets], np.ones(iou.shape, bool))
+            return cost, no_appearance, threshold
+        feats, valid = frame.features[dets], frame.feature_valid[dets]
+        if stage == "stage2":
+            sim, has = self._appearance.bank_similarity(rows, feats, valid)
+        else:
+            sim, has = self._appearance.similarity(rows, feats, valid, cfg.track_feature)
+        if stage == "stage1" and cfg.stage1_cost == "gated_iou":
+            maha = kalman.squared_mahalanobis(self._tracks.mean[rows], self._tracks.cov[rows], det_xyah[dets])
+            cost = gated_iou_cost(iou, sim, has, maha, cfg.motion_fusion_lambda, cfg.mahalanobis_gate,
+                                  cfg.appearance_gate)
+        else:
+            cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate)
+        if cfg.fuse_score and stage != "stage2":
+            cost = fuse_score(cost, frame.scores[dets], ~has)
+        return cost, np.where(has, sim, np.nan), threshold
+
+    def _apply_matches(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray, frame: FrameInput,
+                       det_xyah: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        t = self._tracks
+        t.mean[rows], t.cov[rows] = kalman.update(t.mean[rows], t.cov[rows], det_xyah[dets])
+        t.state[rows] = TRACKED
+        t.hits[rows] += 1
+        t.since_update[rows] = 0
+        t.last_frame[rows] = self._frame_id
+        t.last_time[rows] = np.nan if frame.timestamp is None else frame.timestamp
+        t.score[rows] = frame.scores[dets]
+        t.class_id[rows] = frame.class_ids[dets]
+        t.similarity[rows] = sims
+        t.detection_index[rows] = frame.index[dets]
+        if frame.features is not None:
+            self._appearance.update(rows, frame.features[dets], frame.feature_valid[dets])
+
+    def _retire(self, timestamp: float | None) -> None:
+        """Unmatched tracked -> lost; drop unconfirmed misses, timed-out lost tracks,
+        and any track whose state stopped being finite."""
+        t = self._tracks
+        unmatched = t.since_update > 0
+        t.detection_index[unmatched] = -1
+        t.state[unmatched & (t.state == TRACKED)] = LOST
+        if timestamp is not None:
+            elapsed_s = timestamp - t.last_time
+            timed_out = np.where(np.isnan(elapsed_s), self._frame_id - t.last_frame > self.lost_timeout_frames,
+                                 elapsed_s > self.lost_timeout_s + _TIME_EPS)
+        else:
+            timed_out = self._frame_id - t.last_frame > self.lost_timeout_frames
+        drop = (unmatched & (t.state == TENTATIVE)) | ((t.state == LOST) & timed_out)
+        drop |= ~kalman.finite_states(t.mean, t.cov)
+        if drop.any():
+            self._keep(np.flatnonzero(~drop))
+
+    def _keep(self, rows: np.ndarray) -> None:
+        self._tracks.keep(rows)
+        self._appearance.keep(rows)
+
+    def _birth(self, dets: np.ndarray, frame: FrameInput, det_xyah: np.ndarray) -> None:
+        n = len(dets)
+        if n == 0:
+            return
+        mean, cov = kalman.initiate(det_xyah[dets])
+        first = self._frame_id == 1 and self.config.activate_first_frame
+        ids = np.empty(n, object)
+        ids[:] = range(self._next_id, self._next_id + n)
+        self._next_id += n
+        self._tracks.append(
+            ids=ids, mean=mean, cov=cov, state=np.full(n, TRACKED if first else TENTATIVE, np.int8),
+            class_id=frame.class_ids[dets], score=frame.scores[dets], age=np.ones(n, np.int64),
+            hits=np.ones(n, np.int64), since_update=np.zeros(n, np.int64),
+            start_frame=np.full(n, self._frame_id, np.int64), last_frame=np.full(n, self._frame_id, np.int64),
+            last_time=np.full(n, np.nan if frame.timestamp is None else frame.timestamp),
+            similarity=np.full(n, np.nan), detection_index=frame.index[dets])
+        features = None if frame.features is None else frame.features[dets]
+        self._appearance.append(n, features, None if features is None else frame.feature_valid[dets])
+
+    def _remove_duplicates(self) -> None:
+        """A tracked and a lost track on the same object (IoU distance below the
+        limit): keep the one followed for longer."""
+        t = self._tracks
+        active = np.flatnonzero(t.state != LOST)
+        lost = np.flatnonzero(t.state == LOST)
+        if len(active) == 0 or len(lost) == 0:
+            return
+        boxes = xyah_to_xyxy(t.mean)
+        close = 1.0 - iou_matrix(boxes[active], boxes[lost]) < self.config.duplicate_iou_distance
+        if self.config.class_aware:
+            close &= t.class_id[active][:, None] == t.class_id[lost][None, :]
+        a, b = np.nonzero(close)
+        if len(a) == 0:
+            return
+        span = t.last_frame - t.start_frame
+        active_longer = span[active[a]] > span[lost[b]]
+        drop = np.union1d(lost[b[active_longer]], active[a[~active_longer]])
+        self._keep(np.setdiff1d(np.arange(len(t)), drop))
+
+    def _outputs(self, rows: np.ndarray) -> list[TrackOutput]:
+        t = self._tracks
+        boxes = xyah_to_xyxy(t.mean[rows])
+        boxes.flags.writeable = False
+        velocity = (t.mean[rows, 4:6] * self.frame_rate).tolist()
+        columns = zip(t.ids[rows].tolist(), t.score[rows].tolist(), t.class_id[rows].tolist(),
+                      t.state[rows].tolist(), t.age[rows].tolist(), t.hits[rows].tolist(),
+                      t.since_update[rows].tolist(), t.similarity[rows].tolist(), t.detection_index[rows].tolist())
+        return [
+            TrackOutput(track_id=track_id, box=boxes[k], score=score, class_id=class_id, state=_STATES[state],
+                        age=age, hits=hits, frames_since_update=since, velocity=tuple(velocity[k]),
+                        appearance_similarity=similarity, detection_index=index)
+            for k, (track_id, score, class_id, state, age, hits, since, similarity, index) in enumerate(columns)]

@@ -1,0 +1,73 @@
+"""Track states, the per-track output record, and the stacked track table."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+
+class TrackState(IntEnum):
+    TENTATIVE = 0  # born last frame, not yet confirmed by a second detection
+    TRACKED = 1
+    LOST = 2  # confirmed, currently unmatched; kept until the lost timeout
+
+
+@dataclass(frozen=True, eq=False)
+class TrackOutput:
+    """One track as the tracker sees it after an ``update()``.
+
+    ``box`` is the Kalman estimate (x1, y1, x2, y2): corrected on matched
+    frames, predicted otherwise. ``velocity`` is the box centre's (px/s).
+    ``appearance_similarity`` is the appearance score the matching stage used
+    for its last match (nan when that stage used none, or an embedding was
+    missing). ``detection_index`` indexes the arrays passed to this frame's
+    ``update()`` (-1 when the track was not matched in this frame)."""
+
+    track_id: int
+    box: np.ndarray
+    score: float
+    class_id: int
+    state: TrackState
+    age: int
+    hits: int
+    frames_since_update: int
+    velocity: tuple[float, float]
+    appearance_similarity: float
+    detection_index: int
+
+
+@dataclass
+class TrackTable:
+    """Every live track as one row of stacked arrays (structure of arrays), so
+    prediction, costs and updates are vector operations over all tracks."""
+
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # Python ints: never wrap
+    mean: np.ndarray = field(default_factory=lambda: np.zeros((0, 8)))
+    cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 8, 8)))
+    state: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    class_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    score: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    age: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    hits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    since_update: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    start_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    last_time: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nan: no timestamp
+    similarity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    detection_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    COLUMNS = ("ids", "mean", "cov", "state", "class_id", "score", "age", "hits", "since_update",
+               "start_frame", "last_frame", "last_time", "similarity", "detection_index")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def append(self, **columns: np.ndarray) -> None:
+        """Add rows; every column must be given."""
+        for name in self.COLUMNS:
+            setattr(self, name, np.concatenate([getattr(self, name), columns[name]]))
+
+    def keep(self, rows: np.ndarray) -> None:
+        for name in self.COLUMNS:
+            setattr(self, name, getattr(self, name)[rows])
