@@ -17,10 +17,10 @@ def periodic_noise(shape: tuple[int, int], rng: np.random.Generator, exponent: f
     return noise / max(float(noise.std()), 1e-9)
 
 
-def _periodic_columns(world_width: int, target_spacing: float) -> tuple[int, float]:
-    """A column count and spacing that tile ``world_width`` exactly (keeps the wrap seamless)."""
+def _periodic_spacing(world_width: int, target_spacing: float) -> float:
+    """A spacing that tiles ``world_width`` a whole number of times (keeps the wrap seamless)."""
     count = max(1, int(round(world_width / max(target_spacing, 1.0))))
-    return count, world_width / count
+    return world_width / count
 
 
 def make_background(world_width: int, height: int, horizon_y: int, rng: np.random.Generator) -> np.ndarray:
@@ -36,7 +36,7 @@ def make_background(world_width: int, height: int, horizon_y: int, rng: np.rando
     canvas += (14.0 * coarse + 6.0 * fine)[:, :, None]
 
     # Windows: a periodic grid on the facade.
-    count, spacing = _periodic_columns(world_width, rng.uniform(0.08, 0.14) * world_width)
+    spacing = _periodic_spacing(world_width, rng.uniform(0.08, 0.14) * world_width)
     win_w = spacing * rng.uniform(0.35, 0.55)
     rows = max(1, int(horizon_y // max(spacing * 0.9, 8)))
     row_pitch = horizon_y / rows
@@ -51,7 +51,7 @@ def make_background(world_width: int, height: int, horizon_y: int, rng: np.rando
     facade[window] = glass + 10.0 * fine[:horizon_y][window][:, None]
 
     # Paving: joints between slabs, denser towards the horizon (a hint of perspective).
-    _, slab = _periodic_columns(world_width, rng.uniform(0.05, 0.09) * world_width)
+    slab = _periodic_spacing(world_width, rng.uniform(0.05, 0.09) * world_width)
     ground = canvas[horizon_y:]
     depth = (np.arange(height - horizon_y) + 1.0) / (height - horizon_y)
     joint_cols = (xs % slab) < 2.0

@@ -1,0 +1,193 @@
+"""Read and write rosbag2 files (mcap or sqlite3) with the pure-Python rosbags library.
+
+Readers accept a bag folder (with metadata.yaml) or a single .mcap/.db3 file and
+use the definitions the bag embeds, falling back to ``build_typestore()``.
+Messages come out in log-time order; writers log each message at its header
+stamp.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+import numpy as np
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2.errors import ReaderError, WriterError
+from rosbags.typesys.store import Typestore
+
+from smiletrack_ros.bags.messages import (DETECTION_ARRAY, IMAGE, IMAGE_TYPES, TRACK_TYPES, TrackBoxes,
+                                          detections_from_message, detections_message, image_from_message,
+                                          image_message, stamp_to_ns, tracks_from_message, tracks_message)
+from smiletrack_ros.bags.typestore import build_typestore
+from smiletrack_ros.detection.base import Detections
+
+STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be opened or lacks the topic asked for."""
+
+
+class StampedImage(NamedTuple):
+    stamp_ns: int       # header stamp
+    image: np.ndarray   # HxWx3 uint8 BGR
+    frame_id: str
+
+
+class StampedDetections(NamedTuple):
+    stamp_ns: int
+    detections: Detections
+    frame_id: str
+
+
+class StampedTracks(NamedTuple):
+    stamp_ns: int
+    tracks: TrackBoxes
+    frame_id: str
+
+
+class BagWriter:
+    """Writes images, detections and tracks to a new bag; one topic keeps one message type.
+
+    >>> with BagWriter("out/demo_bag") as bag:
+    ...     bag.write_image("/camera/image_raw", stamp_ns, image_bgr)
+    """
+
+    def __init__(self, path: str | Path, storage: str = "mcap", typestore: Typestore | None = None):
+        if storage not in STORAGES:
+            raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
+        self.path = Path(path)
+        self.store = typestore or build_typestore()
+        try:
+            self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
+        except WriterError as err:
+            raise BagError(str(err)) from None
+        self._connections: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> "BagWriter":
+        try:
+            self._writer.open()
+        except WriterError as err:
+            raise BagError(str(err)) from None
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._writer.close()
+
+    def write(self, topic: str, msgtype: str, stamp_ns: int, msg: Any) -> None:
+        connection = self._connections.get(topic)
+        if connection is None:
+            connection = self._writer.add_connection(topic, msgtype, typestore=self.store)
+            self._connections[topic] = connection
+            self.counts[topic] = 0
+        elif connection.msgtype != msgtype:
+            raise BagError(f"topic {topic} already carries {connection.msgtype}, cannot write {msgtype}")
+        self._writer.write(connection, int(stamp_ns), self.store.serialize_cdr(msg, msgtype))
+        self.counts[topic] += 1
+
+    def write_image(self, topic: str, stamp_ns: int, image_bgr: np.ndarray, frame_id: str = "camera") -> None:
+        self.write(topic, IMAGE, stamp_ns, image_message(self.store, image_bgr, stamp_ns, frame_id))
+
+    def write_detections(self, topic: str, stamp_ns: int, detections: Detections, frame_id: str = "camera") -> None:
+        self.write(topic, DETECTION_ARRAY, stamp_ns, detections_message(self.store, detections, stamp_ns, frame_id))
+
+    def write_tracks(self, topic: str, stamp_ns: int, tracks: TrackBoxes | list, frame_id: str = "camera") -> None:
+        """``tracks``: a ``TrackBoxes`` or the tracker's ``TrackOutput`` list."""
+        boxes = tracks if isinstance(tracks, TrackBoxes) else TrackBoxes.from_tracks(tracks)
+        self.write(topic, DETECTION_ARRAY, stamp_ns, tracks_message(self.store, boxes, stamp_ns, frame_id))
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    msgtype: str
+    count: int
+
+
+@dataclass(frozen=True)
+class BagInfo:
+    path: Path
+    topics: tuple[TopicInfo, ...]
+    start_ns: int
+    end_ns: int
+    message_count: int
+
+    def topics_of(self, msgtypes: tuple[str, ...]) -> list[TopicInfo]:
+        return [t for t in self.topics if t.msgtype in msgtypes]
+
+
+def _open(path: str | Path, typestore: Typestore | None) -> AnyReader:
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag not found: {path}")
+    try:
+        reader = AnyReader([path], default_typestore=typestore or build_typestore())
+        reader.open()
+    except (AnyReaderError, ReaderError) as err:
+        raise BagError(f"cannot open bag {path}: {err}") from None
+    return reader
+
+
+def bag_info(path: str | Path) -> BagInfo:
+    reader = _open(path, None)
+    try:
+        topics = tuple(TopicInfo(name, info.msgtype or "?", info.msgcount)
+                       for name, info in sorted(reader.topics.items()))
+        return BagInfo(Path(path), topics, reader.start_time, reader.end_time, reader.message_count)
+    finally:
+        reader.close()
+
+
+def pick_topic(info: BagInfo, msgtypes: tuple[str, ...], topic: str | None, what: str,
+               prefer: str | None = None) -> TopicInfo:
+    """The topic named ``topic`` (checked), else the only one of ``msgtypes``, else the only
+    such topic whose name contains ``prefer``."""
+    if topic is not None:
+        for t in info.topics:
+            if t.name == topic:
+                if t.msgtype not in msgtypes:
+                    raise BagError(f"{topic} in {info.path} is {t.msgtype}, expected one of {msgtypes}")
+                return t
+        raise BagError(f"no topic {topic} in {info.path}; topics: {[t.name for t in info.topics]}")
+    candidates = info.topics_of(msgtypes)
+    if len(candidates) > 1 and prefer:
+        candidates = [t for t in candidates if prefer in t.name] or candidates
+    if len(candidates) != 1:
+        found = [t.name for t in candidates] or "none"
+        raise BagError(f"cannot choose the {what} topic of {info.path} (candidates: {found}); name it")
+    return candidates[0]
+
+
+def _messages(path: str | Path, msgtypes: tuple[str, ...], topic: str | None, what: str,
+              prefer: str | None = None, typestore: Typestore | None = None) -> Iterator[tuple[str, Any]]:
+    chosen = pick_topic(bag_info(path), msgtypes, topic, what, prefer)
+    reader = _open(path, typestore)
+    try:
+        connections = [c for c in reader.connections if c.topic == chosen.name]
+        for connection, _, raw in reader.messages(connections=connections):
+            yield connection.msgtype, reader.deserialize(raw, connection.msgtype)
+    finally:
+        reader.close()
+
+
+def read_images(path: str | Path, topic: str | None = None,
+                typestore: Typestore | None = None) -> Iterator[StampedImage]:
+    """Yield each image of ``topic`` (default: the bag's only image topic) as BGR with its header stamp."""
+    for msgtype, msg in _messages(path, IMAGE_TYPES, topic, "image", typestore=typestore):
+        yield StampedImage(stamp_to_ns(msg.header.stamp), image_from_message(msg, msgtype), msg.header.frame_id)
+
+
+def read_detections(path: str | Path, topic: str | None = None,
+                    typestore: Typestore | None = None) -> Iterator[StampedDetections]:
+    for _, msg in _messages(path, (DETECTION_ARRAY,), topic, "detections", prefer="detect", typestore=typestore):
+        yield StampedDetections(stamp_to_ns(msg.header.stamp), detections_from_message(msg), msg.header.frame_id)
+
+
+def read_tracks(path: str | Path, topic: str | None = None,
+                typestore: Typestore | None = None) -> Iterator[StampedTracks]:
+    """Tracks from a Detection2DArray (with ids) or TrackArray topic (default: the one named *track*)."""
+    for msgtype, msg in _messages(path, TRACK_TYPES, topic, "tracks", prefer="track", typestore=typestore):
+        yield StampedTracks(stamp_to_ns(msg.header.stamp), tracks_from_message(msg, msgtype), msg.header.frame_id)
