@@ -1,0 +1,194 @@
+"""Accuracy: our presets vs BoxMOT peers on the real sequences, same inputs for all.
+
+Per sequence and detection source, detections and embeddings are computed once
+and cached (out/bench/cache/); every tracker then replays that cache, and
+TrackEval (through smiletrack_ros.mot) scores the results.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.suite import models
+from bench.suite.framecache import CachedFrame, FrameCache, load_if_matching
+from bench.suite.measure import progress
+from bench.suite.ours import PRESETS, run_preset
+from bench.suite.peers import PEER_TRACKERS, PeerRun, find_peer_python, peer_note, run_peers
+from bench.suite.report import Report, new_figure
+from bench.suite.settings import SuiteSettings
+
+METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
+SOURCES = ("public", "yolox")
+QUICK_SEQUENCES = ("TUD-Campus", "MOT17-02-FRCNN")
+
+
+@dataclass(frozen=True)
+class Sequence:
+    name: str
+    folder: Path
+    frame_rate: float
+    length: int          # frames evaluated (1..length)
+    format_check: bool   # MOT17-mini: too short for meaningful metrics
+
+
+def discover(shared_dir: Path, quick: bool, max_frames: int | None) -> list[Sequence]:
+    from smiletrack_ros.mot.io import load_sequence_info
+
+    found = []
+    for seqinfo in sorted((shared_dir / "data").glob("**/seqinfo.ini")):
+        folder = seqinfo.parent
+        if not (folder / "gt" / "gt.txt").is_file():
+            continue
+        info = load_sequence_info(folder)
+        images = folder / info.im_dir
+        # MOT17-mini keeps only a few frames of each sequence: evaluate those.
+        length = max(int(p.stem) for p in images.glob(f"*{info.im_ext}")) if images.is_dir() else info.length
+        if max_frames is not None:
+            length = min(length, max_frames)
+        found.append(Sequence(info.name, folder, info.frame_rate, length, "MOT17-mini" in folder.parts))
+    return [s for s in found if not quick or s.name in QUICK_SEQUENCES]
+
+
+class InputMaker:
+    """Detections per source and our embeddings, computed once per sequence and cached."""
+
+    def __init__(self, settings: SuiteSettings, embedder_weights: Path | None):
+        self.settings = settings
+        self.embedder_weights = embedder_weights
+        self._detector = None
+        self._embedder = None
+
+    def detector(self):
+        if self._detector is None:
+            self._detector = models.yolox_detector(self.settings.shared_dir, "cpu")
+        return self._detector
+
+    def embedder(self):
+        if self._embedder is None:
+            self._embedder = models.embedder(self.embedder_weights, self.settings.device)
+        return self._embedder
+
+    def cache(self, seq: Sequence, source: str) -> FrameCache:
+        from smiletrack_ros.detection.base import Detections
+        from smiletrack_ros.mot.io import iter_frames, read_detections
+
+        emb = self.embedder()
+        meta = {"sequence": seq.name, "frames": seq.length, "source": source, "embedder": emb.description,
+                "detector": self.detector().description if source == "yolox" else "det/det.txt"}
+        path = self.settings.out_dir / "cache" / f"{seq.name}__{source}.npz"
+        cached = load_if_matching(path, meta)
+        if cached is not None:
+            return cached
+        public = read_detections(seq.folder / "det" / "det.txt") if source == "public" else None
+        frames = []
+        stream = iter_frames(seq.folder, 1, seq.length + 1)
+        for k, image in progress(stream, seq.length, f"{seq.name}/{source} inputs", self.settings.progress):
+            dets = public.get(k, Detections.empty()) if public is not None else self.detector().model(image)
+            vectors = emb.model(image, dets.boxes) if len(dets) else None
+            frames.append(CachedFrame(k, dets.boxes.astype(np.float32), dets.scores.astype(np.float32),
+                                      dets.class_ids.astype(np.int64), vectors))
+        cache = FrameCache.from_frames(frames, seq.frame_rate, meta)
+        cache.save(path)
+        return cache
+
+
+def _ground_truth(seq: Sequence):
+    from smiletrack_ros.mot.io import read_ground_truth
+
+    gt = read_ground_truth(seq.folder / "gt" / "gt.txt")
+    return gt.select(gt.frames <= seq.length)
+
+
+def _evaluate(seqs: list[Sequence], rows: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    from smiletrack_ros.mot.evaluate import evaluate
+
+    out = {}
+    for group in ([s for s in seqs if not s.format_check], [s for s in seqs if s.format_check]):
+        if group:
+            out.update(evaluate({s.name: (_ground_truth(s), rows[s.name]) for s in group},
+                                {s.name: s.length for s in group}))
+    return out
+
+
+def run(settings: SuiteSettings, embedder_weights: Path | None = None) -> Report:
+    from smiletrack_ros.mot.io import write_results
+
+    report = Report("Accuracy: SMILEtrack presets vs BoxMOT peers", settings.folder("accuracy"))
+    if settings.shared_dir is None:
+        report.text("Skipped: ../shared (sequences and models) not found.")
+        return report
+    seqs = discover(settings.shared_dir, settings.quick, settings.frames)
+    maker = InputMaker(settings, embedder_weights)
+    caches = {(s.name, src): maker.cache(s, src) for s in seqs for src in SOURCES}
+    runs: dict[tuple[str, str], dict[str, np.ndarray]] = {}   # (source, tracker) -> seq -> rows
+    ms: dict[tuple[str, str], list[float]] = {}
+    for (name, src), cache in progress(caches.items(), len(caches), "our presets", settings.progress):
+        for preset in PRESETS:
+            result = run_preset(cache, preset)
+            runs.setdefault((src, preset), {})[name] = result.rows
+            ms.setdefault((src, preset), []).extend(result.ms)
+    trackers = list(PRESETS)
+    notes = [f"Our embedder: {maker.embedder().description}. YOLOX-Nano: {maker.detector().description}."]
+    if settings.peers:
+        python, description = find_peer_python(install=True)
+        if python is None:
+            notes.append(f"Peers skipped: {description}.")
+        else:
+            notes.append(peer_note(description))
+            work = settings.folder("accuracy") / "peers"
+            jobs = [PeerRun(f"{name}__{src}", settings.out_dir / "cache" / f"{name}__{src}.npz", cache.frame_rate,
+                            seq_dir=next(s.folder for s in seqs if s.name == name), rows_dir=work / f"{name}__{src}")
+                    for (name, src), cache in caches.items()]
+            results = run_peers(python, jobs, work)
+            for (name, src) in caches:
+                for peer, res in results[f"{name}__{src}"].items():
+                    if res.error:
+                        notes.append(f"{peer} on {name}/{src} failed: {res.error}")
+                        continue
+                    runs.setdefault((src, peer), {})[name] = np.load(res.rows)
+                    ms.setdefault((src, peer), []).extend(res.ms)
+            trackers += [p for p in PEER_TRACKERS if any((src, p) in runs for src in SOURCES)]
+    report.text("Same detections for every tracker (per source), same embeddings for every appearance "
+                "tracker; default parameters, no per-sequence tuning. TrackEval HOTA/DetA/AssA/MOTA/IDF1 "
+                "in %, IDSW a count; ms = mean update() time per frame (one thread for peers).\n\n"
+                + "\n".join(f"- {n}" for n in notes))
+
+    table, combined = [], []
+    for src in SOURCES:
+        for tracker in trackers:
+            rows = runs.get((src, tracker))
+            if rows is None or len(rows) < len(seqs):
+                continue
+            for s in seqs:
+                write_results(report.folder / "results" / src / tracker / f"{s.name}.txt", rows[s.name])
+            metrics = _evaluate(seqs, rows)
+            mean_ms = float(np.mean(ms[(src, tracker)]))
+            report.data.setdefault(src, {})[tracker] = {"metrics": metrics, "ms_per_frame": mean_ms}
+            for s in seqs:
+                table.append([src, s.name, tracker, *(metrics[s.name][k] for k in METRICS)])
+            key = "COMBINED" if "COMBINED" in metrics else next(s.name for s in seqs if not s.format_check)
+            combined.append([src, tracker, *(metrics[key][k] for k in METRICS), mean_ms])
+    report.table("per sequence", ["source", "sequence", "tracker", *METRICS], table, digits=1)
+    report.table("TUD sequences combined (MOT17-mini excluded: a few frames, format check only)",
+                 ["source", "tracker", *METRICS, "ms/frame"], combined, digits=1)
+    _plot(report, table, seqs, trackers)
+    return report
+
+
+def _plot(report: Report, table: list, seqs: list[Sequence], trackers: list[str]) -> None:
+    shown = [s.name for s in seqs if not s.format_check]
+    for metric in ("HOTA", "IDF1"):
+        col = 3 + METRICS.index(metric)
+        fig, ax = new_figure(9.0, 4.2)
+        groups = [(src, name) for src in SOURCES for name in shown]
+        width = 0.8 / max(len(trackers), 1)
+        for i, tracker in enumerate(trackers):
+            values = [next((r[col] for r in table if r[0] == src and r[1] == name and r[2] == tracker), np.nan)
+                      for src, name in groups]
+            ax.bar(np.arange(len(groups)) + i * width, values, width, label=tracker)
+        ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [f"{n}\n{src}" for src, n in groups])
+        ax.set_ylabel(f"{metric} (%)")
+        ax.legend(fontsize=7, ncol=4)
+        report.figure(fig, f"accuracy_{metric.lower()}", f"{metric} per sequence and detection source")

@@ -1,0 +1,41 @@
+"""The suite's command-line settings, validated once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SUITES = ("accuracy", "speed", "memory", "scaling")
+PRECISIONS = ("fp32", "fp16")
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    out_dir: Path
+    shared_dir: Path | None       # ../shared (data, models); None: suites needing it skip
+    quick: bool = False
+    frames: int | None = None     # override of each suite's frame count
+    peers: bool = True
+    device: str = "cpu"
+    precisions: tuple[str, ...] = ("fp32",)
+    progress: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frames is not None and self.frames < 10:
+            raise ValueError(f"--frames must be >= 10, got {self.frames}")
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad or not self.precisions:
+            raise ValueError(f"--precision must list some of {PRECISIONS}, got {self.precisions}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"--device must be cpu or cuda[:N], got {self.device!r}")
+
+    def folder(self, suite: str) -> Path:
+        path = self.out_dir / suite
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def pick(self, quick: int, full: int) -> int:
+        """A frame count: --frames when given, else the quick or full default."""
+        if self.frames is not None:
+            return self.frames
+        return quick if self.quick else full
