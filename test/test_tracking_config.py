@@ -1,0 +1,68 @@
+"""TrackerConfig: presets, overrides and validation that names the field."""
+import dataclasses
+
+import pytest
+
+from smiletrack_ros.tracking import PRESETS, ConfigError, SmileTracker, TrackerConfig
+
+
+def test_default_is_the_paper_preset():
+    cfg = TrackerConfig()
+    assert cfg == TrackerConfig.from_preset("paper")
+    assert cfg.high_threshold is None  # adaptive split
+    assert (cfg.min_score, cfg.alpha, cfg.appearance_gate) == (0.1, 0.5, 0.7)
+    assert (cfg.bank_size, cfg.track_buffer) == (50, 30)
+    assert cfg.stage2_appearance == "bank" and cfg.stage2_includes_lost
+
+
+def test_presets_differ_where_the_paper_and_the_public_code_differ():
+    official = TrackerConfig.from_preset("official")
+    assert (official.high_threshold, official.new_track_threshold) == (0.5, 0.6)
+    assert official.stage1_cost == "gated_iou" and official.track_feature == "ema"
+    assert official.stage2_appearance == "none" and not official.stage2_includes_lost
+    assert official.fuse_score and official.remove_duplicates and not official.unconfirmed_appearance
+    byte = TrackerConfig.from_preset("bytetrack")
+    assert not byte.use_appearance
+    assert (byte.high_threshold, byte.new_track_threshold, byte.stage1_match_threshold) == (0.6, 0.7, 0.9)
+    assert set(PRESETS) == {"paper", "official", "bytetrack"}
+
+
+def test_overrides_apply_on_top_of_a_preset():
+    cfg = TrackerConfig.from_preset("official", appearance_gate=0.5, class_aware=True)
+    assert cfg.preset == "official" and cfg.appearance_gate == 0.5 and cfg.class_aware
+    assert cfg.stage1_cost == "gated_iou"
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrackerConfig().alpha = 0.3
+
+
+@pytest.mark.parametrize("field, value", [
+    ("alpha", 1.5), ("alpha", "0.5"), ("min_score", -0.1), ("appearance_gate", 2.0),
+    ("high_threshold", 1.2), ("track_buffer", 0), ("track_buffer", 2.5), ("bank_size", 0),
+    ("stage1_cost", "iou"), ("track_feature", "mean"), ("stage2_appearance", "all"),
+    ("class_aware", 1), ("stage1_match_threshold", -1.0), ("cmc_downscale", True),
+])
+def test_invalid_values_raise_config_error_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=rf"^{field}:"):
+        TrackerConfig.from_preset("paper", **{field: value})
+
+
+def test_unknown_preset_and_unknown_field_are_named():
+    with pytest.raises(ConfigError, match="^preset:"):
+        TrackerConfig.from_preset("sort")
+    with pytest.raises(ConfigError, match="^preset:"):
+        TrackerConfig(preset="sort")
+    with pytest.raises(ConfigError, match="^track_thresh:"):
+        TrackerConfig.from_preset("paper", track_thresh=0.5)
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+@pytest.mark.parametrize("rate", [0, -5, float("nan"), "30"])
+def test_bad_frame_rate_is_rejected(rate):
+    with pytest.raises(ValueError, match="frame_rate"):
+        SmileTracker(TrackerConfig(), frame_rate=rate)

@@ -1,0 +1,170 @@
+"""The tracker's building blocks: geometry, batched Kalman filter, costs, assignment, feature bank."""
+import numpy as np
+import pytest
+
+from smiletrack_ros.tracking import kalman
+from smiletrack_ros.tracking.bank import AppearanceStore
+from smiletrack_ros.tracking.geometry import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
+from smiletrack_ros.tracking.matching import assign, fuse_score, fused_cost, gated_iou_cost
+
+
+def test_iou_matrix_values():
+    a = np.array([[0, 0, 10, 10], [0, 0, 20, 20]], float)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [100, 100, 110, 110]], float)
+    np.testing.assert_allclose(iou_matrix(a, b), [[1, 50 / 150, 0], [0.25, 0.25, 0]])
+    assert iou_matrix(a, np.zeros((0, 4))).shape == (2, 0)
+
+
+def test_box_conversion_round_trip():
+    boxes = np.array([[10, 20, 50, 120], [0.5, 1.5, 3.0, 9.5]])
+    xyah = xyxy_to_xyah(boxes)
+    np.testing.assert_allclose(xyah[0], [30, 70, 0.4, 100])
+    np.testing.assert_allclose(xyah_to_xyxy(xyah), boxes)
+
+
+def _reference_predict(mean, cov):
+    """ByteTrack's single-track predict, written out for one track."""
+    h = mean[3]
+    q = np.diag(np.square([h / 20, h / 20, 1e-2, h / 20, h / 160, h / 160, 1e-5, h / 160]))
+    f = np.eye(8)
+    f[:4, 4:] = np.eye(4)
+    return f @ mean, f @ cov @ f.T + q
+
+
+def test_batched_predict_equals_per_track_predict():
+    rng = np.random.default_rng(0)
+    mean, cov = kalman.initiate(np.array([[50, 60, 0.4, 100], [300, 200, 0.5, 40], [10, 10, 1.0, 20]], float))
+    mean[:, 4:] = rng.normal(0, 2, (3, 4)) * [1, 1, 0.001, 1]
+    new_mean, new_cov = kalman.predict(mean, cov)
+    for i in range(3):
+        ref_mean, ref_cov = _reference_predict(mean[i], cov[i])
+        np.testing.assert_allclose(new_mean[i], ref_mean)
+        np.testing.assert_allclose(new_cov[i], ref_cov)
+
+
+def test_kalman_update_moves_towards_measurement_and_shrinks_uncertainty():
+    mean, cov = kalman.initiate(np.array([[100, 100, 0.5, 80]], float))
+    mean, cov = kalman.predict(mean, cov)
+    new_mean, new_cov = kalman.update(mean, cov, np.array([[110, 100, 0.5, 80]], float))
+    assert 100 < new_mean[0, 0] < 110 and new_mean[0, 4] > 0  # moved, and learned a velocity
+    assert new_cov[0, 0, 0] < cov[0, 0, 0]
+    np.testing.assert_allclose(new_cov[0], new_cov[0].T, atol=1e-9)
+
+
+def test_prediction_with_longer_step_moves_further():
+    mean, cov = kalman.initiate(np.array([[100, 100, 0.5, 80]], float))
+    mean[0, 4] = 3.0
+    one, cov_one = kalman.predict(mean, cov, 1.0)
+    three, cov_three = kalman.predict(mean, cov, 3.0)
+    assert one[0, 0] == pytest.approx(103) and three[0, 0] == pytest.approx(109)
+    assert cov_three[0, 0, 0] > cov_one[0, 0, 0]
+
+
+def test_mahalanobis_is_small_near_the_prediction_and_large_far_away():
+    mean, cov = kalman.initiate(np.array([[100, 100, 0.5, 80]], float))
+    d2 = kalman.squared_mahalanobis(mean, cov, np.array([[101, 100, 0.5, 80], [200, 100, 0.5, 80]], float))
+    assert d2.shape == (1, 2) and d2[0, 0] < 1 < 9.4877 < d2[0, 1]
+
+
+def test_camera_warp_moves_mean_and_covariance():
+    mean, cov = kalman.initiate(np.array([[100, 50, 0.5, 80]], float))
+    mean[0, 4:6] = [2.0, 0.0]
+    affine = np.array([[0.0, -2.0, 10.0], [2.0, 0.0, -5.0]])  # rotate 90 degrees, scale 2, shift
+    new_mean, new_cov = kalman.warp(mean, cov, affine)
+    np.testing.assert_allclose(new_mean[0, :4], [-100 + 10, 200 - 5, 0.5, 160])
+    np.testing.assert_allclose(new_mean[0, 4:6], [0.0, 4.0])
+    assert new_cov[0, 3, 3] == pytest.approx(4 * cov[0, 3, 3])
+    np.testing.assert_allclose(new_cov[0, 0, 0], 4 * cov[0, 1, 1])
+
+
+def test_assign_respects_threshold_and_minimises_cost():
+    cost = np.array([[0.1, 0.5], [0.2, np.inf]])
+    rows, cols = assign(cost, 0.8)
+    assert sorted(zip(rows.tolist(), cols.tolist())) == [(0, 1), (1, 0)]  # 0.7 total beats 0.1 + a miss
+    rows, cols = assign(np.array([[0.85, 0.9]]), 0.8)
+    assert len(rows) == 0
+    rows, cols = assign(np.array([[0.3], [0.1], [np.nan]]), 0.5)
+    assert rows.tolist() == [1] and cols.tolist() == [0]
+
+
+def test_assign_prefers_leaving_unmatched_over_costly_pairs():
+    # (0,0) alone costs 0.1 + two misses at 0.4 = 0.9; the two 0.75 pairs cost 1.5, so
+    # unlike a maximum-cardinality assignment, the cheap pair alone wins.
+    rows, cols = assign(np.array([[0.1, 0.75], [0.75, np.inf]]), 0.8)
+    assert list(zip(rows.tolist(), cols.tolist())) == [(0, 0)]
+    rows, cols = assign(np.array([[0.1, 0.3], [0.3, np.inf]]), 0.8)  # 0.6 < 0.9: both pairs
+    assert sorted(zip(rows.tolist(), cols.tolist())) == [(0, 1), (1, 0)]
+
+
+def test_fused_cost_gate_and_iou_fallback():
+    iou = np.array([[0.9, 0.2, 0.6]])
+    app = np.array([[0.5, 0.95, 0.0]])
+    has = np.array([[True, True, False]])
+    cost = fused_cost(iou, app, has, alpha=0.5, gate=0.7)
+    assert cost[0, 0] == np.inf  # high IoU, but appearance below the gate
+    assert cost[0, 1] == pytest.approx(1 - (0.1 + 0.475))
+    assert cost[0, 2] == pytest.approx(0.4)  # no appearance: IoU only
+    assert fused_cost(iou, app, has, alpha=0.5, gate=None)[0, 0] == pytest.approx(1 - 0.7)
+
+
+def test_gated_iou_cost_uses_appearance_fused_with_motion():
+    iou = np.array([[0.8, 0.8, 0.8]])
+    app = np.array([[0.95, 0.95, 0.5]])
+    has = np.ones((1, 3), bool)
+    maha = np.array([[1.0, 20.0, 1.0]])  # the second pair is outside the chi-square gate
+    cost = gated_iou_cost(iou, app, has, maha, 0.98, 9.4877, 0.7)
+    np.testing.assert_allclose(cost, [[0.2, 1.0, 1.0]])
+
+
+def test_fuse_score_only_touches_motion_only_pairs():
+    cost = np.array([[0.2, 0.2]])
+    fused = fuse_score(cost, np.array([0.5, 0.5]), np.array([[True, False]]))
+    np.testing.assert_allclose(fused, [[1 - 0.8 * 0.5, 0.2]])
+
+
+def _unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_bank_similarity_is_the_max_over_the_bank():
+    store = AppearanceStore(bank_size=50, ema_momentum=0.9)
+    store.adopt_dim(3)
+    store.append(1, _unit([[1, 0, 0]]), np.array([True]))
+    store.update(np.array([0]), _unit([[0, 1, 0]]), np.array([True]))
+    det = _unit([[1, 0, 0], [0, 0, 1]])
+    bank, has = store.bank_similarity(np.array([0]), det, np.array([True, True]))
+    np.testing.assert_allclose(bank, [[1.0, 0.0]], atol=1e-6)  # matches the OLD appearance
+    last, _ = store.similarity(np.array([0]), det, np.array([True, True]), "last")
+    np.testing.assert_allclose(last, [[0.0, 0.0]], atol=1e-6)
+    assert has.all() and store.count[0] == 2
+
+
+def test_bank_is_capped_and_forgets_the_oldest():
+    store = AppearanceStore(bank_size=3, ema_momentum=0.9)
+    store.adopt_dim(5)
+    feats = np.eye(5, dtype=np.float32)
+    store.append(1, feats[:1], np.array([True]))
+    for k in range(1, 5):
+        store.update(np.array([0]), feats[k:k + 1], np.array([True]))
+    assert store.count[0] == 3 and store.bank.shape == (1, 3, 5)
+    sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(5, bool))
+    np.testing.assert_allclose(sims, [[0, 0, 1, 1, 1]], atol=1e-6)
+
+
+def test_invalid_features_do_not_change_a_track_and_mark_no_appearance():
+    store = AppearanceStore(bank_size=4, ema_momentum=0.9)
+    store.adopt_dim(2)
+    store.append(2, _unit([[1, 0], [0, 1]]), np.array([True, False]))
+    assert store.has.tolist() == [True, False]
+    _, has = store.similarity(np.arange(2), _unit([[1, 0], [1, 1]]), np.array([True, False]), "ema")
+    assert has.tolist() == [[True, False], [False, False]]
+
+
+def test_ema_feature_blends_old_and_new():
+    store = AppearanceStore(bank_size=4, ema_momentum=0.9)
+    store.adopt_dim(2)
+    store.append(1, _unit([[1, 0]]), np.array([True]))
+    store.update(np.array([0]), _unit([[0, 1]]), np.array([True]))
+    np.testing.assert_allclose(store.ema[0], _unit([0.9, 0.1]), atol=1e-6)
+    np.testing.assert_allclose(store.last[0], [0, 1])
