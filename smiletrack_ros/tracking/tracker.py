@@ -57,6 +57,16 @@ class _Matches:
         return np.concatenate(self.rows), np.concatenate(self.dets), np.concatenate(self.sims)
 
 
+def adaptive_high_threshold(scores: np.ndarray) -> float:
+    """The paper's split: the mean score of the higher half of the boxes
+    (ceil(N/2) of them, so a single box is high). Boxes scoring at least this are
+    high-score boxes."""
+    if len(scores) == 0:
+        return 1.0
+    ranked = np.sort(scores)[::-1]
+    return float(ranked[: (len(ranked) + 1) // 2].mean())
+
+
 def _others(items: np.ndarray, taken: np.ndarray) -> np.ndarray:
     """``items`` without the entries at positions ``taken``."""
     keep = np.ones(len(items), bool)
@@ -212,13 +222,9 @@ class SmileTracker:
             self._tracks.mean, self._tracks.cov = kalman.warp(self._tracks.mean, self._tracks.cov, affine)
 
     def _high_threshold(self, scores: np.ndarray) -> float:
-        """Fixed, or the paper's adaptive one: the mean score of the higher half."""
         if self.config.high_threshold is not None:
             return self.config.high_threshold
-        if len(scores) == 0:
-            return 1.0
-        ranked = np.sort(scores)[::-1]
-        return float(ranked[: (len(ranked) + 1) // 2].mean())
+        return adaptive_high_threshold(scores)
 
     def _match(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput, track_boxes: np.ndarray,
                det_xyah: np.ndarray, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
