@@ -1,0 +1,327 @@
+"""The tracker node: images (+ optional external detections) in, persistent-id tracks out.
+
+Callbacks only pair messages and hand the newest frame to a worker thread,
+which converts, runs the pipeline and publishes; all tracking logic lives in
+``smiletrack_ros.pipeline`` / ``smiletrack_ros.tracking``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray
+
+from smiletrack_ros.detection.external import filter_detections
+from smiletrack_ros.msg import TrackArray
+from smiletrack_ros.pipeline import Pipeline
+from smiletrack_ros.ros.annotate import draw_tracks
+from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields
+from smiletrack_ros.ros.latest_worker import LatestWorker
+from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,
+                                         tracks_to_detection_array, tracks_to_track_array)
+from smiletrack_ros.ros.node_stats import NodeStats
+from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,
+                                         detector_config, tracker_config)
+from smiletrack_ros.ros.stamp_pairing import StampPairer
+from smiletrack_ros.tracking import SmileTracker
+
+NODE_NAME = "smiletrack_tracker"
+_TYPES = {"bool": Parameter.Type.BOOL, "int": Parameter.Type.INTEGER, "double": Parameter.Type.DOUBLE,
+          "string": Parameter.Type.STRING, "string_array": Parameter.Type.STRING_ARRAY,
+          "integer_array": Parameter.Type.INTEGER_ARRAY}
+_LOG_THROTTLE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: Any
+    detections: Any  # Detection2DArray or None
+    received: float  # time.monotonic() when the image (or its pair) arrived
+
+
+def stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def qos(reliability: str, depth: int) -> QoSProfile:
+    policy = ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
+
+
+class TrackerNode(Node):
+    def __init__(self, **kwargs: Any):
+        super().__init__(NODE_NAME, **kwargs)
+        self._specs = {s.name: s for s in all_param_specs()}
+        self._values = self._declare_parameters()
+        self.settings = NodeSettings.from_values(self._values)
+        s = self.settings
+        self.stats = NodeStats()
+        self._converter = ImageConverter()
+        self._pipeline, self._models = self._build_pipeline()
+        self._pending_lock = threading.Lock()
+        self._pending_changes: dict[str, Any] = {}
+        self._pairer: StampPairer | None = None
+        if s.external_detections:
+            self._pairer = StampPairer(s.sync_max_pending, round(s.detector.stamp_tolerance * 1e9))
+
+        out_qos = qos(s.output_reliability, s.output_depth)
+        self._tracks_pub = self.create_publisher(Detection2DArray, s.tracks_topic, out_qos)
+        self._full_pub = self.create_publisher(TrackArray, s.tracks_full_topic, out_qos)
+        self._debug_pub = self.create_publisher(Image, s.debug_image_topic, out_qos)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._worker: LatestWorker[Frame] = LatestWorker(self._process, self._on_worker_error)
+
+        in_qos = qos(s.input_reliability, s.input_depth)
+        if s.compressed:
+            self.create_subscription(CompressedImage, f"{s.image_topic}/compressed", self._on_image, in_qos)
+        else:
+            self.create_subscription(Image, s.image_topic, self._on_image, in_qos)
+        if s.external_detections:
+            self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections, in_qos)
+        self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.get_logger().info(
+            f"tracking {self.resolve_topic_name(s.image_topic)}{'/compressed' if s.compressed else ''}"
+            f" -> {self.resolve_topic_name(s.tracks_topic)}; detector {s.detector.backend}, "
+            f"embedder {self._models['embedder']}, tracker preset {s.tracker_preset}, "
+            f"images via {self._converter.backend}")
+
+    # ---- set-up -------------------------------------------------------------------------
+    def _declare_parameters(self) -> dict[str, Any]:
+        """Declares every parameter; returns name -> value (None: tracker override left unset).
+
+        Unset overrides and empty-list defaults are declared by type, since rclpy cannot
+        infer an array's element type from an empty list."""
+        values = {}
+        for spec in self._specs.values():
+            descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.runtime)
+            by_type = spec.default is None or spec.default == []
+            try:
+                param = self.declare_parameter(spec.name, _TYPES[spec.type] if by_type else spec.default, descriptor)
+            except ParameterException as exc:
+                raise ParameterError(spec.name, f"expected a {spec.type}: {exc}") from exc
+            values[spec.name] = spec.default if param.type_ == Parameter.Type.NOT_SET else param.value
+        return values
+
+    def _build_pipeline(self) -> tuple[Pipeline, dict[str, str]]:
+        s = self.settings
+        models = {"detector": s.detector.backend, "embedder": "off"}
+        detector = None
+        if not s.external_detections:
+            from smiletrack_ros.detection import build_detector
+
+            try:
+                detector = build_detector(s.detector)
+            except (OSError, ValueError, ImportError) as exc:
+                raise ParameterError("detector.weights", f"cannot build the {s.detector.backend} detector: {exc}") \
+                    from exc
+            models["detector"] = f"{s.detector.backend}:{s.detector.weights}"
+        embedder = None
+        if s.embedder_enabled:
+            embedder, models["embedder"] = self._build_embedder()
+        tracker = SmileTracker(s.tracker, frame_rate=s.frame_rate)
+        return Pipeline(detector, embedder, tracker), models
+
+    def _build_embedder(self) -> tuple[Any, str]:
+        from smiletrack_ros.embedding import Embedder, shipped_weights
+
+        s = self.settings
+        weights = s.embedder_weights or shipped_weights()
+        if weights is None:
+            self.get_logger().warning("no SLM weights given and none shipped: appearance matching is off")
+            return None, "off (no weights)"
+        try:
+            embedder = Embedder(weights=weights, device=s.embedder_device, fp16=s.embedder_fp16)
+        except (OSError, ValueError, ImportError) as exc:
+            raise ParameterError("embedder.weights", f"cannot load the SLM embedder: {exc}") from exc
+        return embedder, f"slm:{weights}@{getattr(embedder, 'device', s.embedder_device)}"
+
+    # ---- callbacks (never block) --------------------------------------------------------
+    def _on_image(self, msg: Any) -> None:
+        now = time.monotonic()
+        if self._pairer is None:
+            self._worker.submit(Frame(msg, None, now))
+            return
+        pair = self._pairer.add_image(stamp_ns(msg.header), msg)
+        if pair is not None:
+            self._worker.submit(Frame(pair[0], pair[1], now))
+
+    def _on_detections(self, msg: Detection2DArray) -> None:
+        pair = self._pairer.add_detections(stamp_ns(msg.header), msg)
+        if pair is not None:
+            self._worker.submit(Frame(pair[0], pair[1], time.monotonic()))
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Validates run-time changes with the start-up code; the worker applies them between frames."""
+        changes = {}
+        for p in params:
+            spec: ParamSpec | None = self._specs.get(p.name)
+            if spec is None:
+                return SetParametersResult(successful=False, reason=f"unknown parameter '{p.name}'")
+            if not spec.runtime:
+                return SetParametersResult(successful=False, reason=f"parameter '{p.name}' is read-only at run time")
+            changes[p.name] = spec.default if p.type_ == Parameter.Type.NOT_SET else p.value
+        with self._pending_lock:
+            candidate = self._values | changes
+        try:
+            if any(k.startswith("tracker.") for k in changes):
+                tracker_config(candidate["tracker.preset"], _tracker_overrides(candidate))
+            if any(k.startswith("detector.") for k in changes):
+                detector_config(candidate)
+        except Exception as exc:  # noqa: BLE001 - any refusal goes back to the caller, never crashes the node
+            return SetParametersResult(successful=False, reason=str(exc))
+        with self._pending_lock:
+            self._values.update(changes)
+            self._pending_changes.update(changes)
+        self.get_logger().info(f"parameters changed: {changes}")
+        return SetParametersResult(successful=True)
+
+    # ---- worker ---------------------------------------------------------------------------
+    def _apply_pending_changes(self) -> None:
+        with self._pending_lock:
+            changes, self._pending_changes = self._pending_changes, {}
+            values = dict(self._values)
+        if not changes:
+            return
+        if "publish_debug_image" in changes:
+            self.settings = _replace(self.settings, publish_debug_image=values["publish_debug_image"])
+        if any(k.startswith("tracker.") for k in changes):
+            config = tracker_config(values["tracker.preset"], _tracker_overrides(values))
+            self._pipeline.tracker.config = config  # read afresh by every update()
+            self.settings = _replace(self.settings, tracker=config)
+        if any(k.startswith("detector.") for k in changes):
+            config = detector_config(values)
+            if self._pipeline.detector is not None:
+                from smiletrack_ros.detection import build_detector
+
+                self._pipeline.detector = build_detector(config)
+            self.settings = _replace(self.settings, detector=config)
+
+    def _process(self, frame: Frame) -> None:
+        self._apply_pending_changes()
+        s = self.settings
+        header = frame.image.header
+        try:
+            if isinstance(frame.image, CompressedImage):
+                image = self._converter.compressed_to_bgr(frame.image)
+            else:
+                image = self._converter.raw_to_bgr(frame.image)
+        except ImageError as exc:
+            self._reject(exc.reason, f"rejected image: {exc}")
+            return
+        detections = None
+        if frame.detections is not None:
+            try:
+                detections = filter_detections(detection_array_to_detections(frame.detections, s.class_names),
+                                               s.detector)
+            except DetectionsError as exc:
+                self._reject("bad_detections", f"rejected detections: {exc}")
+                return
+        stamp = (stamp_ns(header) or self.get_clock().now().nanoseconds) * 1e-9
+        start = time.perf_counter()
+        result = self._pipeline.process(image, stamp, detections)
+        if result.reset:
+            self.stats.time_reset()
+            if self._pairer is not None:
+                self._pairer.clear()
+            self.get_logger().warning(f"time jumped backwards to {stamp:.3f} s (bag loop?): tracker reset")
+        self._tracks_pub.publish(tracks_to_detection_array(header, result.tracks, s.class_names))
+        self._full_pub.publish(tracks_to_track_array(header, result.live_tracks, s.class_names))
+        if s.publish_debug_image:
+            annotated = draw_tracks(image, result.tracks, s.class_names, copy=False)
+            self._debug_pub.publish(Image(header=header, **bgr_to_raw_fields(annotated)))
+        now = time.monotonic()
+        self.stats.frame_done((now - frame.received) * 1e3, (time.perf_counter() - start) * 1e3)
+
+    def _reject(self, reason: str, message: str) -> None:
+        count = self.stats.reject(reason)
+        self.get_logger().error(f"{message} ({reason} #{count}); tracks are kept",
+                                throttle_duration_sec=_LOG_THROTTLE_S)
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.stats.error()
+        self.get_logger().error(f"frame processing failed: {type(exc).__name__}: {exc}",
+                                throttle_duration_sec=_LOG_THROTTLE_S)
+
+    # ---- diagnostics --------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        snap = self.stats.snapshot()
+        dropped = self._worker.dropped
+        rejected = sum(snap.rejected.values())
+        level, message = DiagnosticStatus.OK, "tracking"
+        if snap.frames == 0:
+            level, message = DiagnosticStatus.WARN, "no frames processed in the last period"
+        if rejected or snap.errors:
+            level, message = DiagnosticStatus.WARN, f"{rejected} rejected inputs, {snap.errors} processing errors"
+        values = {
+            "rate_hz": f"{snap.rate_hz:.2f}", "latency_ms_mean": f"{snap.latency_ms_mean:.2f}",
+            "latency_ms_max": f"{snap.latency_ms_max:.2f}", "processing_ms_mean": f"{snap.processing_ms_mean:.2f}",
+            "frames_processed": str(snap.total_frames), "frames_dropped_busy": str(dropped),
+            "live_tracks": str(len(self._pipeline.tracker.live_tracks())),
+            "detector": self._models["detector"], "embedder": self._models["embedder"],
+            "device": self.settings.embedder_device if self.settings.embedder_enabled else self.settings.detector.device,
+            "time_resets": str(snap.time_resets), "processing_errors": str(snap.errors),
+        }
+        if self._pairer is not None:
+            values["unpaired_images"] = str(self._pairer.unpaired_images)
+            values["unpaired_detections"] = str(self._pairer.unpaired_detections)
+        values.update({f"rejected_{k}": str(v) for k, v in sorted(snap.rejected.items())})
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: tracker",
+                                  message=message, hardware_id=self.get_fully_qualified_name(),
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        self._diag_pub.publish(DiagnosticArray(header=_header_now(self), status=[status]))
+
+    def shutdown(self) -> None:
+        if not self._worker.stop(timeout=0.5):
+            self.get_logger().warning("worker still busy at shutdown; leaving it to exit with the process")
+
+
+def _tracker_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    return {k[len("tracker."):]: v for k, v in values.items()
+            if k.startswith("tracker.") and k != "tracker.preset" and v is not None}
+
+
+def _replace(settings: NodeSettings, **changes: Any) -> NodeSettings:
+    return dataclasses.replace(settings, **changes)
+
+
+def _header_now(node: Node):
+    from std_msgs.msg import Header
+
+    return Header(stamp=node.get_clock().now().to_msg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = None
+    try:
+        node = TrackerNode()
+        rclpy.spin(node)
+    except ParameterError as exc:
+        print(f"[{NODE_NAME}] invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

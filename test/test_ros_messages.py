@@ -1,0 +1,98 @@
+"""Message building without DDS: tracks -> Detection2DArray / TrackArray, detections round trip,
+debug drawing. Needs the generated messages (run through tools/test.sh)."""
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+msg_pkg = pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
+from std_msgs.msg import Header  # noqa: E402
+
+from smiletrack_ros.detection.base import Detections  # noqa: E402
+from smiletrack_ros.ros.annotate import colour_for_id, draw_tracks  # noqa: E402
+from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,  # noqa: E402
+                                         detections_to_detection_array, tracks_to_detection_array,
+                                         tracks_to_track_array)
+from smiletrack_ros.tracking import TrackOutput, TrackState  # noqa: E402
+
+
+def _header() -> Header:
+    h = Header(frame_id="cam_left")
+    h.stamp.sec, h.stamp.nanosec = 1700000000, 123456789
+    return h
+
+
+def _tracks() -> list[TrackOutput]:
+    return [
+        TrackOutput(track_id=7, box=np.array([10.0, 20.0, 50.0, 120.0]), score=0.9, class_id=0,
+                    state=TrackState.TRACKED, age=12, hits=10, frames_since_update=0, velocity=(3.5, -1.0),
+                    appearance_similarity=0.82, detection_index=1),
+        TrackOutput(track_id=2**33, box=np.array([100.5, 40.0, 140.5, 200.0]), score=0.4, class_id=3,
+                    state=TrackState.LOST, age=40, hits=30, frames_since_update=4, velocity=(0.0, 0.0),
+                    appearance_similarity=math.nan, detection_index=-1),
+    ]
+
+
+def test_tracks_become_vision_msgs_detections():
+    header = _header()
+    msg = tracks_to_detection_array(header, _tracks(), class_names=("person",))
+    assert msg.header == header
+    assert [d.id for d in msg.detections] == ["7", str(2**33)]
+    first, second = msg.detections
+    assert first.header == header
+    assert first.bbox.center.position.x == pytest.approx(30.0) and first.bbox.center.position.y == pytest.approx(70.0)
+    assert (first.bbox.size_x, first.bbox.size_y) == (40.0, 100.0)
+    assert len(first.results) == 1
+    assert first.results[0].hypothesis.class_id == "person"
+    assert first.results[0].hypothesis.score == pytest.approx(0.9)
+    assert second.results[0].hypothesis.class_id == "3"       # out of the names' range: the index
+
+
+def test_track_array_carries_every_field():
+    msg = tracks_to_track_array(_header(), _tracks())
+    assert msg.header.frame_id == "cam_left"
+    a, b = msg.tracks
+    assert (a.id, a.class_id, a.state, a.age, a.hits, a.frames_since_update, a.detection_index) == \
+        (7, "0", msg_pkg.Track.STATE_TRACKED, 12, 10, 0, 1)
+    assert (a.velocity_x, a.velocity_y) == (3.5, -1.0)
+    assert a.appearance_similarity == pytest.approx(0.82)
+    assert b.id == 2**33 and b.state == msg_pkg.Track.STATE_LOST and b.detection_index == -1
+    assert math.isnan(b.appearance_similarity)
+    assert b.bbox.center.position.x == pytest.approx(120.5) and b.bbox.size_y == pytest.approx(160.0)
+
+
+def test_detections_round_trip_through_detection2darray():
+    dets = Detections(np.array([[10, 20, 30, 60], [100, 50, 180, 250]], np.float32),
+                      np.array([0.75, 0.25], np.float32), np.array([0, 1], np.int64))
+    names = ("person", "bicycle")
+    msg = detections_to_detection_array(_header(), dets, names)
+    assert [d.results[0].hypothesis.class_id for d in msg.detections] == ["person", "bicycle"]
+    back = detection_array_to_detections(msg, names)
+    np.testing.assert_allclose(back.boxes, dets.boxes)
+    np.testing.assert_allclose(back.scores, dets.scores)
+    np.testing.assert_array_equal(back.class_ids, dets.class_ids)
+    # without names, integer strings are read as class indices
+    np.testing.assert_array_equal(
+        detection_array_to_detections(detections_to_detection_array(_header(), dets)).class_ids, [0, 1])
+
+
+def test_unusable_external_detections_are_refused():
+    dets = Detections(np.array([[10, 20, 30, 60]], np.float32), np.array([0.5], np.float32),
+                      np.array([0], np.int64))
+    msg = detections_to_detection_array(_header(), dets, ("car",))
+    with pytest.raises(DetectionsError, match="unknown class_id 'car'"):
+        detection_array_to_detections(msg, ("person",))
+    msg = detections_to_detection_array(_header(), dets)
+    msg.detections[0].bbox.size_x = float("nan")
+    with pytest.raises(DetectionsError, match="invalid box"):
+        detection_array_to_detections(msg)
+
+
+def test_debug_drawing_colours_each_id():
+    image = np.zeros((240, 320, 3), np.uint8)
+    out = draw_tracks(image, _tracks()[:1], ("person",))
+    assert not image.any()                                       # copy by default
+    assert tuple(out[70, 10]) == colour_for_id(7)                # left edge of box 7
+    assert colour_for_id(7) != colour_for_id(8)
+    assert len({colour_for_id(i) for i in range(1, 30)}) == 29

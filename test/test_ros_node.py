@@ -1,0 +1,307 @@
+"""The tracker node as a process over real DDS: images + external detections in, tracks out.
+
+The node runs from the installed package (cwd outside the repo) with a params file,
+the external detector backend and no embedder, so no model weights are needed.
+Frames go in lock-step (publish, wait for that stamp's tracks) so runs are deterministic.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from vision_msgs.msg import Detection2DArray  # noqa: E402
+
+from smiletrack_ros.detection.base import Detections  # noqa: E402
+from smiletrack_ros.msg import Track, TrackArray  # noqa: E402
+from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
+from smiletrack_ros.ros.messages import detections_to_detection_array  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+NODE = "/smiletrack_tracker"
+WIDTH, HEIGHT = 320, 240
+BASE_PARAMS = {"detector.backend": "external", "embedder.enabled": False, "diagnostics_period": 0.2,
+               "input_qos.depth": 5, "class_names": ["person"], "tracker.preset": "bytetrack"}
+
+
+def _domain(offset: int) -> int:
+    return (int(os.environ["ROS_DOMAIN_ID"]) + offset) % 200 + 1
+
+
+def _start_node(tmp_path: Path, domain: int, params: dict) -> subprocess.Popen:
+    params_file = tmp_path / f"params_{domain}.yaml"
+    params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               PYTHONUNBUFFERED="1")
+    env.pop("PYTHONPATH", None)
+    return subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
+                             str(params_file)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen, sig=signal.SIGINT, timeout: float = 5.0) -> tuple[float, str]:
+    """Signals the node's process group; returns (seconds to exit, stderr)."""
+    start = time.monotonic()
+    os.killpg(proc.pid, sig)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"node did not stop within {timeout} s after {sig!r}: {err}")
+    return time.monotonic() - start, err
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class Harness:
+    """Test-side rclpy node publishing frames to the node and collecting its outputs."""
+
+    def __init__(self, domain: int):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node("node_test_harness", context=self.context)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, "/image", reliable)
+        self.det_pub = self.node.create_publisher(Detection2DArray, "/detections", reliable)
+        self.tracks: dict[int, Detection2DArray] = {}
+        self.full: dict[int, TrackArray] = {}
+        self.diagnostics: list[DiagnosticArray] = []
+        self.node.create_subscription(Detection2DArray, "/tracks", self._on_tracks, reliable)
+        self.node.create_subscription(TrackArray, "/tracks_full", self._on_full, reliable)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        self.set_client = self.node.create_client(SetParameters, f"{NODE}/set_parameters")
+
+    def _on_tracks(self, msg):
+        self.tracks[_stamp_ns(msg.header)] = msg
+
+    def _on_full(self, msg):
+        self.full[_stamp_ns(msg.header)] = msg
+
+    def spin_until(self, condition, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if condition():
+                return True
+            self.executor.spin_once(timeout_sec=0.02)
+        return condition()
+
+    def wait_connected(self, proc: subprocess.Popen) -> None:
+        ok = self.spin_until(lambda: proc.poll() is not None or (
+            self.image_pub.get_subscription_count() > 0 and self.det_pub.get_subscription_count() > 0
+            and self.node.count_publishers("/tracks") > 0 and self.node.count_publishers("/tracks_full") > 0),
+            timeout=20.0)
+        if not ok or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"node did not come up (exit {proc.poll()}): {proc.communicate()[1]}")
+        self.spin_until(lambda: False, 0.3)
+
+    def send(self, stamp: float, boxes, image=None, frame_id="cam_front") -> Header:
+        header = Header(frame_id=frame_id)
+        header.stamp.sec, header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9))
+        image = _scene(boxes) if image is None else image
+        msg = image if isinstance(image, Image) else Image(header=header, **bgr_to_raw_fields(image))
+        msg.header = header
+        dets = Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32),
+                          np.zeros(len(boxes), np.int64))
+        self.det_pub.publish(detections_to_detection_array(header, dets, ("person",)))
+        self.image_pub.publish(msg)
+        return header
+
+    def frame(self, stamp: float, boxes, **kw) -> Detection2DArray:
+        """Publishes one frame and waits for its tracks (one resend if DDS lost it)."""
+        for _ in range(2):
+            header = self.send(stamp, boxes, **kw)
+            key = _stamp_ns(header)
+            self.tracks.pop(key, None)
+            self.full.pop(key, None)
+            if self.spin_until(lambda: key in self.tracks and key in self.full, 2.0):
+                return self.tracks[key]
+        pytest.fail(f"no tracks for stamp {stamp}")
+
+    def set_parameter(self, name: str, value):
+        assert self.set_client.wait_for_service(timeout_sec=5.0)
+        future = self.set_client.call_async(
+            SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        assert self.spin_until(future.done, 5.0)
+        return future.result().results[0]
+
+    def latest_diagnostics(self) -> dict[str, str]:
+        return {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
+
+    def close(self):
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def _scene(boxes) -> np.ndarray:
+    image = np.full((HEIGHT, WIDTH, 3), 60, np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        image[int(y1):int(y2), int(x1):int(x2)] = (40 * i + 80, 200 - 50 * i, 120)
+    return image
+
+
+def _walkers(k: int, occluded: bool = False) -> list:
+    a = [20 + 3 * k, 40, 60 + 3 * k, 140]
+    b = [260 - 3 * k, 70, 300 - 3 * k, 170]
+    return [a] if occluded else [a, b]
+
+
+def _ids(msg: Detection2DArray) -> list[str]:
+    return sorted(d.id for d in msg.detections)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("node")
+    domain = _domain(0)
+    proc = _start_node(tmp, domain, BASE_PARAMS)
+    harness = Harness(domain)
+    try:
+        harness.wait_connected(proc)
+        yield harness, proc
+    finally:
+        harness.close()
+        if proc.poll() is None:
+            _stop(proc)
+
+
+def test_ids_persist_and_survive_a_short_occlusion(live):
+    h, _ = live
+    t0 = 100.0
+    seen = [h.frame(t0 + 0.1 * k, _walkers(k)) for k in range(6)]
+    ids = _ids(seen[-1])
+    assert len(ids) == 2 and _ids(seen[2]) == ids
+    # b vanishes for 4 frames, then comes back where it walked to
+    occluded = [h.frame(t0 + 0.1 * k, _walkers(k, occluded=True)) for k in range(6, 10)]
+    assert all(len(m.detections) == 1 for m in occluded)
+    back = [h.frame(t0 + 0.1 * k, _walkers(k)) for k in range(10, 14)]
+    assert _ids(back[-1]) == ids
+
+
+def test_headers_propagate_and_track_array_agrees(live):
+    h, _ = live
+    t0 = 200.0
+    for k in range(5):
+        msg = h.frame(t0 + 0.1 * k, _walkers(k), frame_id="cam_rear")
+    key = _stamp_ns(msg.header)
+    assert msg.header.frame_id == "cam_rear" and key == int(round((t0 + 0.4) * 1e9))
+    assert all(d.header == msg.header for d in msg.detections)
+    full = h.full[key]
+    assert full.header == msg.header
+    by_id = {str(t.id): t for t in full.tracks}
+    for det in msg.detections:
+        track = by_id[det.id]
+        assert track.state == Track.STATE_TRACKED and track.detection_index >= 0
+        assert track.class_id == det.results[0].hypothesis.class_id == "person"
+        assert track.score == pytest.approx(det.results[0].hypothesis.score, abs=1e-6)
+        assert track.bbox.center.position.x == pytest.approx(det.bbox.center.position.x, abs=1e-3)
+        assert track.bbox.size_y == pytest.approx(det.bbox.size_y, abs=1e-3)
+        assert track.hits >= 2 and track.age >= track.hits - 1
+    # boxes are in source pixels: close to the published detections
+    want = np.array(_walkers(4), float)
+    got = sorted([d.bbox.center.position.x - d.bbox.size_x / 2 for d in msg.detections])
+    np.testing.assert_allclose(got, sorted(want[:, 0]), atol=2.0)
+
+
+def test_malformed_images_are_rejected_and_tracking_continues(live):
+    h, proc = live
+    t0 = 300.0
+    for k in range(4):
+        good = h.frame(t0 + 0.1 * k, _walkers(k))
+    ids = _ids(good)
+    bad = Image(**bgr_to_raw_fields(_scene(_walkers(4))))
+    bad.step = bad.step + 7                                  # step x height != data size
+    odd = Image(**bgr_to_raw_fields(_scene(_walkers(6))))
+    odd.encoding = "yuv422_yuy2"
+    malformed = [(bad, "size_mismatch"), (Image(height=0, width=0, encoding="bgr8", step=0), "zero_size"),
+                 (odd, "unsupported_encoding")]
+    for k, (image, reason) in enumerate(malformed, start=4):
+        h.send(t0 + 0.1 * k, _walkers(k), image=image)   # one at a time: the node keeps only the newest
+        assert h.spin_until(lambda: h.diagnostics and int(
+            h.latest_diagnostics().get(f"rejected_{reason}", 0)) >= 1, 5.0), str(h.latest_diagnostics())
+    assert proc.poll() is None
+    after = [h.frame(t0 + 0.1 * k, _walkers(k)) for k in range(7, 10)]
+    assert _ids(after[-1]) == ids
+    diag = h.diagnostics[-1].status[0]
+    assert diag.level == diag.WARN and "rejected" in diag.message
+    values = h.latest_diagnostics()
+    assert {"rate_hz", "latency_ms_mean", "frames_dropped_busy", "live_tracks", "device", "detector",
+            "embedder"} <= set(values)
+    assert values["detector"] == "external" and values["embedder"] == "off"
+
+
+def test_runtime_parameter_change_takes_effect_and_is_validated(live):
+    h, _ = live
+    t0 = 400.0
+    for k in range(3):
+        msg = h.frame(t0 + 0.1 * k, _walkers(k))
+    assert len(msg.detections) == 2
+    result = h.set_parameter("detector.score_threshold", 0.95)   # above every detection's 0.9
+    assert result.successful, result.reason
+    try:
+        assert h.frame(t0 + 0.3, _walkers(3)).detections == []
+        refused = h.set_parameter("tracker.alpha", 3.0)
+        assert not refused.successful and "alpha" in refused.reason
+        read_only = h.set_parameter("image_topic", "other")
+        assert not read_only.successful
+    finally:
+        assert h.set_parameter("detector.score_threshold", 0.05).successful
+    for k in range(4, 8):
+        msg = h.frame(t0 + 0.1 * k, _walkers(k))
+    assert len(msg.detections) == 2
+
+
+def test_time_going_backwards_resets_cleanly(live):
+    h, proc = live
+    t0 = 500.0
+    for k in range(4):
+        first = h.frame(t0 + 0.1 * k, _walkers(k))
+    again = [h.frame(t0 + 0.1 * k, _walkers(k)) for k in range(4)]   # the bag loops
+    assert proc.poll() is None
+    assert len(again[-1].detections) == 2
+    assert set(_ids(again[-1])).isdisjoint(_ids(first))             # fresh tracks, ids never reused
+    assert h.spin_until(lambda: int(h.latest_diagnostics().get("time_resets", 0)) >= 1, 3.0)
+
+
+def test_bad_parameter_fails_startup_naming_it(tmp_path):
+    proc = _start_node(tmp_path, _domain(1), BASE_PARAMS | {"tracker.stage1_match_threshold": 5.0})
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert "tracker.stage1_match_threshold" in err and "Traceback" not in err
+    proc = _start_node(tmp_path, _domain(1), BASE_PARAMS | {"input_qos.reliability": "mostly"})
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "'input_qos.reliability'" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signals_stop_the_node_quickly_without_traceback(tmp_path, sig):
+    domain = _domain(2 + int(sig))
+    proc = _start_node(tmp_path, domain, BASE_PARAMS)
+    harness = Harness(domain)
+    try:
+        harness.wait_connected(proc)
+        harness.frame(1.0, _walkers(0))
+    finally:
+        harness.close()
+    elapsed, err = _stop(proc, sig)
+    assert elapsed < 1.0, f"took {elapsed:.2f} s"
+    assert "Traceback" not in err, err
+    assert proc.returncode in (0, -sig), proc.returncode
