@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -48,6 +49,8 @@ class DetectorConfig:
     missing: str = "empty"
 
     def __post_init__(self) -> None:
+        if isinstance(self.weights, os.PathLike):
+            object.__setattr__(self, "weights", os.fspath(self.weights))
         _check(self.backend in BACKENDS, "backend", f"must be one of {BACKENDS}, got {self.backend!r}")
         _check(self.weights is None or (isinstance(self.weights, str) and self.weights != ""),
                "weights", "must be a non-empty path or None")
