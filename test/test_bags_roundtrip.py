@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from smiletrack_ros.bags import (BagError, BagWriter, TrackBoxes, bag_info, build_typestore, frame_stamp_ns,
-                                 read_detections, read_images, read_tracks, tracks_to_mot, write_scene_bag,
-                                 write_video_bag)
-from smiletrack_ros.bags.messages import TRACK_ARRAY, header
+                                 read_detections, read_frames, read_images, read_tracks, tracks_to_mot,
+                                 write_scene_bag, write_video_bag)
+from smiletrack_ros.bags.messages import DETECTION_ARRAY, TRACK_ARRAY, detections_message, header
 from smiletrack_ros.bags.typestore import EXTRA_PACKAGES, _ament_msg_dir, find_msg_dir
 from smiletrack_ros.mot.io import read_results
 from smiletrack_ros.scene import SceneConfig, generate_scene
@@ -74,6 +74,31 @@ def test_mcap_decodes_with_an_independent_reader(tmp_path, tiny_frames):
     assert det.bbox.size_y == pytest.approx(box[3] - box[1], abs=1e-3)
     assert det.results[0].hypothesis.score == pytest.approx(tiny_frames[3].detections.scores[0], abs=1e-6)
     assert det.id == "" and arrays[3].header.stamp.nanosec == 150_000_000
+
+
+def test_read_frames_pairs_images_with_late_detections(tmp_path, tiny_frames):
+    """Detections logged 3 frames after their image (a live recording) still pair by header stamp;
+    an image whose detections never came gets None."""
+    path = tmp_path / "live_dets"
+    lag = 150_000_000
+    with BagWriter(path) as bag:
+        for f in tiny_frames:
+            stamp = frame_stamp_ns(f.index, TINY.fps)
+            bag.write_image("/camera/image_raw", stamp, f.image)
+            if f.index != 4:
+                msg = detections_message(bag.store, f.detections, stamp, "camera")
+                bag.write("/detections", DETECTION_ARRAY, stamp + lag, msg)
+    frames = list(read_frames(path, detections_topic="/detections", max_lag_ns=2 * lag))
+    assert [f.stamp_ns for f in frames] == [frame_stamp_ns(k, TINY.fps) for k in range(1, 9)]
+    for got, truth in zip(frames, tiny_frames):
+        assert np.array_equal(got.image, truth.image)
+        if truth.index == 4:
+            assert got.detections is None
+        else:
+            np.testing.assert_allclose(got.detections.scores, truth.detections.scores, atol=1e-6)
+    too_short = list(read_frames(path, detections_topic="/detections", max_lag_ns=lag // 2))
+    assert len(too_short) == 8 and all(f.detections is None for f in too_short)
+    assert all(f.detections is None for f in read_frames(path))
 
 
 def _truth_tracks(frame) -> TrackBoxes:

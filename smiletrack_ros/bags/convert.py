@@ -6,7 +6,7 @@ from typing import Iterator
 
 import numpy as np
 
-from smiletrack_ros.bags.io import BagError, BagWriter, bag_info, pick_topic, read_images, read_tracks
+from smiletrack_ros.bags.io import BagError, BagWriter, bag_info, image_stamps, pick_topic, read_tracks
 from smiletrack_ros.bags.messages import IMAGE_TYPES, TRACK_TYPES
 from smiletrack_ros.mot.io import write_results
 from smiletrack_ros.scene import Scene
@@ -107,7 +107,7 @@ def _frame_numbers(stamps: list[int], path: Path, image_topic: str | None, fps: 
     info = bag_info(path)
     if image_topic is not None or (fps is None and info.topics_of(IMAGE_TYPES)):
         topic = pick_topic(info, IMAGE_TYPES, image_topic, "image").name
-        index = {s.stamp_ns: k for k, s in enumerate(read_images(path, topic), start=1)}
+        index = {s: k for k, s in enumerate(image_stamps(path, topic), start=1)}
         missing = sorted({s for s in stamps if s not in index})
         if missing:
             raise BagError(f"{len(missing)} track stamps have no image on {topic} (first: {missing[0]} ns)")

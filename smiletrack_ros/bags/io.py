@@ -42,6 +42,13 @@ class StampedDetections(NamedTuple):
     frame_id: str
 
 
+class BagFrame(NamedTuple):
+    stamp_ns: int
+    image: np.ndarray
+    frame_id: str
+    detections: Detections | None
+
+
 class StampedTracks(NamedTuple):
     stamp_ns: int
     tracks: TrackBoxes
@@ -161,33 +168,80 @@ def pick_topic(info: BagInfo, msgtypes: tuple[str, ...], topic: str | None, what
     return candidates[0]
 
 
-def _messages(path: str | Path, msgtypes: tuple[str, ...], topic: str | None, what: str,
-              prefer: str | None = None, typestore: Typestore | None = None) -> Iterator[tuple[str, Any]]:
-    chosen = pick_topic(bag_info(path), msgtypes, topic, what, prefer)
+def _stream(path: str | Path, topics: list[str],
+            typestore: Typestore | None = None) -> Iterator[tuple[str, str, int, Any]]:
+    """(topic, msgtype, log time ns, message) for ``topics`` in log-time order."""
     reader = _open(path, typestore)
     try:
-        connections = [c for c in reader.connections if c.topic == chosen.name]
-        for connection, _, raw in reader.messages(connections=connections):
-            yield connection.msgtype, reader.deserialize(raw, connection.msgtype)
+        connections = [c for c in reader.connections if c.topic in topics]
+        for connection, log_time, raw in reader.messages(connections=connections):
+            yield connection.topic, connection.msgtype, log_time, reader.deserialize(raw, connection.msgtype)
     finally:
         reader.close()
+
+
+def image_stamps(path: str | Path, topic: str | None = None) -> list[int]:
+    """Header stamps of an image topic, without decoding the pixels."""
+    chosen = pick_topic(bag_info(path), IMAGE_TYPES, topic, "image").name
+    return [stamp_to_ns(msg.header.stamp) for _, _, _, msg in _stream(path, [chosen])]
 
 
 def read_images(path: str | Path, topic: str | None = None,
                 typestore: Typestore | None = None) -> Iterator[StampedImage]:
     """Yield each image of ``topic`` (default: the bag's only image topic) as BGR with its header stamp."""
-    for msgtype, msg in _messages(path, IMAGE_TYPES, topic, "image", typestore=typestore):
+    chosen = pick_topic(bag_info(path), IMAGE_TYPES, topic, "image").name
+    for _, msgtype, _, msg in _stream(path, [chosen], typestore):
         yield StampedImage(stamp_to_ns(msg.header.stamp), image_from_message(msg, msgtype), msg.header.frame_id)
 
 
 def read_detections(path: str | Path, topic: str | None = None,
                     typestore: Typestore | None = None) -> Iterator[StampedDetections]:
-    for _, msg in _messages(path, (DETECTION_ARRAY,), topic, "detections", prefer="detect", typestore=typestore):
+    chosen = pick_topic(bag_info(path), (DETECTION_ARRAY,), topic, "detections", prefer="detect").name
+    for _, _, _, msg in _stream(path, [chosen], typestore):
         yield StampedDetections(stamp_to_ns(msg.header.stamp), detections_from_message(msg), msg.header.frame_id)
 
 
 def read_tracks(path: str | Path, topic: str | None = None,
                 typestore: Typestore | None = None) -> Iterator[StampedTracks]:
     """Tracks from a Detection2DArray (with ids) or TrackArray topic (default: the one named *track*)."""
-    for msgtype, msg in _messages(path, TRACK_TYPES, topic, "tracks", prefer="track", typestore=typestore):
+    chosen = pick_topic(bag_info(path), TRACK_TYPES, topic, "tracks", prefer="track").name
+    for _, msgtype, _, msg in _stream(path, [chosen], typestore):
         yield StampedTracks(stamp_to_ns(msg.header.stamp), tracks_from_message(msg, msgtype), msg.header.frame_id)
+
+
+def read_frames(path: str | Path, image_topic: str | None = None, detections_topic: str | None = None,
+                max_lag_ns: int = 1_000_000_000, typestore: Typestore | None = None) -> Iterator[BagFrame]:
+    """Images paired with the detections of the same header stamp, for offline pipeline runs.
+
+    Detections may be logged up to ``max_lag_ns`` after their image (a live
+    recording logs them when the detector finishes); an image whose detections
+    have not appeared by then comes out with ``detections=None``, as does every
+    image when ``detections_topic`` is None. Detections without an image are dropped.
+    """
+    info = bag_info(path)
+    images = pick_topic(info, IMAGE_TYPES, image_topic, "image").name
+    topics = [images]
+    if detections_topic is not None:
+        topics.append(pick_topic(info, (DETECTION_ARRAY,), detections_topic, "detections").name)
+    waiting: dict[int, tuple[np.ndarray, str, int]] = {}  # stamp -> image, frame_id, log time
+    found: dict[int, tuple[Detections, int]] = {}           # stamp -> detections, log time
+
+    def ready(now: int | None) -> Iterator[BagFrame]:
+        for stamp in sorted(waiting):
+            image, frame_id, logged = waiting[stamp]
+            if detections_topic is not None and stamp not in found and now is not None and now - logged <= max_lag_ns:
+                return
+            del waiting[stamp]
+            detections = found.pop(stamp, (None, 0))[0]
+            yield BagFrame(stamp, image, frame_id, detections)
+
+    for topic, msgtype, log_time, msg in _stream(path, topics, typestore):
+        stamp = stamp_to_ns(msg.header.stamp)
+        if topic == images:
+            waiting[stamp] = (image_from_message(msg, msgtype), msg.header.frame_id, log_time)
+        else:
+            found[stamp] = (detections_from_message(msg), log_time)
+        yield from ready(log_time)
+        for s in [s for s, (_, logged) in found.items() if log_time - logged > max_lag_ns and s not in waiting]:
+            del found[s]
+    yield from ready(None)

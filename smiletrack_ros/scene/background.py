@@ -64,6 +64,9 @@ def make_background(world_width: int, height: int, horizon_y: int, rng: np.rando
 
 
 def camera_view(background: np.ndarray, camera_x: float, width: int) -> np.ndarray:
-    """The ``width`` columns seen from ``camera_x`` (world pixels), wrapping around the backdrop."""
-    columns = (np.arange(width) + int(round(camera_x))) % background.shape[1]
-    return background[:, columns]
+    """A copy of the ``width`` columns seen from ``camera_x`` (world pixels), wrapping around the backdrop."""
+    world_width = background.shape[1]
+    start = int(round(camera_x)) % world_width
+    if start + width <= world_width:
+        return background[:, start:start + width].copy()
+    return np.concatenate([background[:, start:], background[:, :start + width - world_width]], axis=1)

@@ -66,7 +66,8 @@ def _false_positives(ground_height: tuple[float, float, float, float], config: S
     count = int(rng.poisson(config.det_false_positives))
     foot_lo, foot_hi, height_lo, height_hi = ground_height
     foot = rng.uniform(foot_lo, foot_hi, count)
-    height = (height_lo + (height_hi - height_lo) * (foot - foot_lo) / (foot_hi - foot_lo)) * rng.uniform(0.4, 1.1, count)
+    height = height_lo + (height_hi - height_lo) * (foot - foot_lo) / (foot_hi - foot_lo)
+    height = height * rng.uniform(0.4, 1.1, count)
     width = height * rng.uniform(0.3, 0.55, count)
     cx = rng.uniform(0, config.width, count)
     boxes = np.stack([cx - width / 2, foot - height, cx + width / 2, foot], axis=1).reshape(-1, 4)

@@ -11,6 +11,7 @@ from smiletrack_ros.scene.background import camera_view, make_background
 from smiletrack_ros.scene.config import SceneConfig
 from smiletrack_ros.scene.detector_model import simulate_detections
 from smiletrack_ros.scene.figures import render_figure
+from smiletrack_ros.scene.sensor import SensorNoise
 from smiletrack_ros.scene.walkers import Crowd
 
 # independent random streams: changing the detector model leaves images and motion alone
@@ -70,8 +71,10 @@ class Scene:
         cfg = self.config
         crowd = Crowd(cfg, _rng(cfg.seed, _STREAM_PEOPLE))
         detector_rng = _rng(cfg.seed, _STREAM_DETECTOR)
-        sensor_rng = _rng(cfg.seed, _STREAM_SENSOR)
-        ground_height = (crowd.foot_lo, crowd.foot_hi, *(float(crowd.height_at(y)) for y in (crowd.foot_lo, crowd.foot_hi)))
+        sensor = SensorNoise(cfg.height, cfg.width, cfg.image_noise, _rng(cfg.seed, _STREAM_SENSOR)) \
+            if cfg.image_noise > 0 else None
+        ground_height = (crowd.foot_lo, crowd.foot_hi,
+                         float(crowd.height_at(crowd.foot_lo)), float(crowd.height_at(crowd.foot_hi)))
         for index in range(1, cfg.num_frames + 1):
             if index > 1:
                 crowd.step(1.0 / cfg.fps, self.camera_x(index))
@@ -79,9 +82,8 @@ class Scene:
             image, truth_boxes, visible_boxes, visibility, ids = self._render(crowd, camera_x)
             detections, sources = simulate_detections(truth_boxes, visible_boxes, visibility, ids, ground_height,
                                                       cfg, detector_rng)
-            if cfg.image_noise > 0:
-                noise = sensor_rng.standard_normal(image.shape, dtype=np.float32) * np.float32(cfg.image_noise)
-                image = np.clip(image + noise, 0, 255).astype(np.uint8)
+            if sensor is not None:
+                image = sensor.apply(image)
             on_image = ((truth_boxes[:, 2] > 0) & (truth_boxes[:, 0] < cfg.width)
                         & (truth_boxes[:, 3] > 0) & (truth_boxes[:, 1] < cfg.height))
             truth = FrameTruth(ids=ids[on_image], boxes=truth_boxes[on_image].astype(np.float32),
@@ -91,7 +93,7 @@ class Scene:
     def _render(self, crowd: Crowd, camera_x: float):
         """Paint people far to near over the backdrop; measure each one's visible pixels."""
         cfg = self.config
-        image = camera_view(self.background, camera_x, cfg.width).copy()
+        image = camera_view(self.background, camera_x, cfg.width)
         owner = np.full((cfg.height, cfg.width), -1, np.int32)
         walkers = sorted(crowd.walkers, key=lambda w: (w.foot_y, w.identity))
         n = len(walkers)
