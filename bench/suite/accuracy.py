@@ -127,9 +127,9 @@ def run(settings: SuiteSettings, embedder_weights: Path | None = None) -> Report
     for (name, src), cache in progress(caches.items(), len(caches), "our presets", settings.progress):
         for preset in PRESETS:
             result = run_preset(cache, preset)
-            runs.setdefault((src, preset), {})[name] = result.rows
-            ms.setdefault((src, preset), []).extend(result.ms)
-    trackers = list(PRESETS)
+            runs.setdefault((src, f"ours-{preset}"), {})[name] = result.rows
+            ms.setdefault((src, f"ours-{preset}"), []).extend(result.ms)
+    trackers = [f"ours-{p}" for p in PRESETS]
     notes = [f"Our embedder: {maker.embedder().description}. YOLOX-Nano: {maker.detector().description}."]
     if settings.peers:
         python, description = find_peer_python(install=True)
@@ -147,9 +147,9 @@ def run(settings: SuiteSettings, embedder_weights: Path | None = None) -> Report
                     if res.error:
                         notes.append(f"{peer} on {name}/{src} failed: {res.error}")
                         continue
-                    runs.setdefault((src, peer), {})[name] = np.load(res.rows)
-                    ms.setdefault((src, peer), []).extend(res.ms)
-            trackers += [p for p in PEER_TRACKERS if any((src, p) in runs for src in SOURCES)]
+                    runs.setdefault((src, f"boxmot-{peer}"), {})[name] = np.load(res.rows)
+                    ms.setdefault((src, f"boxmot-{peer}"), []).extend(res.ms)
+            trackers += [f"boxmot-{p}" for p in PEER_TRACKERS if any((src, f"boxmot-{p}") in runs for src in SOURCES)]
     report.text("Same detections for every tracker (per source), same embeddings for every appearance "
                 "tracker; default parameters, no per-sequence tuning. TrackEval HOTA/DetA/AssA/MOTA/IDF1 "
                 "in %, IDSW a count; ms = mean update() time per frame (one thread for peers).\n\n"

@@ -34,9 +34,30 @@ def yolox_detector(shared_dir: Path, device: str = "cpu") -> Built:
 
 
 def embedder(weights: Path | None, device: str = "cpu", half: bool = False) -> Built:
-    """Our SLM embedder; ``weights`` None builds it with its default initialisation."""
-    from smiletrack_ros.embedding import Embedder, EmbedderConfig
+    """Our SLM embedder: ``weights`` when given, else the package's shipped default
+    weights when present, else the untrained seeded network (timing is the same;
+    its embeddings carry no learned identity, which the description says)."""
+    from smiletrack_ros.embedding import DEFAULT_WEIGHTS, Embedder
 
-    config = EmbedderConfig(weights=str(weights) if weights else None, device=device, half=half)
-    desc = {"embedder": "slm", "weights": _digest(weights) if weights else None, "half": half}
-    return Built(Embedder(config), desc)
+    if weights is None and DEFAULT_WEIGHTS.is_file():
+        weights = DEFAULT_WEIGHTS
+    model = Embedder(weights=str(weights) if weights else None, device=device, precision="fp16" if half else "fp32")
+    name = "untrained (seeded)" if weights is None else Path(weights).name
+    desc = {"embedder": f"SLM {model.spec.backbone}, weights {name}", "sha": _digest(weights) if weights else None,
+            "precision": "fp16" if half else "fp32"}
+    return Built(model, desc)
+
+
+PRB_ARCHITECTURE = "prb-2py-e6e-1280"   # SMILEtrack's MOT detector
+# Untrained weights score every anchor alike; a high floor keeps NMS at the small
+# candidate count a trained model gives, so the timing reflects network + decode.
+UNTRAINED_SCORE_FLOOR = 0.95
+
+
+def prb_detector(input_size: int, device: str = "cpu", half: bool = False) -> Built:
+    """The paper's PRB-FPN (2PY E6E) with its default initialisation: for timing only."""
+    from smiletrack_ros.detection import DetectorConfig, build_detector
+
+    config = DetectorConfig(backend="prb", architecture=PRB_ARCHITECTURE, input_size=input_size, device=device,
+                            half=half, score_threshold=UNTRAINED_SCORE_FLOOR)
+    return Built(build_detector(config), {"architecture": PRB_ARCHITECTURE, "input_size": input_size, "half": half})

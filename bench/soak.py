@@ -1,0 +1,93 @@
+"""Soak test: >= 10,000 frames of synthetic input through the tracker (and, with
+``--node``, through the real tracker node over DDS at a high input rate); prints
+resident memory and latency over time and their fitted slopes.
+
+    .venv/bin/python bench/soak.py [--frames 10000] [--node] [--rate 200] [--max-rss-slope 64]
+
+Exit status 1 when memory grows faster than ``--max-rss-slope`` KB per 1000
+frames after the warm-up tenth (a leak), or when the fitted median latency
+changes by more than ``--max-latency-drift`` of itself over the run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.suite.longrun import LongRun, long_tracker_run  # noqa: E402
+from bench.suite.report import Report, new_figure  # noqa: E402
+
+
+def timeline(run: LongRun, label: str, report: Report, rows_shown: int = 10) -> None:
+    step = max(1, len(run.frames) // rows_shown)
+    rows = [[run.frames[i], run.rss_kb[i] / 1024, run.ms_mean[i], run.ms_p50[i], run.ms_p99[i], run.live[i]]
+            for i in range(0, len(run.frames), step)]
+    report.table(f"{label}: over time (latency over the window ending at that frame)",
+                 ["frame", "RSS MB", "latency mean ms", "p50 ms", "p99 ms", "live tracks"],
+                 rows, digits=2)
+
+
+def verdict(run: LongRun, label: str, args: argparse.Namespace, report: Report) -> bool:
+    rss_slope, ms_slope = run.rss_slope_kb_per_1000(), run.ms_slope_per_1000()
+    _, steady_ms = run.steady(run.ms_p50)
+    mean_ms = float(steady_ms.mean()) if len(steady_ms) else float("nan")
+    drift = ms_slope * (run.frames[-1] / 1000.0) / mean_ms if mean_ms > 0 else float("nan")
+    ok = rss_slope <= args.max_rss_slope and abs(drift) <= args.max_latency_drift
+    report.table(f"{label}: slopes (after the first 10%)",
+                 ["frames", "RSS slope KB/1000 frames", "latency slope ms/1000 frames", "latency drift over run",
+                  "verdict"],
+                 [[run.frames[-1], rss_slope, ms_slope, f"{100 * drift:+.1f}%", "flat" if ok else "GROWING"]], digits=3)
+    report.data[label] = {"frames": run.frames, "rss_kb": run.rss_kb, "ms_mean": run.ms_mean, "ms_p50": run.ms_p50,
+                          "ms_p99": run.ms_p99,
+                          "live": run.live, "rss_slope_kb_per_1000": rss_slope, "ms_slope_per_1000": ms_slope,
+                          "latency_drift": drift, "flat": ok}
+    fig, (mem, lat) = new_figure(11.0, 4.0, columns=2)
+    mem.plot(run.frames, [r / 1024 for r in run.rss_kb], marker=".")
+    mem.set_xlabel("frame"), mem.set_ylabel("RSS (MB)"), mem.set_title(f"{label}: {rss_slope:+.1f} KB/1000 frames")
+    lat.plot(run.frames, run.ms_p50, label="p50"), lat.plot(run.frames, run.ms_p99, label="p99")
+    lat.set_xlabel("frame"), lat.set_ylabel("latency (ms)"), lat.legend()
+    report.figure(fig, f"soak_{label.replace(' ', '_')}", f"{label}: memory and latency over the run")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=int, default=10_000, help="synthetic frames (>= 1000)")
+    p.add_argument("--objects", type=int, default=30, help="objects in view at any time")
+    p.add_argument("--preset", default="paper", help="tracker preset")
+    p.add_argument("--node", action="store_true", help="also soak the real node over DDS")
+    p.add_argument("--rate", type=float, default=200.0, help="node input rate, frames per second")
+    p.add_argument("--max-rss-slope", type=float, default=64.0, help="KB per 1000 frames counted as a leak")
+    p.add_argument("--max-latency-drift", type=float, default=0.5,
+                   help="allowed change of the median latency over the run, as a fraction of it")
+    p.add_argument("--out", type=Path, default=REPO / "out" / "bench" / "soak")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.frames < 1000:
+        p.error("--frames must be >= 1000 for meaningful slopes")
+    report = Report("Soak", args.out)
+    report.text(f"{args.frames} synthetic frames, {args.objects} objects in view, identities living ~150 frames, "
+                f"preset `{args.preset}`; samples every {max(1, args.frames // 100)} frames.")
+    run = long_tracker_run(args.frames, args.objects, preset=args.preset, samples=100, seed=args.seed,
+                           show_progress=not args.no_progress)
+    timeline(run, "tracker", report)
+    ok = verdict(run, "tracker", args, report)
+    if args.node:
+        from bench.suite import node_probe
+
+        node_run = node_probe.soak(args.frames, args.objects, args.rate, args.seed, not args.no_progress, report)
+        if node_run is not None:
+            timeline(node_run, "node", report)
+            ok = verdict(node_run, "node", args, report) and ok
+    report.write()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
