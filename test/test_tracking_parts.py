@@ -133,11 +133,14 @@ def test_bank_similarity_is_the_max_over_the_bank():
     store.append(1, _unit([[1, 0, 0]]), np.array([True]))
     store.update(np.array([0]), _unit([[0, 1, 0]]), np.array([True]))
     det = _unit([[1, 0, 0], [0, 0, 1]])
-    bank, has = store.bank_similarity(np.array([0]), det, np.array([True, True]))
+    bank, has = store.bank_similarity(np.array([0]), det, np.array([True, True]), np.ones((1, 2), bool))
     np.testing.assert_allclose(bank, [[1.0, 0.0]], atol=1e-6)  # matches the OLD appearance
     last, _ = store.similarity(np.array([0]), det, np.array([True, True]), "last")
     np.testing.assert_allclose(last, [[0.0, 0.0]], atol=1e-6)
     assert has.all() and store.count[0] == 2
+    only_first = np.array([[True, False]])
+    bank, has = store.bank_similarity(np.array([0]), det, np.array([True, True]), only_first)
+    assert has.tolist() == [[True, False]] and bank[0, 0] == pytest.approx(1.0)
 
 
 def test_bank_is_capped_and_forgets_the_oldest():
@@ -148,7 +151,7 @@ def test_bank_is_capped_and_forgets_the_oldest():
     for k in range(1, 5):
         store.update(np.array([0]), feats[k:k + 1], np.array([True]))
     assert store.count[0] == 3 and store.bank.shape == (1, 3, 5)
-    sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(5, bool))
+    sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(5, bool), np.ones((1, 5), bool))
     np.testing.assert_allclose(sims, [[0, 0, 1, 1, 1]], atol=1e-6)
 
 

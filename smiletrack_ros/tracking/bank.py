@@ -80,8 +80,15 @@ class AppearanceStore:
         track_feats = self.last[rows] if which == "last" else self.ema[rows]
         return track_feats @ features.T, self.has[rows][:, None] & valid[None, :]
 
-    def bank_similarity(self, rows: np.ndarray, features: np.ndarray,
-                        valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Max cosine similarity over each track's bank -> (R, N) and pair validity."""
-        sims = np.matmul(self.bank[rows], features.T).max(axis=1)
-        return sims, self.has[rows][:, None] & valid[None, :]
+    def bank_similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
+                        candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Max cosine similarity over each track's bank for the ``candidates``
+        pairs (R, N) -> (similarity, pair has appearance); other pairs get
+        similarity 0 and no appearance. Computing candidate pairs only keeps
+        this linear in the pairs rather than tracks x detections x bank."""
+        has = candidates & self.has[rows][:, None] & valid[None, :]
+        r, n = np.nonzero(has)
+        sims = np.zeros(has.shape, np.float32)
+        if len(r):
+            sims[r, n] = np.matmul(self.bank[rows[r]], features[n][:, :, None])[:, :, 0].max(axis=1)
+        return sims, has

@@ -233,42 +233,61 @@ class SmileTracker:
         empty = np.zeros(0, np.intp)
         if len(rows) == 0 or len(dets) == 0:
             return empty, empty, np.zeros(0)
-        cost, similarity, threshold = self._stage_cost(stage, rows, dets, frame, track_boxes, det_xyah)
-        if self.config.class_aware:
+        cfg = self.config
+        iou = iou_matrix(track_boxes[rows], frame.boxes[dets])
+        if stage == "stage1":
+            cost, similarity = self._one_feature_cost(rows, dets, frame, iou, det_xyah, cfg.stage1_cost)
+            threshold = cfg.stage1_match_threshold
+        elif stage == "stage2":
+            cost, similarity = self._bank_cost(rows, dets, frame, iou)
+            threshold = cfg.stage2_match_threshold
+        else:
+            cost, similarity = (self._one_feature_cost(rows, dets, frame, iou, det_xyah, "fused")
+                                if cfg.unconfirmed_appearance else self._motion_cost(iou, frame.scores[dets]))
+            threshold = cfg.unconfirmed_match_threshold
+        if cfg.class_aware:
             cost = forbid_class_changes(cost, self._tracks.class_id[rows], frame.class_ids[dets])
         r, d = assign(cost, threshold)
         return r, d, similarity[r, d]
 
-    def _stage_cost(self, stage: str, rows: np.ndarray, dets: np.ndarray, frame: FrameInput,
-                    track_boxes: np.ndarray, det_xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """Cost matrix, appearance-similarity matrix (nan where unused) and threshold."""
+    def _motion_cost(self, iou: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cost = 1.0 - iou
+        if self.config.fuse_score:
+            cost = fuse_score(cost, scores, np.ones(iou.shape, bool))
+        return cost, np.full(iou.shape, np.nan)
+
+    def _one_feature_cost(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput, iou: np.ndarray,
+                          det_xyah: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 1 and unconfirmed stage: the track's latest (or EMA) feature."""
         cfg = self.config
-        iou = iou_matrix(track_boxes[rows], frame.boxes[dets])
-        no_appearance = np.full(iou.shape, np.nan)
-        appearance_on = frame.features is not None and (
-            stage == "stage1" or (stage == "stage2" and cfg.stage2_appearance == "bank")
-            or (stage == "unconfirmed" and cfg.unconfirmed_appearance))
-        threshold = {"stage1": cfg.stage1_match_threshold, "stage2": cfg.stage2_match_threshold,
-                     "unconfirmed": cfg.unconfirmed_match_threshold}[stage]
-        if not appearance_on:
-            cost = 1.0 - iou
-            if cfg.fuse_score and stage != "stage2":
-                cost = fuse_score(cost, frame.scores[dets], np.ones(iou.shape, bool))
-            return cost, no_appearance, threshold
-        feats, valid = frame.features[dets], frame.feature_valid[dets]
-        if stage == "stage2":
-            sim, has = self._appearance.bank_similarity(rows, feats, valid)
-        else:
-            sim, has = self._appearance.similarity(rows, feats, valid, cfg.track_feature)
-        if stage == "stage1" and cfg.stage1_cost == "gated_iou":
+        if frame.features is None:
+            return self._motion_cost(iou, frame.scores[dets])
+        sim, has = self._appearance.similarity(rows, frame.features[dets], frame.feature_valid[dets],
+                                               cfg.track_feature)
+        if kind == "gated_iou":
             maha = kalman.squared_mahalanobis(self._tracks.mean[rows], self._tracks.cov[rows], det_xyah[dets])
             cost = gated_iou_cost(iou, sim, has, maha, cfg.motion_fusion_lambda, cfg.mahalanobis_gate,
                                   cfg.appearance_gate)
         else:
             cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate)
-        if cfg.fuse_score and stage != "stage2":
+        if cfg.fuse_score:
             cost = fuse_score(cost, frame.scores[dets], ~has)
-        return cost, np.where(has, sim, np.nan), threshold
+        return cost, np.where(has, sim, np.nan)
+
+    def _bank_cost(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput,
+                   iou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 2: multi-template similarity (max over the feature bank), or IoU only."""
+        cfg = self.config
+        if frame.features is None or cfg.stage2_appearance == "none":
+            return 1.0 - iou, np.full(iou.shape, np.nan)
+        valid = frame.feature_valid[dets]
+        # Pairs that even a perfect appearance match could not bring under the
+        # threshold are never matched; skipping them keeps the bank search small.
+        reachable = cfg.alpha * iou + (1.0 - cfg.alpha) > 1.0 - cfg.stage2_match_threshold
+        sim, has = self._appearance.bank_similarity(rows, frame.features[dets], valid, reachable)
+        cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate)
+        cost[~reachable & self._appearance.has[rows][:, None] & valid[None, :]] = np.inf
+        return cost, np.where(has, sim, np.nan)
 
     def _apply_matches(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray, frame: FrameInput,
                        det_xyah: np.ndarray) -> None:
