@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 
 from smiletrack_ros.bags.io import BagError, BagWriter, bag_info, image_stamps, pick_topic, read_tracks
 from smiletrack_ros.bags.messages import IMAGE_TYPES, TRACK_TYPES
+from smiletrack_ros.detection.base import Detections
 from smiletrack_ros.mot.io import write_results
 from smiletrack_ros.scene import Scene
 
@@ -79,9 +80,16 @@ def video_fps(source: str | Path) -> float | None:
 
 def write_video_bag(source: str | Path, path: str | Path, fps: float | None = None,
                     image_topic: str = DEFAULT_IMAGE_TOPIC, frame_id: str = "camera", start_ns: int = 0,
-                    max_frames: int | None = None, storage: str = "mcap") -> int:
+                    max_frames: int | None = None, storage: str = "mcap",
+                    detections: Mapping[int, Detections] | None = None,
+                    detections_topic: str = DEFAULT_DETECTIONS_TOPIC) -> int:
     """A video file or a folder of images (sorted by name) as a bag of bgr8 images stamped at
-    ``fps`` (default: the video's own rate; required for folders). Returns the frame count."""
+    ``fps`` (default: the video's own rate; required for folders). Returns the frame count.
+
+    ``detections`` (1-based frame -> Detections, e.g. ``mot.io.read_detections`` of a
+    det.txt) go on ``detections_topic`` with the image's stamp; frames absent from it
+    get an empty array, so every image has its detections message.
+    """
     source = Path(source)
     if not source.exists():
         raise BagError(f"video source not found: {source}")
@@ -94,7 +102,10 @@ def write_video_bag(source: str | Path, path: str | Path, fps: float | None = No
             if max_frames is not None and count >= max_frames:
                 break
             count += 1
-            bag.write_image(image_topic, frame_stamp_ns(count, fps, start_ns), image, frame_id)
+            stamp = frame_stamp_ns(count, fps, start_ns)
+            bag.write_image(image_topic, stamp, image, frame_id)
+            if detections is not None:
+                bag.write_detections(detections_topic, stamp, detections.get(count, Detections.empty()), frame_id)
     if count == 0:
         raise BagError(f"no frames read from {source}")
     return count

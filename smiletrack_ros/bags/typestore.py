@@ -2,11 +2,14 @@
 
 rosbags ships the core ROS 2 types (std_msgs, sensor_msgs, geometry_msgs) but
 not vision_msgs. The definitions come from, in this order: paths the caller
-passes, the ament index (an installed package's ``share/<pkg>/msg``), and this
+passes, the ament index (an installed package's ``share/<pkg>/msg``), the
+running Python's prefix (``sys.prefix/share/<pkg>/msg``, where this project's
+venv build installs them, found even without AMENT_PREFIX_PATH), and this
 source tree (``compat/vision_msgs/msg`` and ``msg/``).
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Mapping
 
@@ -44,12 +47,12 @@ def find_msg_dir(package: str, msg_dirs: Mapping[str, str | Path] | None = None)
     folder = _ament_msg_dir(package)
     if folder is not None:
         return folder
-    folder = _SOURCE_MSG_DIRS.get(package)
-    if folder is not None and any(folder.glob("*.msg")):
-        return folder
+    for folder in (Path(sys.prefix) / "share" / package / "msg", _SOURCE_MSG_DIRS.get(package)):
+        if folder is not None and any(folder.glob("*.msg")):
+            return folder
     raise MessageDefinitionsError(
-        f"cannot find the .msg files of {package}: not in the ament index (AMENT_PREFIX_PATH) nor in the "
-        f"source tree; pass msg_dirs={{'{package}': PATH}}")
+        f"cannot find the .msg files of {package}: not in the ament index (AMENT_PREFIX_PATH), "
+        f"{sys.prefix}/share nor the source tree; pass msg_dirs={{'{package}': PATH}}")
 
 
 def build_typestore(msg_dirs: Mapping[str, str | Path] | None = None) -> Typestore:

@@ -1,6 +1,6 @@
 """rosbag2 tools (pure-Python rosbags; no ``ros2 bag`` needed).
 
-    python -m smiletrack_ros.tools.bag_tools from-video VIDEO_OR_FOLDER OUT_BAG [--fps 25]
+    python -m smiletrack_ros.tools.bag_tools from-video VIDEO_OR_FOLDER OUT_BAG [--fps 25] [--det-file det.txt]
     python -m smiletrack_ros.tools.bag_tools from-scene OUT_BAG [--people 8 --frames 200 ...]
     python -m smiletrack_ros.tools.bag_tools to-mot TRACKS_BAG OUT.txt [--tracks-topic /tracks]
     python -m smiletrack_ros.tools.bag_tools info BAG
@@ -18,7 +18,7 @@ from smiletrack_ros.bags import BagError, MessageContentError, bag_info, tracks_
 from smiletrack_ros.bags.convert import DEFAULT_DETECTIONS_TOPIC, DEFAULT_IMAGE_TOPIC
 from smiletrack_ros.bags.io import STORAGES
 from smiletrack_ros.bags.typestore import MessageDefinitionsError
-from smiletrack_ros.mot.io import MotFormatError
+from smiletrack_ros.mot.io import SCORE_RESCALES, MotFormatError, read_detections
 from smiletrack_ros.scene import SceneConfigError, generate_scene
 from smiletrack_ros.scene.cli_args import add_scene_arguments, scene_config_from_args
 
@@ -37,10 +37,13 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _from_video(args: argparse.Namespace) -> str:
+    detections = read_detections(args.det_file, rescale=args.score_rescale) if args.det_file else None
     count = write_video_bag(args.source, args.out, fps=args.fps, image_topic=args.image_topic,
                             frame_id=args.frame_id, start_ns=_seconds_to_ns(args.start),
-                            max_frames=args.max_frames, storage=args.storage)
-    return f"wrote {count} images on {args.image_topic} to {args.out}"
+                            max_frames=args.max_frames, storage=args.storage, detections=detections,
+                            detections_topic=args.detections_topic)
+    extra = f" and their detections on {args.detections_topic}" if detections is not None else ""
+    return f"wrote {count} images on {args.image_topic}{extra} to {args.out}"
 
 
 def _from_scene(args: argparse.Namespace) -> str:
@@ -74,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("out", help="bag folder to create (must not exist)")
     video.add_argument("--fps", type=float, help="frame rate (default: the video's; required for folders)")
     video.add_argument("--max-frames", type=int)
+    video.add_argument("--det-file", help="MOT det.txt whose frame k goes with the k-th image")
+    video.add_argument("--score-rescale", choices=SCORE_RESCALES, default="none",
+                       help="map det-file scores into [0, 1] (ACF margins: logistic or minmax)")
+    video.add_argument("--detections-topic", default=DEFAULT_DETECTIONS_TOPIC)
     _add_output_options(video)
     video.set_defaults(run=_from_video)
 
