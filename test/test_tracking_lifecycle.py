@@ -145,3 +145,17 @@ def test_reset_allows_a_new_embedding_width_and_earlier_timestamps():
     trk.reset()
     out = trk.update(box(100), np.array([0.9]), embeddings=np.ones((1, 7)), timestamp=1.0)
     assert [t.track_id for t in out] == [1]
+
+
+def test_swapping_the_config_between_frames_applies_it_and_keeps_tracks():
+    trk = SmileTracker(TrackerConfig(), frame_rate=30)
+    see(trk, 100)
+    trk.config = TrackerConfig.from_preset("paper", track_buffer=3, bank_size=5)
+    assert trk.lost_timeout_frames == 3
+    for _ in range(3):
+        trk.update(*NONE)
+    assert len(trk.live_tracks()) == 1
+    trk.update(*NONE)
+    assert trk.live_tracks() == []
+    with pytest.raises(TypeError):
+        trk.config = {"preset": "paper"}

@@ -171,3 +171,21 @@ def test_ema_feature_blends_old_and_new():
     store.update(np.array([0]), _unit([[0, 1]]), np.array([True]))
     np.testing.assert_allclose(store.ema[0], _unit([0.9, 0.1]), atol=1e-6)
     np.testing.assert_allclose(store.last[0], [0, 1])
+
+
+def test_bank_resize_keeps_the_newest_features():
+    store = AppearanceStore(bank_size=4, ema_momentum=0.9)
+    store.adopt_dim(6)
+    feats = np.eye(6, dtype=np.float32)
+    store.append(1, feats[:1], np.array([True]))
+    for k in range(1, 6):
+        store.update(np.array([0]), feats[k:k + 1], np.array([True]))
+    everything = np.ones((1, 6), bool)
+    store.resize(2)
+    sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(6, bool), everything)
+    np.testing.assert_allclose(sims, [[0, 0, 0, 0, 1, 1]], atol=1e-6)
+    store.resize(5)  # growing keeps them and makes room
+    store.update(np.array([0]), feats[:1], np.array([True]))
+    sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(6, bool), everything)
+    np.testing.assert_allclose(sims, [[1, 0, 0, 0, 1, 1]], atol=1e-6)
+    assert store.bank.shape == (1, 5, 6) and store.count[0] == 3

@@ -49,6 +49,22 @@ class AppearanceStore:
         if features is not None:
             self.update(np.arange(old, old + n), features, valid)
 
+    def resize(self, bank_size: int) -> None:
+        """Change the bank capacity, keeping each track's most recent features."""
+        if bank_size == self.bank_size:
+            return
+        kept = min(bank_size, self.bank_size)
+        # Slots of the ``kept`` newest entries, oldest first (every slot holds a feature).
+        ages = np.arange(kept - 1, -1, -1)
+        slots = (self.next_slot[:, None] - 1 - ages[None, :]) % self.bank_size
+        newest = np.take_along_axis(self.bank, slots[:, :, None], axis=1)
+        # Pad a larger bank with copies of the oldest kept entry: copies never change a maximum.
+        pad = np.repeat(newest[:, :1], bank_size - kept, axis=1)
+        self.bank = np.concatenate([pad, newest], axis=1)
+        self.next_slot = np.zeros(len(self), np.int64)
+        self.count = np.minimum(self.count, bank_size)
+        self.bank_size = bank_size
+
     def keep(self, rows: np.ndarray) -> None:
         for name in ("last", "ema", "has", "bank", "count", "next_slot"):
             setattr(self, name, getattr(self, name)[rows])

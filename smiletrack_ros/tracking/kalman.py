@@ -17,33 +17,41 @@ MIN_HEIGHT = 1e-3
 MIN_ASPECT = 1e-3
 
 
+# Standard deviations: a multiple of the box height, plus a floor for the aspect terms.
+_INIT_SCALE = np.array([2 * STD_POSITION, 2 * STD_POSITION, 0, 2 * STD_POSITION,
+                        10 * STD_VELOCITY, 10 * STD_VELOCITY, 0, 10 * STD_VELOCITY])
+_INIT_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
+_PROCESS_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION,
+                           STD_VELOCITY, STD_VELOCITY, 0, STD_VELOCITY])
+_PROCESS_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
+_MEASURE_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION])
+_MEASURE_FLOOR = np.array([0, 0, 1e-1, 0])
+_DIAG8 = np.arange(8)
+_DIAG4 = np.arange(4)
+
+
+def _std(height: np.ndarray, scale: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    return height[:, None] * scale + floor
+
+
 def initiate(measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """New tracks from (N, 4) xyah measurements: zero velocity, wide uncertainty."""
     n = len(measurements)
     mean = np.zeros((n, 8))
     mean[:, :4] = measurements
-    h = measurements[:, 3]
-    std = np.stack([2 * STD_POSITION * h, 2 * STD_POSITION * h, np.full(n, 1e-2), 2 * STD_POSITION * h,
-                    10 * STD_VELOCITY * h, 10 * STD_VELOCITY * h, np.full(n, 1e-5), 10 * STD_VELOCITY * h],
-                   axis=1)
     cov = np.zeros((n, 8, 8))
-    idx = np.arange(8)
-    cov[:, idx, idx] = std ** 2
+    cov[:, _DIAG8, _DIAG8] = _std(measurements[:, 3], _INIT_SCALE, _INIT_FLOOR) ** 2
     return mean, cov
 
 
 def predict(mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """One constant-velocity step of ``dt`` frames for every track at once."""
-    n = len(mean)
-    h = mean[:, 3]
-    std = np.stack([STD_POSITION * h, STD_POSITION * h, np.full(n, 1e-2), STD_POSITION * h,
-                    STD_VELOCITY * h, STD_VELOCITY * h, np.full(n, 1e-5), STD_VELOCITY * h], axis=1)
+    variance = _std(mean[:, 3], _PROCESS_SCALE, _PROCESS_FLOOR) ** 2
     transition = np.eye(8)
     transition[:4, 4:] = dt * np.eye(4)
     new_mean = mean @ transition.T
     new_cov = transition @ cov @ transition.T
-    idx = np.arange(8)
-    new_cov[:, idx, idx] += dt * std ** 2
+    new_cov[:, _DIAG8, _DIAG8] += dt * variance
     new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
     new_mean[:, 3] = np.maximum(new_mean[:, 3], MIN_HEIGHT)
     return new_mean, new_cov
@@ -51,11 +59,8 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> tuple[np.ndar
 
 def project(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Predicted measurement (T, 4) and its innovation covariance (T, 4, 4)."""
-    h = mean[:, 3]
-    std = np.stack([STD_POSITION * h, STD_POSITION * h, np.full(len(h), 1e-1), STD_POSITION * h], axis=1)
     innovation_cov = cov[:, :4, :4].copy()
-    idx = np.arange(4)
-    innovation_cov[:, idx, idx] += std ** 2
+    innovation_cov[:, _DIAG4, _DIAG4] += _std(mean[:, 3], _MEASURE_SCALE, _MEASURE_FLOOR) ** 2
     return mean[:, :4], innovation_cov
 
 

@@ -86,13 +86,29 @@ class SmileTracker:
         if isinstance(frame_rate, bool) or not isinstance(frame_rate, (int, float)) or \
                 not np.isfinite(frame_rate) or frame_rate <= 0:
             raise InputError(f"frame_rate: must be a positive number of frames per second, got {frame_rate!r}")
-        self.config = config if config is not None else TrackerConfig()
         self.frame_rate = float(frame_rate)
-        self.lost_timeout_s = self.config.track_buffer / 30.0
-        self.lost_timeout_frames = max(1, int(round(self.config.track_buffer * self.frame_rate / 30.0)))
         self._camera = None
         self._warned: set[str] = set()
+        self._config = config if config is not None else TrackerConfig()
         self.reset()
+        self.config = self._config
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: TrackerConfig) -> None:
+        """Swap settings between frames (e.g. ROS parameter changes); tracks are kept."""
+        if not isinstance(config, TrackerConfig):
+            raise TypeError(f"config must be a TrackerConfig, got {type(config).__name__}")
+        if self._camera is not None and config.cmc_downscale != self._config.cmc_downscale:
+            self._camera = None
+        self._config = config
+        self.lost_timeout_s = config.track_buffer / 30.0
+        self.lost_timeout_frames = max(1, int(round(config.track_buffer * self.frame_rate / 30.0)))
+        self._appearance.ema_momentum = config.ema_momentum
+        self._appearance.resize(config.bank_size)
 
     def reset(self, restart_ids: bool = True) -> None:
         """Forget every track (a new sequence). IDs restart at 1 unless ``restart_ids`` is False."""
@@ -120,7 +136,7 @@ class SmileTracker:
         frame = read_frame(boxes, scores, class_ids, embeddings if cfg.use_appearance else None,
                            timestamp, self._last_timestamp, self._appearance.dim)
         self._check_image(image)
-        if cfg.use_appearance and embeddings is None:
+        if cfg.use_appearance and embeddings is None and len(frame.boxes):
             self._warn_once("no-embeddings", "no embeddings given: association uses motion only")
         if frame.features is not None:
             self._appearance.adopt_dim(frame.features.shape[1])
