@@ -9,6 +9,7 @@ tensors from the zip's raw storages itself, and refuses every other global
 """
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickle
 import zipfile
@@ -70,6 +71,13 @@ def _numpy_scalar(dtype: np.dtype, raw: bytes):
     return np.frombuffer(raw, dtype=dtype)[0].item()
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """Protocol-2 pickles spell ``bytes`` as ``_codecs.encode(text, 'latin1')``."""
+    if encoding not in ("latin1", "latin-1"):
+        raise UnsafeCheckpointError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
 def _numpy_dtype(name: str, *_unused) -> np.dtype:
     return np.dtype(name)
 
@@ -84,8 +92,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._stand_ins: dict[tuple[str, str], type] = {}
 
     def find_class(self, module: str, name: str):
-        if module in ("builtins", "__builtin__") and name in ("set", "frozenset"):
+        # protocol-2 pickles use Python 2 names (__builtin__, copy_reg): judge the Python 3 ones
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if module == "builtins" and name in ("set", "frozenset"):
             return set if name == "set" else frozenset
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
         if (module, name) == ("collections", "OrderedDict"):
             return OrderedDict
         if module == "torch._utils" and name == "_rebuild_tensor_v2":

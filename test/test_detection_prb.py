@@ -1,0 +1,112 @@
+"""PRB-FPN network: every variant builds, and forward/decode give the expected shapes."""
+import numpy as np
+import pytest
+import torch
+
+from smiletrack_ros.detection import DetectorConfig, DetectorConfigError, build_detector
+from smiletrack_ros.detection.prb.detector import PRBDetector
+from smiletrack_ros.detection.prb.modules import ReOrg
+from smiletrack_ros.detection.prb.network import PRBNet, SpecError
+from smiletrack_ros.detection.prb.variants import SHAPES, variant_spec
+
+VARIANTS = {"prb-2py-e6e-1280": (4, (8, 16, 32, 64)), "prb-2py-elan-640": (3, (8, 16, 32))}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny convolutions run faster on one thread, especially on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small_nets():
+    torch.manual_seed(0)
+    return {name: PRBNet(variant_spec(name, nc=3, width_multiple=0.125)).eval() for name in VARIANTS}
+
+
+def test_every_variant_is_covered():
+    assert set(SHAPES) == set(VARIANTS)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("size", [128, 256])
+def test_forward_shapes(small_nets, name, size):
+    levels, strides = VARIANTS[name]
+    net = small_nets[name]
+    assert net.head.nl == levels and net.head.stride.tolist() == list(strides)
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, size, size))
+    expected = 3 * sum((size // s) ** 2 for s in strides)
+    assert out.shape == (2, expected, 5 + 3)
+    assert torch.isfinite(out).all()
+    assert (out[..., 4:] >= 0).all() and (out[..., 4:] <= 1).all()  # objectness, class scores are sigmoids
+    assert (out[..., 2:4] > 0).all()
+
+
+def test_full_width_e6e_matches_the_published_layer_graph():
+    spec = variant_spec("prb-2py-e6e-1280")
+    rows = spec["backbone"] + spec["head"]
+    assert len(spec["backbone"]) == 112 and spec["input_size"] == 1280
+    assert [rows[i][2] for i in (0, 1, 2, 23, 112, 114, 125, 134)] == [
+        "ReOrg", "Conv", "DownC", "Shortcut", "SPPCSPC", "RBBlockA", "BFM", "SPPCSPC"]
+    # second pyramid: shifted one level down the backbone, strides 2 and 4 to realign
+    assert rows[136] == [[67, 45, 135], 1, "RBBlockA", [480, "384,1,2;192,1,4", 2, "nearest"]]
+    assert rows[-1][2] == "IDetect" and len(rows[-1][0]) == 4
+
+
+def test_reorg_is_lossless_space_to_depth():
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).view(2, 3, 4, 6)
+    y = ReOrg()(x)
+    assert y.shape == (2, 12, 2, 3)
+    assert torch.equal(torch.sort(y.flatten(1)).values, torch.sort(x.flatten(1)).values)
+
+
+def test_detector_end_to_end_on_cpu(small_nets):
+    net = small_nets["prb-2py-elan-640"]
+    # make the random network confident everywhere so decode, NMS and scale-back all run
+    torch.nn.init.constant_(net.head.m[0].bias, 3.0)
+    cfg = DetectorConfig(backend="prb", device="cpu", input_size=128, classes=None, max_detections=20)
+    det = PRBDetector(cfg, net)
+    image = np.random.default_rng(0).integers(0, 255, (90, 160, 3), np.uint8)
+    out = det(image)
+    assert 0 < len(out) <= 20
+    assert out.boxes.dtype == np.float32 and out.class_ids.dtype == np.int64
+    assert (out.boxes[:, [0, 2]] >= 0).all() and (out.boxes[:, [0, 2]] <= 160).all()
+    assert (out.boxes[:, [1, 3]] >= 0).all() and (out.boxes[:, [1, 3]] <= 90).all()
+    assert np.all(np.diff(out.scores) <= 0)
+    with pytest.raises(ValueError, match="multiple of the network's largest stride"):
+        PRBDetector(cfg.replace(input_size=96), small_nets["prb-2py-e6e-1280"])
+
+
+def test_factory_builds_prb_from_a_spec_file(tmp_path):
+    import yaml
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(variant_spec("prb-2py-elan-640", nc=1, width_multiple=0.125)))
+    det = build_detector(DetectorConfig(backend="prb", architecture=str(path), device="cpu", input_size=64))
+    assert isinstance(det, PRBDetector) and det.net.nc == 1 and det.input_size == 64
+    assert len(det(np.zeros((48, 64, 3), np.uint8)).boxes.shape) == 2
+
+
+def test_bad_specs_and_devices_are_named():
+    spec = variant_spec("prb-2py-elan-640", width_multiple=0.125)
+    spec["head"][3] = [-1, 1, "Focus", [64]]
+    with pytest.raises(SpecError, match="unsupported module 'Focus'"):
+        PRBNet(spec)
+    with pytest.raises(ValueError, match="unknown PRB variant"):
+        variant_spec("prb-9py")
+    if not torch.cuda.is_available():
+        with pytest.raises(DetectorConfigError, match="CUDA is not available"):
+            build_detector(DetectorConfig(backend="prb", device="cuda:0", architecture="prb-2py-elan-640"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_on_cuda(small_nets):
+    det = PRBDetector(DetectorConfig(backend="prb", device="cuda", input_size=128, classes=None),
+                      PRBNet(variant_spec("prb-2py-elan-640", nc=3, width_multiple=0.125)))
+    assert det.half and next(det.net.parameters()).dtype == torch.float16
+    out = det(np.zeros((100, 120, 3), np.uint8))
+    assert out.boxes.dtype == np.float32
