@@ -1,0 +1,114 @@
+"""CI smoke test of the benchmark suite: bench/run's quickest path on tiny inputs.
+
+Runs the real entry point (speed tracker + embedder + detector parts, memory)
+without peers or the node, then checks the reports exist and parse and that the
+figures in them are real measurements.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# bench/ is not installed: reach it from the checkout, AFTER the installed package
+# so that smiletrack_ros (and its generated msg/) still resolves to the install.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+
+from bench.suite.framecache import CachedFrame, FrameCache, load_if_matching  # noqa: E402
+from bench.suite.measure import slope  # noqa: E402
+from bench.suite.synthetic import SyntheticConfig, SyntheticStream, synthetic_cache  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, repo_dir):
+    out = tmp_path_factory.mktemp("bench")
+    env = dict(os.environ, SMILETRACK_PYTHON=sys.executable)
+    done = subprocess.run([str(repo_dir / "bench" / "run"), "--quick", "--only", "speed,memory", "--frames", "300",
+                           "--no-peers", "--no-progress", "--speed-parts", "tracker,embedder,detector",
+                           "--out", str(out)], cwd=repo_dir, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return out, done.stdout
+
+
+def test_quick_run_writes_reports_that_parse(quick_run):
+    out, stdout = quick_run
+    index = (out / "report.md").read_text()
+    for suite in ("speed", "memory"):
+        assert f"({suite}/report.md)" in index
+        report = (out / suite / "report.md").read_text()
+        assert report.startswith("# ")
+        json.loads((out / suite / "results.json").read_text())
+        pngs = list((out / suite).glob("*.png"))
+        assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+        for png in pngs:
+            assert f"]({png.name})" in report
+    assert "update() ms per frame" in stdout
+
+
+def test_quick_run_measures_every_preset_and_the_embedder(quick_run):
+    out, _ = quick_run
+    speed = json.loads((out / "speed" / "results.json").read_text())
+    assert set(speed["tracker_ms"]) == {"ours-paper", "ours-official", "ours-bytetrack"}
+    for per_size in speed["tracker_ms"].values():
+        assert set(per_size) == {"10", "50", "200"}
+        assert all(np.isfinite(v) and v > 0 for v in per_size.values())
+    assert [row[1] for row in speed["embedder"]] == [1, 16]
+    assert all(row[3] > 0 for row in speed["embedder"])
+
+
+def test_quick_run_memory_covers_the_requested_frames(quick_run):
+    out, _ = quick_run
+    memory = json.loads((out / "memory" / "results.json").read_text())
+    assert memory["frames"][-1] == 300
+    assert len(memory["rss_kb"]) == len(memory["frames"]) >= 20
+    assert np.isfinite(memory["rss_slope_kb_per_1000"])
+    assert max(memory["live"]) < 60  # ~30 objects in view: retired tracks really leave
+
+
+def test_detector_timed_on_real_frames_when_shared_data_is_here(quick_run, shared_dir):
+    out, _ = quick_run
+    rows = json.loads((out / "speed" / "results.json").read_text())["detector"]
+    assert any(r[0].startswith("YOLOX-Nano") and r[4] > 0 for r in rows)
+
+
+def test_frame_cache_round_trip_and_staleness(tmp_path):
+    cache = synthetic_cache(SyntheticConfig(num_objects=5, num_frames=12, seed=3))
+    path = cache.save(tmp_path / "c.npz")
+    again = FrameCache.load(path)
+    assert len(again) == 12 and again.has_embeddings and again.frame_rate == cache.frame_rate
+    for a, b in zip(cache, again):
+        assert a.frame == b.frame
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.embeddings, b.embeddings)
+    assert load_if_matching(path, cache.meta) is not None
+    assert load_if_matching(path, {**cache.meta, "other": 1}) is None
+
+
+def test_frame_cache_allows_empty_frames_without_embeddings():
+    d = 4
+    frames = [CachedFrame(1, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), None),
+              CachedFrame(2, np.ones((2, 4), np.float32), np.ones(2, np.float32), np.zeros(2, np.int64),
+                          np.ones((2, d), np.float32))]
+    cache = FrameCache.from_frames(frames, 25.0, {})
+    items = list(cache)
+    assert cache.has_embeddings and items[0].embeddings.shape == (0, d) and items[1].embeddings.shape == (2, d)
+
+
+def test_synthetic_stream_is_seeded_and_replaces_identities():
+    config = SyntheticConfig(num_objects=10, num_frames=200, mean_lifetime=20.0, seed=1)
+    first = [(f.boxes.copy(), ids) for f, ids in SyntheticStream(config)]
+    second = [(f.boxes.copy(), ids) for f, ids in SyntheticStream(config)]
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, second))
+    seen = set(np.concatenate([ids for _, ids in first]).tolist())
+    assert len(seen) > 30  # lifetimes ~20 frames over 200 frames: identities come and go
+
+
+def test_slope_fits_a_line():
+    x = np.arange(10.0)
+    assert slope(x, 3.0 * x + 1.0) == pytest.approx(3.0)
+    assert np.isnan(slope([1.0], [2.0]))
