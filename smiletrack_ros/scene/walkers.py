@@ -54,16 +54,18 @@ class Crowd:
         rng, cfg = self.rng, self.config
         foot_y = float(rng.uniform(self.foot_lo, self.foot_hi))
         direction = float(rng.choice([-1.0, 1.0]))
+        speed = float(rng.uniform(*cfg.walk_speed))
         height = float(self.height_at(foot_y))
-        if entering:  # just outside the side it walks in from
-            edge = -0.35 * height if direction > 0 else cfg.width + 0.35 * height
-            x = camera_x + edge
+        if entering:
+            # just outside the side from which it moves into view, relative to the panning camera
+            into_view_from_left = direction * speed * height > cfg.camera_pan
+            x = camera_x + (-0.35 * height if into_view_from_left else cfg.width + 0.35 * height)
         else:
             x = camera_x + float(rng.uniform(0, cfg.width))
         taken = np.array([w.look.shirt_colour for w in self.walkers], np.float32).reshape(-1, 3)
         identity, self.next_identity = self.next_identity, self.next_identity + 1
         return Walker(identity=identity, x=x, foot_y=foot_y, direction=direction,
-                      heading=float(rng.uniform(-0.3, 0.3)), speed=float(rng.uniform(*cfg.walk_speed)),
+                      heading=float(rng.uniform(-0.3, 0.3)), speed=speed,
                       phase=float(rng.uniform(0, 2 * np.pi)), look=random_appearance(rng, taken))
 
     def step(self, dt: float, camera_x: float) -> None:
