@@ -159,3 +159,12 @@ def test_swapping_the_config_between_frames_applies_it_and_keeps_tracks():
     assert trk.live_tracks() == []
     with pytest.raises(TypeError):
         trk.config = {"preset": "paper"}
+
+
+def test_ids_are_python_ints_that_do_not_wrap_past_64_bits():
+    trk = SmileTracker(TrackerConfig())
+    trk._next_id = 2 ** 63 - 1  # as after a (very) long run
+    out = trk.update(np.array([[0, 0, 10, 20], [100, 0, 110, 20], [200, 0, 210, 20]], float),
+                     np.full(3, 0.9), embeddings=np.eye(3))
+    assert sorted(t.track_id for t in out) == [2 ** 63 - 1, 2 ** 63, 2 ** 63 + 1]
+    assert all(type(t.track_id) is int for t in out)

@@ -18,10 +18,11 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     ByteTrack uses). Rows and columns without any feasible pair are left out of
     the solve, which keeps it small."""
     feasible = cost <= max_cost  # False for nan and inf
-    rows = np.flatnonzero(feasible.any(axis=1))
-    cols = np.flatnonzero(feasible.any(axis=0))
-    if len(rows) == 0:
-        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    per_row, per_col = feasible.sum(axis=1), feasible.sum(axis=0)
+    if per_row.max(initial=0) <= 1 and per_col.max(initial=0) <= 1:
+        # No competition (the common case of well-separated objects): every feasible pair matches.
+        return np.nonzero(feasible)
+    rows, cols = np.flatnonzero(per_row), np.flatnonzero(per_col)
     r, c = len(rows), len(cols)
     extended = np.full((r + c, c + r), np.inf)
     extended[:r, :c] = np.where(feasible, cost, np.inf)[rows][:, cols]

@@ -13,7 +13,7 @@ class TrackState(IntEnum):
     LOST = 2  # confirmed, currently unmatched; kept until the lost timeout
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class TrackOutput:
     """One track as the tracker sees it after an ``update()``.
 
