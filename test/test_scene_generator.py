@@ -167,3 +167,25 @@ def test_write_mot_sequence_reads_back_with_mot_io(tmp_path):
     assert sorted(images) == list(range(1, 13))
     errors = [np.abs(images[5].astype(int) - f.image).mean() for f in frames]
     assert int(np.argmin(errors)) == 4 and errors[4] < 8.0  # JPEG at quality 95
+
+
+@pytest.mark.parametrize("pan", [0.0, 300.0, -300.0])
+def test_the_crowd_stays_in_view_whatever_the_pan(pan):
+    frames = _frames(num_people=10, num_frames=60, seed=1, camera_pan=pan)
+    on_image = [len(f.truth) for f in frames]
+    assert np.mean(on_image) > 7 and min(on_image) >= 4
+    ids = set().union(*(f.truth.ids.tolist() for f in frames))
+    assert len(ids) > 10  # people leave and new identities come in
+
+
+def test_people_wear_distinct_textured_clothes():
+    from smiletrack_ros.scene.walkers import Crowd
+
+    kinds = set()
+    for seed in range(5):
+        crowd = Crowd(SceneConfig(num_people=8, seed=seed), np.random.default_rng(seed))
+        shirts = np.array([w.look.shirt_colour for w in crowd.walkers])
+        distance = np.linalg.norm(shirts[:, None] - shirts[None], axis=2) + 1e9 * np.eye(8)
+        assert distance.min() > 40  # BGR units: clearly different shirts side by side
+        kinds |= {w.look.shirt.kind for w in crowd.walkers} | {w.look.trousers.kind for w in crowd.walkers}
+    assert kinds == {"solid", "stripes", "checks", "noise"}
