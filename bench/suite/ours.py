@@ -9,6 +9,9 @@ import numpy as np
 from bench.suite.framecache import FrameCache
 
 PRESETS = ("paper", "official", "bytetrack")
+# A diagnostic beside the presets: the paper's cascade with appearance switched
+# off, to show what the embeddings add (or cost) on a given input.
+MOTION_ONLY = {"use_appearance": False, "appearance_gate": None}
 
 
 @dataclass
@@ -17,12 +20,12 @@ class OursRun:
     ms: list[float]      # update() per frame
 
 
-def run_preset(cache: FrameCache, preset: str) -> OursRun:
-    """Each preset with its own defaults; timestamps from the frame numbers and
-    the sequence's frame rate, embeddings when the cache has them."""
+def run_preset(cache: FrameCache, preset: str, **overrides: object) -> OursRun:
+    """Each preset with its own defaults (plus ``overrides``); timestamps from the
+    frame numbers and the sequence's frame rate, embeddings when the cache has them."""
     from smiletrack_ros.tracking import SmileTracker, TrackerConfig
 
-    tracker = SmileTracker(TrackerConfig.from_preset(preset), frame_rate=cache.frame_rate)
+    tracker = SmileTracker(TrackerConfig.from_preset(preset, **overrides), frame_rate=cache.frame_rate)
     times: list[float] = []
     rows: list[tuple] = []
     for item in cache:
