@@ -189,3 +189,36 @@ def test_bank_resize_keeps_the_newest_features():
     sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(6, bool), everything)
     np.testing.assert_allclose(sims, [[1, 0, 0, 0, 1, 1]], atol=1e-6)
     assert store.bank.shape == (1, 5, 6) and store.count[0] == 3
+
+
+def _thresholded_objective(cost, rows, cols, max_cost):
+    matched = cost[rows, cols].sum()
+    return matched + (cost.shape[0] - len(rows) + cost.shape[1] - len(cols)) * max_cost / 2
+
+
+def _reference_assign(cost, max_cost):
+    """The whole extended problem in one solve, without splitting off lone pairs."""
+    from scipy.optimize import linear_sum_assignment
+
+    r, c = cost.shape
+    ext = np.full((r + c, c + r), np.inf)
+    ext[:r, :c] = np.where(cost <= max_cost, cost, np.inf)
+    np.fill_diagonal(ext[:r, c:], max_cost / 2)
+    np.fill_diagonal(ext[r:, :c], max_cost / 2)
+    ext[r:, c:] = 0
+    ri, ci = linear_sum_assignment(ext)
+    keep = (ri < r) & (ci < c)
+    return ri[keep], ci[keep]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_assign_is_optimal_on_random_sparse_problems(seed):
+    rng = np.random.default_rng(seed)
+    shape = tuple(rng.integers(1, 12, 2))
+    cost = rng.uniform(0, 1, shape)
+    cost[rng.random(shape) < 0.7] = np.inf  # sparse: many lone pairs, some competition
+    rows, cols = assign(cost, 0.8)
+    assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+    assert (cost[rows, cols] <= 0.8).all()
+    ref = _reference_assign(cost, 0.8)
+    assert _thresholded_objective(cost, rows, cols, 0.8) == pytest.approx(_thresholded_objective(cost, *ref, 0.8))

@@ -81,7 +81,7 @@ def squared_mahalanobis(mean: np.ndarray, cov: np.ndarray, measurements: np.ndar
     """Squared Mahalanobis distance of every (N, 4) xyah measurement to every track -> (T, N)."""
     projected, innovation_cov = project(mean, cov)
     diff = measurements[None, :, :] - projected[:, None, :]
-    return np.einsum("tni,tij,tnj->tn", diff, np.linalg.inv(innovation_cov), diff)
+    return ((diff @ np.linalg.inv(innovation_cov)) * diff).sum(axis=2)
 
 
 def warp(mean: np.ndarray, cov: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

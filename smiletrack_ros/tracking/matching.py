@@ -15,23 +15,27 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     Leaving a row or a column unmatched costs ``max_cost / 2`` each, so any pair
     with cost <= ``max_cost`` is worth matching, and the total over matched and
     unmatched is minimised (the semantics of lapjv's ``cost_limit`` that
-    ByteTrack uses). Rows and columns without any feasible pair are left out of
-    the solve, which keeps it small."""
+    ByteTrack uses). A feasible pair whose row and column have no other
+    feasible pair matches outright; only the rows and columns that compete go
+    to the solver, which keeps it small in crowded scenes."""
     feasible = cost <= max_cost  # False for nan and inf
     per_row, per_col = feasible.sum(axis=1), feasible.sum(axis=0)
-    if per_row.max(initial=0) <= 1 and per_col.max(initial=0) <= 1:
-        # No competition (the common case of well-separated objects): every feasible pair matches.
-        return np.nonzero(feasible)
-    rows, cols = np.flatnonzero(per_row), np.flatnonzero(per_col)
+    lone_r, lone_c = np.nonzero(feasible & (per_row == 1)[:, None] & (per_col == 1)[None, :])
+    rows = np.flatnonzero(per_row > 0)
+    cols = np.flatnonzero(per_col > 0)
+    if len(lone_r) == len(rows):
+        return lone_r, lone_c
+    rows = rows[~np.isin(rows, lone_r)]
+    cols = cols[~np.isin(cols, lone_c)]
     r, c = len(rows), len(cols)
     extended = np.full((r + c, c + r), np.inf)
-    extended[:r, :c] = np.where(feasible, cost, np.inf)[rows][:, cols]
+    extended[:r, :c] = np.where(feasible, cost, np.inf)[np.ix_(rows, cols)]
     np.fill_diagonal(extended[:r, c:], max_cost / 2)
     np.fill_diagonal(extended[r:, :c], max_cost / 2)
     extended[r:, c:] = 0.0
     ri, ci = linear_sum_assignment(extended)
     real = (ri < r) & (ci < c)
-    return rows[ri[real]], cols[ci[real]]
+    return np.concatenate([lone_r, rows[ri[real]]]), np.concatenate([lone_c, cols[ci[real]]])
 
 
 def fused_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarray,
