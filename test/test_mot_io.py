@@ -7,7 +7,7 @@ import pytest
 
 from smiletrack_ros.mot.io import (MotFormatError, iter_frames, load_sequence_info, read_detections,
                                    read_ground_truth, read_results, rescale_scores, track_rows,
-                                   write_ground_truth, write_results)
+                                   write_detections, write_ground_truth, write_results)
 
 SEQINFO = "[Sequence]\nname=Seq-1\nimDir=img1\nframeRate=25\nseqLength=3\nimWidth=32\nimHeight=24\nimExt=.png\n"
 
@@ -58,6 +58,18 @@ def test_detections_group_by_frame_and_convert_boxes(tmp_path):
     np.testing.assert_allclose(dets[2].scores, [0.9, 0.4])
     assert sorted(read_detections(path, min_score=0.3)) == [2]
     assert len(read_detections(path, min_score=0.3)[2]) == 2
+
+
+def test_detections_round_trip(tmp_path):
+    path = tmp_path / "det.txt"
+    path.write_text("3,-1,10.5,20,30,40,0.91234,-1,-1,-1\n1,-1,0,0,5,5,0.2,-1,-1,-1\n3,-1,1,1,2,2,0.4,-1,-1,-1\n")
+    dets = read_detections(path)
+    assert write_detections(tmp_path / "again.txt", dets) == 3
+    back = read_detections(tmp_path / "again.txt")
+    assert sorted(back) == sorted(dets)
+    for k in dets:
+        np.testing.assert_allclose(back[k].boxes, dets[k].boxes, atol=0.006)
+        np.testing.assert_allclose(back[k].scores, dets[k].scores, atol=1e-5)
 
 
 def test_detections_seven_columns_and_empty(tmp_path):

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from smiletrack_ros.mot.io import read_results
+from smiletrack_ros.mot.io import read_detections, read_results
 from smiletrack_ros.tools import evaluate_mot, track_mot
 
 FRAMES = 20
@@ -36,8 +36,11 @@ def test_track_then_evaluate(tmp_path, capsys):
     seq = _make_sequence(tmp_path)
     out = tmp_path / "res"
     rc = track_mot.main([str(seq), "--out", str(out), "--preset", "bytetrack", "--eval", "--quiet",
-                         "--metrics-json", str(tmp_path / "m.json")])
+                         "--metrics-json", str(tmp_path / "m.json"), "--save-detections", str(tmp_path / "dets")])
     assert rc == 0
+    saved, given = read_detections(tmp_path / "dets" / "Synth-1.txt"), read_detections(seq / "det" / "det.txt")
+    assert sorted(saved) == sorted(given)
+    np.testing.assert_allclose(saved[5].boxes, given[5].boxes, atol=0.006)
     rows = read_results(out / "Synth-1.txt")
     assert len(np.unique(rows[:, 1])) == 3 and rows[:, 0].max() == FRAMES
     tracked = json.loads((tmp_path / "m.json").read_text())["Synth-1"]

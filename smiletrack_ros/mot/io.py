@@ -244,6 +244,20 @@ def iter_frames(seq_dir: str | Path, start: int = 1, stop: int | None = None) ->
         cap.release()
 
 
+def write_detections(path: str | Path, detections: dict[int, Detections]) -> int:
+    """Write frame -> Detections as a MOT det file ``frame,-1,x,y,w,h,score,-1,-1,-1``; returns the row count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w") as f:
+        for frame in sorted(detections):
+            dets = detections[frame]
+            for (x1, y1, x2, y2), score in zip(dets.boxes.astype(np.float64), dets.scores.astype(np.float64)):
+                f.write(f"{int(frame)},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.5f},-1,-1,-1\n")
+                count += 1
+    return count
+
+
 def write_results(path: str | Path, rows: Iterable[Iterable[float]] | np.ndarray) -> int:
     """Write a MOT results file ``frame,id,x,y,w,h,score,-1,-1,-1``.
 

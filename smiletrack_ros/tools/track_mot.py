@@ -25,7 +25,7 @@ import yaml
 from smiletrack_ros.detection.base import Detections
 from smiletrack_ros.mot.interpolate import InterpolationConfig, interpolate_tracks
 from smiletrack_ros.mot.io import (SCORE_RESCALES, MotFormatError, iter_frames, load_sequence_info, read_detections,
-                                   track_rows, write_results)
+                                   track_rows, write_detections, write_results)
 
 
 @dataclass
@@ -34,6 +34,7 @@ class SequenceRun:
     rows: np.ndarray               # (N, 7) frame, id, x1, y1, x2, y2, score
     frames: int
     track_ms: list[float]          # tracker update() time per frame
+    detections: dict[int, Detections]
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -114,16 +115,18 @@ def track_sequence(seq_dir: Path, args: argparse.Namespace, models: Models) -> S
         frames = tqdm(frames, total=max(0, min(stop, info.length + 1) - args.start), desc=info.name, unit="frame",
                       file=sys.stderr)
     empty = Detections.empty()
+    used: dict[int, Detections] = {}
     for frame, image in frames:
         given = None if detections is None else detections.get(frame, empty)
         result = pipeline.process(image, (frame - 1) / info.frame_rate, detections=given)
+        used[frame] = result.detections
         track_ms.append(result.timings["track"])
         rows.extend(track_rows(frame, result.tracks))
     table = np.asarray(rows, np.float64).reshape(-1, 7)
     if args.interpolate:
         table = interpolate_tracks(table, InterpolationConfig(max_gap=args.max_gap, min_length=args.min_length))
     table = filter_boxes(table, args.min_box_area, args.max_aspect)
-    return SequenceRun(info.name, table, len(track_ms), track_ms)
+    return SequenceRun(info.name, table, len(track_ms), track_ms, used)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--min-length", type=int, default=5, help="interpolate only tracks with this many boxes")
     post.add_argument("--min-box-area", type=float, default=0.0, help="drop result boxes under this area (px²)")
     post.add_argument("--max-aspect", type=float, default=0.0, help="drop result boxes with w/h above this (0: off)")
+    p.add_argument("--save-detections", type=Path, metavar="DIR",
+                   help="also write the detections used as DIR/<sequence>.txt (MOT det format)")
     p.add_argument("--eval", action="store_true", help="score each sequence having gt/gt.txt with TrackEval")
     p.add_argument("--metrics-json", type=Path, help="write the --eval metrics here as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -174,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         for seq_dir in args.sequences:
             run = track_sequence(seq_dir, args, models)
             write_results(args.out / f"{run.name}.txt", run.rows)
+            if args.save_detections:
+                write_detections(args.save_detections / f"{run.name}.txt", run.detections)
             ms = np.asarray(run.track_ms) if run.track_ms else np.zeros(1)
             print(f"{run.name}: {run.frames} frames, {len(run.rows)} boxes, {len(np.unique(run.rows[:, 1]))} tracks, "
                   f"tracker update mean {ms.mean():.3f} ms p99 {np.percentile(ms, 99):.3f} ms -> "
