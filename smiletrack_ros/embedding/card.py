@@ -1,0 +1,93 @@
+"""The JSON model card that travels with every safetensors weights file.
+
+The card is what makes a bare tensor file usable: it names the architecture and
+the pixel normalisation the weights were trained with, and records where they
+came from (training data, settings) and how well they did (metrics).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import EmbedderConfigError, WeightsError
+from .slm import SlmSpec
+
+CARD_FORMAT = "smiletrack_ros/slm-weights"
+CARD_VERSION = 1
+STORAGE_DTYPES = ("float32", "float16")
+_ARCH_KEYS = {"backbone", "embedding_dim"}
+_INPUT_KEYS = {"height", "width", "channel_order", "mean", "std"}
+_TOP_KEYS = {"format", "version", "name", "description", "architecture", "input", "storage_dtype",
+             "training", "metrics"}
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    spec: SlmSpec
+    name: str = "slm"
+    description: str = ""
+    storage_dtype: str = "float32"
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.storage_dtype not in STORAGE_DTYPES:
+            raise EmbedderConfigError(f"storage_dtype: must be one of {STORAGE_DTYPES}, got {self.storage_dtype!r}")
+
+    def with_metrics(self, **metrics: Any) -> "ModelCard":
+        return replace(self, metrics={**self.metrics, **metrics})
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "format": CARD_FORMAT,
+            "version": CARD_VERSION,
+            "name": self.name,
+            "description": self.description,
+            "architecture": {"backbone": spec.backbone, "embedding_dim": spec.embedding_dim},
+            "input": {"height": spec.input_height, "width": spec.input_width, "channel_order": spec.channel_order,
+                      "mean": list(spec.mean), "std": list(spec.std)},
+            "storage_dtype": self.storage_dtype,
+            "training": self.training,
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "model card") -> "ModelCard":
+        def need(cond: bool, what: str) -> None:
+            if not cond:
+                raise WeightsError(f"{source}: {what}")
+
+        need(isinstance(data, dict), "must be a JSON object")
+        need(data.get("format") == CARD_FORMAT, f"format: expected {CARD_FORMAT!r}, got {data.get('format')!r}")
+        need(data.get("version") == CARD_VERSION, f"version: expected {CARD_VERSION}, got {data.get('version')!r}")
+        unknown = set(data) - _TOP_KEYS
+        need(not unknown, f"unknown fields {sorted(unknown)}")
+        arch, inp = data.get("architecture"), data.get("input")
+        need(isinstance(arch, dict) and set(arch) == _ARCH_KEYS, f"architecture: needs exactly {sorted(_ARCH_KEYS)}")
+        need(isinstance(inp, dict) and set(inp) == _INPUT_KEYS, f"input: needs exactly {sorted(_INPUT_KEYS)}")
+        try:
+            spec = SlmSpec(backbone=arch["backbone"], embedding_dim=arch["embedding_dim"],
+                           input_height=inp["height"], input_width=inp["width"],
+                           channel_order=inp["channel_order"], mean=tuple(inp["mean"]), std=tuple(inp["std"]))
+            return cls(spec=spec, name=str(data.get("name", "slm")), description=str(data.get("description", "")),
+                       storage_dtype=data.get("storage_dtype", "float32"),
+                       training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})))
+        except (EmbedderConfigError, TypeError) as exc:
+            raise WeightsError(f"{source}: {exc}") from exc
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> "ModelCard":
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"{path}: model card not found (every .safetensors needs its .json card)")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise WeightsError(f"{path}: unreadable model card ({exc})") from exc
+        return cls.from_dict(data, str(path))

@@ -1,0 +1,79 @@
+"""Cutting fixed-size crops out of images on the device, all boxes in one call.
+
+``torchvision.ops.roi_align`` with ``aligned=True`` and one sample per output
+pixel is a bilinear resize of each box (what the official SLM does with
+``F.interpolate`` crop by crop), but batched and without leaving the device.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchvision.ops import roi_align
+
+from .errors import EmbedderInputError
+
+MIN_BOX_SIZE = 1.0
+
+
+def clip_boxes(boxes: torch.Tensor, width: int, height: int, min_size: float = MIN_BOX_SIZE) -> torch.Tensor:
+    """Order, clip to the image and give every box at least ``min_size`` pixels a side.
+
+    Boxes partly outside keep their inside part; boxes wholly outside or degenerate
+    (zero or negative size) shrink to a ``min_size`` box at the nearest image
+    location, so every box yields a crop of real pixels.
+    """
+    out = boxes.clone()
+    for lo, hi, limit in ((0, 2, width), (1, 3, height)):
+        a = torch.minimum(boxes[:, lo], boxes[:, hi]).clamp(0, limit)
+        b = torch.maximum(boxes[:, lo], boxes[:, hi]).clamp(0, limit)
+        small = (b - a) < min_size
+        centre = ((a + b) / 2).clamp(min_size / 2, limit - min_size / 2)
+        out[:, lo] = torch.where(small, centre - min_size / 2, a)
+        out[:, hi] = torch.where(small, centre + min_size / 2, b)
+    return out
+
+
+def crop_boxes(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int],
+               batch_index: torch.Tensor | None = None, sampling_ratio: int = 1) -> torch.Tensor:
+    """(B, C, H, W) float images, (N, 4) x1y1x2y2 pixel boxes -> (N, C, size[0], size[1]).
+
+    ``batch_index`` (N,) says which image each box is cut from (default: image 0).
+    Boxes must already lie inside their image (see ``clip_boxes``).
+    """
+    if batch_index is None:
+        batch_index = torch.zeros(len(boxes), dtype=boxes.dtype, device=boxes.device)
+    rois = torch.cat([batch_index.to(boxes.dtype)[:, None], boxes], dim=1).to(images.dtype)
+    return roi_align(images, rois, output_size=size, spatial_scale=1.0, sampling_ratio=sampling_ratio, aligned=True)
+
+
+def check_image_and_boxes(image_bgr: object, boxes: object) -> np.ndarray:
+    """Validate an HxWx3 uint8 image and (N, 4) finite boxes; returns boxes as float32."""
+    if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise EmbedderInputError(f"image must be an HxWx3 numpy array, got {_shape_of(image_bgr)}")
+    if image_bgr.dtype != np.uint8:
+        raise EmbedderInputError(f"image must be uint8, got {image_bgr.dtype}")
+    if image_bgr.shape[0] < 1 or image_bgr.shape[1] < 1:
+        raise EmbedderInputError(f"image is empty: {image_bgr.shape}")
+    try:
+        array = np.asarray(boxes, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise EmbedderInputError(f"boxes must be numeric (N, 4) x1, y1, x2, y2: {exc}") from exc
+    if array.size == 0:
+        return np.zeros((0, 4), np.float32)
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise EmbedderInputError(f"boxes must have shape (N, 4), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise EmbedderInputError(f"boxes must be finite; rows {np.flatnonzero(~np.isfinite(array).all(1)).tolist()} are not")
+    return array
+
+
+def image_to_tensor(image_bgr: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """HxWx3 uint8 -> (1, 3, H, W) ``dtype`` on ``device``: one host-to-device copy of
+    the uint8 frame, the conversion happens on the device."""
+    frame = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(device, non_blocking=True)
+    return frame.permute(2, 0, 1).unsqueeze(0).to(dtype).contiguous()
+
+
+def _shape_of(value: object) -> str:
+    shape = getattr(value, "shape", None)
+    return f"shape {shape}" if shape is not None else type(value).__name__

