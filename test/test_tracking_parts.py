@@ -62,8 +62,12 @@ def test_prediction_with_longer_step_moves_further():
 
 def test_mahalanobis_is_small_near_the_prediction_and_large_far_away():
     mean, cov = kalman.initiate(np.array([[100, 100, 0.5, 80]], float))
-    d2 = kalman.squared_mahalanobis(mean, cov, np.array([[101, 100, 0.5, 80], [200, 100, 0.5, 80]], float))
-    assert d2.shape == (1, 2) and d2[0, 0] < 1 < 9.4877 < d2[0, 1]
+    meas = np.array([[101, 100, 0.5, 80], [200, 100, 0.5, 80], [100, 100, 0.5, 80]], float)
+    d2 = kalman.squared_mahalanobis(mean, cov, meas, np.array([[True, True, False]]))
+    assert d2.shape == (1, 3) and d2[0, 0] < 1 < 9.4877 < d2[0, 1] and d2[0, 2] == np.inf
+    _, s = kalman.project(mean, cov)
+    diff = meas[0] - mean[0, :4]
+    assert d2[0, 0] == pytest.approx(diff @ np.linalg.inv(s[0]) @ diff)
 
 
 def test_camera_warp_moves_mean_and_covariance():

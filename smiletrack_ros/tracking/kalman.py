@@ -77,11 +77,17 @@ def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> tuple
     return new_mean, new_cov
 
 
-def squared_mahalanobis(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> np.ndarray:
-    """Squared Mahalanobis distance of every (N, 4) xyah measurement to every track -> (T, N)."""
+def squared_mahalanobis(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray,
+                        pairs: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance of (N, 4) xyah measurements to tracks, for the
+    (T, N) boolean ``pairs`` only; other entries are inf."""
     projected, innovation_cov = project(mean, cov)
-    diff = measurements[None, :, :] - projected[:, None, :]
-    return ((diff @ np.linalg.inv(innovation_cov)) * diff).sum(axis=2)
+    t, n = np.nonzero(pairs)
+    out = np.full(pairs.shape, np.inf)
+    if len(t):
+        diff = measurements[n] - projected[t]
+        out[t, n] = np.einsum("pi,pij,pj->p", diff, np.linalg.inv(innovation_cov)[t], diff)
+    return out
 
 
 def warp(mean: np.ndarray, cov: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

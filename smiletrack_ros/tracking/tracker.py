@@ -281,7 +281,10 @@ class SmileTracker:
         sim, has = self._appearance.similarity(rows, frame.features[dets], frame.feature_valid[dets],
                                                cfg.track_feature)
         if kind == "gated_iou":
-            maha = kalman.squared_mahalanobis(self._tracks.mean[rows], self._tracks.cov[rows], det_xyah[dets])
+            # Pairs already over the threshold on IoU alone stay unmatched whatever the gate says.
+            candidates = has & (1.0 - iou <= cfg.stage1_match_threshold)
+            maha = kalman.squared_mahalanobis(self._tracks.mean[rows], self._tracks.cov[rows], det_xyah[dets],
+                                              candidates)
             cost = gated_iou_cost(iou, sim, has, maha, cfg.motion_fusion_lambda, cfg.mahalanobis_gate,
                                   cfg.appearance_gate)
         else:
