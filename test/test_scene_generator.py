@@ -142,6 +142,16 @@ def test_crowd_density_reaches_300_people():
     assert np.mean(frame.truth.visibility < 0.5) > 0.2  # a real crowd occludes
 
 
+def test_crowd_config_shrinks_people_to_keep_them_visible():
+    assert SceneConfig.crowd(8).person_height == SceneConfig().person_height
+    dense = SceneConfig.crowd(300, width=640, height=480, num_frames=1, seed=3)
+    assert dense.num_people == 300 and dense.person_height[1] < 0.2 and dense.width == 640
+    frame = next(generate_scene(dense).frames())
+    assert np.sum(frame.truth.detection_ids >= 0) > 0.6 * len(frame.truth) > 150
+    with pytest.raises(SceneConfigError, match="occupancy"):
+        SceneConfig.crowd(10, occupancy=0.0)
+
+
 def test_write_mot_sequence_reads_back_with_mot_io(tmp_path):
     scene = generate_scene(SceneConfig(**SMALL, seed=4, det_false_positives=1.0))
     out = write_mot_sequence(scene, tmp_path / "SYN-01")
@@ -189,3 +199,22 @@ def test_people_wear_distinct_textured_clothes():
         assert distance.min() > 40  # BGR units: clearly different shirts side by side
         kinds |= {w.look.shirt.kind for w in crowd.walkers} | {w.look.trousers.kind for w in crowd.walkers}
     assert kinds == {"solid", "stripes", "checks", "noise"}
+
+
+def test_truth_scores_perfectly_against_itself_in_trackeval():
+    """The scene's ground truth, fed back as tracker output, is a perfect run for TrackEval;
+    a tracker that swaps two identities half-way is not."""
+    from smiletrack_ros.mot.evaluate import evaluate
+    from smiletrack_ros.scene import collect_ground_truth
+
+    frames = _frames(num_people=6, num_frames=20, seed=8)
+    gt = collect_ground_truth((f.index, f.truth) for f in frames)
+    visible = gt.pedestrians()
+    rows = np.column_stack([visible.frames, visible.ids, visible.boxes, np.ones(len(visible))])
+    perfect = evaluate({"syn": (gt, rows)}, {"syn": 20})["syn"]
+    assert perfect["HOTA"] == pytest.approx(100.0) and perfect["MOTA"] == pytest.approx(100.0)
+    a, b = np.unique(visible.ids)[:2]
+    swapped = rows.copy()
+    late = swapped[:, 0] > 10
+    swapped[late & (rows[:, 1] == a), 1], swapped[late & (rows[:, 1] == b), 1] = b, a
+    assert evaluate({"syn": (gt, swapped)}, {"syn": 20})["syn"]["IDF1"] < 100.0

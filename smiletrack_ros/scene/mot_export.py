@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
 
 from smiletrack_ros.mot.io import PEDESTRIAN_CLASS, GroundTruth, write_ground_truth, write_results
-from smiletrack_ros.scene.scene import Scene
+from smiletrack_ros.scene.scene import FrameTruth, Scene
 
 
 def _seqinfo_text(name: str, scene: Scene) -> str:
@@ -17,37 +18,44 @@ def _seqinfo_text(name: str, scene: Scene) -> str:
             f"imWidth={cfg.width}\nimHeight={cfg.height}\nimExt=.jpg\n")
 
 
+def collect_ground_truth(truths: Iterable[tuple[int, FrameTruth]]) -> GroundTruth:
+    """``mot.io.GroundTruth`` (MOT17 layout) of (1-based frame, FrameTruth) pairs, for evaluation
+    without files. A person hidden entirely (visibility 0) gets conf 0, which MOTChallenge
+    scoring ignores."""
+    parts = [(np.full(len(t), k, np.int64), t.ids, t.boxes, t.visibility) for k, t in truths]
+    if not parts:
+        parts = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32))]
+    frames, ids, boxes, visibility = (np.concatenate(col) for col in zip(*parts))
+    return GroundTruth(frames=frames, ids=ids.astype(np.int64), boxes=boxes.reshape(-1, 4).astype(np.float32),
+                       conf=(visibility > 0).astype(np.float32),
+                       classes=np.full(len(frames), PEDESTRIAN_CLASS, np.int64),
+                       visibility=visibility.astype(np.float32), mot17=True)
+
+
 def write_mot_sequence(scene: Scene, out_dir: str | Path, name: str | None = None,
                        jpeg_quality: int = 95) -> Path:
     """Render ``scene`` into ``out_dir`` (created; existing files of the same names are replaced).
 
     gt.txt uses the 9-column MOT17 layout (conf, class 1 = pedestrian,
-    visibility) so the visibility survives ``mot.io.read_ground_truth``; a
-    person hidden entirely (visibility 0) gets conf 0, which MOTChallenge
-    scoring ignores. det.txt is ``frame,-1,x,y,w,h,score,-1,-1,-1``.
+    visibility; see ``collect_ground_truth``) so the visibility survives
+    ``mot.io.read_ground_truth``. det.txt is ``frame,-1,x,y,w,h,score,-1,-1,-1``.
     """
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be in [1, 100], got {jpeg_quality}")
     out = Path(out_dir)
     images = out / "img1"
     images.mkdir(parents=True, exist_ok=True)
-    gt_parts: list[tuple[np.ndarray, ...]] = []
+    truths: list[tuple[int, FrameTruth]] = []
     det_rows: list[np.ndarray] = []
     for frame in scene.frames():
         path = images / f"{frame.index:06d}.jpg"
         if not cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
             raise OSError(f"cannot write {path}")
-        t = frame.truth
-        gt_parts.append((np.full(len(t), frame.index, np.int64), t.ids, t.boxes, t.visibility))
+        truths.append((frame.index, frame.truth))
         d = frame.detections
         det_rows.append(np.column_stack([np.full(len(d), frame.index), np.full(len(d), -1),
                                          d.boxes, d.scores]).reshape(-1, 7))
-    frames, ids, boxes, visibility = (np.concatenate(col) for col in zip(*gt_parts))
-    gt = GroundTruth(frames=frames, ids=ids, boxes=boxes.reshape(-1, 4),
-                     conf=(visibility > 0).astype(np.float32),
-                     classes=np.full(len(frames), PEDESTRIAN_CLASS, np.int64),
-                     visibility=visibility, mot17=True)
-    write_ground_truth(out / "gt" / "gt.txt", gt)
+    write_ground_truth(out / "gt" / "gt.txt", collect_ground_truth(truths))
     write_results(out / "det" / "det.txt", np.concatenate(det_rows))
     (out / "seqinfo.ini").write_text(_seqinfo_text(name or out.name, scene))
     return out
