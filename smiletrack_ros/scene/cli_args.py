@@ -20,11 +20,17 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=defaults.seed)
     group.add_argument("--person-height", type=float, nargs=2, default=defaults.person_height,
                        metavar=("FAR", "NEAR"), help="person height as a fraction of the image height")
+    group.add_argument("--crowd-occupancy", type=float,
+                       help="shrink people for dense crowds so that they would cover this fraction of the ground "
+                            "(e.g. 0.5; see SceneConfig.crowd)")
     group.add_argument("--false-positives", type=float, default=defaults.det_false_positives,
                        help="mean simulated false detections per frame")
 
 
 def scene_config_from_args(args: argparse.Namespace) -> SceneConfig:
-    return SceneConfig(width=args.width, height=args.height, num_people=args.people, num_frames=args.frames,
-                       fps=args.fps, camera_pan=args.camera_pan, seed=args.seed,
-                       person_height=tuple(args.person_height), det_false_positives=args.false_positives)
+    fields = dict(width=args.width, height=args.height, num_frames=args.frames, fps=args.fps,
+                  camera_pan=args.camera_pan, seed=args.seed, person_height=tuple(args.person_height),
+                  det_false_positives=args.false_positives)
+    if args.crowd_occupancy is not None:
+        return SceneConfig.crowd(args.people, occupancy=args.crowd_occupancy, **fields)
+    return SceneConfig(num_people=args.people, **fields)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 
 MAX_PEOPLE = 300
+MIN_PERSON_PIXELS = 8
 BODY_AREA = 0.183  # body pixels per squared person height, measured on the rendered figures
 
 
@@ -62,32 +64,36 @@ class SceneConfig:
     det_score_noise: float = 0.06
 
     @classmethod
-    def crowd(cls, num_people: int, occupancy: float = 0.5, **fields) -> "SceneConfig":
+    def crowd(cls, num_people: int, occupancy: float = 0.5, **overrides) -> "SceneConfig":
         """A config whose people are scaled down, when needed, so that their bodies would cover
         about ``occupancy`` of the ground band's image area if none overlapped.
 
         Piling 300 people of the default size into one frame hides nearly all of
         them; a real dense crowd is filmed from farther away (MOT20), which is
-        what shrinking them does. Sizes are only ever reduced.
+        what shrinking them does. Sizes are only ever reduced, and never below
+        the smallest allowed person (``MIN_PERSON_PIXELS`` tall at the far edge).
         """
         if not 0.0 < occupancy <= 5.0:
             raise SceneConfigError(f"occupancy must be in (0, 5], got {occupancy}")
-        base = cls(num_people=num_people, **fields)
+        base = cls(num_people=num_people, **overrides)
         far, near = base.person_height
         mean_square = (far * far + far * near + near * near) / 3.0  # heights uniform between far and near
         band = base.ground_band[1] - base.ground_band[0]
         covered = num_people * BODY_AREA * mean_square * base.height / (base.width * band)
-        scale = min(1.0, math.sqrt(occupancy / covered))
-        return cls(num_people=num_people, **{**fields, "person_height": (far * scale, near * scale)})
+        scale = min(1.0, max(math.sqrt(occupancy / covered), MIN_PERSON_PIXELS / (far * base.height)))
+        return cls(num_people=num_people, **{**overrides, "person_height": (far * scale, near * scale)})
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise SceneConfigError(f"{f.name} must be an int, got {value!r}")
-            if f.type == "float":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if f.type == "int":
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                    raise SceneConfigError(f"{f.name} must be an int, got {value!r}")
+                object.__setattr__(self, f.name, int(value))
+            elif f.type == "float":
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                     raise SceneConfigError(f"{f.name} must be a finite number, got {value!r}")
+                object.__setattr__(self, f.name, float(value))
         if not 32 <= self.width <= 8192:
             raise SceneConfigError(f"width must be in [32, 8192], got {self.width}")
         if not 32 <= self.height <= 8192:
@@ -106,8 +112,8 @@ class SceneConfig:
         if self.ground_band[1] - self.ground_band[0] < 0.05:
             raise SceneConfigError(f"ground_band must span at least 0.05 of the height, got {self.ground_band!r}")
         object.__setattr__(self, "person_height", _range_pair("person_height", self.person_height, 0.02, 1.0))
-        if self.person_height[0] * self.height < 8:
-            raise SceneConfigError(f"person_height[0] x height must be >= 8 pixels, got "
+        if self.person_height[0] * self.height < MIN_PERSON_PIXELS * (1 - 1e-9):
+            raise SceneConfigError(f"person_height[0] x height must be >= {MIN_PERSON_PIXELS} pixels, got "
                                    f"{self.person_height[0] * self.height:.1f}")
         object.__setattr__(self, "walk_speed", _range_pair("walk_speed", self.walk_speed, 0.0, 5.0))
         for name in ("det_recall", "det_score_high", "det_score_low"):
