@@ -100,3 +100,11 @@ def test_track_states_stay_finite_under_hostile_input():
             assert np.isfinite(track.box).all() and np.isfinite(track.velocity).all()
             assert 0.0 <= track.score <= 1.0
     assert trk.frame_count == 150 and seen > 100
+
+
+def test_rows_with_unusable_class_ids_are_dropped():
+    trk = SmileTracker(TrackerConfig())
+    out = trk.update(boxes(0, 100, 200), np.full(3, 0.9), class_ids=np.array([np.nan, 1e30, 7.0]),
+                     embeddings=E[:3])
+    assert trk.last_rejected == 2
+    assert [(t.detection_index, t.class_id) for t in out] == [(2, 7)]

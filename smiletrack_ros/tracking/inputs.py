@@ -3,7 +3,8 @@
 Shape errors (arrays that disagree on N, wrong widths, a timestamp going
 backwards) raise ``InputError`` before the tracker changes any state. Bad
 *rows* are not errors: a box or score that is not finite, a box with zero or
-negative size, or coordinates beyond ``MAX_COORDINATE`` is dropped and counted
+negative size, coordinates beyond ``MAX_COORDINATE``, or a class id that is not
+a finite number within ``MAX_CLASS_ID`` is dropped and counted
 in ``FrameInput.rejected``; scores are clipped to [0, 1]; an embedding row that
 is not finite or has zero norm only means "no appearance" for that detection.
 """
@@ -16,6 +17,8 @@ import numpy as np
 
 # Larger coordinates cannot come from a camera and would overflow areas/covariances.
 MAX_COORDINATE = 1e6
+# Class ids must fit an int64 exactly (and so also hold no nan/inf).
+MAX_CLASS_ID = 2 ** 53
 
 
 class InputError(ValueError):
@@ -82,7 +85,7 @@ def read_frame(boxes: object, scores: object, class_ids: object = None, embeddin
 
     sizes_ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     ok = (np.isfinite(boxes).all(axis=1) & (np.abs(boxes) <= MAX_COORDINATE).all(axis=1) & sizes_ok
-          & np.isfinite(scores) & np.isfinite(classes))
+          & np.isfinite(scores) & (np.abs(classes) <= MAX_CLASS_ID))
     index = np.flatnonzero(ok)
     feature_valid = np.zeros(len(index), bool)
     if features is not None:

@@ -131,6 +131,13 @@ class SmileTracker:
     def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None = None,
                embeddings: np.ndarray | None = None, image: np.ndarray | None = None,
                timestamp: float | None = None) -> list[TrackOutput]:
+        """Associate one frame -> the confirmed tracks matched in it.
+
+        ``boxes`` (N, 4) x1, y1, x2, y2 pixels; ``scores`` (N,); ``class_ids`` (N,)
+        (all 0 when None); ``embeddings`` (N, D), any D, fixed per tracker until
+        ``reset()``; ``image`` HxWx3 BGR uint8 (camera-motion compensation only);
+        ``timestamp`` in seconds, non-decreasing (prediction steps and the lost
+        timeout then follow real elapsed time)."""
         cfg = self.config
         # 1. Input.
         frame = read_frame(boxes, scores, class_ids, embeddings if cfg.use_appearance else None,
