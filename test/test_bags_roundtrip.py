@@ -216,6 +216,12 @@ def test_errors_name_the_problem(tmp_path, tiny_frames):
             bag.write_detections("/a", 1, tiny_frames[0].detections)
     with pytest.raises(BagError, match="candidates"):
         list(read_images(tmp_path / "two"))
+    writer = BagWriter(tmp_path / "closed").open()
+    writer.write_image("/a", 0, tiny_frames[0].image)
+    writer.close()
+    with pytest.raises(BagError, match="not opened"):
+        writer.write_image("/a", 1, tiny_frames[0].image)
+    assert [i.stamp_ns for i in read_images(tmp_path / "closed")] == [0]
 
 
 def test_cli_from_scene_info_and_to_mot(tmp_path, capsys):

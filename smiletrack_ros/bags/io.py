@@ -58,8 +58,8 @@ class StampedTracks(NamedTuple):
 class BagWriter:
     """Writes images, detections and tracks to a new bag; one topic keeps one message type.
 
-    >>> with BagWriter("out/demo_bag") as bag:
-    ...     bag.write_image("/camera/image_raw", stamp_ns, image_bgr)
+    Use it as a context manager (``with BagWriter(path) as bag: bag.write_image(...)``),
+    or call ``open()`` and ``close()`` when the writer lives in a node.
     """
 
     def __init__(self, path: str | Path, storage: str = "mcap", typestore: Typestore | None = None):
@@ -74,25 +74,35 @@ class BagWriter:
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
 
-    def __enter__(self) -> "BagWriter":
+    def open(self) -> "BagWriter":
         try:
             self._writer.open()
         except WriterError as err:
             raise BagError(str(err)) from None
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def close(self) -> None:
+        """Finish the file and write metadata.yaml (a bag never closed lacks it)."""
         self._writer.close()
+
+    def __enter__(self) -> "BagWriter":
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, msg: Any) -> None:
         connection = self._connections.get(topic)
-        if connection is None:
-            connection = self._writer.add_connection(topic, msgtype, typestore=self.store)
-            self._connections[topic] = connection
-            self.counts[topic] = 0
-        elif connection.msgtype != msgtype:
+        if connection is not None and connection.msgtype != msgtype:
             raise BagError(f"topic {topic} already carries {connection.msgtype}, cannot write {msgtype}")
-        self._writer.write(connection, int(stamp_ns), self.store.serialize_cdr(msg, msgtype))
+        try:
+            if connection is None:
+                connection = self._writer.add_connection(topic, msgtype, typestore=self.store)
+                self._connections[topic] = connection
+                self.counts[topic] = 0
+            self._writer.write(connection, int(stamp_ns), self.store.serialize_cdr(msg, msgtype))
+        except WriterError as err:  # e.g. not opened, or already closed
+            raise BagError(f"{self.path}: {err}") from None
         self.counts[topic] += 1
 
     def write_image(self, topic: str, stamp_ns: int, image_bgr: np.ndarray, frame_id: str = "camera") -> None:
