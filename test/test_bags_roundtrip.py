@@ -285,3 +285,20 @@ def test_real_video_with_public_detections(tmp_path, shared_dir):
     for k, f in enumerate(frames, start=1):
         np.testing.assert_allclose(f.detections.boxes, dets[k].boxes, atol=1e-3)
         np.testing.assert_allclose(f.detections.scores, dets[k].scores, atol=1e-6)
+
+
+def test_compressed_images_decode(tmp_path, tiny_frames):
+    import cv2
+
+    from smiletrack_ros.bags.messages import COMPRESSED_IMAGE
+
+    store = build_typestore()
+    with BagWriter(tmp_path / "jpeg", typestore=store) as bag:
+        for f in tiny_frames[:3]:
+            stamp = frame_stamp_ns(f.index, TINY.fps)
+            _, png = cv2.imencode(".png", f.image)
+            msg = store.types[COMPRESSED_IMAGE](header=header(store, stamp, "camera"), format="png",
+                                                data=np.frombuffer(png.tobytes(), np.uint8))
+            bag.write("/camera/image_raw/compressed", COMPRESSED_IMAGE, stamp, msg)
+    got = list(read_images(tmp_path / "jpeg"))
+    assert len(got) == 3 and all(np.array_equal(g.image, f.image) for g, f in zip(got, tiny_frames))

@@ -59,8 +59,10 @@ def test_bad_config_names_the_field(field, value):
         SceneConfig(**{field: value})
 
 
-def test_config_accepts_lists_for_pairs():
+def test_config_accepts_lists_for_pairs_and_numpy_numbers():
     assert SceneConfig(person_height=[0.1, 0.4]).person_height == (0.1, 0.4)
+    cfg = SceneConfig(num_people=np.int64(5), fps=np.float32(30.0))
+    assert type(cfg.num_people) is int and cfg.num_people == 5 and type(cfg.fps) is float
 
 
 def test_truth_and_detections_are_consistent():
