@@ -104,7 +104,7 @@ def evaluate(sequences: Mapping[str, tuple[GroundTruth, np.ndarray]],
                     except trackeval.utils.TrackEvalException as err:
                         raise ValueError(f"sequence {name}: {err}") from None
                     per_seq[name] = res["pedestrian"]
-    out = {name: _flatten(res) for name, res in per_seq.items()}
+    out = {name: _flatten(per_seq[name]) for name in sequences}
     if len(per_seq) > 1:
         out[COMBINED] = _flatten({m.get_name(): m.combine_sequences({s: r[m.get_name()] for s, r in per_seq.items()})
                                   for m in metrics})
