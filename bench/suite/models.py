@@ -48,16 +48,15 @@ def embedder(weights: Path | None, device: str = "cpu", half: bool = False) -> B
     return Built(model, desc)
 
 
-PRB_ARCHITECTURE = "prb-2py-e6e-1280"   # SMILEtrack's MOT detector
 # Untrained weights score every anchor alike; a high floor keeps NMS at the small
 # candidate count a trained model gives, so the timing reflects network + decode.
 UNTRAINED_SCORE_FLOOR = 0.95
 
 
-def prb_detector(input_size: int, device: str = "cpu", half: bool = False) -> Built:
-    """The paper's PRB-FPN (2PY E6E) with its default initialisation: for timing only."""
+def prb_detector(architecture: str, input_size: int, device: str = "cpu", half: bool = False) -> Built:
+    """A PRB-FPN variant with its default initialisation: for timing only."""
     from smiletrack_ros.detection import DetectorConfig, build_detector
 
-    config = DetectorConfig(backend="prb", architecture=PRB_ARCHITECTURE, input_size=input_size, device=device,
+    config = DetectorConfig(backend="prb", architecture=architecture, input_size=input_size, device=device,
                             half=half, score_threshold=UNTRAINED_SCORE_FLOOR)
-    return Built(build_detector(config), {"architecture": PRB_ARCHITECTURE, "input_size": input_size, "half": half})
+    return Built(build_detector(config), {"architecture": architecture, "input_size": input_size, "half": half})

@@ -160,21 +160,17 @@ def detector_latency(settings: SuiteSettings, report: Report) -> None:
                          t["p50"], t["p99"]])
     else:
         notes.append("YOLOX-Nano skipped: ../shared/models not found.")
-    # The E6E network takes tens of seconds a frame on a CPU: timed on a GPU only.
-    prb_sizes = (640, 1280) if settings.device != "cpu" else ()
-    if not prb_sizes:
-        notes.append("PRB-FPN E6E is timed with --device cuda only (tens of seconds a frame on a CPU).")
+    from bench.bench_detector import CASES  # the PRB variants the detector benchmark times
+
+    # On a CPU only the 640 variant, and only in a full run: seconds a frame.
+    cases = CASES if settings.device != "cpu" else tuple(c for c in CASES if c[1] <= 640 and not settings.quick)
+    image = frames[max(frames, key=lambda k: frames[k].size)]
     for precision in _precisions(settings):
-        for size in prb_sizes:
-            try:
-                built = models.prb_detector(size, settings.device, half=precision == "fp16")
-            except (ImportError, ValueError, RuntimeError) as err:
-                notes.append(f"PRB detector at {size} skipped: {err}")
-                break
-            image = frames[max(frames, key=lambda k: frames[k].size)]
+        for architecture, size in cases:
+            built = models.prb_detector(architecture, size, settings.device, half=precision == "fp16")
             t = summary_ms(time_calls(lambda: built.model(image), 0.5 if settings.quick else 3.0))
-            rows.append([f"PRB-FPN {built.description['architecture']} {size}", settings.device, precision,
-                         "1920x1080", t["p50"], t["p99"]])
+            rows.append([f"PRB-FPN {architecture} @{size}", settings.device, precision,
+                         f"{image.shape[1]}x{image.shape[0]}", t["p50"], t["p99"]])
     report.text("## Detector latency\n\nWhole call: letterbox, network, decoding, NMS, boxes back to source "
                 "pixels. The PRB network (the paper's detector) runs with default-initialised weights, which "
                 "sets its cost but not its output (its weights are not available here)."
