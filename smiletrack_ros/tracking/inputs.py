@@ -91,10 +91,11 @@ def read_frame(boxes: object, scores: object, class_ids: object = None, embeddin
     if features is not None:
         with np.errstate(invalid="ignore", over="ignore"):
             features = features[index]
-            norms = np.linalg.norm(features, axis=1)
-            feature_valid = np.isfinite(features).all(axis=1) & np.isfinite(norms) & (norms > 0)
-            safe = np.where(feature_valid[:, None], features, 0.0)
-            features = (safe / np.where(feature_valid, norms, 1.0)[:, None]).astype(np.float32)
+            # A nan or inf anywhere in a row (or an overflowing one) makes its norm non-finite.
+            norms = np.sqrt(np.einsum("ij,ij->i", features, features))
+            feature_valid = np.isfinite(norms) & (norms > 0)
+            features = (features / np.where(feature_valid, norms, 1.0)[:, None]).astype(np.float32)
+            features[~feature_valid] = 0.0
     return FrameInput(boxes=boxes[index], scores=np.clip(scores[index], 0.0, 1.0),
                       class_ids=classes[index].astype(np.int64), features=features,
                       feature_valid=feature_valid, index=index, rejected=int(n - len(index)),
