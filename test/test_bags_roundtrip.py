@@ -51,13 +51,15 @@ def test_scene_bag_round_trip(tmp_path, tiny_frames, storage):
         ("/camera/image_raw", "sensor_msgs/msg/Image", 8), ("/detections", "vision_msgs/msg/Detection2DArray", 8)}
 
 
-def test_mcap_decodes_with_an_independent_reader(tmp_path, tiny_frames):
-    """mcap-ros2-support decodes the bag from its embedded schemas alone."""
+@pytest.mark.parametrize("compress", [False, True])
+def test_mcap_decodes_with_an_independent_reader(tmp_path, tiny_frames, compress):
+    """mcap-ros2-support decodes the bag from its embedded schemas alone (zstd chunks too)."""
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
 
     path = tmp_path / "bag"
-    write_scene_bag(generate_scene(TINY), path)
+    write_scene_bag(generate_scene(TINY), path, compress=compress)
+    assert all(np.array_equal(a.image, f.image) for a, f in zip(read_images(path), tiny_frames))
     (mcap_file,) = path.glob("*.mcap")
     with mcap_file.open("rb") as stream:
         messages = [(channel.topic, msg) for _, channel, _, msg in
@@ -209,6 +211,8 @@ def test_errors_name_the_problem(tmp_path, tiny_frames):
         list(read_images(path, "/detections"))
     with pytest.raises(BagError, match="not found"):
         bag_info(tmp_path / "missing")
+    with pytest.raises(ValueError, match="mcap"):
+        BagWriter(tmp_path / "db", storage="sqlite3", compress=True)
     with BagWriter(tmp_path / "two") as bag:
         bag.write_image("/a", 0, tiny_frames[0].image)
         bag.write_image("/b", 0, tiny_frames[0].image)

@@ -24,11 +24,11 @@ def frame_stamp_ns(index: int, fps: float, start_ns: int = 0) -> int:
 
 def write_scene_bag(scene: Scene, path: str | Path, image_topic: str = DEFAULT_IMAGE_TOPIC,
                     detections_topic: str | None = DEFAULT_DETECTIONS_TOPIC, frame_id: str = "camera",
-                    start_ns: int = 0, storage: str = "mcap") -> dict[str, int]:
+                    start_ns: int = 0, storage: str = "mcap", compress: bool = False) -> dict[str, int]:
     """Images (bgr8) and, unless ``detections_topic`` is None, the simulated detections with
     identical stamps. Returns the message count per topic."""
     fps = scene.config.fps
-    with BagWriter(path, storage) as bag:
+    with BagWriter(path, storage, compress=compress) as bag:
         for frame in scene.frames():
             stamp = frame_stamp_ns(frame.index, fps, start_ns)
             bag.write_image(image_topic, stamp, frame.image, frame_id)
@@ -80,7 +80,7 @@ def video_fps(source: str | Path) -> float | None:
 
 def write_video_bag(source: str | Path, path: str | Path, fps: float | None = None,
                     image_topic: str = DEFAULT_IMAGE_TOPIC, frame_id: str = "camera", start_ns: int = 0,
-                    max_frames: int | None = None, storage: str = "mcap",
+                    max_frames: int | None = None, storage: str = "mcap", compress: bool = False,
                     detections: Mapping[int, Detections] | None = None,
                     detections_topic: str = DEFAULT_DETECTIONS_TOPIC) -> int:
     """A video file or a folder of images (sorted by name) as a bag of bgr8 images stamped at
@@ -97,7 +97,7 @@ def write_video_bag(source: str | Path, path: str | Path, fps: float | None = No
     if not fps or fps <= 0:
         raise BagError(f"no frame rate known for {source}: pass fps")
     count = 0
-    with BagWriter(path, storage) as bag:
+    with BagWriter(path, storage, compress=compress) as bag:
         for image in _video_frames(source):
             if max_frames is not None and count >= max_frames:
                 break

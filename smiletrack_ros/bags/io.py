@@ -13,7 +13,7 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.rosbag2.errors import ReaderError, WriterError
 from rosbags.typesys.store import Typestore
 
@@ -62,15 +62,20 @@ class BagWriter:
     or call ``open()`` and ``close()`` when the writer lives in a node.
     """
 
-    def __init__(self, path: str | Path, storage: str = "mcap", typestore: Typestore | None = None):
+    def __init__(self, path: str | Path, storage: str = "mcap", typestore: Typestore | None = None,
+                 compress: bool = False):
         if storage not in STORAGES:
             raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
+        if compress and storage != "mcap":
+            raise ValueError("compress needs mcap storage (zstd-compressed chunks)")
         self.path = Path(path)
         self.store = typestore or build_typestore()
         try:
             self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
         except WriterError as err:
             raise BagError(str(err)) from None
+        if compress:
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
 

@@ -34,13 +34,15 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame-id", default="camera")
     parser.add_argument("--start", type=float, default=0.0, help="stamp of the first frame, seconds")
     parser.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
+    parser.add_argument("--compress", action="store_true", help="zstd-compressed mcap chunks")
 
 
 def _from_video(args: argparse.Namespace) -> str:
     detections = read_detections(args.det_file, rescale=args.score_rescale) if args.det_file else None
     count = write_video_bag(args.source, args.out, fps=args.fps, image_topic=args.image_topic,
                             frame_id=args.frame_id, start_ns=_seconds_to_ns(args.start),
-                            max_frames=args.max_frames, storage=args.storage, detections=detections,
+                            max_frames=args.max_frames, storage=args.storage, compress=args.compress,
+                            detections=detections,
                             detections_topic=args.detections_topic)
     extra = f" and their detections on {args.detections_topic}" if detections is not None else ""
     return f"wrote {count} images on {args.image_topic}{extra} to {args.out}"
@@ -49,7 +51,7 @@ def _from_video(args: argparse.Namespace) -> str:
 def _from_scene(args: argparse.Namespace) -> str:
     counts = write_scene_bag(generate_scene(scene_config_from_args(args)), args.out, image_topic=args.image_topic,
                              detections_topic=args.detections_topic or None, frame_id=args.frame_id,
-                             start_ns=_seconds_to_ns(args.start), storage=args.storage)
+                             start_ns=_seconds_to_ns(args.start), storage=args.storage, compress=args.compress)
     return f"wrote {args.out}: " + ", ".join(f"{topic} {n}" for topic, n in counts.items())
 
 
