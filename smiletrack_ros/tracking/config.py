@@ -48,7 +48,8 @@ class TrackerConfig:
     ema_momentum: float = 0.9
     # Weight of appearance distance vs squared Mahalanobis distance ("gated_iou").
     motion_fusion_lambda: float = 0.98
-    # Chi-square 95% quantile, 4 degrees of freedom.
+    # Chi-square 95% quantile, 4 degrees of freedom. Distances are taken in this
+    # filter's (cx, cy, a, h) space; the public code's filter uses (cx, cy, w, h).
     mahalanobis_gate: float = 9.4877
     stage1_match_threshold: float = 0.8
     # "bank": max similarity over the feature bank; "none": IoU only.
