@@ -157,8 +157,12 @@ def test_track_array_topic_converts_too(tmp_path):
     with BagWriter(tmp_path / "ta", typestore=store) as bag:
         msg = t[TRACK_ARRAY](header=header(store, 0, "camera"), tracks=[track])
         bag.write("/tracks_full", TRACK_ARRAY, 0, msg)
-    tracks_to_mot(tmp_path / "ta", tmp_path / "ta.txt")
+        bag.write_tracks("/tracks", 0, TrackBoxes(np.array([7]), np.array([[0, 0, 5, 5]], np.float32),
+                                                  np.array([0.5], np.float32), np.array([0])))
+    tracks_to_mot(tmp_path / "ta", tmp_path / "ta.txt", tracks_topic="/tracks_full")
     np.testing.assert_allclose(read_results(tmp_path / "ta.txt"), [[1, 42, 40, 10, 60, 70, 0.75]], atol=1e-3)
+    tracks_to_mot(tmp_path / "ta", tmp_path / "default.txt")  # the node's two outputs: /tracks wins
+    np.testing.assert_allclose(read_results(tmp_path / "default.txt"), [[1, 7, 0, 0, 5, 5, 0.5]], atol=1e-3)
 
 
 def test_real_tracker_outputs_record_and_convert(tmp_path, tiny_frames):

@@ -7,7 +7,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from smiletrack_ros.bags.io import BagError, BagWriter, bag_info, image_stamps, pick_topic, read_tracks
-from smiletrack_ros.bags.messages import IMAGE_TYPES, TRACK_TYPES
+from smiletrack_ros.bags.messages import IMAGE_TYPES
 from smiletrack_ros.detection.base import Detections
 from smiletrack_ros.mot.io import write_results
 from smiletrack_ros.scene import Scene
@@ -139,7 +139,6 @@ def tracks_to_mot(path: str | Path, out_file: str | Path, tracks_topic: str | No
     path = Path(path)
     if fps is not None and fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    pick_topic(bag_info(path), TRACK_TYPES, tracks_topic, "tracks", prefer="track")
     frames = list(read_tracks(path, tracks_topic))
     numbers = _frame_numbers([f.stamp_ns for f in frames], path, image_topic, fps, start_ns) if frames else []
     rows = [np.column_stack([np.full(len(f.tracks), k), f.tracks.ids, f.tracks.boxes, f.tracks.scores])

@@ -17,7 +17,7 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, W
 from rosbags.rosbag2.errors import ReaderError, WriterError
 from rosbags.typesys.store import Typestore
 
-from smiletrack_ros.bags.messages import (DETECTION_ARRAY, IMAGE, IMAGE_TYPES, TRACK_TYPES, TrackBoxes,
+from smiletrack_ros.bags.messages import (DETECTION_ARRAY, IMAGE, IMAGE_TYPES, TRACK_ARRAY, TRACK_TYPES, TrackBoxes,
                                           detections_from_message, detections_message, image_from_message,
                                           image_message, stamp_to_ns, tracks_from_message, tracks_message)
 from smiletrack_ros.bags.typestore import build_typestore
@@ -183,6 +183,19 @@ def pick_topic(info: BagInfo, msgtypes: tuple[str, ...], topic: str | None, what
     return candidates[0]
 
 
+def pick_tracks_topic(info: BagInfo, topic: str | None = None) -> TopicInfo:
+    """``topic`` (checked), else what the node records: the one Detection2DArray topic named
+    *track*, else the one TrackArray topic, else the only topic of either type."""
+    if topic is not None:
+        return pick_topic(info, TRACK_TYPES, topic, "tracks")
+    for candidates in ([t for t in info.topics_of((DETECTION_ARRAY,)) if "track" in t.name],
+                       info.topics_of((TRACK_ARRAY,)), info.topics_of(TRACK_TYPES)):
+        if len(candidates) == 1:
+            return candidates[0]
+    found = [t.name for t in info.topics_of(TRACK_TYPES)] or "none"
+    raise BagError(f"cannot choose the tracks topic of {info.path} (candidates: {found}); name it")
+
+
 def _stream(path: str | Path, topics: list[str],
             typestore: Typestore | None = None) -> Iterator[tuple[str, str, int, Any]]:
     """(topic, msgtype, log time ns, message) for ``topics`` in log-time order."""
@@ -218,8 +231,8 @@ def read_detections(path: str | Path, topic: str | None = None,
 
 def read_tracks(path: str | Path, topic: str | None = None,
                 typestore: Typestore | None = None) -> Iterator[StampedTracks]:
-    """Tracks from a Detection2DArray (with ids) or TrackArray topic (default: the one named *track*)."""
-    chosen = pick_topic(bag_info(path), TRACK_TYPES, topic, "tracks", prefer="track").name
+    """Tracks from a Detection2DArray (with ids) or TrackArray topic (default: ``pick_tracks_topic``)."""
+    chosen = pick_tracks_topic(bag_info(path), topic).name
     for _, msgtype, _, msg in _stream(path, [chosen], typestore):
         yield StampedTracks(stamp_to_ns(msg.header.stamp), tracks_from_message(msg, msgtype), msg.header.frame_id)
 

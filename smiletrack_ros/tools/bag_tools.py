@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     mot = sub.add_parser("to-mot", help="tracks bag (Detection2DArray with ids, or TrackArray) -> MOT results file")
     mot.add_argument("bag", help="bag folder or .mcap/.db3 file")
     mot.add_argument("out", help="MOT results file to write")
-    mot.add_argument("--tracks-topic", help="default: the only tracks topic, or the one named *track*")
+    mot.add_argument("--tracks-topic", help="default: the Detection2DArray topic named *track*, else the "
+                                            "TrackArray topic, else the only one of either type")
     mot.add_argument("--image-topic", help="number frames by this topic's images (default when the bag has images)")
     mot.add_argument("--fps", type=float, help="without images: frame = (stamp - start) x fps + 1")
     mot.add_argument("--start", type=float, help="stamp of frame 1 in seconds (default: the first track stamp)")
