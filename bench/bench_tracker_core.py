@@ -1,7 +1,8 @@
 """Time SmileTracker.update() on synthetic moving boxes with 128-d embeddings.
 
-Prints wall-clock mean and p99 and CPU-time mean, milliseconds per update, for each
-preset and scene size (CPU time is less disturbed by other processes on a busy machine).
+Prints wall-clock mean and p99 and CPU-time mean and median, milliseconds per update,
+for each preset and scene size (CPU time is less disturbed by other processes on a busy
+machine). Run with OMP_NUM_THREADS=1 for single-core figures.
 Usage: python bench/bench_tracker_core.py [--frames 200] [--sizes 10 50 200 500]
 """
 from __future__ import annotations
@@ -35,8 +36,8 @@ def synthetic_scene(n_objects: int, n_frames: int, dim: int, seed: int):
         yield boxes, scores, emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
 
-def bench(preset: str, n: int, frames: int, dim: int) -> tuple[float, float, float, int]:
-    """Wall-clock mean and p99, CPU-time mean (ms per update), live tracks at the end."""
+def bench(preset: str, n: int, frames: int, dim: int) -> tuple[float, float, float, float, int]:
+    """Wall-clock mean and p99, CPU-time mean and median (ms per update), live tracks at the end."""
     tracker = SmileTracker(TrackerConfig.from_preset(preset), frame_rate=30.0)
     wall, cpu = [], []
     for boxes, scores, emb in synthetic_scene(n, frames, dim, seed=n):
@@ -45,8 +46,9 @@ def bench(preset: str, n: int, frames: int, dim: int) -> tuple[float, float, flo
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     steady = np.array(wall[30:]) * 1e3  # skip warm-up (births, allocation)
-    return float(steady.mean()), float(np.percentile(steady, 99)), float(np.mean(cpu[30:]) * 1e3), \
-        len(tracker.live_tracks())
+    steady_cpu = np.array(cpu[30:]) * 1e3
+    return float(steady.mean()), float(np.percentile(steady, 99)), float(steady_cpu.mean()), \
+        float(np.median(steady_cpu)), len(tracker.live_tracks())
 
 
 def main() -> None:
@@ -56,11 +58,13 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS))
     args = parser.parse_args()
-    print(f"{'preset':<10} {'objects':>7} {'mean ms':>8} {'p99 ms':>8} {'cpu ms':>8} {'live tracks':>11}")
+    print(f"{'preset':<10} {'objects':>7} {'mean ms':>8} {'p99 ms':>8} {'cpu mean':>8} {'cpu med':>8} "
+          f"{'live tracks':>11}")
     for preset in args.presets:
         for n in args.sizes:
-            mean, p99, cpu, live = bench(preset, n, args.frames, args.dim)
-            print(f"{preset:<10} {n:>7} {mean:>8.3f} {p99:>8.3f} {cpu:>8.3f} {live:>11}", flush=True)
+            mean, p99, cpu, cpu_median, live = bench(preset, n, args.frames, args.dim)
+            print(f"{preset:<10} {n:>7} {mean:>8.3f} {p99:>8.3f} {cpu:>8.3f} {cpu_median:>8.3f} {live:>11}",
+                  flush=True)
 
 
 if __name__ == "__main__":
