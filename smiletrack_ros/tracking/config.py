@@ -25,7 +25,10 @@ STAGE2_APPEARANCES = ("bank", "none")
 @dataclass(frozen=True)
 class TrackerConfig:
     """All association settings. Costs are ``1 - similarity``; a pair matches
-    only when its cost is at most the stage's ``*_match_threshold``."""
+    only when its cost is at most the stage's ``*_match_threshold``.
+
+    Build it with ``from_preset(name, **overrides)``: ``preset`` only records
+    which preset the values started from (the defaults are the paper's)."""
 
     preset: str = "paper"
     # Detections scoring below this are dropped before association.
@@ -100,10 +103,10 @@ class TrackerConfig:
     def from_preset(cls, preset: str = "paper", **overrides: Any) -> "TrackerConfig":
         """The named preset with ``overrides`` applied (unknown names are errors)."""
         _check_choice("preset", preset, tuple(PRESETS))
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"preset"}
         for name in overrides:
             if name not in known:
-                raise ConfigError(f"{name}: not a TrackerConfig field")
+                raise ConfigError(f"{name}: not a TrackerConfig field that a preset can override")
         return replace(cls(), preset=preset, **{**PRESETS[preset], **overrides})
 
 
