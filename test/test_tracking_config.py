@@ -56,8 +56,6 @@ def test_unknown_preset_and_unknown_field_are_named():
         TrackerConfig(preset="sort")
     with pytest.raises(ConfigError, match="^track_thresh:"):
         TrackerConfig.from_preset("paper", track_thresh=0.5)
-    with pytest.raises(ConfigError, match="^preset:"):
-        TrackerConfig.from_preset("paper", preset="official")
 
 
 def test_config_error_is_a_value_error():

@@ -103,10 +103,10 @@ class TrackerConfig:
     def from_preset(cls, preset: str = "paper", **overrides: Any) -> "TrackerConfig":
         """The named preset with ``overrides`` applied (unknown names are errors)."""
         _check_choice("preset", preset, tuple(PRESETS))
-        known = {f.name for f in fields(cls)} - {"preset"}
+        known = {f.name for f in fields(cls)}
         for name in overrides:
             if name not in known:
-                raise ConfigError(f"{name}: not a TrackerConfig field that a preset can override")
+                raise ConfigError(f"{name}: not a TrackerConfig field")
         return replace(cls(), preset=preset, **{**PRESETS[preset], **overrides})
 
 
