@@ -28,7 +28,7 @@ def timeline(run: LongRun, label: str, report: Report, rows_shown: int = 10) -> 
     rows = [[run.frames[i], run.rss_kb[i] / 1024, run.ms_mean[i], run.ms_p50[i], run.ms_p99[i], run.live[i]]
             for i in range(0, len(run.frames), step)]
     report.table(f"{label}: over time (latency over the window ending at that frame)",
-                 ["frame", "RSS MB", "latency mean ms", "p50 ms", "p99 ms", "live tracks"],
+                 ["frame", "RSS MB", "latency mean ms", "p50 ms", "p99 ms", "tracks"],
                  rows, digits=2)
 
 
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--frames must be >= 1000 for meaningful slopes")
     report = Report("Soak", args.out)
     report.text(f"{args.frames} synthetic frames, {args.objects} objects in view, identities living ~150 frames, "
-                f"preset `{args.preset}`; samples every {max(1, args.frames // 100)} frames.")
+                f"preset `{args.preset}`; samples every {max(1, args.frames // 100)} frames. `tracks`: live tracks "
+                f"(tracker) or tracks in the node's last output message (node).")
     run = long_tracker_run(args.frames, args.objects, preset=args.preset, samples=100, seed=args.seed,
                            show_progress=not args.no_progress)
     timeline(run, "tracker", report)

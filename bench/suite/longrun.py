@@ -25,8 +25,9 @@ class LongRun:
     identities: int = 0
 
     def steady(self, values: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Samples after the warm-up tenth, skipping windows without a value (nan)."""
         x, y = np.asarray(self.frames, np.float64), np.asarray(values, np.float64)
-        keep = x > WARMUP_FRACTION * x.max() if len(x) else x.astype(bool)
+        keep = (x > WARMUP_FRACTION * x.max()) & np.isfinite(y) if len(x) else x.astype(bool)
         return x[keep], y[keep]
 
     def rss_slope_kb_per_1000(self) -> float:

@@ -89,6 +89,7 @@ class SyntheticStream:
             m = int(seen.sum())
             boxes = np.column_stack([state[seen, :2], state[seen, :2] + state[seen, 2:]])
             boxes = boxes + rng.normal(0.0, c.box_noise, boxes.shape)
+            boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1.0)  # jitter never inverts a box
             scores = np.clip(rng.normal(0.75, 0.15, m), 0.05, 1.0)
             emb = looks[seen] + c.embedding_noise * self._unit(rng, m)
             emb /= np.linalg.norm(emb, axis=1, keepdims=True)
