@@ -155,7 +155,12 @@ def read_checkpoint(path: str | Path) -> Any:
     """Unpickle a torch zip checkpoint (or a bare pickle) with the restricted unpickler."""
     path = Path(path)
     data, storages = _read_zip(path) if zipfile.is_zipfile(path) else (path.read_bytes(), {})
-    return RestrictedUnpickler(io.BytesIO(data), storages).load()
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), storages).load()
+    except UnsafeCheckpointError:
+        raise
+    except Exception as err:  # malformed data reaching the allowed rebuild helpers
+        raise ValueError(f"{path}: unreadable checkpoint: {type(err).__name__}: {err}") from err
 
 
 def _module_tensors(module: InertModule, prefix: str, out: dict[str, torch.Tensor]) -> None:
