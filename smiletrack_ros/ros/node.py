@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import rclpy
@@ -133,21 +134,24 @@ class TrackerNode(Node):
         if s.embedder_enabled:
             embedder, models["embedder"] = self._build_embedder()
         tracker = SmileTracker(s.tracker, frame_rate=s.frame_rate)
+        devices = {str(m.device) for m in (detector, embedder) if getattr(m, "device", None) is not None}
+        models["device"] = ",".join(sorted(devices)) or "cpu"
         return Pipeline(detector, embedder, tracker), models
 
     def _build_embedder(self) -> tuple[Any, str]:
-        from smiletrack_ros.embedding import Embedder, shipped_weights
+        from smiletrack_ros.embedding import DEFAULT_WEIGHTS, Embedder
 
         s = self.settings
-        weights = s.embedder_weights or shipped_weights()
+        weights = s.embedder_weights or (str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.exists() else None)
         if weights is None:
             self.get_logger().warning("no SLM weights given and none shipped: appearance matching is off")
             return None, "off (no weights)"
         try:
-            embedder = Embedder(weights=weights, device=s.embedder_device, fp16=s.embedder_fp16)
+            embedder = Embedder(weights=weights, device=s.embedder_device,
+                                precision="auto" if s.embedder_fp16 else "fp32")
         except (OSError, ValueError, ImportError) as exc:
             raise ParameterError("embedder.weights", f"cannot load the SLM embedder: {exc}") from exc
-        return embedder, f"slm:{weights}@{getattr(embedder, 'device', s.embedder_device)}"
+        return embedder, f"slm:{Path(weights).name}@{embedder.device}"
 
     # ---- callbacks (never block) --------------------------------------------------------
     def _on_image(self, msg: Any) -> None:
@@ -230,7 +234,7 @@ class TrackerNode(Node):
             except DetectionsError as exc:
                 self._reject("bad_detections", f"rejected detections: {exc}")
                 return
-        stamp = (stamp_ns(header) or self.get_clock().now().nanoseconds) * 1e-9
+        stamp = stamp_ns(header) * 1e-9  # the image's own time, so replays and live runs track alike
         start = time.perf_counter()
         result = self._pipeline.process(image, stamp, detections)
         if result.reset:
@@ -272,7 +276,7 @@ class TrackerNode(Node):
             "frames_processed": str(snap.total_frames), "frames_dropped_busy": str(dropped),
             "live_tracks": str(len(self._pipeline.tracker.live_tracks())),
             "detector": self._models["detector"], "embedder": self._models["embedder"],
-            "device": self.settings.embedder_device if self.settings.embedder_enabled else self.settings.detector.device,
+            "device": self._models["device"],
             "time_resets": str(snap.time_resets), "processing_errors": str(snap.errors),
         }
         if self._pairer is not None:

@@ -69,7 +69,7 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p("embedder.weights", "string", "", "SLM weights (.safetensors); empty: the weights shipped with the "
        "package when present, else appearance is off (with a warning)"),
     _p("embedder.device", "string", "auto", "auto, cpu or cuda[:N] for the embedder"),
-    _p("embedder.fp16", "bool", True, "half precision on CUDA (ignored on the CPU)"),
+    _p("embedder.fp16", "bool", True, "half precision on CUDA (the CPU always runs fp32)"),
     _p("tracker.preset", "string", "paper", "tracker preset: paper, official or bytetrack; the tracker.* "
        "parameters below override single fields of it"),
 )

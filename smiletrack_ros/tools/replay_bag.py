@@ -55,6 +55,7 @@ class ReplayOptions:
     tracks_topic: str = "/tracks"
     tracks_full_topic: str | None = "/tracks_full"
     clock: bool = False
+    domain_id: int | None = None            # None: ROS_DOMAIN_ID from the environment
     wait_node_s: float = 20.0
     frame_timeout_s: float = 5.0
     drain_s: float = 2.0
@@ -109,7 +110,7 @@ class Replayer:
                 self.det_topic = pick_topic(info, (DETECTION_ARRAY,), options.detections_topic, "detections",
                                             prefer="detect")
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=options.domain_id)
         self.node = rclpy.create_node("smiletrack_replay", context=self.context)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
