@@ -22,6 +22,7 @@ from bench.suite.settings import SuiteSettings
 METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 SOURCES = ("public", "yolox")
 QUICK_SEQUENCES = ("TUD-Campus", "MOT17-02-FRCNN")
+QUICK_FRAMES = 40
 OURS = {f"ours-{p}": (p, {}) for p in PRESETS} | {"ours-paper-motion-only": ("paper", MOTION_ONLY)}
 
 
@@ -120,7 +121,7 @@ def run(settings: SuiteSettings, embedder_weights: Path | None = None) -> Report
     if settings.shared_dir is None:
         report.text("Skipped: ../shared (sequences and models) not found.")
         return report
-    seqs = discover(settings.shared_dir, settings.quick, settings.frames)
+    seqs = discover(settings.shared_dir, settings.quick, settings.frames or (QUICK_FRAMES if settings.quick else None))
     maker = InputMaker(settings, embedder_weights)
     caches = {(s.name, src): maker.cache(s, src) for s in seqs for src in SOURCES}
     runs: dict[tuple[str, str], dict[str, np.ndarray]] = {}   # (source, tracker) -> seq -> rows
@@ -131,7 +132,12 @@ def run(settings: SuiteSettings, embedder_weights: Path | None = None) -> Report
             runs.setdefault((src, label), {})[name] = result.rows
             ms.setdefault((src, label), []).extend(result.ms)
     trackers = list(OURS)
-    notes = [f"Our embedder: {maker.embedder().description}. YOLOX-Nano: {maker.detector().description}."]
+    emb = maker.embedder().description
+    notes = [f"Our embedder: {emb['embedder']} ({emb['precision']}). YOLOX-Nano: {maker.detector().description}."]
+    leaked = [s.name for s in seqs if s.name in emb["trained_on"]]
+    if leaked:
+        notes.append(f"CAUTION: the embedder was trained on {', '.join(leaked)} (its identities), so appearance "
+                     f"trackers are favoured there; sequences it never saw are the fair test.")
     if settings.peers:
         python, description = find_peer_python(install=True)
         if python is None:

@@ -43,8 +43,9 @@ def embedder(weights: Path | None, device: str = "cpu", half: bool = False) -> B
         weights = DEFAULT_WEIGHTS
     model = Embedder(weights=str(weights) if weights else None, device=device, precision="fp16" if half else "fp32")
     name = "untrained (seeded)" if weights is None else Path(weights).name
+    trained_on = (model.card.training.get("data") or {}).get("sequences", [])
     desc = {"embedder": f"SLM {model.spec.backbone}, weights {name}", "sha": _digest(weights) if weights else None,
-            "precision": "fp16" if half else "fp32"}
+            "precision": "fp16" if half else "fp32", "trained_on": sorted(trained_on)}
     return Built(model, desc)
 
 

@@ -45,7 +45,7 @@ def run(settings: SuiteSettings) -> Report:
 
     report = Report("Scaling with crowd density", settings.folder("scaling"))
     densities = QUICK_DENSITIES if settings.quick else DENSITIES
-    frames = settings.pick(30, 80)
+    frames = settings.pick(20, 40)
     embedder = models.embedder(None, settings.device)
     rows, series = [], {}
     for people in densities:
