@@ -110,3 +110,10 @@ def test_fp16_on_cuda(small_nets):
     assert det.half and next(det.net.parameters()).dtype == torch.float16
     out = det(np.zeros((100, 120, 3), np.uint8))
     assert out.boxes.dtype == np.float32
+
+
+def test_missing_weights_file_is_named(tmp_path):
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        build_detector(DetectorConfig(backend="prb", weights=str(missing), architecture="prb-2py-elan-640",
+                                      device="cpu"))

@@ -1,6 +1,7 @@
 """The ``prb`` backend: PRB-FPN in torch, letterbox and decode on the model's device."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from .network import PRBNet
 from .variants import load_spec
 from .weights import load_weights, read_spec
 
+log = logging.getLogger(__name__)
+
 
 class PRBDetector:
     """``config.weights`` (a .safetensors from convert_prb) is loaded strictly into the
@@ -26,15 +29,21 @@ class PRBDetector:
         self.device = resolve_device(config.device)
         if net is None:
             weights = Path(config.weights) if config.weights is not None else None
-            spec = read_spec(weights) if weights is not None and weights.suffix == ".safetensors" else None
+            readable = weights is not None and weights.is_file() and weights.suffix == ".safetensors"
+            spec = read_spec(weights) if readable else None
             net = PRBNet(spec or load_spec(config.architecture))
             if weights is not None:
                 load_weights(net, weights)
+            else:
+                log.warning("prb detector %s has no weights: random initialisation, detections are meaningless "
+                            "(set DetectorConfig.weights to a converted .safetensors)", config.architecture)
         self.net = net.eval().to(self.device)
         self.half = config.half and self.device.type == "cuda"
         if self.half:
             self.net.half()
-        self.input_size = config.input_size or int(self.net.yaml.get("input_size", 640))
+        # converted official specs carry no size: P6 (stride-64) models are trained at 1280
+        default_size = 1280 if self.net.max_stride >= 64 else 640
+        self.input_size = config.input_size or int(self.net.yaml.get("input_size", default_size))
         if self.input_size % self.net.max_stride:
             raise ValueError(f"input_size {self.input_size} is not a multiple of the network's "
                              f"largest stride {self.net.max_stride}")
