@@ -94,3 +94,22 @@ def test_gt_boxes_as_detections_track_tud_campus(shared_dir, tmp_path):
     assert rc == 0
     metrics = json.loads((tmp_path / "m.json").read_text())["TUD-Campus"]
     assert metrics["MOTA"] > 95 and metrics["IDF1"] > 80 and metrics["HOTA"] > 70
+
+
+def test_embedder_through_the_pipeline_with_cache(tmp_path):
+    torch = pytest.importorskip("torch")
+    from smiletrack_ros.embedding import ModelCard, SLMNet, SlmSpec, save_weights
+
+    torch.manual_seed(0)
+    net = SLMNet(SlmSpec())
+    weights = tmp_path / "slm.safetensors"
+    save_weights(net, weights, ModelCard(spec=net.spec, name="test-untrained"))
+    seq = _make_sequence(tmp_path)
+    args = [str(seq), "--preset", "paper", "--quiet", "--embedder-weights", str(weights), "--device", "cpu",
+            "--embeddings-cache", str(tmp_path / "cache"), "--stop", "5"]
+    assert track_mot.main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert (tmp_path / "cache" / "Synth-1.npz").is_file()
+    assert track_mot.main([*args, "--out", str(tmp_path / "b")]) == 0
+    first, second = read_results(tmp_path / "a" / "Synth-1.txt"), read_results(tmp_path / "b" / "Synth-1.txt")
+    assert len(first) > 0
+    np.testing.assert_array_equal(first, second)

@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.mot.embedding_cache import CachedEmbedder, weights_id
 from smiletrack_ros.mot.interpolate import InterpolationConfig, interpolate_tracks
 from smiletrack_ros.mot.io import (SCORE_RESCALES, MotFormatError, iter_frames, load_sequence_info, read_detections,
                                    track_rows, write_detections, write_results)
@@ -62,15 +63,16 @@ def filter_boxes(rows: np.ndarray, min_area: float, max_aspect: float) -> np.nda
 class Models:
     detector: Any = None
     embedder: Any = None
+    embedder_weights: Path | None = None
 
 
-def build_pipeline(args: argparse.Namespace, models: Models, frame_rate: float):
+def build_pipeline(args: argparse.Namespace, detector: Any, embedder: Any, frame_rate: float):
     """A fresh Pipeline per sequence (track ids restart at 1 in each file)."""
     from smiletrack_ros.pipeline import Pipeline
     from smiletrack_ros.tracking import SmileTracker, TrackerConfig
 
     config = TrackerConfig.from_preset(args.preset, **parse_overrides(args.set))
-    return Pipeline(models.detector, models.embedder, SmileTracker(config, frame_rate=frame_rate))
+    return Pipeline(detector, embedder, SmileTracker(config, frame_rate=frame_rate))
 
 
 def load_detector(args: argparse.Namespace):
@@ -86,21 +88,25 @@ def load_detector(args: argparse.Namespace):
     return build_detector(config)
 
 
-def load_embedder(args: argparse.Namespace):
+def load_embedder(args: argparse.Namespace) -> tuple[Any, Path | None]:
+    """The embedder and the weights file it loaded."""
     if args.embedder_weights is None:
-        return None
+        return None, None
     try:
-        from smiletrack_ros.embedding import Embedder
+        from smiletrack_ros.embedding import DEFAULT_WEIGHTS, Embedder
     except ImportError as err:
         raise SystemExit(f"--embedder-weights needs smiletrack_ros.embedding.Embedder, which is not available: {err}")
-    if args.embedder_weights == "default":
-        return Embedder(device=args.device)
-    return Embedder(weights=args.embedder_weights, device=args.device)
+    path = Path(DEFAULT_WEIGHTS if args.embedder_weights == "default" else args.embedder_weights)
+    return Embedder(weights=path, device=args.device), path
 
 
 def track_sequence(seq_dir: Path, args: argparse.Namespace, models: Models) -> SequenceRun:
     info = load_sequence_info(seq_dir)
-    pipeline = build_pipeline(args, models, info.frame_rate)
+    embedder = models.embedder
+    if embedder is not None and args.embeddings_cache:
+        embedder = CachedEmbedder(embedder, args.embeddings_cache / f"{info.name}.npz",
+                                  weights_id(models.embedder_weights))
+    pipeline = build_pipeline(args, models.detector, embedder, info.frame_rate)
     detections = None
     if models.detector is None:
         det_path = Path(args.det_file) if args.det_file else seq_dir / "det" / "det.txt"
@@ -118,10 +124,14 @@ def track_sequence(seq_dir: Path, args: argparse.Namespace, models: Models) -> S
     used: dict[int, Detections] = {}
     for frame, image in frames:
         given = None if detections is None else detections.get(frame, empty)
+        if isinstance(embedder, CachedEmbedder):
+            embedder.frame = frame
         result = pipeline.process(image, (frame - 1) / info.frame_rate, detections=given)
         used[frame] = result.detections
         track_ms.append(result.timings["track"])
         rows.extend(track_rows(frame, result.tracks))
+    if isinstance(embedder, CachedEmbedder):
+        embedder.save()
     table = np.asarray(rows, np.float64).reshape(-1, 7)
     if args.interpolate:
         table = interpolate_tracks(table, InterpolationConfig(max_gap=args.max_gap, min_length=args.min_length))
@@ -147,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--detector-score", type=float, default=0.05, help="detector score threshold")
     p.add_argument("--embedder-weights", help="SLM embedder weights ('default': the shipped ones); "
                                                "enables appearance embeddings")
+    p.add_argument("--embeddings-cache", type=Path, metavar="DIR",
+                   help="reuse embeddings across runs over the same detections (DIR/<sequence>.npz)")
     p.add_argument("--device", default="auto", help="device for the models: auto, cpu, cuda[:N]")
     p.add_argument("--start", type=int, default=1, help="first frame (1-based)")
     p.add_argument("--stop", type=int, help="stop before this frame")
@@ -174,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.detector and args.det_file:
         parser.error("--detector and --det-file are alternatives: give one")
     try:
-        models = Models(load_detector(args), load_embedder(args))
+        models = Models(load_detector(args), *load_embedder(args))
         runs = []
         for seq_dir in args.sequences:
             run = track_sequence(seq_dir, args, models)
