@@ -31,8 +31,8 @@ from smiletrack_ros.pipeline import Pipeline
 from smiletrack_ros.ros.annotate import draw_tracks
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields
 from smiletrack_ros.ros.latest_worker import LatestWorker
-from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,
-                                         tracks_to_detection_array, tracks_to_track_array)
+from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
+from smiletrack_ros.ros.messages import DetectionsError, detection_array_to_detections
 from smiletrack_ros.ros.node_stats import NodeStats
 from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,
                                          detector_config, tracker_config)
@@ -242,8 +242,8 @@ class TrackerNode(Node):
             if self._pairer is not None:
                 self._pairer.clear()
             self.get_logger().warning(f"time jumped backwards to {stamp:.3f} s (bag loop?): tracker reset")
-        self._tracks_pub.publish(tracks_to_detection_array(header, result.tracks, s.class_names))
-        self._full_pub.publish(tracks_to_track_array(header, result.live_tracks, s.class_names))
+        self._tracks_pub.publish(detection_array_cdr(header, result.tracks, s.class_names))
+        self._full_pub.publish(track_array_cdr(header, result.live_tracks, s.class_names))
         if s.publish_debug_image:
             annotated = draw_tracks(image, result.tracks, s.class_names, copy=False)
             self._debug_pub.publish(Image(header=header, **bgr_to_raw_fields(annotated)))
