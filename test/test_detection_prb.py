@@ -1,4 +1,6 @@
 """PRB-FPN network: every variant builds, and forward/decode give the expected shapes."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -64,12 +66,17 @@ def test_reorg_is_lossless_space_to_depth():
     assert torch.equal(torch.sort(y.flatten(1)).values, torch.sort(x.flatten(1)).values)
 
 
-def test_detector_end_to_end_on_cpu(small_nets):
-    net = small_nets["prb-2py-elan-640"]
-    # make the random network confident everywhere so decode, NMS and scale-back all run
+def _confident_net() -> PRBNet:
+    """A tiny random network made confident at stride 8, so decode, NMS and scale-back all run."""
+    torch.manual_seed(1)
+    net = PRBNet(variant_spec("prb-2py-elan-640", nc=3, width_multiple=0.125)).eval()
     torch.nn.init.constant_(net.head.m[0].bias, 3.0)
+    return net
+
+
+def test_detector_end_to_end_on_cpu(small_nets):
     cfg = DetectorConfig(backend="prb", device="cpu", input_size=128, classes=None, max_detections=20)
-    det = PRBDetector(cfg, net)
+    det = PRBDetector(cfg, _confident_net())
     image = np.random.default_rng(0).integers(0, 255, (90, 160, 3), np.uint8)
     out = det(image)
     assert 0 < len(out) <= 20
@@ -117,3 +124,26 @@ def test_missing_weights_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         build_detector(DetectorConfig(backend="prb", weights=str(missing), architecture="prb-2py-elan-640",
                                       device="cpu"))
+
+
+def test_onnx_export_of_the_network_detects_the_same(tmp_path):
+    """The same network through both backends (torch letterbox on the device vs OpenCV on
+    the host, the shared decode/NMS): identical detections. Also proves the ONNX backend's
+    YOLOv5/v7/PRB layout matches what this network exports."""
+    pytest.importorskip("onnxruntime")
+    net = _confident_net()
+    path = tmp_path / "prb.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter needs no extra packages
+        torch.onnx.export(net, torch.zeros(1, 3, 128, 128), str(path), dynamo=False, opset_version=17,
+                          input_names=["images"], output_names=["output"])
+    cfg = DetectorConfig(backend="prb", device="cpu", input_size=128, classes=None, max_detections=50)
+    image = np.random.default_rng(3).integers(0, 255, (128, 96, 3), np.uint8)  # padding only, no resize
+    torch_out = PRBDetector(cfg, net)(image)
+    onnx_det = build_detector(cfg.replace(backend="onnx", weights=str(path)))
+    assert onnx_det.layout == "yolov5"
+    onnx_out = onnx_det(image)
+    assert len(torch_out) == len(onnx_out) > 0
+    np.testing.assert_allclose(onnx_out.boxes, torch_out.boxes, atol=1e-2)
+    np.testing.assert_allclose(onnx_out.scores, torch_out.scores, atol=1e-4)
+    assert onnx_out.class_ids.tolist() == torch_out.class_ids.tolist()

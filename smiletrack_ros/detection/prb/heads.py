@@ -22,10 +22,12 @@ class Detect(nn.Module):
         self.register_buffer("anchor_grid", a.clone().view(self.nl, 1, -1, 1, 1, 2))  # pixels
         self.m = nn.ModuleList(nn.Conv2d(c, self.no * self.na, 1) for c in ch[: self.nl])
         self.stride = torch.ones(self.nl)
+        self.level_strides = [1.0] * self.nl  # plain floats: decode stays a constant in exported graphs
         self._grids: dict[tuple, torch.Tensor] = {}
 
     def set_strides(self, strides: torch.Tensor) -> None:
         self.stride = strides.float()
+        self.level_strides = [float(s) for s in self.stride]
         self.anchors.copy_(self.anchor_grid.view(self.nl, -1, 2) / self.stride.view(-1, 1, 1))
 
     def level_logits(self, i: int, x: torch.Tensor) -> torch.Tensor:
@@ -45,7 +47,7 @@ class Detect(nn.Module):
             logits = self.level_logits(i, xs[i])
             bs, _, ny, nx = logits.shape
             y = logits.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).sigmoid()
-            stride = float(self.stride[i])
+            stride = self.level_strides[i]
             xy = (y[..., 0:2] * 2.0 - 0.5 + self._grid(ny, nx, y)) * stride
             wh = (y[..., 2:4] * 2.0) ** 2 * self.anchor_grid[i].to(y.dtype)
             out.append(torch.cat((xy, wh, y[..., 4:]), -1).view(bs, -1, self.no))
