@@ -50,3 +50,23 @@ def test_yolox_nano_on_tud(shared_dir, tmp_path, capsys):
     assert at03["recall"] >= 0.78 and at03["precision"] >= 0.78
     assert combined["ap50"] >= 0.78
     assert combined["ms_per_frame"] > 0
+
+
+def test_public_detections_through_the_external_backend(shared_dir, tmp_path):
+    """The det file's boxes reach the frame they belong to, also when frames are skipped."""
+    from smiletrack_ros.mot.io import read_detections, read_ground_truth
+
+    seq = shared_dir / "data" / "MOT15" / "TUD-Campus"
+    out = tmp_path / "ext.json"
+    assert eval_detector.main([str(seq), "--backend", "external", "--every", "5", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())["results"][0]
+    dets = read_detections(seq / "det" / "det.txt", min_score=0.05)
+    gt = read_ground_truth(seq / "gt" / "gt.txt").pedestrians()
+    expected = DetectionTally(0.5)
+    for k in range(1, 72, 5):
+        d = dets.get(k)
+        boxes, scores = (d.boxes, d.scores) if d is not None else (np.zeros((0, 4)), np.zeros(0))
+        keep = scores > 0.05
+        expected.add(boxes[keep], scores[keep], gt.boxes[gt.frames == k])
+    assert result["frames"] == expected.frames == 15
+    assert result["ap50"] == pytest.approx(expected.average_precision())

@@ -19,6 +19,7 @@ import numpy as np
 
 from smiletrack_ros.detection import DetectorConfig, DetectorConfigError, build_detector
 from smiletrack_ros.detection.evaluation import DetectionTally
+from smiletrack_ros.detection.external import ExternalDetector
 from smiletrack_ros.mot.io import iter_frames, read_ground_truth
 
 DEFAULT_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -33,6 +34,8 @@ def evaluate_sequence(detector, seq_dir: Path, iou: float, every: int, max_frame
             continue
         if max_frames is not None and tally.frames >= max_frames:
             break
+        if isinstance(detector, ExternalDetector):
+            detector.select(k)
         start = time.perf_counter()
         dets = detector(image)
         times.append(time.perf_counter() - start)
@@ -89,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
             if a.backend == "external":
                 config = config.replace(weights=str(seq / "det" / "det.txt")) if a.weights is None else config
             detector = build_detector(config)
-            if a.backend == "external":
-                detector = _frame_keyed(detector)
             tally, times = evaluate_sequence(detector, seq, a.iou, a.every, a.max_frames)
             results.append(report(seq.name, tally, times, a.thresholds, a.target_precision))
             total = tally if total is None else total.merged(tally)
@@ -105,17 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         a.json.write_text(json.dumps({"config": vars(a) | {"sequences": [str(s) for s in a.sequences],
                                                              "json": str(a.json)}, "results": results}, indent=2))
     return 0
-
-
-class _frame_keyed:
-    """Feeds an external detector the frame number that iter_frames is at."""
-
-    def __init__(self, detector):
-        self.detector, self.frame = detector, 0
-
-    def __call__(self, image):
-        self.frame += 1
-        return self.detector.select(self.frame)(image)
 
 
 if __name__ == "__main__":
