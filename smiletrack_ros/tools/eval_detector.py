@@ -52,8 +52,9 @@ def report(name: str, tally: DetectionTally, times: list[float], thresholds, tar
     recall, precision, threshold = tally.best_recall(target_precision)
     result["best_recall_at_precision"] = {"min_precision": target_precision, "recall": recall,
                                           "precision": precision, "score_threshold": threshold}
+    ms = "n/a" if result["ms_per_frame"] is None else f"{result['ms_per_frame']:.1f}"
     print(f"{name}: {tally.frames} frames, {tally.n_gt} gt boxes, AP@{tally.iou_threshold:g} "
-          f"{result['ap50']:.3f}, {result['ms_per_frame']:.1f} ms/frame")
+          f"{result['ap50']:.3f}, {ms} ms/frame")
     for t, r in rows.items():
         print(f"  score >= {t:>4}: recall {r['recall']:.3f}  precision {r['precision']:.3f}  "
               f"({r['detections']} boxes)")
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-size", type=int)
     p.add_argument("--layout", default="auto")
     p.add_argument("--score-threshold", type=float, default=0.05, help="detector's own lowest score kept")
-    p.add_argument("--nms-iou", type=float, default=0.45)
+    p.add_argument("--nms-iou", type=float, help="NMS IoU (default: DetectorConfig's, 0.7 as SMILEtrack)")
     p.add_argument("--device", default="auto")
     p.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive")
     p.add_argument("--thresholds", type=float, nargs="+", default=DEFAULT_THRESHOLDS)
@@ -84,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.every < 1:
         p.error("--every must be >= 1")
     try:
-        config = DetectorConfig(backend=a.backend, weights=a.weights, architecture=a.architecture,
-                                input_size=a.input_size, layout=a.layout, score_threshold=a.score_threshold,
-                                nms_iou=a.nms_iou, device=a.device)
+        settings = dict(backend=a.backend, weights=a.weights, architecture=a.architecture, input_size=a.input_size,
+                        layout=a.layout, score_threshold=a.score_threshold, nms_iou=a.nms_iou, device=a.device)
+        config = DetectorConfig(**{k: v for k, v in settings.items() if v is not None})
         results, total, all_times = [], None, []
         for seq in a.sequences:
             if a.backend == "external":
