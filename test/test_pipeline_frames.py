@@ -70,3 +70,20 @@ def test_bad_inputs_name_the_problem():
         pipe.process(IMAGE.astype(np.float32), 0.0, _walkers(0))
     with pytest.raises(ValueError, match="finite"):
         pipe.process(IMAGE, float("nan"), _walkers(0))
+
+
+def test_embedder_path_feeds_appearance_to_the_tracker():
+    torch = pytest.importorskip("torch")
+    from smiletrack_ros.embedding import Embedder
+
+    torch.set_num_threads(1)
+    embedder = Embedder(weights=None, device="cpu", warmup=False)   # untrained but real network
+    pipe = Pipeline(None, embedder, SmileTracker(TrackerConfig.from_preset("paper"), frame_rate=10.0))
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    for k in range(4):
+        walkers = _walkers(k)
+        equal = Detections(walkers.boxes, np.full(2, 0.9, np.float32), walkers.class_ids)  # both start tracks
+        result = pipe.process(image, 0.1 * k, equal)
+    assert "embed" in result.timings and len(result.tracks) == 2
+    assert all(np.isfinite(t.appearance_similarity) for t in result.tracks)
