@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -21,7 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
@@ -80,6 +81,9 @@ class Harness:
         self.executor.add_node(self.node)
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = self.node.create_publisher(Image, "/image", reliable)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, "/image/compressed", reliable)
+        self.debug_images: list[Image] = []
+        self.node.create_subscription(Image, "/debug_image", self.debug_images.append, reliable)
         self.det_pub = self.node.create_publisher(Detection2DArray, "/detections", reliable)
         self.tracks: dict[int, Detection2DArray] = {}
         self.full: dict[int, TrackArray] = {}
@@ -103,9 +107,10 @@ class Harness:
             self.executor.spin_once(timeout_sec=0.02)
         return condition()
 
-    def wait_connected(self, proc: subprocess.Popen) -> None:
+    def wait_connected(self, proc: subprocess.Popen, compressed: bool = False) -> None:
+        image_pub = self.compressed_pub if compressed else self.image_pub
         ok = self.spin_until(lambda: proc.poll() is not None or (
-            self.image_pub.get_subscription_count() > 0 and self.det_pub.get_subscription_count() > 0
+            image_pub.get_subscription_count() > 0 and self.det_pub.get_subscription_count() > 0
             and self.node.count_publishers("/tracks") > 0 and self.node.count_publishers("/tracks_full") > 0),
             timeout=20.0)
         if not ok or proc.poll() is not None:
@@ -117,12 +122,12 @@ class Harness:
         header = Header(frame_id=frame_id)
         header.stamp.sec, header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9))
         image = _scene(boxes) if image is None else image
-        msg = image if isinstance(image, Image) else Image(header=header, **bgr_to_raw_fields(image))
+        msg = image if isinstance(image, (Image, CompressedImage)) else Image(**bgr_to_raw_fields(image))
         msg.header = header
         dets = Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32),
                           np.zeros(len(boxes), np.int64))
         self.det_pub.publish(detections_to_detection_array(header, dets, ("person",)))
-        self.image_pub.publish(msg)
+        (self.compressed_pub if isinstance(msg, CompressedImage) else self.image_pub).publish(msg)
         return header
 
     def frame(self, stamp: float, boxes, **kw) -> Detection2DArray:
@@ -262,11 +267,17 @@ def test_runtime_parameter_change_takes_effect_and_is_validated(live):
         assert not refused.successful and "alpha" in refused.reason
         read_only = h.set_parameter("image_topic", "other")
         assert not read_only.successful
+        assert h.set_parameter("publish_debug_image", True).successful
     finally:
         assert h.set_parameter("detector.score_threshold", 0.05).successful
     for k in range(4, 8):
         msg = h.frame(t0 + 0.1 * k, _walkers(k))
     assert len(msg.detections) == 2
+    assert h.spin_until(lambda: any(d.header == msg.header for d in h.debug_images), 3.0)
+    debug = next(d for d in h.debug_images if d.header == msg.header)
+    drawn = np.frombuffer(debug.data, np.uint8).reshape(HEIGHT, WIDTH, 3)
+    assert debug.encoding == "bgr8" and not np.array_equal(drawn, _scene(_walkers(7)))
+    assert h.set_parameter("publish_debug_image", False).successful
 
 
 def test_time_going_backwards_resets_cleanly(live):
@@ -305,3 +316,27 @@ def test_signals_stop_the_node_quickly_without_traceback(tmp_path, sig):
     assert elapsed < 1.0, f"took {elapsed:.2f} s"
     assert "Traceback" not in err, err
     assert proc.returncode in (0, -sig), proc.returncode
+
+
+def test_compressed_images(tmp_path):
+    domain = _domain(30)
+    proc = _start_node(tmp_path, domain, BASE_PARAMS | {"compressed": True})
+    h = Harness(domain)
+    try:
+        h.wait_connected(proc, compressed=True)
+
+        def jpeg(k):
+            ok, data = cv2.imencode(".jpg", _scene(_walkers(k)))
+            return CompressedImage(format="jpeg", data=data.tobytes())
+
+        for k in range(4):
+            msg = h.frame(10.0 + 0.1 * k, _walkers(k), image=jpeg(k))
+        ids = _ids(msg)
+        assert len(ids) == 2
+        h.send(10.4, _walkers(4), image=CompressedImage(format="jpeg", data=b"\xff\xd8garbage"))
+        assert h.spin_until(lambda: h.diagnostics and int(
+            h.latest_diagnostics().get("rejected_corrupt_compressed", 0)) >= 1, 5.0)
+        assert _ids(h.frame(10.5, _walkers(5), image=jpeg(5))) == ids
+    finally:
+        h.close()
+        _stop(proc)
