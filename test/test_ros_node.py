@@ -318,9 +318,10 @@ def test_signals_stop_the_node_quickly_without_traceback(tmp_path, sig):
     assert proc.returncode in (0, -sig), proc.returncode
 
 
-def test_compressed_images(tmp_path):
+def test_compressed_images_with_sim_time(tmp_path):
+    """use_sim_time without any /clock: tracking follows the image stamps, diagnostics still flow."""
     domain = _domain(30)
-    proc = _start_node(tmp_path, domain, BASE_PARAMS | {"compressed": True})
+    proc = _start_node(tmp_path, domain, BASE_PARAMS | {"compressed": True, "use_sim_time": True})
     h = Harness(domain)
     try:
         h.wait_connected(proc, compressed=True)

@@ -17,6 +17,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -92,7 +93,8 @@ class TrackerNode(Node):
             self.create_subscription(Image, s.image_topic, self._on_image, in_qos)
         if s.external_detections:
             self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections, in_qos)
-        self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        # steady clock: with use_sim_time the diagnostics keep coming even while /clock is paused
+        self.create_timer(s.diagnostics_period, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f"tracking {self.resolve_topic_name(s.image_topic)}{'/compressed' if s.compressed else ''}"
