@@ -103,6 +103,9 @@ def test_bad_specs_and_devices_are_named():
     spec["head"][3] = [-1, 1, "Focus", [64]]
     with pytest.raises(SpecError, match="unsupported module 'Focus'"):
         PRBNet(spec)
+    spec["head"][3] = [-1, 1, "Conv", ["wide", 1, 1]]
+    with pytest.raises(SpecError, match="layer .*TypeError"):
+        PRBNet(spec)
     with pytest.raises(ValueError, match="unknown PRB variant"):
         variant_spec("prb-9py")
     if not torch.cuda.is_available():

@@ -105,7 +105,12 @@ class PRBNet(nn.Module):
         ch = [channels]
         layers = []
         for i, row in enumerate(self.yaml["backbone"] + self.yaml["head"]):
-            module, c2 = _build_layer(i, row, ch, self.yaml)
+            try:
+                module, c2 = _build_layer(i, row, ch, self.yaml)
+            except SpecError:
+                raise
+            except (TypeError, ValueError, IndexError, KeyError) as err:
+                raise SpecError(f"layer {i} {row!r}: {type(err).__name__}: {err}") from err
             layers.append(module)
             ch.append(c2)
         self.model = nn.Sequential(*layers)
