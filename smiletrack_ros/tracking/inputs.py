@@ -83,8 +83,9 @@ def read_frame(boxes: object, scores: object, class_ids: object = None, embeddin
             raise InputError(f"timestamp went backwards ({timestamp} < {previous_timestamp}); "
                              "call reset() when a stream restarts")
 
-    sizes_ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    ok = (np.isfinite(boxes).all(axis=1) & (np.abs(boxes) <= MAX_COORDINATE).all(axis=1) & sizes_ok
+    # Comparisons with nan are False, so these also reject non-finite rows.
+    ok = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+          & (np.abs(boxes).max(axis=1, initial=0.0) <= MAX_COORDINATE)
           & np.isfinite(scores) & (np.abs(classes) <= MAX_CLASS_ID))
     index = np.flatnonzero(ok)
     feature_valid = np.zeros(len(index), bool)
