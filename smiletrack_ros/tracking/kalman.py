@@ -67,11 +67,10 @@ def project(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Correct each track (row i) with its measurement (row i, xyah)."""
     projected, innovation_cov = project(mean, cov)
-    # K^T = S^-1 (H P); S is symmetric so one batched solve gives the gain.
-    gain = np.linalg.solve(innovation_cov, cov[:, :4, :]).transpose(0, 2, 1)
-    innovation = measurements - projected
-    new_mean = mean + np.einsum("tij,tj->ti", gain, innovation)
-    new_cov = cov - gain @ innovation_cov @ gain.transpose(0, 2, 1)
+    # H selects the first four state entries: P H^T = P[:, :, :4] and H P = P[:, :4, :].
+    gain = cov[:, :, :4] @ np.linalg.inv(innovation_cov)
+    new_mean = mean + (gain @ (measurements - projected)[:, :, None])[:, :, 0]
+    new_cov = cov - gain @ cov[:, :4, :]  # = P - K S K^T
     new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
     new_mean[:, 3] = np.maximum(new_mean[:, 3], MIN_HEIGHT)
     return new_mean, new_cov

@@ -398,12 +398,10 @@ class SmileTracker:
         t = self._tracks
         boxes = xyah_to_xyxy(t.mean[rows])
         boxes.flags.writeable = False
-        velocity = (t.mean[rows, 4:6] * self.frame_rate).tolist()
-        columns = zip(t.ids[rows].tolist(), t.score[rows].tolist(), t.class_id[rows].tolist(),
-                      t.state[rows].tolist(), t.age[rows].tolist(), t.hits[rows].tolist(),
-                      t.since_update[rows].tolist(), t.similarity[rows].tolist(), t.detection_index[rows].tolist())
-        return [
-            TrackOutput(track_id=track_id, box=boxes[k], score=score, class_id=class_id, state=_STATES[state],
-                        age=age, hits=hits, frames_since_update=since, velocity=tuple(velocity[k]),
-                        appearance_similarity=similarity, detection_index=index)
-            for k, (track_id, score, class_id, state, age, hits, since, similarity, index) in enumerate(columns)]
+        velocity = t.mean[rows, 4:6] * self.frame_rate
+        # Columns in TrackOutput field order, built as lists: one positional call per track.
+        return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(),
+                        t.class_id[rows].tolist(), [_STATES[s] for s in t.state[rows].tolist()],
+                        t.age[rows].tolist(), t.hits[rows].tolist(), t.since_update[rows].tolist(),
+                        list(map(tuple, velocity.tolist())), t.similarity[rows].tolist(),
+                        t.detection_index[rows].tolist()))
