@@ -64,6 +64,8 @@ def qos(reliability: str, depth: int) -> QoSProfile:
 
 
 class TrackerNode(Node):
+    """Every setting comes from parameters, validated here once; a bad one raises ParameterError."""
+
     def __init__(self, **kwargs: Any):
         super().__init__(NODE_NAME, **kwargs)
         self._specs = {s.name: s for s in all_param_specs()}
@@ -94,7 +96,8 @@ class TrackerNode(Node):
         if s.external_detections:
             self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections, in_qos)
         # steady clock: with use_sim_time the diagnostics keep coming even while /clock is paused
-        self.create_timer(s.diagnostics_period, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.create_timer(s.diagnostics_period, self._publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f"tracking {self.resolve_topic_name(s.image_topic)}{'/compressed' if s.compressed else ''}"
@@ -128,7 +131,9 @@ class TrackerNode(Node):
 
             try:
                 detector = build_detector(s.detector)
-            except (OSError, ValueError, ImportError) as exc:
+            except ImportError as exc:
+                raise ParameterError("detector.backend", f"{s.detector.backend} is not usable here: {exc}") from exc
+            except (OSError, ValueError) as exc:
                 raise ParameterError("detector.weights", f"cannot build the {s.detector.backend} detector: {exc}") \
                     from exc
             models["detector"] = f"{s.detector.backend}:{s.detector.weights}"
@@ -247,7 +252,7 @@ class TrackerNode(Node):
         self._tracks_pub.publish(detection_array_cdr(header, result.tracks, s.class_names))
         self._full_pub.publish(track_array_cdr(header, result.live_tracks, s.class_names))
         if s.publish_debug_image:
-            annotated = draw_tracks(image, result.tracks, s.class_names, copy=False)
+            annotated = draw_tracks(image, result.tracks, s.class_names, copy=not image.flags.writeable)
             self._debug_pub.publish(Image(header=header, **bgr_to_raw_fields(annotated)))
         now = time.monotonic()
         self.stats.frame_done((now - frame.received) * 1e3, (time.perf_counter() - start) * 1e3)

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from smiletrack_ros.detection.config import DetectorConfig
-from smiletrack_ros.tracking import ConfigError, TrackerConfig
+from smiletrack_ros.tracking import PRESETS, ConfigError, TrackerConfig
 
-PARAM_TYPES = ("bool", "int", "double", "string", "string_array", "integer_array")
 QOS_RELIABILITY = ("best_effort", "reliable")
-TRACKER_PRESETS = ("paper", "official", "bytetrack")
+TRACKER_PRESETS = tuple(PRESETS)
 
 
 class ParameterError(ValueError):
@@ -51,7 +50,8 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
        "used only with detector.backend=external; paired with images by header stamp"),
     _p("tracks_topic", "string", "tracks", "output: confirmed tracks matched in the frame (Detection2DArray, "
        "id = persistent track id)"),
-    _p("tracks_full_topic", "string", "tracks_full", "output: every live track with its state (smiletrack_ros/TrackArray)"),
+    _p("tracks_full_topic", "string", "tracks_full",
+       "output: every live track with its state (smiletrack_ros/TrackArray)"),
     _p("debug_image_topic", "string", "debug_image", "output: annotated image (bgr8), when publish_debug_image"),
     _p("publish_debug_image", "bool", False, "publish the annotated debug image (costs a copy and drawing)",
        runtime=True),
