@@ -133,7 +133,9 @@ def run(settings: SuiteSettings, embedder_weights: Path | None = None) -> Report
             ms.setdefault((src, label), []).extend(result.ms)
     trackers = list(OURS)
     emb = maker.embedder().description
-    notes = [f"Our embedder: {emb['embedder']} ({emb['precision']}). YOLOX-Nano: {maker.detector().description}."]
+    det = maker.detector().description
+    notes = [f"Our embedder: {emb['embedder']} ({emb['precision']}). YOLOX-Nano (onnx backend): score >= "
+             f"{det['score_threshold']}, NMS IoU {det['nms_iou']}, person class only."]
     leaked = [s.name for s in seqs if s.name in emb["trained_on"]]
     if leaked:
         notes.append(f"CAUTION: the embedder was trained on {', '.join(leaked)} (its identities), so appearance "
@@ -174,15 +176,21 @@ def run(settings: SuiteSettings, embedder_weights: Path | None = None) -> Report
             mean_ms = float(np.mean(ms[(src, tracker)]))
             report.data.setdefault(src, {})[tracker] = {"metrics": metrics, "ms_per_frame": mean_ms}
             for s in seqs:
-                table.append([src, s.name, tracker, *(metrics[s.name][k] for k in METRICS)])
+                table.append([src, s.name, tracker, *(_cell(metrics[s.name], k) for k in METRICS)])
             key = "COMBINED" if "COMBINED" in metrics else next(s.name for s in seqs if not s.format_check)
-            combined.append([src, tracker, *(metrics[key][k] for k in METRICS), mean_ms])
+            combined.append([src, tracker, *(_cell(metrics[key], k) for k in METRICS), mean_ms])
+    order = {s.name: i for i, s in enumerate(seqs)}
+    table.sort(key=lambda r: (SOURCES.index(r[0]), order[r[1]], trackers.index(r[2])))
     report.table("per sequence", ["source", "sequence", "tracker", *METRICS], table, digits=1)
     report.table("TUD sequences combined (MOT17-mini excluded: a few frames, format check only)",
                  ["source", "tracker", *METRICS, "ms/frame"], combined, digits=1)
     _gaps(report, combined)
     _plot(report, table, seqs, trackers)
     return report
+
+
+def _cell(metrics: dict[str, float], key: str) -> float | int:
+    return int(metrics[key]) if key == "IDSW" else metrics[key]
 
 
 def _gaps(report: Report, combined: list) -> None:
@@ -214,5 +222,5 @@ def _plot(report: Report, table: list, seqs: list[Sequence], trackers: list[str]
             ax.bar(np.arange(len(groups)) + i * width, values, width, label=tracker)
         ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [f"{n}\n{src}" for src, n in groups])
         ax.set_ylabel(f"{metric} (%)")
-        ax.legend(fontsize=7, ncol=4)
+        ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.18))
         report.figure(fig, f"accuracy_{metric.lower()}", f"{metric} per sequence and detection source")

@@ -153,7 +153,8 @@ def detector_latency(settings: SuiteSettings, report: Report) -> None:
     frames = _sample_frames(settings)
     rows, notes = [], []
     if settings.shared_dir is not None:
-        built = models.yolox_detector(settings.shared_dir, settings.device)
+        # onnxruntime's CUDA provider when installed (onnxruntime-gpu), else its CPU one.
+        built = models.yolox_detector(settings.shared_dir, "cpu" if settings.device == "cpu" else "auto")
         for name, image in frames.items():
             t = summary_ms(time_calls(lambda: built.model(image), 0.3 if settings.quick else 2.0))
             rows.append(["YOLOX-Nano 416 (onnxruntime)", getattr(built.model, "device", "cpu"), "fp32", name,
