@@ -34,14 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=lambda s: _csv(s, SUITES, "--only"), default=SUITES,
                    help=f"comma-separated sub-suites ({', '.join(SUITES)})")
     p.add_argument("--quick", action="store_true", help="small settings for smoke checks (< 5 min on 2 CPUs)")
-    p.add_argument("--frames", type=int, help="frames of the memory run (and cap of the speed/scaling runs)")
+    p.add_argument("--frames", type=int,
+                   help="length of the memory run; also caps the frames of every other run")
     p.add_argument("--no-peers", action="store_true", help="skip the BoxMOT peers (no peer venv made)")
     p.add_argument("--device", default="cpu", help="device for the models: cpu or cuda[:N]")
     p.add_argument("--precision", type=lambda s: _csv(s, ("fp32", "fp16"), "--precision"), default=("fp32",),
                    help="model precisions to time on a GPU (fp16 is skipped on the CPU)")
     p.add_argument("--speed-parts", type=lambda s: _csv(s, SPEED_PARTS, "--speed-parts"), default=SPEED_PARTS,
                    help="parts of the speed suite")
-    p.add_argument("--embedder-weights", type=Path, help="SLM weights for the accuracy runs (default: none)")
+    p.add_argument("--embedder-weights", type=Path,
+                   help="SLM weights (.safetensors); default: the package's shipped weights, else untrained")
     p.add_argument("--out", type=Path, default=REPO / "out" / "bench", help="output folder")
     p.add_argument("--shared", type=Path, default=Path(os.environ.get("SMILETRACK_SHARED", REPO.parent / "shared")),
                    help="the read-only shared folder (data/, models/)")
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = SuiteSettings(out_dir=args.out.resolve(), shared_dir=shared, quick=args.quick, frames=args.frames,
                                  peers=not args.no_peers, device=args.device, precisions=args.precision,
-                                 progress=not args.no_progress, seed=args.seed)
+                                 progress=not args.no_progress, seed=args.seed,
+                                 embedder_weights=args.embedder_weights)
     except ValueError as err:
         print(f"bench/run: {err}", file=sys.stderr)
         return 2
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n### {suite}", flush=True)
         if suite == "accuracy":
             from bench.suite import accuracy
-            report = accuracy.run(settings, args.embedder_weights)
+            report = accuracy.run(settings)
         elif suite == "speed":
             from bench.suite import speed
             report = speed.run(settings, args.speed_parts)

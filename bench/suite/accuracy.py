@@ -56,9 +56,8 @@ def discover(shared_dir: Path, quick: bool, max_frames: int | None) -> list[Sequ
 class InputMaker:
     """Detections per source and our embeddings, computed once per sequence and cached."""
 
-    def __init__(self, settings: SuiteSettings, embedder_weights: Path | None):
+    def __init__(self, settings: SuiteSettings):
         self.settings = settings
-        self.embedder_weights = embedder_weights
         self._detector = None
         self._embedder = None
 
@@ -69,7 +68,7 @@ class InputMaker:
 
     def embedder(self):
         if self._embedder is None:
-            self._embedder = models.embedder(self.embedder_weights, self.settings.device)
+            self._embedder = models.embedder(self.settings.embedder_weights, self.settings.device)
         return self._embedder
 
     def cache(self, seq: Sequence, source: str) -> FrameCache:
@@ -114,7 +113,7 @@ def _evaluate(seqs: list[Sequence], rows: dict[str, np.ndarray]) -> dict[str, di
     return out
 
 
-def run(settings: SuiteSettings, embedder_weights: Path | None = None) -> Report:
+def run(settings: SuiteSettings) -> Report:
     from smiletrack_ros.mot.io import write_results
 
     report = Report("Accuracy: SMILEtrack presets vs BoxMOT peers", settings.folder("accuracy"))
@@ -122,7 +121,7 @@ def run(settings: SuiteSettings, embedder_weights: Path | None = None) -> Report
         report.text("Skipped: ../shared (sequences and models) not found.")
         return report
     seqs = discover(settings.shared_dir, settings.quick, settings.frames or (QUICK_FRAMES if settings.quick else None))
-    maker = InputMaker(settings, embedder_weights)
+    maker = InputMaker(settings)
     caches = {(s.name, src): maker.cache(s, src) for s in seqs for src in SOURCES}
     runs: dict[tuple[str, str], dict[str, np.ndarray]] = {}   # (source, tracker) -> seq -> rows
     ms: dict[tuple[str, str], list[float]] = {}

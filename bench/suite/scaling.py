@@ -45,8 +45,8 @@ def run(settings: SuiteSettings) -> Report:
 
     report = Report("Scaling with crowd density", settings.folder("scaling"))
     densities = QUICK_DENSITIES if settings.quick else DENSITIES
-    frames = settings.pick(20, 40)
-    embedder = models.embedder(None, settings.device)
+    frames = settings.cap(20, 40)
+    embedder = models.embedder(settings.embedder_weights, settings.device)
     rows, series = [], {}
     for people in densities:
         cache, gt, embed_ms = scene_inputs(people, frames, settings.seed, embedder.model, settings.progress)

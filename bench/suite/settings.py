@@ -19,6 +19,7 @@ class SuiteSettings:
     precisions: tuple[str, ...] = ("fp32",)
     progress: bool = True
     seed: int = 0
+    embedder_weights: Path | None = None   # None: the package's shipped SLM weights, else untrained
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.frames < 10:
@@ -35,7 +36,12 @@ class SuiteSettings:
         return path
 
     def pick(self, quick: int, full: int) -> int:
-        """A frame count: --frames when given, else the quick or full default."""
+        """A run length: --frames when given, else the quick or full default."""
         if self.frames is not None:
             return self.frames
         return quick if self.quick else full
+
+    def cap(self, quick: int, full: int) -> int:
+        """A frame count that --frames can only lower."""
+        default = quick if self.quick else full
+        return default if self.frames is None else min(self.frames, default)

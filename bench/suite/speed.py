@@ -51,7 +51,7 @@ def scenario(n: int, frames: int, seed: int) -> SyntheticConfig:
 
 def tracker_sweep(settings: SuiteSettings, report: Report) -> None:
     sizes = QUICK_SIZES if settings.quick else SIZES
-    frames = settings.pick(40, 150) if settings.frames is None else min(settings.frames, 150)
+    frames = settings.cap(40, 150)
     work = settings.folder("speed") / "scenarios"
     caches = {n: synthetic_cache(scenario(n, frames, settings.seed)) for n in sizes}
     ms: dict[str, dict[int, float]] = {}
@@ -108,7 +108,7 @@ def embedder_throughput(settings: SuiteSettings, report: Report) -> None:
     image = rng.integers(0, 256, (1080, 1920, 3), np.uint8)
     rows, curves = [], {}
     for precision in _precisions(settings):
-        built = models.embedder(None, settings.device, half=precision == "fp16")
+        built = models.embedder(settings.embedder_weights, settings.device, half=precision == "fp16")
         for b in progress(batches, len(batches), f"embedder {precision}", settings.progress):
             x = rng.uniform(0, 1800, b)
             y = rng.uniform(0, 800, b)
@@ -117,9 +117,9 @@ def embedder_throughput(settings: SuiteSettings, report: Report) -> None:
             crops = 1e3 * b / t["p50"]
             rows.append([precision, b, t["p50"], crops])
             curves.setdefault(precision, []).append((b, crops))
-    report.text(f"## Embedder (SLM, ResNet-18 trunk) on {settings.device}\n\nOne 1080p frame, `batch` boxes per "
-                "call (crop + resize + network), median of repeated calls. Default-initialised weights: speed "
-                "does not depend on the weight values.")
+    report.text(f"## Embedder on {settings.device}\n\n{built.description['embedder']}. One 1080p frame, `batch` "
+                "boxes per call (crop + resize + network), median of repeated calls. Speed does not depend on the "
+                "weight values, only on the backbone.")
     report.table("embedder throughput", ["precision", "batch", "ms/call", "crops/s"], rows, digits=1)
     report.data["embedder"] = rows
     fig, ax = new_figure()
