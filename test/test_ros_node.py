@@ -42,14 +42,15 @@ def _domain(offset: int) -> int:
     return (int(os.environ["ROS_DOMAIN_ID"]) + offset) % 200 + 1
 
 
-def _start_node(tmp_path: Path, domain: int, params: dict) -> subprocess.Popen:
-    params_file = tmp_path / f"params_{domain}.yaml"
+def _start_node(tmp_path: Path, domain: int, params: dict, namespace: str = "") -> subprocess.Popen:
+    params_file = tmp_path / f"params_{domain}{namespace.replace('/', '_')}.yaml"
     params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1")
     env.pop("PYTHONPATH", None)
+    remap = ["-r", f"__ns:={namespace}"] if namespace else []
     return subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
-                             str(params_file)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             str(params_file), *remap], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -73,28 +74,33 @@ def _stamp_ns(header) -> int:
 class Harness:
     """Test-side rclpy node publishing frames to the node and collecting its outputs."""
 
-    def __init__(self, domain: int):
+    def __init__(self, domain: int, namespace: str = ""):
+        self.namespace, self.fqn = namespace, f"{namespace}{NODE}"
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node("node_test_harness", context=self.context)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, "/image", reliable)
-        self.compressed_pub = self.node.create_publisher(CompressedImage, "/image/compressed", reliable)
+        self.image_pub = self.node.create_publisher(Image, f"{namespace}/image", reliable)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, f"{namespace}/image/compressed", reliable)
         self.debug_images: list[Image] = []
-        self.node.create_subscription(Image, "/debug_image", self.debug_images.append, reliable)
-        self.det_pub = self.node.create_publisher(Detection2DArray, "/detections", reliable)
+        self.node.create_subscription(Image, f"{namespace}/debug_image", self.debug_images.append, reliable)
+        self.det_pub = self.node.create_publisher(Detection2DArray, f"{namespace}/detections", reliable)
         self.tracks: dict[int, Detection2DArray] = {}
         self.full: dict[int, TrackArray] = {}
         self.diagnostics: list[DiagnosticArray] = []
-        self.node.create_subscription(Detection2DArray, "/tracks", self._on_tracks, reliable)
-        self.node.create_subscription(TrackArray, "/tracks_full", self._on_full, reliable)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
-        self.set_client = self.node.create_client(SetParameters, f"{NODE}/set_parameters")
+        self.node.create_subscription(Detection2DArray, f"{namespace}/tracks", self._on_tracks, reliable)
+        self.node.create_subscription(TrackArray, f"{namespace}/tracks_full", self._on_full, reliable)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.set_client = self.node.create_client(SetParameters, f"{self.fqn}/set_parameters")
 
     def _on_tracks(self, msg):
         self.tracks[_stamp_ns(msg.header)] = msg
+
+    def _on_diagnostics(self, msg):
+        if msg.status and msg.status[0].hardware_id == self.fqn:    # several nodes share /diagnostics
+            self.diagnostics.append(msg)
 
     def _on_full(self, msg):
         self.full[_stamp_ns(msg.header)] = msg
@@ -111,7 +117,8 @@ class Harness:
         image_pub = self.compressed_pub if compressed else self.image_pub
         ok = self.spin_until(lambda: proc.poll() is not None or (
             image_pub.get_subscription_count() > 0 and self.det_pub.get_subscription_count() > 0
-            and self.node.count_publishers("/tracks") > 0 and self.node.count_publishers("/tracks_full") > 0),
+            and self.node.count_publishers(f"{self.namespace}/tracks") > 0
+            and self.node.count_publishers(f"{self.namespace}/tracks_full") > 0),
             timeout=20.0)
         if not ok or proc.poll() is not None:
             proc.kill()
@@ -341,3 +348,39 @@ def test_compressed_images_with_sim_time(tmp_path):
     finally:
         h.close()
         _stop(proc)
+
+
+def test_namespaced_cameras_one_with_the_slm_embedder(tmp_path):
+    """Two cameras = two namespaced nodes with the same relative topics; camera a runs the real SLM
+    embedder (untrained weights written here, so no shipped file is needed)."""
+    torch = pytest.importorskip("torch")
+    from smiletrack_ros.embedding import ModelCard, SLMNet, SlmSpec, save_weights
+
+    torch.manual_seed(0)
+    weights = tmp_path / "slm_test.safetensors"
+    save_weights(SLMNet(SlmSpec()), weights, ModelCard(spec=SlmSpec(), name="untrained-test"))
+    domain = _domain(50)
+    slm = {"embedder.enabled": True, "embedder.weights": str(weights), "embedder.device": "cpu",
+           "tracker.preset": "paper"}
+    procs = {"/cam_a": _start_node(tmp_path, domain, BASE_PARAMS | slm, "/cam_a"),
+             "/cam_b": _start_node(tmp_path, domain, BASE_PARAMS, "/cam_b")}
+    harnesses = {ns: Harness(domain, ns) for ns in procs}
+    try:
+        for ns, h in harnesses.items():
+            h.wait_connected(procs[ns])
+        for k in range(5):
+            a = harnesses["/cam_a"].frame(20.0 + 0.1 * k, _walkers(k))
+            b = harnesses["/cam_b"].frame(30.0 + 0.1 * k, _walkers(k, occluded=True))
+        assert len(a.detections) == 2 and len(b.detections) == 1
+        assert _ids(b) == ["1"] and _ids(a) == ["1", "2"]          # separate trackers, separate ids
+        full = harnesses["/cam_a"].full[_stamp_ns(a.header)]
+        assert all(0.0 <= t.appearance_similarity <= 1.0 for t in full.tracks if t.state == Track.STATE_TRACKED)
+        ha = harnesses["/cam_a"]
+        assert ha.spin_until(lambda: ha.diagnostics and "slm" in ha.latest_diagnostics()["embedder"], 5.0)
+        assert ha.latest_diagnostics()["device"] == "cpu"
+        hb = harnesses["/cam_b"]
+        assert hb.spin_until(lambda: bool(hb.diagnostics), 5.0) and hb.latest_diagnostics()["embedder"] == "off"
+    finally:
+        for ns, h in harnesses.items():
+            h.close()
+            _stop(procs[ns])
