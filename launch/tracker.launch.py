@@ -1,6 +1,9 @@
 """Launch one SMILEtrack tracker node.
 
-    ros2 launch smiletrack_ros tracker.launch.py image_topic:=/camera/image_raw device:=cuda
+    ros2 launch smiletrack_ros tracker.launch.py config:=my_tracker.yaml image_topic:=/camera/image_raw device:=cuda
+
+``my_tracker.yaml``: a copy of the shipped config/tracker.yaml with ``detector.weights`` set
+(prb/onnx), or ``detector.backend: external`` to take detections from ``detections_topic``.
 
 Several cameras = several namespaced instances, e.g. from a parent launch file:
     IncludeLaunchDescription(PythonLaunchDescriptionSource(<this file>),

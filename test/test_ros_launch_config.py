@@ -47,6 +47,10 @@ def test_every_config_parameter_is_declared_and_vice_versa():
 def test_shipped_config_and_documented_overrides_validate():
     values = {name: spec.default for name, spec in SPECS.items()}
     values.update(_config_params())
+    with pytest.raises(ParameterError) as info:          # the shipped prb backend needs the user's weights
+        NodeSettings.from_values(values)
+    assert info.value.name == "detector.weights"
+    values["detector.weights"] = "/models/prb.safetensors"
     settings = NodeSettings.from_values(values)
     assert settings.tracker.preset == "paper" and settings.input_reliability == "best_effort"
     assert settings.input_depth == 1

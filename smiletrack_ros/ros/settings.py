@@ -80,7 +80,7 @@ _DETECTOR_NONE_AS_EMPTY = {"weights", "input_size", "classes", "pad_mode", "chan
 _DETECTOR_DESCRIPTIONS = {
     "backend": "detector backend: prb (PyTorch PRB-FPN), onnx (YOLOX/YOLOv5/YOLOv8 export) or external "
                "(detections from detections_topic)",
-    "weights": "detector weights path (.safetensors for prb, .onnx for onnx); empty: none",
+    "weights": "detector weights path (.safetensors for prb, .onnx for onnx; required by both)",
     "architecture": "PRB variant name or spec file (prb backend)",
     "input_size": "network input size (multiple of 32); 0: the model's own",
     "score_threshold": "minimum detection score kept (low, since the tracker's 2nd stage uses low-score boxes)",
@@ -205,6 +205,10 @@ class NodeSettings:
         _require(preset in TRACKER_PRESETS, "tracker.preset", f"must be one of {TRACKER_PRESETS}, got {preset!r}")
         overrides = {k[len("tracker."):]: v for k, v in values.items()
                      if k.startswith("tracker.") and k != "tracker.preset" and v is not None}
+        detector = detector_config(values)
+        _require(detector.backend == "external" or detector.weights is not None, "detector.weights",
+                 f"the {detector.backend} backend needs weights (an untrained detector finds nothing useful); "
+                 f"or use detector.backend external")
         return cls(
             **topics, compressed=values["compressed"], publish_debug_image=values["publish_debug_image"],
             input_reliability=values["input_qos.reliability"], input_depth=values["input_qos.depth"],
@@ -213,7 +217,7 @@ class NodeSettings:
             diagnostics_period=float(values["diagnostics_period"]), embedder_enabled=values["embedder.enabled"],
             embedder_weights=values["embedder.weights"], embedder_device=values["embedder.device"],
             embedder_fp16=values["embedder.fp16"], tracker_preset=preset, tracker_overrides=overrides,
-            tracker=tracker_config(preset, overrides), detector=detector_config(values))
+            tracker=tracker_config(preset, overrides), detector=detector)
 
 
 def tracker_config(preset: str, overrides: Mapping[str, Any]) -> TrackerConfig:
