@@ -134,3 +134,51 @@ def test_yolox_nano_on_a_real_frame(shared_dir):
     best = iou_matrix(gt.boxes, confident).max(1)
     assert (best >= 0.5).mean() >= 0.7, best
     assert set(out.class_ids.tolist()) == {0}
+
+
+def _nanodet_model(path, maps):
+    nodes, outputs = [], []
+    for i, arr in enumerate(maps):
+        nodes.append(helper.make_node("Constant", [], [f"out{i}"], value=numpy_helper.from_array(arr)))
+        outputs.append(helper.make_tensor_value_info(f"out{i}", TensorProto.FLOAT, list(arr.shape)))
+    graph = helper.make_graph(nodes, "nanodet_like",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+                              outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def test_nanodet_maps_matched_by_shape(tmp_path):
+    cls = [np.zeros((1, (SIZE // s) ** 2, NC), np.float32) for s in (8, 16, 32)]
+    reg = [np.zeros((1, (SIZE // s) ** 2, 32), np.float32) for s in (8, 16, 32)]
+    # stride-16 cell (x=1, y=2), centre (24, 40); each side's 8 bins put all mass on bin 1 (left,
+    # top) or bin 2 (right, bottom): distances 16 and 32 px
+    sides = np.full((4, 8), -30.0, np.float32)
+    sides[0, 1] = sides[1, 1] = sides[2, 2] = sides[3, 2] = 30.0
+    reg[1][0, 2 * 4 + 1] = sides.reshape(-1)
+    cls[1][0, 2 * 4 + 1] = [0.7, 0.2]
+    shuffled = [reg[2], cls[0], reg[0], cls[2], reg[1], cls[1]]  # exports do not keep a fixed order
+    det = _detector(_nanodet_model(tmp_path / "nanodet.onnx", shuffled))
+    assert det.layout == "nanodet" and det.pad_mode == "stretch"
+    out = det(IMAGE)  # 64x128 stretched to 64x64: x scales by 2, y by 1
+    np.testing.assert_allclose(out.boxes, [[16, 24, 112, 64]], atol=1e-2)
+    np.testing.assert_allclose(out.scores, [0.7], atol=1e-6)
+    with pytest.raises(ValueError, match="pair"):
+        _detector(_nanodet_model(tmp_path / "bad.onnx", [reg[0], cls[1], reg[1], cls[2]]))
+
+
+def test_nanodet_on_a_real_frame(shared_dir):
+    from smiletrack_ros.detection.evaluation import iou_matrix
+    from smiletrack_ros.mot.io import iter_frames, read_ground_truth
+
+    seq = shared_dir / "data" / "MOT15" / "TUD-Stadtmitte"
+    det = build_detector(DetectorConfig(backend="onnx", weights=str(shared_dir / "models" / "nanodet_m.onnx"),
+                                        device="cpu", nms_iou=0.6))
+    assert det.layout == "nanodet"
+    _, image = next(iter_frames(seq, start=1, stop=2))
+    out = det(image)
+    gt = read_ground_truth(seq / "gt" / "gt.txt").pedestrians().frame(1)
+    best = iou_matrix(gt.boxes, out.boxes[out.scores >= 0.3]).max(1)
+    assert (best >= 0.5).mean() >= 0.6, best

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 BACKENDS = ("prb", "onnx", "external")
-ONNX_LAYOUTS = ("auto", "yolox", "yolov5", "yolov8")
-PAD_MODES = ("center", "corner")
+ONNX_LAYOUTS = ("auto", "yolox", "yolov5", "yolov8", "nanodet")
+PAD_MODES = ("center", "corner", "stretch")
 CHANNEL_ORDERS = ("bgr", "rgb")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -27,7 +27,7 @@ class DetectorConfig:
     (COCO person = 0), ``None`` keeps every class. ``input_size``, ``pad_mode``,
     ``channel_order`` and ``input_scale`` left ``None`` take the model's own
     convention (PRB/YOLOv5/v8: RGB/255 centred letterbox; YOLOX: BGR 0..255,
-    padded right/bottom).
+    padded right/bottom; NanoDet: BGR mean/std-normalised, stretched to the square).
     """
 
     backend: str = "prb"

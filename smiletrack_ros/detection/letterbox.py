@@ -17,7 +17,8 @@ PAD_VALUE = 114
 class Letterbox:
     """Resize a ``src_h`` x ``src_w`` image into a ``size`` x ``size`` canvas keeping
     its aspect ratio; ``center`` pads both sides (YOLOv5/v7, PRB), ``corner`` pads
-    right and bottom only (YOLOX)."""
+    right and bottom only (YOLOX); ``stretch`` fills the square, aspect ratio lost
+    (NanoDet's plain resize)."""
 
     src_h: int
     src_w: int
@@ -27,8 +28,8 @@ class Letterbox:
     def __post_init__(self) -> None:
         if self.src_h <= 0 or self.src_w <= 0:
             raise ValueError(f"letterbox source must be non-empty, got {self.src_h}x{self.src_w}")
-        if self.pad_mode not in ("center", "corner"):
-            raise ValueError(f"pad_mode must be 'center' or 'corner', got {self.pad_mode!r}")
+        if self.pad_mode not in ("center", "corner", "stretch"):
+            raise ValueError(f"pad_mode must be 'center', 'corner' or 'stretch', got {self.pad_mode!r}")
 
     @property
     def scale(self) -> float:
@@ -36,13 +37,15 @@ class Letterbox:
 
     @property
     def resized_hw(self) -> tuple[int, int]:
+        if self.pad_mode == "stretch":
+            return self.size, self.size
         return (max(1, min(self.size, round(self.src_h * self.scale))),
                 max(1, min(self.size, round(self.src_w * self.scale))))
 
     @property
     def offset(self) -> tuple[int, int]:
         """(left, top) padding in canvas pixels."""
-        if self.pad_mode == "corner":
+        if self.pad_mode in ("corner", "stretch"):
             return 0, 0
         h, w = self.resized_hw
         return (self.size - w) // 2, (self.size - h) // 2

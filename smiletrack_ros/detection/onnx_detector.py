@@ -1,6 +1,8 @@
-"""ONNX Runtime backend for YOLO-family exports (YOLOX raw grids, YOLOv5/v7/PRB, YOLOv8)."""
+"""ONNX Runtime backend for YOLO-family exports (YOLOX raw grids, YOLOv5/v7/PRB, YOLOv8)
+and NanoDet's six-map GFL outputs."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,13 +11,25 @@ import torch
 from .base import Detections, check_image
 from .config import DetectorConfig, DetectorConfigError
 from .letterbox import Letterbox
-from .postprocess import detect_layout, select, split_prediction, to_detections
+from .postprocess import (decode_nanodet, detect_layout, pair_nanodet_outputs, select, split_prediction,
+                          to_detections)
 
-# Each layout's own input convention: (channel order, scale, letterbox padding).
+
+@dataclass(frozen=True)
+class InputConvention:
+    """How a model family wants its pixels: (x - mean) / std per channel, in this order."""
+
+    channel_order: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    pad_mode: str
+
+
 LAYOUT_INPUT = {
-    "yolox": ("bgr", 1.0, "corner"),
-    "yolov5": ("rgb", 1.0 / 255.0, "center"),
-    "yolov8": ("rgb", 1.0 / 255.0, "center"),
+    "yolox": InputConvention("bgr", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "corner"),
+    "yolov5": InputConvention("rgb", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0), "center"),
+    "yolov8": InputConvention("rgb", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0), "center"),
+    "nanodet": InputConvention("bgr", (103.53, 116.28, 123.675), (57.375, 57.12, 58.395), "stretch"),
 }
 
 
@@ -35,8 +49,8 @@ def _providers(device: str) -> tuple[list, str]:
 
 
 class OnnxDetector:
-    """Runs a single-input, single-output detector model; the layout is read from the
-    output shape unless ``config.layout`` names it."""
+    """Runs a single-input detector model; the layout is read from the output shape
+    (six outputs: NanoDet) unless ``config.layout`` names it."""
 
     def __init__(self, config: DetectorConfig):
         import onnxruntime as ort
@@ -50,16 +64,29 @@ class OnnxDetector:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{path}: expected one input and one output, got {len(inputs)} and {len(outputs)} "
-                             f"(multi-output models such as NanoDet are not supported)")
+        if len(inputs) != 1:
+            raise ValueError(f"{path}: expected one input, got {len(inputs)}")
         self.input_name = inputs[0].name
         self.input_size = self._input_size(inputs[0].shape, config.input_size, path)
-        self.layout = config.layout if config.layout != "auto" else self._infer_layout(outputs[0].shape)
-        order, scale, pad = LAYOUT_INPUT[self.layout]
-        self.channel_order = config.channel_order or order
-        self.input_scale = config.input_scale if config.input_scale is not None else scale
-        self.pad_mode = config.pad_mode or pad
+        if len(outputs) == 1:
+            self.layout = config.layout if config.layout != "auto" else self._infer_layout(outputs[0].shape)
+            if self.layout == "nanodet":
+                raise ValueError(f"{path}: layout 'nanodet' needs the six class/box maps, the model has one output")
+        elif config.layout in ("auto", "nanodet") and len(outputs) % 2 == 0:
+            self.layout = "nanodet"
+            shapes = [tuple(o.shape) for o in outputs]
+            if all(isinstance(d, int) for shape in shapes for d in shape):
+                pair_nanodet_outputs(shapes)  # fail at start-up, not on the first image
+        else:
+            raise ValueError(f"{path}: {len(outputs)} outputs fit no supported layout (one output, or NanoDet's "
+                             f"class/box map pairs)")
+        convention = LAYOUT_INPUT[self.layout]
+        self.channel_order = config.channel_order or convention.channel_order
+        self.pad_mode = config.pad_mode or convention.pad_mode
+        if config.input_scale is not None:
+            self.mean, self.std = np.zeros(3, np.float32), np.full(3, 1.0 / config.input_scale, np.float32)
+        else:
+            self.mean, self.std = np.float32(convention.mean), np.float32(convention.std)
 
     @staticmethod
     def _input_size(shape: list, wanted: int | None, path: Path) -> int:
@@ -87,16 +114,20 @@ class OnnxDetector:
         canvas = box.apply(image_bgr)
         if self.channel_order == "rgb":
             canvas = canvas[..., ::-1]
-        blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
-        if self.input_scale != 1.0:
-            blob *= np.float32(self.input_scale)
-        return blob, box
+        mean, std = (self.mean, self.std) if self.channel_order == "bgr" else (self.mean[::-1], self.std[::-1])
+        blob = (canvas.astype(np.float32) - mean) / std  # mean/std are given in BGR order
+        return np.ascontiguousarray(blob.transpose(2, 0, 1)[None]), box
 
     def __call__(self, image_bgr: np.ndarray) -> Detections:
         check_image(image_bgr)
         blob, box = self.preprocess(image_bgr)
-        raw = torch.from_numpy(self.session.run(None, {self.input_name: blob})[0])
-        xywh, obj, cls = split_prediction(raw, self.layout, self.input_size, self.config.strides)
+        outputs = [torch.from_numpy(o) for o in self.session.run(None, {self.input_name: blob})]
+        if self.layout == "nanodet":
+            pairs = pair_nanodet_outputs([tuple(o.shape) for o in outputs])
+            xywh, obj, cls = decode_nanodet([outputs[c] for c, _ in pairs], [outputs[b] for _, b in pairs],
+                                            self.input_size)
+        else:
+            xywh, obj, cls = split_prediction(outputs[0], self.layout, self.input_size, self.config.strides)
         c = self.config
         chosen = select(xywh, obj, cls, score_threshold=c.score_threshold, nms_iou=c.nms_iou,
                         max_detections=c.max_detections, classes=c.classes)

@@ -67,6 +67,50 @@ def decode_yolox(raw: torch.Tensor, input_size: int, strides: tuple[int, ...]) -
     return out
 
 
+NANODET_REG_CHANNELS = 32  # 4 box sides x (reg_max 7 + 1) distribution bins
+
+
+def pair_nanodet_outputs(shapes: list[tuple[int, ...]]) -> list[tuple[int, int]]:
+    """(class-map index, box-map index) per level, finest first, matched by shape (the
+    order of a NanoDet export's outputs is not reliable): both maps of a level share N;
+    the box map has 4 x (reg_max + 1) = 32 channels."""
+    by_points: dict[int, dict[str, int]] = {}
+    for i, shape in enumerate(shapes):
+        if len(shape) not in (2, 3):
+            raise ValueError(f"NanoDet outputs must be (N, C) or (1, N, C), got {shape}")
+        role = "box" if shape[-1] == NANODET_REG_CHANNELS else "cls"
+        level = by_points.setdefault(shape[-2], {})
+        if role in level:
+            raise ValueError(f"two NanoDet {role} outputs with {shape[-2]} points: cannot pair {shapes}")
+        level[role] = i
+    if any(len(level) != 2 for level in by_points.values()):
+        raise ValueError(f"NanoDet outputs must pair up by point count, got {shapes}")
+    return [(by_points[n]["cls"], by_points[n]["box"]) for n in sorted(by_points, reverse=True)]
+
+
+def decode_nanodet(cls_maps: list[torch.Tensor], box_maps: list[torch.Tensor], input_size: int):
+    """GFL heads: each side's distance is the expectation of a softmax over bins, in strides,
+    measured from the cell centre ((x + 0.5) * stride, (y + 0.5) * stride); checked against
+    TUD ground truth, where the corner point instead cost a third of the AP.
+    -> (xywh, None, class scores)."""
+    boxes, scores = [], []
+    for cls, reg in zip(cls_maps, box_maps):
+        cls, reg = cls.reshape(-1, cls.shape[-1]), reg.reshape(-1, reg.shape[-1])
+        side = int(round(reg.shape[0] ** 0.5))
+        if side * side != reg.shape[0] or input_size % side:
+            raise ValueError(f"NanoDet map with {reg.shape[0]} points does not tile a {input_size} input")
+        stride = input_size // side
+        ys, xs = torch.meshgrid(torch.arange(side, device=reg.device), torch.arange(side, device=reg.device),
+                                indexing="ij")
+        centre = (torch.stack((xs, ys), -1).reshape(-1, 2).to(reg.dtype) + 0.5) * stride
+        bins = reg.view(-1, 4, reg.shape[-1] // 4).softmax(-1)
+        dist = (bins * torch.arange(bins.shape[-1], device=reg.device, dtype=reg.dtype)).sum(-1) * stride
+        x1y1, x2y2 = centre - dist[:, :2], centre + dist[:, 2:]
+        boxes.append(torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1))
+        scores.append(cls)
+    return torch.cat(boxes), None, torch.cat(scores)
+
+
 def split_prediction(pred: torch.Tensor, layout: str, input_size: int, strides: tuple[int, ...]):
     """One image's output -> (xywh (N, 4), objectness (N,) or None, class scores (N, nc))."""
     if pred.dim() == 3:
