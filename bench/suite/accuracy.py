@@ -163,6 +163,10 @@ def run(settings: SuiteSettings) -> Report:
                 "in %, IDSW a count; ms = mean update() time per frame (one thread for peers).\n\n"
                 + "\n".join(f"- {n}" for n in notes))
 
+    report.table("inputs (cached once, replayed to every tracker)", ["sequence", "source", "frames", "boxes/frame",
+                                                                    "boxes >= 0.5/frame"],
+                 [[name, src, len(c), c.mean_count(), float((c.scores >= 0.5).sum()) / max(len(c), 1)]
+                  for (name, src), c in caches.items()], digits=1)
     table, combined = [], []
     for src in SOURCES:
         for tracker in trackers:
