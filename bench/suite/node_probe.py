@@ -4,6 +4,7 @@ uses the installed package (the node needs its generated messages)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,19 +21,19 @@ RATES = (15, 30, 60, 120, 240, 480)
 QUICK_RATES = (15, 60)
 
 
-def _python() -> str:
-    """The interpreter running the suite (the project venv), which has rclpy and the installed package."""
-    return sys.executable
+def _installed_env() -> dict[str, str]:
+    """Our interpreter (the project venv: rclpy, the installed package) without the
+    source tree on PYTHONPATH, so smiletrack_ros comes with its generated messages."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env
 
 
 def _drive(args: list[str], timeout_s: float) -> dict:
-    import os
-
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)  # the installed smiletrack_ros, with its generated messages
     with tempfile.TemporaryDirectory(prefix="smiletrack_node_probe_") as tmp:
         result = Path(tmp) / "result.json"
-        done = subprocess.run([_python(), str(DRIVER), *args, "--result", str(result)], cwd=tmp, env=env,
+        done = subprocess.run([sys.executable, str(DRIVER), *args, "--result", str(result)], cwd=tmp,
+                              env=_installed_env(),
                               capture_output=True, text=True, timeout=timeout_s)
         if done.returncode != 0 or not result.is_file():
             raise RuntimeError(f"node driver failed (exit {done.returncode}): {done.stderr.strip()[-1500:]}")
@@ -40,11 +41,8 @@ def _drive(args: list[str], timeout_s: float) -> dict:
 
 
 def installed() -> tuple[bool, str]:
-    import os
-
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    probe = subprocess.run([_python(), "-c", "import rclpy, smiletrack_ros.msg, vision_msgs.msg"], env=env,
+    probe = subprocess.run([sys.executable, "-c", "import rclpy, smiletrack_ros.msg, vision_msgs.msg"],
+                           env=_installed_env(),
                            cwd=tempfile.gettempdir(), capture_output=True, text=True)
     if probe.returncode != 0:
         last = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "import failed"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from bench.suite import models
 from bench.suite.measure import progress, summary_ms
 from bench.suite.ours import PRESETS, run_preset
-from bench.suite.peers import PEER_TRACKERS, PeerRun, find_peer_python, peer_note, run_peers
+from bench.suite.peers import PeerRun, find_peer_python, peer_note, run_peers
 from bench.suite.report import Report, new_figure
 from bench.suite.settings import SuiteSettings
 from bench.suite.synthetic import SyntheticConfig, synthetic_cache
