@@ -150,3 +150,21 @@ def test_onnx_export_of_the_network_detects_the_same(tmp_path):
     np.testing.assert_allclose(onnx_out.boxes, torch_out.boxes, atol=1e-2)
     np.testing.assert_allclose(onnx_out.scores, torch_out.scores, atol=1e-4)
     assert onnx_out.class_ids.tolist() == torch_out.class_ids.tolist()
+
+
+def test_training_spec_with_auxiliary_heads_builds_and_uses_the_lead_head():
+    """PRBNet's published E6E training graph ends in 4 auxiliary 1x1 convs and an
+    IAuxDetect over lead + aux inputs; its weights load, inference uses the lead only."""
+    spec = variant_spec("prb-2py-e6e-1280", nc=2, width_multiple=0.125)
+    lead_row = spec["head"].pop()
+    n = len(spec["backbone"]) + len(spec["head"])
+    aux_sources = {124: 320, 120: 640, 116: 960, 113: 1280}  # pyramid-1 outputs, finest first
+    spec["head"] += [[src, 1, "Conv", [c, 1, 1]] for src, c in aux_sources.items()]
+    spec["head"].append([lead_row[0] + list(range(n, n + 4)), 1, "IAuxDetect", ["nc", "anchors"]])
+    net = PRBNet(spec).eval()
+    keys = net.state_dict()
+    assert {f"model.{n + 4}.m2.{i}.weight" for i in range(4)} <= set(keys)
+    assert net.head.nl == 4 and net.head.stride.tolist() == [8, 16, 32, 64]
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 128, 128))
+    assert out.shape == (1, 3 * sum((128 // s) ** 2 for s in (8, 16, 32, 64)), 7)
