@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.append(str(REPO))  # after site-packages: bench.suite from the checkout, smiletrack_ros installed
 
 WIDTH, HEIGHT, FRAME_RATE = 640, 480, 30.0
+# Measured frames are stamped after the warm-up ones (a stamp going back resets the tracker).
+MEASURED_OFFSET = 100_000
 # Reliable inputs with some history: frames the node cannot keep up with are then
 # dropped by its own latest-frame worker (what we measure), not lost in DDS.
 NODE_PARAMS = {"detector.backend": "external", "embedder.enabled": False, "class_names": ["person"],
@@ -127,6 +129,23 @@ class Feeder:
         self.det_pub.publish(det_msg)
         self.image_pub.publish(image_msg)
 
+    def warm_up(self, fields: dict, answers: int = 5, timeout: float = 30.0) -> None:
+        """Lock-step frames until the node answers: reliable endpoints can lose the first
+        frames after discovery, which would otherwise count against the node."""
+        from smiletrack_ros.detection.base import Detections
+
+        empty = Detections.empty()
+        end, k = time.monotonic() + timeout, 0
+        while time.monotonic() < end:
+            k += 1
+            self.publish(int(k * 1e9 / FRAME_RATE), fields, empty)
+            time.sleep(0.1)
+            with self.lock:
+                if len(self.latency) >= answers:
+                    self.sent.clear(), self.latency.clear()
+                    return
+        raise RuntimeError(f"the node answered fewer than {answers} warm-up frames within {timeout} s")
+
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=1.0)
         self.node.destroy_node()
@@ -175,7 +194,8 @@ def rss_kb(pid: int) -> int:
 
 def measure_rates(feeder: Feeder, rates: list[float], seconds: float, objects: int, seed: int) -> dict:
     fields = image_fields(seed)
-    results, offset = [], 0
+    feeder.warm_up(fields)
+    results, offset = [], MEASURED_OFFSET
     for rate in rates:
         count = max(10, int(rate * seconds))
         with feeder.lock:
@@ -198,6 +218,7 @@ def measure_rates(feeder: Feeder, rates: list[float], seconds: float, objects: i
 
 def soak(feeder: Feeder, node_pid: int, count: int, rate: float, objects: int, seed: int, samples: int) -> dict:
     fields = image_fields(seed)
+    feeder.warm_up(fields)
     every = max(1, count // samples)
     out = {"frames": [], "rss_kb": [], "ms_mean": [], "ms_p50": [], "ms_p99": [], "live": [], "answered": []}
     done_keys: set[int] = set()
@@ -218,7 +239,7 @@ def soak(feeder: Feeder, node_pid: int, count: int, rate: float, objects: int, s
         out["answered"].append(len(fresh))
 
     t0 = time.perf_counter()
-    paced(feeder, frames(count, objects, seed), rate, fields, sample)
+    paced(feeder, ((k + MEASURED_OFFSET, d) for k, d in frames(count, objects, seed)), rate, fields, sample)
     out["achieved_input_rate"] = count / (time.perf_counter() - t0)
     out["answered_total"] = int(sum(out["answered"]))
     return out
