@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.suite.longrun import LongRun, long_tracker_run  # noqa: E402
+from bench.suite.measure import machine_line  # noqa: E402
 from bench.suite.report import Report, new_figure  # noqa: E402
 
 
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.frames < 1000:
         p.error("--frames must be >= 1000 for meaningful slopes")
     report = Report("Soak", args.out)
+    report.text(machine_line())
     report.text(f"{args.frames} synthetic frames, {args.objects} objects in view, identities living ~150 frames, "
                 f"preset `{args.preset}`; samples every {max(1, args.frames // 100)} frames. `tracks`: live tracks "
                 f"(tracker) or tracks in the node's last output message (node).")

@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.suite import models
 from bench.suite.framecache import CachedFrame, FrameCache, load_if_matching
-from bench.suite.measure import progress
+from bench.suite.measure import machine_line, progress
 from bench.suite.ours import MOTION_ONLY, PRESETS, run_preset
 from bench.suite.peers import PEER_TRACKERS, PeerRun, find_peer_python, peer_note, run_peers
 from bench.suite.report import Report, new_figure
@@ -117,6 +117,7 @@ def run(settings: SuiteSettings) -> Report:
     from smiletrack_ros.mot.io import write_results
 
     report = Report("Accuracy: SMILEtrack presets vs BoxMOT peers", settings.folder("accuracy"))
+    report.text(machine_line())
     if settings.shared_dir is None:
         report.text("Skipped: ../shared (sequences and models) not found.")
         return report

@@ -20,6 +20,13 @@ def rss_kb(pid: int | None = None) -> int:
     raise RuntimeError(f"{status} has no VmRSS line")
 
 
+def machine_line() -> str:
+    """CPU count and load: on a shared machine the timings mean little without them."""
+    load = os.getloadavg()
+    return (f"Machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+            f"(1 / 5 / 15 min) when the suite started this part.")
+
+
 def slope(x: Iterable[float], y: Iterable[float]) -> float:
     """Least-squares slope of y over x (nan with fewer than two points)."""
     x, y = np.asarray(list(x), np.float64), np.asarray(list(y), np.float64)

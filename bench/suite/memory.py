@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from bench.suite.longrun import long_tracker_run
+from bench.suite.measure import machine_line
 from bench.suite.report import Report, new_figure
 from bench.suite.settings import SuiteSettings
 
 
 def run(settings: SuiteSettings) -> Report:
     report = Report("Memory over a long run", settings.folder("memory"))
+    report.text(machine_line())
     frames = settings.pick(2000, 10_000)
     result = long_tracker_run(frames, seed=settings.seed, show_progress=settings.progress)
     rss_slope, ms_slope = result.rss_slope_kb_per_1000(), result.ms_slope_per_1000()

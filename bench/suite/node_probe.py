@@ -50,15 +50,24 @@ def installed() -> tuple[bool, str]:
     return True, ""
 
 
-def run(settings: SuiteSettings, report: Report) -> str:
-    """Rate sweep; returns the markdown intro and adds the table and plot to ``report``."""
+def run(settings: SuiteSettings, report: Report) -> None:
+    """Rate sweep: the section's text, table and plot go into ``report``."""
+    report.text("## Node end-to-end latency over DDS")
     ok, why = installed()
     if not ok:
-        return f"Not measured: {why}."
+        report.text(f"Not measured: {why}.")
+        return
     rates = QUICK_RATES if settings.quick else RATES
     seconds = 2.0 if settings.quick else 4.0
     result = _drive(["rates", "--rates", ",".join(map(str, rates)), "--seconds", str(seconds),
                      "--seed", str(settings.seed)], timeout_s=120 + len(rates) * (seconds + 5) * 2)
+    report.text(f"The tracker node as its own process, fed {result['image']} raw images + external "
+                f"Detection2DArray ({result['objects']} objects) over DDS on this machine (FastDDS, localhost); "
+                f"embedder off, preset `{result['preset']}`, reliable inputs (history 10) so that frames the node "
+                f"cannot keep up with are dropped by its latest-frame worker; a lock-step warm-up first. Latency: "
+                f"publish to receipt of the frame's tracks. **Sustainable input rate** (>= 95% of frames "
+                f"answered): **" + (f"{result['sustainable_rate']:.0f} fps" if result["sustainable_rate"] > 0 else
+                                    "none of the rates tried") + "**.")
     rows = [[r["rate"], r["achieved_input_rate"], r["sent"], r["answered"], 100.0 * r["answered"] / r["sent"],
              r["p50"], r["p99"]] for r in result["rates"]]
     report.table("node latency vs input rate", ["input fps", "achieved fps", "frames", "answered",
@@ -70,11 +79,6 @@ def run(settings: SuiteSettings, report: Report) -> str:
     ax.set_xscale("log"), ax.set_yscale("log"), ax.set_xlabel("input frames per second"), ax.set_ylabel("ms")
     ax.legend()
     report.figure(fig, "node_latency_vs_rate", "Node end-to-end latency (publish -> tracks received) vs input rate")
-    return (f"The tracker node as its own process, fed {result['image']} raw images + external Detection2DArray "
-            f"({result['objects']} objects) over DDS on this machine (FastDDS, localhost); embedder off, preset "
-            f"`{result['preset']}`, reliable inputs (history 10) so that frames the node cannot keep up with are "
-            f"dropped by its latest-frame worker. Latency: publish to receipt of the frame's tracks. "
-            f"**Sustainable input rate** (>= 95% of frames answered): **{result['sustainable_rate']:.0f} fps**.")
 
 
 def soak(frames: int, objects: int, rate: float, seed: int, show_progress: bool, report: Report) -> LongRun | None:

@@ -7,7 +7,7 @@ import numpy as np
 
 from bench.suite import models
 from bench.suite.framecache import CachedFrame, FrameCache
-from bench.suite.measure import progress
+from bench.suite.measure import machine_line, progress
 from bench.suite.ours import run_preset
 from bench.suite.report import Report, new_figure
 from bench.suite.settings import SuiteSettings
@@ -47,6 +47,7 @@ def run(settings: SuiteSettings) -> Report:
     from smiletrack_ros.mot.evaluate import evaluate
 
     report = Report("Scaling with crowd density", settings.folder("scaling"))
+    report.text(machine_line())
     densities = QUICK_DENSITIES if settings.quick else DENSITIES
     frames = settings.cap(20, 30)
     embedder = models.embedder(settings.embedder_weights, settings.device)

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from bench.suite import models
-from bench.suite.measure import progress, summary_ms
+from bench.suite.measure import machine_line, progress, summary_ms
 from bench.suite.ours import PRESETS, run_preset
 from bench.suite.peers import PeerRun, find_peer_python, peer_note, run_peers
 from bench.suite.report import Report, new_figure
@@ -183,7 +183,7 @@ def detector_latency(settings: SuiteSettings, report: Report) -> None:
 def node_latency(settings: SuiteSettings, report: Report) -> None:
     from bench.suite import node_probe
 
-    report.text("## Node end-to-end latency over DDS\n\n" + node_probe.run(settings, report))
+    node_probe.run(settings, report)
 
 
 PARTS = {"tracker": tracker_sweep, "embedder": embedder_throughput, "detector": detector_latency,
@@ -195,9 +195,9 @@ def run(settings: SuiteSettings, parts: tuple[str, ...] = tuple(PARTS)) -> Repor
         "speed" if settings.device == "cpu" else f"speed_{settings.device.replace(':', '')}"))
     import torch
 
-    report.text(f"Machine: torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
-                f"device {settings.device}"
-                + (f" ({torch.cuda.get_device_name(settings.device)})" if settings.device != "cpu" else "") + ".")
+    report.text(machine_line() + f" torch {torch.__version__}, {torch.get_num_threads()} torch threads, device "
+                f"{settings.device}" + (f" ({torch.cuda.get_device_name(settings.device)})"
+                                        if settings.device != "cpu" else "") + ".")
     for part in parts:
         try:
             PARTS[part](settings, report)
