@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seq", required=True, help="MOT sequence dir with gt/gt.txt and img1/ or a video")
     ap.add_argument("--weights", action="append", default=[],
-                    help="SLM weights: 'default', 'untrained', a .safetensors or an official checkpoint (repeatable)")
+                    help="SLM weights: 'default', 'untrained', a .safetensors or an official checkpoint "
+                         "(repeatable; default: the shipped weights where present)")
     ap.add_argument("--imagenet-weights", help="ImageNet MobileNetV2 features state dict for the pooled baseline")
     ap.add_argument("--no-hsv", action="store_true", help="skip the HSV histogram baseline")
     ap.add_argument("--device", default="auto")
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         embedders, slm = {}, []
-        for w in args.weights or [DEFAULT]:
+        default = [DEFAULT] if DEFAULT_WEIGHTS.is_file() else []
+        for w in args.weights or default:
             emb = Embedder(weights=None if w == "untrained" else w, device=args.device)
             embedders[f"slm:{w}"] = emb
             slm.append((w, emb))
