@@ -1,0 +1,33 @@
+"""How the node executable starts and ends as a process: quietly and quickly on SIGINT/SIGTERM.
+
+Loading rclpy, torch or onnxruntime takes seconds; a signal in that window ends the
+process at once (no KeyboardInterrupt traceback from deep inside an import). Once
+the node exists, rclpy's handlers take over so that spinning stops cleanly. At the
+end the process leaves with ``os._exit``: the interpreter's own teardown of loaded
+model runtimes can take over a second, and there is nothing left to clean by then.
+Only the executable's entry points call these; importing the package changes nothing.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def exit_quietly_on_signals() -> None:
+    for sig in _SIGNALS:
+        signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
+
+
+def restore_default_signals() -> None:
+    """Python's own handlers again, for rclpy to install its handlers over."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def exit_now(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
