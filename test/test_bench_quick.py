@@ -57,7 +57,7 @@ def test_quick_run_measures_every_preset_and_the_embedder(quick_run):
     for per_size in speed["tracker_ms"].values():
         assert set(per_size) == {"10", "50", "200"}
         assert all(np.isfinite(v) and v > 0 for v in per_size.values())
-    assert [row[1] for row in speed["embedder"]] == [1, 16]
+    assert [row[1] for row in speed["embedder"]] == [1, 8]
     assert all(row[3] > 0 for row in speed["embedder"])
 
 

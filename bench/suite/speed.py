@@ -23,8 +23,6 @@ from bench.suite.synthetic import SyntheticConfig, synthetic_cache
 
 SIZES = (10, 20, 50, 100, 200, 500)
 QUICK_SIZES = (10, 50, 200)
-BATCHES = (1, 4, 16, 64, 128)
-QUICK_BATCHES = (1, 16)
 WARMUP_FRAMES = 10
 RATIO_SIZE = 50
 DENSITY_REFERENCE = 50   # objects per 1920x1080 view; larger runs grow the view to keep this density
@@ -102,23 +100,22 @@ def _precisions(settings: SuiteSettings) -> list[str]:
 
 
 def embedder_throughput(settings: SuiteSettings, report: Report) -> None:
-    batches = QUICK_BATCHES if settings.quick else BATCHES
+    from bench.bench_embedder import BATCHES, crops_per_second, random_boxes  # the embedder benchmark's method
+
+    batches = BATCHES[:2] if settings.quick else BATCHES
     rng = np.random.default_rng(settings.seed)
-    image = rng.integers(0, 256, (1080, 1920, 3), np.uint8)
+    image = rng.integers(0, 256, (720, 1280, 3), np.uint8)
     rows, curves = [], {}
     for precision in _precisions(settings):
         built = models.embedder(settings.embedder_weights, settings.device, half=precision == "fp16")
         for b in progress(batches, len(batches), f"embedder {precision}", settings.progress):
-            x = rng.uniform(0, 1800, b)
-            y = rng.uniform(0, 800, b)
-            boxes = np.column_stack([x, y, x + rng.uniform(30, 110, b), y + rng.uniform(80, 270, b)]).astype(np.float32)
-            t = summary_ms(time_calls(lambda: built.model(image, boxes), 0.2 if settings.quick else 1.0))
-            crops = 1e3 * b / t["p50"]
-            rows.append([precision, b, t["p50"], crops])
+            crops = crops_per_second(built.model, image, random_boxes(b, 1280, 720, rng), 3 if settings.quick else 5)
+            rows.append([precision, b, 1e3 * b / crops, crops])
             curves.setdefault(precision, []).append((b, crops))
-    report.text(f"## Embedder on {settings.device}\n\n{built.description['embedder']}. One 1080p frame, `batch` "
-                "boxes per call (crop + resize + network), median of repeated calls. Speed does not depend on the "
-                "weight values, only on the backbone.")
+    report.text(f"## Embedder on {settings.device}\n\n{built.description['embedder']}. The whole call (frame upload, "
+                "box clipping, roi_align crops, network, copy back) on a 1280x720 frame with `batch` boxes, median "
+                "of repeated calls (bench/bench_embedder.py's method). Speed depends on the backbone, not on the "
+                "weight values.")
     report.table("embedder throughput", ["precision", "batch", "ms/call", "crops/s"], rows, digits=1)
     report.data["embedder"] = rows
     fig, ax = new_figure()
