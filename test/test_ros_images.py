@@ -1,4 +1,4 @@
-"""Image message conversion (numpy path), latest-frame worker and stamp pairing; no DDS."""
+"""Image message conversion (numpy path), latest-frame worker, stamp pairing, node stats; no DDS."""
 import threading
 import time
 from types import SimpleNamespace
@@ -10,6 +10,7 @@ import pytest
 from smiletrack_ros.ros.images import (ImageConverter, ImageError, bgr_to_raw_fields, compressed_to_bgr,
                                        raw_to_bgr_numpy)
 from smiletrack_ros.ros.latest_worker import LatestWorker
+from smiletrack_ros.ros.node_stats import NodeStats
 from smiletrack_ros.ros.stamp_pairing import StampPairer
 
 RNG = np.random.default_rng(7)
@@ -155,3 +156,19 @@ def test_stamp_pairer_tolerance():
     assert pairer.add_detections(2_001_001, "e") is None
     with pytest.raises(ValueError, match="max_pending"):
         StampPairer(max_pending=0)
+
+
+def test_node_stats_periods_and_counters():
+    now = [100.0]
+    stats = NodeStats(clock=lambda: now[0])
+    for latency in (10.0, 30.0):
+        stats.frame_done(latency, 2.0, live_tracks=7)
+    assert stats.reject("size_mismatch") == 1 and stats.reject("size_mismatch") == 2
+    stats.time_reset()
+    now[0] = 102.0
+    snap = stats.snapshot()
+    assert (snap.frames, snap.rate_hz, snap.latency_ms_mean, snap.latency_ms_max) == (2, 1.0, 20.0, 30.0)
+    assert (snap.live_tracks, snap.rejected, snap.time_resets, snap.total_frames) == (7, {"size_mismatch": 2}, 1, 2)
+    now[0] = 103.0
+    empty = stats.snapshot()                      # a new period: no frames, counters kept
+    assert empty.frames == 0 and np.isnan(empty.latency_ms_mean) and empty.total_frames == 2

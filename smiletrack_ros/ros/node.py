@@ -262,7 +262,8 @@ class TrackerNode(Node):
             annotated = draw_tracks(image, result.tracks, s.class_names, copy=not image.flags.writeable)
             self._debug_pub.publish(Image(header=header, **bgr_to_raw_fields(annotated)))
         now = time.monotonic()
-        self.stats.frame_done((now - frame.received) * 1e3, (time.perf_counter() - start) * 1e3)
+        self.stats.frame_done((now - frame.received) * 1e3, (time.perf_counter() - start) * 1e3,
+                              len(result.live_tracks))
 
     def _reject(self, reason: str, message: str) -> None:
         count = self.stats.reject(reason)
@@ -288,7 +289,7 @@ class TrackerNode(Node):
             "rate_hz": f"{snap.rate_hz:.2f}", "latency_ms_mean": f"{snap.latency_ms_mean:.2f}",
             "latency_ms_max": f"{snap.latency_ms_max:.2f}", "processing_ms_mean": f"{snap.processing_ms_mean:.2f}",
             "frames_processed": str(snap.total_frames), "frames_dropped_busy": str(dropped),
-            "live_tracks": str(len(self._pipeline.tracker.live_tracks())),
+            "live_tracks": str(snap.live_tracks),
             "detector": self._models["detector"], "embedder": self._models["embedder"],
             "device": self._models["device"],
             "time_resets": str(snap.time_resets), "processing_errors": str(snap.errors),

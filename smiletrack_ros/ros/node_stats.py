@@ -16,6 +16,7 @@ class StatsSnapshot:
     latency_ms_max: float
     processing_ms_mean: float
     total_frames: int
+    live_tracks: int
     rejected: dict[str, int]
     errors: int
     time_resets: int
@@ -31,15 +32,18 @@ class NodeStats:
         self._latencies: list[float] = []
         self._processing: list[float] = []
         self.total_frames = 0
+        self.live_tracks = 0
         self.rejected: Counter[str] = Counter()
         self.errors = 0
         self.time_resets = 0
 
-    def frame_done(self, latency_ms: float, processing_ms: float) -> None:
+    def frame_done(self, latency_ms: float, processing_ms: float, live_tracks: int) -> None:
+        """``live_tracks`` is recorded here, by the thread that owns the tracker."""
         with self._lock:
             self._latencies.append(latency_ms)
             self._processing.append(processing_ms)
             self.total_frames += 1
+            self.live_tracks = live_tracks
 
     def reject(self, reason: str) -> int:
         """Counts one rejected input; returns the running count for that reason."""
@@ -67,5 +71,5 @@ class NodeStats:
                 latency_ms_mean=sum(lat) / len(lat) if lat else float("nan"),
                 latency_ms_max=max(lat) if lat else float("nan"),
                 processing_ms_mean=sum(proc) / len(proc) if proc else float("nan"),
-                total_frames=self.total_frames, rejected=dict(self.rejected), errors=self.errors,
+                total_frames=self.total_frames, live_tracks=self.live_tracks, rejected=dict(self.rejected), errors=self.errors,
                 time_resets=self.time_resets)
