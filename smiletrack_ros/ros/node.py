@@ -169,18 +169,22 @@ class TrackerNode(Node):
 
     # ---- callbacks (never block) --------------------------------------------------------
     def _on_image(self, msg: Any) -> None:
-        now = time.monotonic()
+        arrived = time.monotonic()
         if self._pairer is None:
-            self._worker.submit(Frame(msg, None, now))
+            self._worker.submit(Frame(msg, None, arrived))
             return
-        pair = self._pairer.add_image(stamp_ns(msg.header), msg)
+        pair = self._pairer.add_image(stamp_ns(msg.header), (msg, arrived))
         if pair is not None:
-            self._worker.submit(Frame(pair[0], pair[1], now))
+            self._submit_pair(*pair)
 
     def _on_detections(self, msg: Detection2DArray) -> None:
         pair = self._pairer.add_detections(stamp_ns(msg.header), msg)
         if pair is not None:
-            self._worker.submit(Frame(pair[0], pair[1], time.monotonic()))
+            self._submit_pair(*pair)
+
+    def _submit_pair(self, image: tuple[Any, float], detections: Detection2DArray) -> None:
+        """Latency counts from the image's arrival, waiting for its detections included."""
+        self._worker.submit(Frame(image[0], detections, image[1]))
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Validates run-time changes with the start-up code; the worker applies them between frames."""
