@@ -127,3 +127,12 @@ def test_launch_arguments_and_parameter_overrides_are_known():
     overrides = next(e for e in params.elts if isinstance(e, ast.Dict))
     keys = {k.value for k in overrides.keys}
     assert keys - {"use_sim_time"} <= set(SPECS), keys
+
+
+def test_every_class_is_minus_one_since_ros_files_cannot_hold_empty_lists():
+    values = {n: s.default for n, s in SPECS.items()} | {"detector.backend": "external"}
+    assert NodeSettings.from_values(values).detector.classes == (0,)
+    assert NodeSettings.from_values(values | {"detector.classes": [-1]}).detector.classes is None
+    with pytest.raises(ParameterError) as info:
+        NodeSettings.from_values(values | {"detector.classes": [-2]})
+    assert info.value.name == "detector.classes"

@@ -86,7 +86,8 @@ _DETECTOR_DESCRIPTIONS = {
     "score_threshold": "minimum detection score kept (low, since the tracker's 2nd stage uses low-score boxes)",
     "nms_iou": "NMS IoU threshold",
     "max_detections": "at most this many boxes per image after NMS",
-    "classes": "class indices kept (COCO person = 0); empty: every class",
+    "classes": "class indices kept (COCO person = 0); [-1]: every class (a parameter file cannot hold an "
+               "empty list)",
     "device": "auto, cpu or cuda[:N] for the detector",
     "half": "half precision on CUDA (ignored on the CPU)",
     "layout": "ONNX output layout: auto, yolox, yolov5 or yolov8",
@@ -235,6 +236,8 @@ def detector_config(values: Mapping[str, Any]) -> DetectorConfig:
         name = key[len("detector."):]
         if name in ("classes", "strides"):
             value = tuple(int(v) for v in value)
+        if name == "classes" and value == (-1,):
+            value = None
         if name in _DETECTOR_NONE_AS_EMPTY and value in ("", 0, 0.0, ()):
             value = None
         fields[name] = value
