@@ -161,7 +161,17 @@ def validate(split: SplitBackbone, features: torch.Tensor, crops: IdentityCrops,
     split.net.eval()
     emb = torch.cat([split.embed_from_frozen(features[i:i + batch]).float().cpu()
                      for i in range(0, len(features), batch)]).numpy()
-    return score_embeddings(emb, crops.ids, crops.frames, groups=crops.sequences).as_dict()
+    pooled = score_embeddings(emb, crops.ids, crops.frames, groups=crops.sequences).as_dict()
+    per_sequence = {}
+    for s, name in enumerate(crops.names):
+        mask = crops.sequences == s
+        if len(np.unique(crops.ids[mask])) >= 2:
+            per_sequence[name] = score_embeddings(emb[mask], crops.ids[mask], crops.frames[mask]).pair_auc
+    # The mean over sequences keeps one sequence with many crops of few people from
+    # deciding alone which epoch is best.
+    return {**pooled, "pair_auc_pooled": pooled["pair_auc"],
+            "pair_auc": round(float(np.mean(list(per_sequence.values()))), 4) if per_sequence else pooled["pair_auc"],
+            "pair_auc_per_sequence": {k: round(v, 4) for k, v in per_sequence.items()}}
 
 
 def train(cfg: TrainConfig, crops: IdentityCrops | None = None, progress: bool = True) -> list[dict]:
