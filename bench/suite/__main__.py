@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parts of the speed suite")
     p.add_argument("--embedder-weights", type=Path,
                    help="SLM weights (.safetensors); default: the package's shipped weights, else untrained")
+    p.add_argument("--sequences", type=lambda s: tuple(x.strip() for x in s.split(",") if x.strip()),
+                   help="accuracy: comma-separated sequence names (default: all; --quick: TUD-Campus, MOT17-02)")
     p.add_argument("--out", type=Path, default=REPO / "out" / "bench", help="output folder")
     p.add_argument("--shared", type=Path, default=Path(os.environ.get("SMILETRACK_SHARED", REPO.parent / "shared")),
                    help="the read-only shared folder (data/, models/)")
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = SuiteSettings(out_dir=args.out.resolve(), shared_dir=shared, quick=args.quick, frames=args.frames,
                                  peers=not args.no_peers, device=args.device, precisions=args.precision,
                                  progress=not args.no_progress, seed=args.seed,
-                                 embedder_weights=args.embedder_weights)
+                                 embedder_weights=args.embedder_weights, sequences=args.sequences)
     except ValueError as err:
         print(f"bench/run: {err}", file=sys.stderr)
         return 2

@@ -35,7 +35,8 @@ class Sequence:
     format_check: bool   # MOT17-mini: too short for meaningful metrics
 
 
-def discover(shared_dir: Path, quick: bool, max_frames: int | None) -> list[Sequence]:
+def discover(shared_dir: Path, quick: bool, max_frames: int | None,
+             names: tuple[str, ...] | None = None) -> list[Sequence]:
     from smiletrack_ros.mot.io import load_sequence_info
 
     found = []
@@ -50,6 +51,11 @@ def discover(shared_dir: Path, quick: bool, max_frames: int | None) -> list[Sequ
         if max_frames is not None:
             length = min(length, max_frames)
         found.append(Sequence(info.name, folder, info.frame_rate, length, "MOT17-mini" in folder.parts))
+    if names is not None:
+        unknown = sorted(set(names) - {s.name for s in found})
+        if unknown:
+            raise ValueError(f"--sequences: no sequence named {unknown} under {shared_dir / 'data'}")
+        return [s for s in found if s.name in names]
     return [s for s in found if not quick or s.name in QUICK_SEQUENCES]
 
 
@@ -105,11 +111,16 @@ def _ground_truth(seq: Sequence):
 def _evaluate(seqs: list[Sequence], rows: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     from smiletrack_ros.mot.evaluate import evaluate
 
+    from smiletrack_ros.mot.evaluate import COMBINED
+
     out = {}
     for group in ([s for s in seqs if not s.format_check], [s for s in seqs if s.format_check]):
         if group:
-            out.update(evaluate({s.name: (_ground_truth(s), rows[s.name]) for s in group},
-                                {s.name: s.length for s in group}))
+            result = evaluate({s.name: (_ground_truth(s), rows[s.name]) for s in group},
+                              {s.name: s.length for s in group})
+            if group[0].format_check:
+                result.pop(COMBINED, None)  # only the real sequences are combined
+            out.update(result)
     return out
 
 
@@ -121,7 +132,8 @@ def run(settings: SuiteSettings) -> Report:
     if settings.shared_dir is None:
         report.text("Skipped: ../shared (sequences and models) not found.")
         return report
-    seqs = discover(settings.shared_dir, settings.quick, settings.frames or (QUICK_FRAMES if settings.quick else None))
+    seqs = discover(settings.shared_dir, settings.quick, settings.frames or (QUICK_FRAMES if settings.quick else None),
+                    settings.sequences)
     maker = InputMaker(settings)
     caches = {(s.name, src): maker.cache(s, src) for s in seqs for src in SOURCES}
     runs: dict[tuple[str, str], dict[str, np.ndarray]] = {}   # (source, tracker) -> seq -> rows
@@ -181,12 +193,14 @@ def run(settings: SuiteSettings) -> Report:
             report.data.setdefault(src, {})[tracker] = {"metrics": metrics, "ms_per_frame": mean_ms}
             for s in seqs:
                 table.append([src, s.name, tracker, *(_cell(metrics[s.name], k) for k in METRICS)])
-            key = "COMBINED" if "COMBINED" in metrics else next(s.name for s in seqs if not s.format_check)
+            key = "COMBINED" if "COMBINED" in metrics else next((s.name for s in seqs if not s.format_check),
+                                                                seqs[0].name)
             combined.append([src, tracker, *(_cell(metrics[key], k) for k in METRICS), mean_ms])
     order = {s.name: i for i, s in enumerate(seqs)}
     table.sort(key=lambda r: (SOURCES.index(r[0]), order[r[1]], trackers.index(r[2])))
     report.table("per sequence", ["source", "sequence", "tracker", *METRICS], table, digits=1)
-    report.table("TUD sequences combined (MOT17-mini excluded: a few frames, format check only)",
+    report.table("TUD sequences combined (a single one when only one ran; MOT17-mini excluded: a few frames, "
+                 "format check only)",
                  ["source", "tracker", *METRICS, "ms/frame"], combined, digits=1)
     _gaps(report, combined)
     _plot(report, table, seqs, trackers)

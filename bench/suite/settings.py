@@ -20,6 +20,7 @@ class SuiteSettings:
     progress: bool = True
     seed: int = 0
     embedder_weights: Path | None = None   # None: the package's shipped SLM weights, else untrained
+    sequences: tuple[str, ...] | None = None  # accuracy: only these sequences (None: all, or the quick ones)
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.frames < 10:
