@@ -77,6 +77,11 @@ class InputMaker:
             self._embedder = models.embedder(self.settings.embedder_weights, self.settings.device)
         return self._embedder
 
+    def cache_path(self, name: str, source: str) -> Path:
+        """One file per sequence, source and embedder weights, so switching weights keeps both."""
+        weights = self.embedder().description["sha"] or "untrained"
+        return self.settings.out_dir / "cache" / f"{name}__{source}__{weights}.npz"
+
     def cache(self, seq: Sequence, source: str) -> FrameCache:
         from smiletrack_ros.detection.base import Detections
         from smiletrack_ros.mot.io import iter_frames, read_detections
@@ -84,7 +89,7 @@ class InputMaker:
         emb = self.embedder()
         meta = {"sequence": seq.name, "frames": seq.length, "source": source, "embedder": emb.description,
                 "detector": self.detector().description if source == "yolox" else "det/det.txt"}
-        path = self.settings.out_dir / "cache" / f"{seq.name}__{source}.npz"
+        path = self.cache_path(seq.name, source)
         cached = load_if_matching(path, meta)
         if cached is not None:
             return cached
@@ -159,7 +164,7 @@ def run(settings: SuiteSettings) -> Report:
         else:
             notes.append(peer_note(description))
             work = settings.folder("accuracy") / "peers"
-            jobs = [PeerRun(f"{name}__{src}", settings.out_dir / "cache" / f"{name}__{src}.npz", cache.frame_rate,
+            jobs = [PeerRun(f"{name}__{src}", maker.cache_path(name, src), cache.frame_rate,
                             seq_dir=next(s.folder for s in seqs if s.name == name), rows_dir=work / f"{name}__{src}")
                     for (name, src), cache in caches.items()]
             results = run_peers(python, jobs, work)
