@@ -81,8 +81,12 @@ def test_rate_replay_paces_by_the_bag(scene_bag, node, tmp_path):
     assert stats.answered >= 1
 
 
-def test_cli_reports_problems_without_traceback(tmp_path, capsys):
+def test_cli_reports_problems_without_traceback(scene_bag, tmp_path, capsys):
     assert main([str(tmp_path / "missing_bag"), "--wait-node", "0"]) == 1
     assert "bag not found" in capsys.readouterr().err
     assert main([str(tmp_path / "missing_bag"), "--mot", str(tmp_path / "x.txt")]) == 1
     assert "--mot needs --record" in capsys.readouterr().err
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    assert main([str(scene_bag), "--record", str(taken)]) == 1
+    assert "exists" in capsys.readouterr().err

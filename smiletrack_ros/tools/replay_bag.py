@@ -109,6 +109,8 @@ class Replayer:
             if options.detections_topic is not None or info.topics_of((DETECTION_ARRAY,)):
                 self.det_topic = pick_topic(info, (DETECTION_ARRAY,), options.detections_topic, "detections",
                                             prefer="detect")
+        self.store = build_typestore()
+        self.writer = BagWriter(record, typestore=self.store).__enter__() if record is not None else None
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=options.domain_id)
         self.node = rclpy.create_node("smiletrack_replay", context=self.context)
@@ -125,8 +127,6 @@ class Replayer:
             from rosgraph_msgs.msg import Clock
 
             self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
-        self.store = build_typestore()
-        self.writer = BagWriter(record).__enter__() if record is not None else None
         self.received: dict[int, float] = {}     # tracks stamp -> wall time received
         outputs = [(options.tracks_topic, DETECTION_ARRAY), (options.tracks_full_topic, TRACK_ARRAY)]
         for topic, msgtype in outputs:
