@@ -104,3 +104,16 @@ def test_train_config_errors_name_the_field():
         TrainConfig(sequences=("x",), out_dir="o", cached_views=2)
     with pytest.raises(EmbedderConfigError, match="init_weights"):
         TrainConfig(sequences=("x",), out_dir="o", backbone="resnet18", init_weights="w.pt")
+
+
+def test_warm_start_from_slm_weights_uses_their_card(tmp_path):
+    from smiletrack_ros.embedding import ModelCard, save_weights
+
+    torch.manual_seed(0)
+    spec = SlmSpec(backbone="resnet18", input_height=64, input_width=32, channel_order="rgb")
+    path = tmp_path / "start.safetensors"
+    save_weights(SLMNet(spec), path, ModelCard(spec=spec))
+    cfg = TrainConfig(sequences=("x",), out_dir=str(tmp_path / "run"), backbone="resnet18", init_weights=str(path))
+    assert cfg.warm_start and cfg.spec() == spec
+    with pytest.raises(EmbedderConfigError, match="init_weights: .* holds a resnet18 SLM"):
+        TrainConfig(sequences=("x",), out_dir="o", backbone="mobilenet_v2", init_weights=str(path)).spec()

@@ -24,7 +24,7 @@ from .dataset import Augmenter, CropSettings, IdentityCrops, load_identity_crops
 from .errors import EmbedderConfigError
 from .metrics import score_embeddings
 from .slm import SLMNet, SlmSpec
-from .weights import load_safetensors_weights, save_weights
+from .weights import card_path, load_safetensors_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ class TrainConfig:
     sequences: tuple[str, ...]
     out_dir: str
     backbone: str = "mobilenet_v2"
-    init_weights: str | None = None
-    normalise: str = "auto"            # "none" (raw BGR 0..255), "imagenet", "auto": imagenet iff init_weights
+    init_weights: str | None = None    # our .safetensors (warm start, its card's spec) or ImageNet MobileNetV2
+    normalise: str = "auto"            # "none" (raw BGR 0..255), "imagenet", "auto": imagenet iff ImageNet init
     freeze_blocks: int = 0             # first N top-level backbone modules stay fixed (eval-mode BN)
     cached_views: int = 0              # > 0: precompute the frozen part for this many augmented views
     epochs: int = 10
@@ -72,11 +72,21 @@ class TrainConfig:
         for name, ok in checks.items():
             if not ok:
                 raise EmbedderConfigError(f"{name}: invalid value {getattr(self, name)!r}")
-        if self.init_weights is not None and self.backbone != "mobilenet_v2":
-            raise EmbedderConfigError("init_weights: only ImageNet MobileNetV2 features can be loaded "
-                                      f"(backbone is {self.backbone!r})")
+        if self.init_weights is not None and not self.warm_start and self.backbone != "mobilenet_v2":
+            raise EmbedderConfigError("init_weights: besides SLM .safetensors, only ImageNet MobileNetV2 features "
+                                      f"can be loaded (backbone is {self.backbone!r})")
+
+    @property
+    def warm_start(self) -> bool:
+        return self.init_weights is not None and str(self.init_weights).endswith(".safetensors")
 
     def spec(self) -> SlmSpec:
+        if self.warm_start:
+            spec = ModelCard.read(card_path(self.init_weights)).spec
+            if spec.backbone != self.backbone:
+                raise EmbedderConfigError(f"init_weights: {self.init_weights} holds a {spec.backbone} SLM, "
+                                          f"not {self.backbone}")
+            return spec
         imagenet = self.normalise == "imagenet" or (self.normalise == "auto" and self.init_weights is not None)
         if imagenet:
             return SlmSpec(backbone=self.backbone, channel_order="rgb", mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB)
@@ -187,7 +197,9 @@ def train(cfg: TrainConfig, crops: IdentityCrops | None = None, progress: bool =
     train_set, val_set = split_by_identity(crops, cfg.val_fraction, cfg.seed)
     spec = replace(cfg.spec(), input_height=crops.settings.height, input_width=crops.settings.width)
     net = SLMNet(spec)
-    if cfg.init_weights is not None:
+    if cfg.warm_start:
+        net.load_state_dict(load_safetensors_weights(cfg.init_weights)[0].state_dict())
+    elif cfg.init_weights is not None:
         load_mobilenet_v2_imagenet(net.backbone, cfg.init_weights)
     net.to(device)
     split = SplitBackbone(net, cfg.freeze_blocks)

