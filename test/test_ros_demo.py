@@ -31,3 +31,10 @@ def test_video_mode_needs_detector_weights(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         demo.main(["--out", str(tmp_path), "--video", "clip.mp4"])
     assert info.value.code == 2 and "--detector-weights" in capsys.readouterr().err
+
+
+def test_parameter_overrides_are_read_as_yaml():
+    assert demo.parse_overrides(["tracker.appearance_gate=0.8", "detector.classes=[0, 2]", "publish_debug_image=true"]) \
+        == {"tracker.appearance_gate": 0.8, "detector.classes": [0, 2], "publish_debug_image": True}
+    with pytest.raises(ValueError, match="PARAM=VALUE"):
+        demo.parse_overrides(["tracker.alpha"])

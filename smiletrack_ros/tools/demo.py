@@ -85,7 +85,18 @@ def node_params(args: argparse.Namespace, source: Source) -> dict:
                    "detector.device": args.device, "detector.score_threshold": args.score_threshold}
     else:
         params |= {"detector.backend": "external"}
-    return params
+    return params | parse_overrides(args.set)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """PARAM=VALUE pairs, VALUE read as YAML (0.8 -> float, true -> bool, [0] -> list)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set expects PARAM=VALUE, got {item!r}")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
 
 
 def start_node(out: Path, params: dict, domain: int) -> tuple[subprocess.Popen, Path]:
@@ -152,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-embedder", action="store_true", help="track with motion only")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--preset", default="paper", choices=("paper", "official", "bytetrack"))
+    parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                        help="any node parameter, e.g. --set tracker.appearance_gate=0.8 (repeatable)")
     parser.add_argument("--rate", type=float,
                         help="replay at this speed factor (default: lock-step, every frame tracked)")
     return parser
@@ -209,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rate must be > 0, got {args.rate}")
     try:
         return run(args)
-    except (SceneConfigError, BagError, OSError) as err:
+    except (SceneConfigError, BagError, OSError, ValueError) as err:
         print(f"[demo] {err}", file=sys.stderr)
         return 1
 
