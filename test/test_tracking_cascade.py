@@ -65,19 +65,23 @@ def test_gate_threshold_is_0_7_on_the_appearance_similarity():
 
 
 def test_stage1_fuses_iou_and_appearance():
-    # No overlap at all, but the same appearance: similarity 0.5*0 + 0.5*1 = 0.5 >= 1 - 0.8.
-    trk = _track_with(E[0])
+    # The literal formula (min_iou 0): no overlap at all, but the same appearance:
+    # similarity 0.5*0 + 0.5*1 = 0.5 >= 1 - 0.8.
+    trk = _track_with(E[0], min_iou=0.0)
     out = trk.update(boxes(200), np.array([0.9]), embeddings=E[:1])
     assert ids(out) == [1] and out[0].appearance_similarity == pytest.approx(1.0)
     # alpha = 1 is IoU only: no overlap, no match.
-    assert _track_with(E[0], alpha=1.0).update(boxes(200), np.array([0.9]), embeddings=E[:1]) == []
+    assert _track_with(E[0], alpha=1.0, min_iou=0.0).update(boxes(200), np.array([0.9]), embeddings=E[:1]) == []
+    # By default appearance never joins boxes that do not overlap.
+    assert _track_with(E[0]).update(boxes(200), np.array([0.9]), embeddings=E[:1]) == []
 
 
 def test_stage1_prefers_appearance_between_two_overlapping_candidates():
     trk = SmileTracker(TrackerConfig(appearance_gate=None))
-    trk.update(boxes(100, 300), np.array([0.9, 0.9]), embeddings=E[:2])
-    # Detection 0 overlaps track 1 a bit more, but looks like track 2.
-    out = trk.update(boxes(150, 170), np.array([0.9, 0.9]), embeddings=E[[1, 0]])
+    trk.update(boxes(100, 130), np.array([0.9, 0.9]), embeddings=E[:2])
+    # Detection 0 overlaps track 1 more (IoU 0.54 vs 0.38), but looks like track 2;
+    # detection 1 overlaps track 2 more (0.90 vs 0.18), but looks like track 1.
+    out = trk.update(boxes(112, 128), np.array([0.9, 0.9]), embeddings=E[[1, 0]])
     assert {t.track_id: t.detection_index for t in out} == {1: 1, 2: 0}
 
 

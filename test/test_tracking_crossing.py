@@ -108,8 +108,8 @@ def occluded_crossing(seed=0):
     return frames
 
 
-def ids_by_person(preset):
-    trk = SmileTracker(TrackerConfig.from_preset(preset))
+def ids_by_person(preset, **overrides):
+    trk = SmileTracker(TrackerConfig.from_preset(preset, **overrides))
     history = []
     for rows, who, emb in occluded_crossing():
         out = trk.update(rows, np.full(len(rows), 0.9), embeddings=emb)
@@ -128,8 +128,12 @@ def test_occluded_crossing_is_not_trivial():
 
 
 def test_occluded_crossing_appearance_keeps_both_ids_motion_alone_does_not():
-    paper = ids_by_person("paper")
+    # B re-appears where its (misled) motion did not predict it: only the literal
+    # fused similarity, without the min_iou overlap gate, re-identifies it by appearance.
+    paper = ids_by_person("paper", min_iou=0.0)
     assert all(seen == {0: 1, 1: 2} for seen in paper if len(seen) == 2)
     assert paper[-1] == {0: 1, 1: 2}
+    gated = ids_by_person("paper")
+    assert all(seen[0] == 1 for seen in gated) and gated[-1][1] != 1  # no swap, a new id for B
     byte = ids_by_person("bytetrack")
     assert byte[0] == {0: 1, 1: 2} and byte[-1][0] == 1 and byte[-1][1] != 2  # B re-appears as someone new

@@ -104,11 +104,20 @@ def test_fused_cost_gate_and_iou_fallback():
     iou = np.array([[0.9, 0.2, 0.6]])
     app = np.array([[0.5, 0.95, 0.0]])
     has = np.array([[True, True, False]])
-    cost = fused_cost(iou, app, has, alpha=0.5, gate=0.7)
+    cost = fused_cost(iou, app, has, alpha=0.5, gate=0.7, min_iou=0.1)
     assert cost[0, 0] == np.inf  # high IoU, but appearance below the gate
     assert cost[0, 1] == pytest.approx(1 - (0.1 + 0.475))
     assert cost[0, 2] == pytest.approx(0.4)  # no appearance: IoU only
-    assert fused_cost(iou, app, has, alpha=0.5, gate=None)[0, 0] == pytest.approx(1 - 0.7)
+    assert fused_cost(iou, app, has, alpha=0.5, gate=None, min_iou=0.1)[0, 0] == pytest.approx(1 - 0.7)
+
+
+def test_fused_cost_never_joins_boxes_that_barely_overlap():
+    iou = np.array([[0.0, 0.05, 0.1]])
+    app = np.array([[1.0, 0.95, 0.8]])
+    has = np.ones((1, 3), bool)
+    cost = fused_cost(iou, app, has, alpha=0.5, gate=0.7, min_iou=0.1)
+    assert cost[0, 0] == np.inf and cost[0, 1] == np.inf  # appearance alone would pass 0.8
+    assert cost[0, 2] == pytest.approx(1 - (0.05 + 0.4))
 
 
 def test_gated_iou_cost_uses_appearance_fused_with_motion():

@@ -131,7 +131,7 @@ def _detector_params() -> tuple[ParamSpec, ...]:
 _TRACKER_TYPES = {"float": "double", "int": "int", "bool": "bool", "str": "string"}
 # Thresholds and weights the live tracker may take at run time; the rest shape state
 # (feature bank, buffers, camera-motion compensation) and are fixed at start-up.
-TRACKER_RUNTIME = {"min_score", "high_threshold", "new_track_threshold", "alpha", "appearance_gate",
+TRACKER_RUNTIME = {"min_score", "high_threshold", "new_track_threshold", "alpha", "appearance_gate", "min_iou",
                    "stage1_match_threshold", "stage2_match_threshold", "unconfirmed_match_threshold",
                    "duplicate_iou_distance", "mahalanobis_gate", "motion_fusion_lambda"}
 

@@ -43,6 +43,10 @@ class TrackerConfig:
     # Pairs whose appearance similarity is below this are never matched.
     # None disables the gate.
     appearance_gate: float | None = 0.7
+    # Pairs overlapping less than this never match on the fused similarity:
+    # appearance confirms or vetoes a pair that motion makes plausible, it never
+    # joins boxes that do not overlap (0.5 * 0 + 0.5 * 0.8 passes a 0.8 cost).
+    min_iou: float = 0.1
     # "fused": the paper's similarity; "gated_iou": IoU cost, rejected where the
     # appearance distance fused with Mahalanobis distance exceeds 1 - gate.
     stage1_cost: str = "fused"
@@ -80,7 +84,7 @@ class TrackerConfig:
         _check_choice("stage1_cost", self.stage1_cost, STAGE1_COSTS)
         _check_choice("track_feature", self.track_feature, TRACK_FEATURES)
         _check_choice("stage2_appearance", self.stage2_appearance, STAGE2_APPEARANCES)
-        for name in ("min_score", "alpha", "ema_momentum", "motion_fusion_lambda"):
+        for name in ("min_score", "alpha", "min_iou", "ema_momentum", "motion_fusion_lambda"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         for name in ("high_threshold", "new_track_threshold"):
             if getattr(self, name) is not None:

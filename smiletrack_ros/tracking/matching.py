@@ -39,12 +39,14 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fused_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarray,
-               alpha: float, gate: float | None) -> np.ndarray:
+               alpha: float, gate: float | None, min_iou: float) -> np.ndarray:
     """The paper's cost: 1 - (alpha * IoU + (1 - alpha) * appearance).
 
     Pairs lacking an embedding on either side fall back to 1 - IoU; pairs whose
-    appearance similarity is below ``gate`` are rejected however high their IoU."""
+    appearance similarity is below ``gate`` are rejected however high their IoU,
+    and so are pairs overlapping less than ``min_iou``."""
     cost = np.where(has_appearance, 1.0 - (alpha * iou + (1.0 - alpha) * appearance), 1.0 - iou)
+    cost[iou < min_iou] = np.inf
     if gate is not None:
         cost[has_appearance & (appearance < gate)] = np.inf
     return cost

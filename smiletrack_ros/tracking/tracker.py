@@ -295,7 +295,7 @@ class SmileTracker:
             cost = gated_iou_cost(iou, sim, has, maha, cfg.motion_fusion_lambda, cfg.mahalanobis_gate,
                                   cfg.appearance_gate)
         else:
-            cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate)
+            cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou)
         if cfg.fuse_score:
             cost = fuse_score(cost, frame.scores[dets], ~has)
         return cost, np.where(has, sim, np.nan)
@@ -309,9 +309,9 @@ class SmileTracker:
         valid = frame.feature_valid[dets]
         # Pairs that even a perfect appearance match could not bring under the
         # threshold are never matched; skipping them keeps the bank search small.
-        reachable = cfg.alpha * iou + (1.0 - cfg.alpha) > 1.0 - cfg.stage2_match_threshold
+        reachable = (cfg.alpha * iou + (1.0 - cfg.alpha) > 1.0 - cfg.stage2_match_threshold) & (iou >= cfg.min_iou)
         sim, has = self._appearance.bank_similarity(rows, frame.features[dets], valid, reachable)
-        cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate)
+        cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou)
         cost[~reachable & self._appearance.has[rows][:, None] & valid[None, :]] = np.inf
         return cost, np.where(has, sim, np.nan)
 
