@@ -9,9 +9,10 @@ import numpy as np
 from bench.suite.framecache import FrameCache
 
 PRESETS = ("paper", "official", "bytetrack")
-# A diagnostic beside the presets: the paper's cascade with appearance switched
-# off, to show what the embeddings add (or cost) on a given input.
+# Diagnostics beside the presets, to show what the embeddings add (or cost) on a
+# given input: the paper's cascade without appearance, and without the 0.7 gate.
 MOTION_ONLY = {"use_appearance": False, "appearance_gate": None}
+NO_GATE = {"appearance_gate": None}
 
 
 @dataclass
