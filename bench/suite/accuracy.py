@@ -179,8 +179,8 @@ def run(settings: SuiteSettings) -> Report:
             trackers += [f"boxmot-{p}" for p in PEER_TRACKERS if any((src, f"boxmot-{p}") in runs for src in SOURCES)]
     report.text("Same detections for every tracker (per source), same embeddings for every appearance "
                 "tracker; default parameters, no per-sequence tuning. `ours-paper-no-gate` (appearance gate off) "
-                "and `ours-paper-motion-only` (appearance off) are diagnostics of the `paper` preset, not tuning. TrackEval HOTA/DetA/AssA/MOTA/IDF1 "
-                "in %, IDSW a count; ms = mean update() time per frame (one thread for peers).\n\n"
+                "and `ours-paper-motion-only` (appearance off) are diagnostics of the `paper` preset, not tuning. "
+                "TrackEval HOTA/DetA/AssA/MOTA/IDF1 in %, IDSW a count; ms = mean update() time per frame (one thread for peers).\n\n"
                 + "\n".join(f"- {n}" for n in notes))
 
     report.table("inputs (cached once, replayed to every tracker)", ["sequence", "source", "frames", "boxes/frame",
