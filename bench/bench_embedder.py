@@ -57,7 +57,8 @@ def main() -> None:
     for device, precision in setups:
         embedder = Embedder(weights=weights, device=device, precision=precision)
         name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
-        print(f"{name} {precision} ({embedder.spec.backbone}, {embedder.spec.input_height}x{embedder.spec.input_width})")
+        spec = embedder.spec
+        print(f"{name} {precision} ({spec.backbone}, {spec.input_height}x{spec.input_width})")
         for n in BATCHES:
             rate = crops_per_second(embedder, image, random_boxes(n, 1280, 720, rng), args.repeats)
             print(f"  batch {n:>4}: {rate:9.1f} crops/s  ({1000 * n / rate:8.2f} ms per call)")

@@ -63,7 +63,8 @@ def check_image_and_boxes(image_bgr: object, boxes: object) -> np.ndarray:
     if array.ndim != 2 or array.shape[1] != 4:
         raise EmbedderInputError(f"boxes must have shape (N, 4), got {array.shape}")
     if not np.isfinite(array).all():
-        raise EmbedderInputError(f"boxes must be finite; rows {np.flatnonzero(~np.isfinite(array).all(1)).tolist()} are not")
+        bad = np.flatnonzero(~np.isfinite(array).all(axis=1)).tolist()
+        raise EmbedderInputError(f"boxes must be finite; rows {bad} are not")
     return array
 
 

@@ -113,7 +113,8 @@ class SplitBackbone:
     def __init__(self, net: SLMNet, n_frozen: int) -> None:
         children = list(net.backbone.children())
         if n_frozen > len(children):
-            raise EmbedderConfigError(f"freeze_blocks: the {net.spec.backbone} backbone has only {len(children)} modules")
+            raise EmbedderConfigError(
+                f"freeze_blocks: the {net.spec.backbone} backbone has only {len(children)} modules")
         self.net = net
         self.frozen, self.rest = nn.Sequential(*children[:n_frozen]), nn.Sequential(*children[n_frozen:])
         self.frozen.requires_grad_(False)

@@ -110,9 +110,10 @@ def load_official_checkpoint(path: str | Path) -> tuple[SLMNet, ModelCard]:
             state.setdefault(key, value)
     load_state_strict(net, state, str(path))
     epoch = checkpoint.get("epoch_id")
+    epoch = int(epoch) if isinstance(epoch, (int, float)) else None
     card = ModelCard(spec=net.spec, name="smiletrack-official",
                      description="Official SMILEtrack SLM checkpoint (ResNet-18, raw BGR 0..255).",
-                     training={"source": str(path), "epoch_id": int(epoch) if isinstance(epoch, (int, float)) else None})
+                     training={"source": str(path), "epoch_id": epoch})
     return net, card
 
 

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = TrainConfig(
             sequences=tuple(args.seq), out_dir=args.out, backbone=args.backbone, init_weights=args.init_weights,
-            normalise=args.normalise, freeze_blocks=args.freeze_blocks, cached_views=args.cached_views, epochs=args.epochs,
+            normalise=args.normalise, freeze_blocks=args.freeze_blocks, cached_views=args.cached_views,
+            epochs=args.epochs,
             batches_per_epoch=args.batches_per_epoch, p=args.p, k=args.k, lr=args.lr, margin=args.margin,
             val_fraction=args.val_fraction, seed=args.seed, device=args.device, max_minutes=args.max_minutes,
             max_frames=args.max_frames,
