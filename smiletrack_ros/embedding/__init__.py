@@ -5,10 +5,10 @@
 SMILEtrack checkpoint; ``Embedder(weights=None)`` is an untrained seeded network.
 """
 from .card import ModelCard
-from .embedder import Embedder, EmbedderConfig, resolve_device
+from .embedder import Embedder, EmbedderConfig
 from .errors import EmbedderConfigError, EmbedderInputError, WeightsError
 from .slm import SLMNet, SlmSpec
 from .weights import DEFAULT_WEIGHTS, load_weights, save_weights
 
 __all__ = ["DEFAULT_WEIGHTS", "Embedder", "EmbedderConfig", "EmbedderConfigError", "EmbedderInputError",
-           "ModelCard", "SLMNet", "SlmSpec", "WeightsError", "load_weights", "resolve_device", "save_weights"]
+           "ModelCard", "SLMNet", "SlmSpec", "WeightsError", "load_weights", "save_weights"]

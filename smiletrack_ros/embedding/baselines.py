@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from .backbones import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, load_mobilenet_v2_imagenet
 from .crops import check_image_and_boxes, clip_boxes, crop_boxes, image_to_tensor
-from .embedder import resolve_device
+from ..devices import resolve_device
+from .errors import EmbedderConfigError
 
 
 class HsvHistogramEmbedder:
@@ -46,7 +47,7 @@ class ImageNetPooledEmbedder:
     def __init__(self, weights: str | Path, device: str = "auto", size: tuple[int, int] = (256, 128)) -> None:
         from torchvision.models import mobilenet_v2
 
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, EmbedderConfigError)
         self.size = size
         self.net = mobilenet_v2(weights=None).features
         load_mobilenet_v2_imagenet(self.net, weights)

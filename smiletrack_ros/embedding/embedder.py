@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..devices import resolve_device
 from .card import ModelCard
 from .crops import check_image_and_boxes, clip_boxes, crop_boxes, image_to_tensor
 from .errors import EmbedderConfigError
@@ -55,20 +56,6 @@ class EmbedderConfig:
             raise EmbedderConfigError(f"sampling_ratio: must be a positive int, got {self.sampling_ratio!r}")
 
 
-def resolve_device(setting: str) -> torch.device:
-    if setting == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    device = torch.device(setting)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise EmbedderConfigError(f"device: {setting!r} requested but CUDA is not available")
-        index = device.index or 0
-        if index >= torch.cuda.device_count():
-            raise EmbedderConfigError(f"device: {setting!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
-        device = torch.device("cuda", index)
-    return device
-
-
 class Embedder:
     """``Embedder()`` loads the shipped default weights on the best device."""
 
@@ -77,7 +64,7 @@ class Embedder:
         self.config = EmbedderConfig(weights=weights, device=device, precision=precision, max_batch=max_batch,
                                      warmup=warmup, **more)
         cfg = self.config
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, EmbedderConfigError)
         half = cfg.precision == "fp16" or (cfg.precision == "auto" and self.device.type == "cuda")
         if half and self.device.type != "cuda":
             raise EmbedderConfigError("precision: fp16 needs a CUDA device")

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from ..base import Detections, check_image
-from ..config import DetectorConfig
-from ..devices import resolve_device
+from ...devices import resolve_device
+from ..config import DetectorConfig, DetectorConfigError
 from ..letterbox import Letterbox
 from ..postprocess import select, to_detections
 from .network import PRBNet
@@ -26,7 +26,7 @@ class PRBDetector:
 
     def __init__(self, config: DetectorConfig, net: PRBNet | None = None):
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(config.device, DetectorConfigError, "DetectorConfig.device")
         if net is None:
             weights = Path(config.weights) if config.weights is not None else None
             readable = weights is not None and weights.is_file() and weights.suffix == ".safetensors"
