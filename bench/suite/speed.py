@@ -48,7 +48,7 @@ def scenario(n: int, frames: int, seed: int) -> SyntheticConfig:
 
 def tracker_sweep(settings: SuiteSettings, report: Report) -> None:
     sizes = QUICK_SIZES if settings.quick else SIZES
-    frames = settings.cap(40, 150)
+    frames = settings.cap(40, 60)
     work = settings.folder("speed") / "scenarios"
     caches = {n: synthetic_cache(scenario(n, frames, settings.seed)) for n in sizes}
     ms: dict[str, dict[int, float]] = {}
