@@ -3,7 +3,8 @@
 Hypothesis plans whole runs: objects walking with their own appearance, mixed
 with garbage rows (nan/inf, zero or negative size, huge coordinates, scores
 outside [0, 1], nan or zero-norm embeddings), empty and crowded frames (up to
-300 boxes), and frames whose arrays disagree in shape. A malformed frame must
+300 boxes), garbage class ids, class-aware matching and duplicate removal on or
+off, and frames whose arrays disagree in shape. A malformed frame must
 raise InputError naming the problem and change nothing; any other frame must
 be accepted and keep the invariants checked in ``Invariants``.
 """
@@ -47,8 +48,10 @@ def runs(draw):
         "steps": draw(st.lists(st.sampled_from([0.0, 1 / 30, 0.2, 1.0, 3.0]), min_size=n_frames,
                                max_size=n_frames)),
         "kinds": draw(st.lists(st.sampled_from(FRAME_KINDS), min_size=n_frames, max_size=n_frames)),
-        "garbage": draw(st.lists(st.tuples(GARBAGE_FLOATS, GARBAGE_FLOATS, GARBAGE_FLOATS, GARBAGE_FLOATS,
-                                           GARBAGE_FLOATS), min_size=1, max_size=12)),
+        # Garbage rows: x1, y1, x2, y2, score, class id.
+        "garbage": draw(st.lists(st.tuples(*[GARBAGE_FLOATS] * 6), min_size=1, max_size=12)),
+        "class_aware": draw(st.booleans()),
+        "remove_duplicates": draw(st.booleans()),
         "crowd": draw(st.integers(50, 300)),
     }
 
@@ -62,19 +65,22 @@ class Scene:
         self.velocity = rng.uniform(-8, 8, (objects, 2))
         self.size = rng.uniform(20, 120, (objects, 2))
         self.looks = rng.normal(size=(objects, dim))
+        self.classes = rng.integers(0, 3, objects).astype(float)
         self.dim = dim
 
-    def frame(self, k: int, crowd: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def frame(self, k: int, crowd: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         xy = self.start + k * self.velocity + self.rng.normal(0, 1.0, self.start.shape)
         boxes = np.concatenate([xy, xy + self.size], axis=1)
         looks = self.looks + self.rng.normal(0, 0.1, self.looks.shape)
         scores = self.rng.uniform(0.05, 1.0, len(boxes))
+        classes = self.classes
         if crowd:
             xy = self.rng.uniform(0, 3000, (crowd, 2))
             boxes = np.concatenate([boxes, np.concatenate([xy, xy + self.rng.uniform(5, 100, (crowd, 2))], 1)])
             looks = np.concatenate([looks, self.rng.normal(size=(crowd, self.dim))])
             scores = np.concatenate([scores, self.rng.uniform(0, 1, crowd)])
-        return boxes, scores, looks
+            classes = np.concatenate([classes, self.rng.integers(0, 3, crowd)])
+        return boxes, scores, looks, classes
 
 
 class Invariants:
@@ -82,12 +88,13 @@ class Invariants:
 
     def __init__(self, tracker: SmileTracker):
         self.tracker = tracker
+        self.duplicates_removed = tracker.config.remove_duplicates
         self.ever: set[int] = set()
         self.max_id = 0
         self.previous: dict[int, object] = {}
         self.last_match: dict[int, tuple[int, float | None]] = {}  # id -> (frame, timestamp)
 
-    def check(self, outputs, frame: int, timestamp: float | None) -> None:
+    def check(self, outputs, frame: int, timestamp: float | None, boxes, scores, classes) -> None:
         trk = self.tracker
         live = trk.live_tracks()
         live_ids = [t.track_id for t in live]
@@ -96,7 +103,13 @@ class Invariants:
         assert len(set(out_ids)) == len(out_ids), out_ids
         assert set(out_ids) <= set(live_ids)
         for t in outputs:
-            assert t.state == TrackState.TRACKED and t.frames_since_update == 0 and t.detection_index >= 0
+            assert t.state == TrackState.TRACKED and t.frames_since_update == 0
+            # detection_index points into the caller's arrays, at a usable row.
+            i = t.detection_index
+            assert np.isfinite(boxes[i]).all() and boxes[i, 2] > boxes[i, 0] and boxes[i, 3] > boxes[i, 1]
+            assert t.class_id == classes[i] and t.score == np.clip(scores[i], 0.0, 1.0)
+            if self.tracker.config.class_aware and t.track_id in self.previous:
+                assert t.class_id == self.previous[t.track_id].class_id
         for t in live:
             assert np.isfinite(t.box).all() and np.isfinite(t.velocity).all(), t
             assert t.box[2] >= t.box[0] and t.box[3] >= t.box[1]
@@ -118,6 +131,8 @@ class Invariants:
         for i, before in self.previous.items():
             if i in live_ids or before.state == TrackState.TENTATIVE:
                 continue
+            if self.duplicates_removed and self._has_duplicate(before, live):
+                continue
             last_frame, last_time = self.last_match[i]
             if timestamp is not None and last_time is not None:
                 assert timestamp - last_time > trk.lost_timeout_s - 1e-6, (i, timestamp, last_time)
@@ -130,11 +145,25 @@ class Invariants:
         self.previous = {t.track_id: t for t in live}
 
 
+    @staticmethod
+    def _has_duplicate(gone, live) -> bool:
+        """Duplicate removal keeps one of two tracks on one object: one still live must
+        overlap where the removed one was a frame ago."""
+        return any(_iou(gone.box, t.box) > 0.5 for t in live)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
 def _malformed(kind: str, boxes, scores, classes, embeddings, timestamp, last_timestamp, dim):
     if kind == "scores_longer":
         scores = np.append(scores, 0.5)
     elif kind == "class_ids_shorter":
-        classes = classes[:-1] if len(classes) else np.zeros(1, np.int64)
+        classes = classes[:-1] if len(classes) else np.zeros(1)
     elif kind == "embeddings_fewer_rows":
         embeddings = embeddings[:-1] if len(embeddings) else np.ones((1, dim))
     elif kind == "embeddings_other_width":
@@ -147,9 +176,8 @@ def _malformed(kind: str, boxes, scores, classes, embeddings, timestamp, last_ti
 
 
 def _run(preset: str, plan: dict) -> None:
-    # Duplicate removal may also end a confirmed track early: off, so lifetimes are exact.
-    cfg = TrackerConfig.from_preset(preset, bank_size=BANK_SIZE, remove_duplicates=False,
-                                    track_buffer=plan["track_buffer"])
+    cfg = TrackerConfig.from_preset(preset, bank_size=BANK_SIZE, track_buffer=plan["track_buffer"],
+                                    remove_duplicates=plan["remove_duplicates"], class_aware=plan["class_aware"])
     trk = SmileTracker(cfg, frame_rate=FRAME_RATE)
     check = Invariants(trk)
     rng = np.random.default_rng(plan["seed"])
@@ -159,18 +187,18 @@ def _run(preset: str, plan: dict) -> None:
     embedded_once = False
     for k, (kind, step) in enumerate(zip(plan["kinds"], plan["steps"])):
         timestamp = clock + step if plan["timestamps"] else None
-        boxes, scores, looks = scene.frame(k, crowd=plan["crowd"] if kind == "crowd" else 0)
+        boxes, scores, looks, classes = scene.frame(k, crowd=plan["crowd"] if kind == "crowd" else 0)
         if kind == "empty":
-            boxes, scores, looks = np.zeros((0, 4)), np.zeros(0), np.zeros((0, plan["dim"]))
+            boxes, scores, looks, classes = np.zeros((0, 4)), np.zeros(0), np.zeros((0, plan["dim"])), np.zeros(0)
         elif kind == "garbage_rows":
             junk = np.array(plan["garbage"], float)
             boxes = np.concatenate([boxes, junk[:, :4]])
             scores = np.concatenate([scores, junk[:, 4]])
+            classes = np.concatenate([classes, junk[:, 5]])
             looks = np.concatenate([looks, rng.normal(size=(len(junk), plan["dim"]))])
         elif kind == "bad_embeddings" and len(looks):
             bad = rng.random(len(looks)) < 0.5
             looks[bad] = rng.choice([0.0, np.nan, np.inf, 1e300], size=(int(bad.sum()), 1))
-        classes = np.zeros(len(boxes), np.int64)
         if kind in MALFORMED:
             if kind == "timestamp_backwards" and (timestamp is None or trk._last_timestamp is None):
                 continue
@@ -189,7 +217,7 @@ def _run(preset: str, plan: dict) -> None:
         out = trk.update(boxes, scores, class_ids=classes, embeddings=looks, timestamp=timestamp)
         embedded_once = True
         accepted += 1
-        check.check(out, trk.frame_count, timestamp)
+        check.check(out, trk.frame_count, timestamp, boxes, scores, classes)
     assert trk.frame_count == accepted
 
 
