@@ -32,6 +32,7 @@ from smiletrack_ros.mot.evaluate import evaluate, format_table
 from smiletrack_ros.mot.io import read_ground_truth, read_results
 from smiletrack_ros.ros.annotate import draw_boxes
 from smiletrack_ros.scene import SceneConfig, SceneConfigError, collect_ground_truth, generate_scene
+from smiletrack_ros.tools.cli import parse_overrides
 from smiletrack_ros.tools.replay_bag import ReplayOptions, replay
 
 NODE_START_TIMEOUT_S = 60.0
@@ -86,17 +87,6 @@ def node_params(args: argparse.Namespace, source: Source) -> dict:
     else:
         params |= {"detector.backend": "external"}
     return params | parse_overrides(args.set)
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """PARAM=VALUE pairs, VALUE read as YAML (0.8 -> float, true -> bool, [0] -> list)."""
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--set expects PARAM=VALUE, got {item!r}")
-        out[name.strip()] = yaml.safe_load(value)
-    return out
 
 
 def start_node(out: Path, params: dict, domain: int) -> tuple[subprocess.Popen, Path]:

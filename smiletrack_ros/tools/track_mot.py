@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from smiletrack_ros.detection.base import Detections
 from smiletrack_ros.mot.embedding_cache import CachedEmbedder, weights_id
 from smiletrack_ros.mot.interpolate import InterpolationConfig, interpolate_tracks
 from smiletrack_ros.mot.io import (SCORE_RESCALES, MotFormatError, iter_frames, load_sequence_info, read_detections,
                                    track_rows, write_detections, write_results)
+from smiletrack_ros.tools.cli import parse_overrides
 
 
 @dataclass
@@ -35,17 +35,6 @@ class SequenceRun:
     frames: int
     track_ms: list[float]          # tracker update() time per frame
     detections: dict[int, Detections]
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``name=value`` pairs; values are parsed as YAML scalars (0.6, true, null)."""
-    overrides = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--set expects name=value, got {item!r}")
-        overrides[name.strip()] = yaml.safe_load(value)
-    return overrides
 
 
 def filter_boxes(rows: np.ndarray, min_area: float, max_aspect: float) -> np.ndarray:
