@@ -159,7 +159,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return w * h / union if union > 0 else 0.0
 
 
-def _malformed(kind: str, boxes, scores, classes, embeddings, timestamp, last_timestamp, dim):
+def _malformed(kind: str, boxes, scores, classes, embeddings, timestamp, last_timestamp: float, dim: int):
+    """The frame's arrays with the malformation ``kind`` applied."""
     if kind == "scores_longer":
         scores = np.append(scores, 0.5)
     elif kind == "class_ids_shorter":
@@ -200,12 +201,12 @@ def _run(preset: str, plan: dict) -> None:
             bad = rng.random(len(looks)) < 0.5
             looks[bad] = rng.choice([0.0, np.nan, np.inf, 1e300], size=(int(bad.sum()), 1))
         if kind in MALFORMED:
-            if kind == "timestamp_backwards" and (timestamp is None or trk._last_timestamp is None):
+            if kind == "timestamp_backwards" and not (plan["timestamps"] and accepted):
                 continue
             if kind.startswith("embeddings") and (not cfg.use_appearance or
                                                   (kind == "embeddings_other_width" and not embedded_once)):
                 continue  # motion-only trackers ignore embeddings; their width is fixed by the first use
-            args = _malformed(kind, boxes, scores, classes, looks, timestamp, trk._last_timestamp, plan["dim"])
+            args = _malformed(kind, boxes, scores, classes, looks, timestamp, clock, plan["dim"])
             before = ([(t.track_id, t.state, t.age) for t in trk.live_tracks()], trk.frame_count)
             with pytest.raises(InputError) as err:
                 trk.update(args[0], args[1], class_ids=args[2], embeddings=args[3], timestamp=args[4])
