@@ -1,9 +1,11 @@
 """One frame through detector -> embedder -> tracker, shared by the ROS node and the offline tools.
 
-The pipeline owns the time bookkeeping: a timestamp earlier than the previous
-one (a bag looping, a replay restarting) resets the tracker instead of feeding
-the Kalman filters a negative time step. Track ids keep counting up across such
-resets, so an id stays unique for the pipeline's lifetime.
+The pipeline owns the time bookkeeping. A timestamp more than ``max_reorder_s``
+earlier than the previous one (a bag looping, a replay restarting) resets the
+tracker instead of feeding the Kalman filters a negative time step; a frame only
+slightly late (delivered out of order) is refused with ``LateFrameError``, so one
+late frame never wipes the tracks. Track ids keep counting up across resets, so
+an id stays unique for the pipeline's lifetime.
 """
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ import numpy as np
 
 from smiletrack_ros.detection.base import Detections, Detector
 from smiletrack_ros.tracking import SmileTracker, TrackOutput
+
+
+class LateFrameError(ValueError):
+    """A frame older than the last one processed, by less than a reset's jump."""
 
 
 class Embedder(Protocol):
@@ -40,10 +46,14 @@ class FrameResult:
 class Pipeline:
     """Detector (optional when detections come from outside), embedder (optional), tracker."""
 
-    def __init__(self, detector: Detector | None, embedder: Embedder | None, tracker: SmileTracker):
+    def __init__(self, detector: Detector | None, embedder: Embedder | None, tracker: SmileTracker,
+                 max_reorder_s: float = 1.0):
+        if not (math.isfinite(max_reorder_s) and max_reorder_s >= 0):
+            raise ValueError(f"max_reorder_s must be a finite number >= 0, got {max_reorder_s}")
         self.detector = detector
         self.embedder = embedder
         self.tracker = tracker
+        self.max_reorder_s = max_reorder_s
         self._last_timestamp: float | None = None
 
     def reset(self) -> None:
@@ -56,7 +66,10 @@ class Pipeline:
         if not math.isfinite(timestamp):
             raise ValueError(f"timestamp must be finite, got {timestamp}")
         check_image(image_bgr)
-        reset = self._last_timestamp is not None and timestamp < self._last_timestamp
+        back = 0.0 if self._last_timestamp is None else self._last_timestamp - timestamp
+        if 0.0 < back <= self.max_reorder_s:
+            raise LateFrameError(f"frame at {timestamp:.3f} s is {back:.3f} s older than the last one processed")
+        reset = back > 0.0
         if reset:
             self.reset()
         self._last_timestamp = timestamp

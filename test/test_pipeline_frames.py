@@ -5,7 +5,7 @@ import pytest
 from smiletrack_ros.detection.base import Detections
 from smiletrack_ros.detection.config import DetectorConfig
 from smiletrack_ros.detection.external import ExternalDetector
-from smiletrack_ros.pipeline import FrameResult, Pipeline
+from smiletrack_ros.pipeline import FrameResult, LateFrameError, Pipeline
 from smiletrack_ros.tracking import SmileTracker, TrackerConfig, TrackState
 
 IMAGE = np.zeros((240, 320, 3), np.uint8)
@@ -53,11 +53,24 @@ def test_time_going_backwards_resets_the_tracker_but_not_the_ids():
     for k in range(5):
         first = pipe.process(IMAGE, 10.0 + 0.1 * k, _walkers(k))
     first_ids = {t.track_id for t in first.tracks}
-    again = pipe.process(IMAGE, 10.0, _walkers(0))   # the bag loops
+    again = pipe.process(IMAGE, 8.0, _walkers(0))   # the bag loops: 2.4 s back
     assert again.reset
     assert {t.track_id for t in again.live_tracks}.isdisjoint(first_ids)
     assert min(t.track_id for t in again.live_tracks) > max(first_ids)
-    assert not pipe.process(IMAGE, 10.1, _walkers(1)).reset
+    assert not pipe.process(IMAGE, 8.1, _walkers(1)).reset
+
+
+def test_a_slightly_late_frame_is_refused_and_the_tracks_kept():
+    pipe = _pipeline()
+    for k in range(5):
+        last = pipe.process(IMAGE, 10.0 + 0.1 * k, _walkers(k))
+    ids = {t.track_id for t in last.live_tracks}
+    with pytest.raises(LateFrameError, match="older than the last one"):
+        pipe.process(IMAGE, 10.25, _walkers(2))   # delivered out of order, 0.15 s late
+    following = pipe.process(IMAGE, 10.5, _walkers(5))
+    assert not following.reset and {t.track_id for t in following.tracks} == ids
+    with pytest.raises(ValueError, match="max_reorder_s"):
+        Pipeline(None, None, pipe.tracker, max_reorder_s=-1.0)
 
 
 def test_bad_inputs_name_the_problem():

@@ -292,7 +292,7 @@ def test_time_going_backwards_resets_cleanly(live):
     t0 = 500.0
     for k in range(4):
         first = h.frame(t0 + 0.1 * k, _walkers(k))
-    again = [h.frame(t0 + 0.1 * k, _walkers(k)) for k in range(4)]   # the bag loops
+    again = [h.frame(t0 - 5.0 + 0.1 * k, _walkers(k)) for k in range(4)]   # the bag loops
     assert proc.poll() is None
     assert len(again[-1].detections) == 2
     assert set(_ids(again[-1])).isdisjoint(_ids(first))             # fresh tracks, ids never reused

@@ -34,7 +34,7 @@ from vision_msgs.msg import Detection2DArray  # noqa: E402
 
 from smiletrack_ros.detection.external import filter_detections  # noqa: E402
 from smiletrack_ros.msg import TrackArray  # noqa: E402
-from smiletrack_ros.pipeline import Pipeline  # noqa: E402
+from smiletrack_ros.pipeline import LateFrameError, Pipeline  # noqa: E402
 from smiletrack_ros.ros.annotate import draw_tracks  # noqa: E402
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr  # noqa: E402
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields  # noqa: E402
@@ -254,7 +254,11 @@ class TrackerNode(Node):
                 return
         stamp = stamp_ns(header) * 1e-9  # the image's own time, so replays and live runs track alike
         start = time.perf_counter()
-        result = self._pipeline.process(image, stamp, detections)
+        try:
+            result = self._pipeline.process(image, stamp, detections)
+        except LateFrameError as exc:
+            self._reject("late_frame", f"rejected frame: {exc}")
+            return
         if result.reset:
             self.stats.time_reset()
             if self._pairer is not None:
