@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.append(str(REPO))  # after site-packages: bench.suite from the checkout, smiletrack_ros installed
+
+from smiletrack_ros.ros.process import stop_node_process  # noqa: E402
 
 WIDTH, HEIGHT, FRAME_RATE = 640, 480, 30.0
 # Measured frames are stamped after the warm-up ones (a stamp going back resets the tracker).
@@ -47,16 +48,6 @@ def start_node(workdir: Path, domain: int, preset: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
                              str(params)], cwd=workdir, env=env, stdout=subprocess.DEVNULL,
                             stderr=open(workdir / "node.log", "w"), start_new_session=True)
-
-
-def stop_node(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 class Feeder:
@@ -280,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if feeder is not None:
                 feeder.close()
-            stop_node(proc)
+            stop_node_process(proc, timeout=10)
     result.update(preset=args.preset, objects=args.objects, image=f"{WIDTH}x{HEIGHT}", node_params=NODE_PARAMS)
     args.result.write_text(json.dumps(result))
     return 0

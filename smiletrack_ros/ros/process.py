@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -31,3 +32,15 @@ def exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def stop_node_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Stop a node started in its own session (``start_new_session=True``), as a launcher
+    would: SIGINT to its process group, SIGKILL if it outlives ``timeout`` seconds."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from smiletrack_ros.bags.convert import DEFAULT_DETECTIONS_TOPIC, DEFAULT_IMAGE_
 from smiletrack_ros.mot.evaluate import evaluate, format_table
 from smiletrack_ros.mot.io import read_ground_truth, read_results
 from smiletrack_ros.ros.annotate import draw_boxes
+from smiletrack_ros.ros.process import stop_node_process
 from smiletrack_ros.scene import SceneConfig, SceneConfigError, collect_ground_truth, generate_scene
 from smiletrack_ros.tools.cli import parse_overrides
 from smiletrack_ros.tools.replay_bag import ReplayOptions, replay
@@ -100,16 +100,6 @@ def start_node(out: Path, params: dict, domain: int) -> tuple[subprocess.Popen, 
                                  "--params-file", str(params_file)], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     return proc, log_path
-
-
-def stop_node(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def write_video(source: Source, tracks_bag: Path, out_file: Path) -> int:
@@ -186,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[demo] replay failed: {err}\n--- node log ---\n{log_path.read_text()}", file=sys.stderr)
         return 1
     finally:
-        stop_node(proc)
+        stop_node_process(proc)
     node_log = log_path.read_text()
     print(next((ln for ln in node_log.splitlines() if "tracking " in ln), node_log[-2000:]))
     print(f"[demo] replay: {stats.summary()} ({time.perf_counter() - t0:.1f} s)")
