@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from smiletrack_ros.bags import (BagError, BagWriter, TrackBoxes, bag_info, build_typestore, frame_stamp_ns,
-                                 read_detections, read_frames, read_images, read_tracks, tracks_to_mot,
-                                 write_scene_bag, write_video_bag)
+from smiletrack_ros.bags import (BagError, BagWriter, MessageContentError, TrackBoxes, bag_info, build_typestore,
+                                 frame_stamp_ns, read_detections, read_frames, read_images, read_tracks,
+                                 tracks_to_mot, write_scene_bag, write_video_bag)
 from smiletrack_ros.bags.messages import (DETECTION_ARRAY, IMAGE, TRACK_ARRAY, detections_message, header,
                                           image_message, tracks_from_message, tracks_message)
 from smiletrack_ros.bags.typestore import EXTRA_PACKAGES, find_msg_dir
@@ -163,6 +163,16 @@ def test_track_array_topic_converts_too(tmp_path):
     np.testing.assert_allclose(read_results(tmp_path / "ta.txt"), [[1, 42, 40, 10, 60, 70, 0.75]], atol=1e-3)
     tracks_to_mot(tmp_path / "ta", tmp_path / "default.txt")  # the node's two outputs: /tracks wins
     np.testing.assert_allclose(read_results(tmp_path / "default.txt"), [[1, 7, 0, 0, 5, 5, 0.5]], atol=1e-3)
+
+    # A node with class_names publishes names: they read back with the same names, and only with them.
+    named = track.__class__(**{**{f: getattr(track, f) for f in track.__dataclass_fields__}, "class_id": "person"})
+    with BagWriter(tmp_path / "named", typestore=store) as bag:
+        bag.write("/tracks_full", TRACK_ARRAY, 0, t[TRACK_ARRAY](header=header(store, 0, "camera"), tracks=[named]))
+    with pytest.raises(MessageContentError, match="'person'.*class_names"):
+        tracks_to_mot(tmp_path / "named", tmp_path / "named.txt")
+    (back,) = read_tracks(tmp_path / "named", class_names=["bicycle", "person"])
+    assert back.tracks.class_ids.tolist() == [1] and back.tracks.ids.tolist() == [42]
+    assert tracks_to_mot(tmp_path / "named", tmp_path / "named.txt", class_names=["person"]) == 1
 
 
 def test_real_tracker_outputs_record_and_convert(tmp_path, tiny_frames):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -131,7 +131,8 @@ def _frame_numbers(stamps: list[int], path: Path, image_topic: str | None, fps: 
 
 
 def tracks_to_mot(path: str | Path, out_file: str | Path, tracks_topic: str | None = None,
-                  image_topic: str | None = None, fps: float | None = None, start_ns: int | None = None) -> int:
+                  image_topic: str | None = None, fps: float | None = None, start_ns: int | None = None,
+                  class_names: Sequence[str] = ()) -> int:
     """Write the tracks of a bag as a MOT results file (``frame,id,x,y,w,h,score,-1,-1,-1``).
 
     Frame numbers follow ``_frame_numbers``; returns the number of rows written.
@@ -139,7 +140,7 @@ def tracks_to_mot(path: str | Path, out_file: str | Path, tracks_topic: str | No
     path = Path(path)
     if fps is not None and fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    frames = list(read_tracks(path, tracks_topic))
+    frames = list(read_tracks(path, tracks_topic, class_names=class_names))
     numbers = _frame_numbers([f.stamp_ns for f in frames], path, image_topic, fps, start_ns) if frames else []
     rows = [np.column_stack([np.full(len(f.tracks), k), f.tracks.ids, f.tracks.boxes, f.tracks.scores])
             for k, f in zip(numbers, frames)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
@@ -222,19 +222,23 @@ def read_images(path: str | Path, topic: str | None = None,
         yield StampedImage(stamp_to_ns(msg.header.stamp), image_from_message(msg, msgtype), msg.header.frame_id)
 
 
-def read_detections(path: str | Path, topic: str | None = None,
-                    typestore: Typestore | None = None) -> Iterator[StampedDetections]:
+def read_detections(path: str | Path, topic: str | None = None, typestore: Typestore | None = None,
+                    class_names: Sequence[str] = ()) -> Iterator[StampedDetections]:
+    """``class_names``: the names by class index the writer used, when its class_ids are names."""
     chosen = pick_topic(bag_info(path), (DETECTION_ARRAY,), topic, "detections", prefer="detect").name
     for _, _, _, msg in _stream(path, [chosen], typestore):
-        yield StampedDetections(stamp_to_ns(msg.header.stamp), detections_from_message(msg), msg.header.frame_id)
+        yield StampedDetections(stamp_to_ns(msg.header.stamp), detections_from_message(msg, class_names),
+                                msg.header.frame_id)
 
 
-def read_tracks(path: str | Path, topic: str | None = None,
-                typestore: Typestore | None = None) -> Iterator[StampedTracks]:
-    """Tracks from a Detection2DArray (with ids) or TrackArray topic (default: ``pick_tracks_topic``)."""
+def read_tracks(path: str | Path, topic: str | None = None, typestore: Typestore | None = None,
+                class_names: Sequence[str] = ()) -> Iterator[StampedTracks]:
+    """Tracks from a Detection2DArray (with ids) or TrackArray topic (default: ``pick_tracks_topic``);
+    ``class_names`` as for ``read_detections``."""
     chosen = pick_tracks_topic(bag_info(path), topic).name
     for _, msgtype, _, msg in _stream(path, [chosen], typestore):
-        yield StampedTracks(stamp_to_ns(msg.header.stamp), tracks_from_message(msg, msgtype), msg.header.frame_id)
+        yield StampedTracks(stamp_to_ns(msg.header.stamp), tracks_from_message(msg, msgtype, class_names),
+                            msg.header.frame_id)
 
 
 def read_frames(path: str | Path, image_topic: str | None = None, detections_topic: str | None = None,

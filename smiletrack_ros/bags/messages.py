@@ -13,6 +13,7 @@ import numpy as np
 from rosbags.typesys.store import Typestore
 
 from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.labels import LabelError, class_index
 from smiletrack_ros.ros.images import bgr_to_raw_fields, compressed_to_bgr, raw_to_bgr_numpy
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -111,23 +112,21 @@ def tracks_message(store: Typestore, tracks: TrackBoxes, stamp_ns: int, frame_id
                             [str(int(i)) for i in tracks.ids])
 
 
-def _class_index(label: str) -> int:
-    try:
-        return int(label)
-    except ValueError:
-        raise MessageContentError(f"class_id {label!r} is not an integer class index") from None
-
-
 def _box_from_bbox(bbox: Any) -> tuple[float, float, float, float]:
     cx, cy = bbox.center.position.x, bbox.center.position.y
     return (cx - bbox.size_x / 2, cy - bbox.size_y / 2, cx + bbox.size_x / 2, cy + bbox.size_y / 2)
 
 
-def _arrays(items: Sequence[Any], scores: list[float], class_labels: list[str]) -> tuple[np.ndarray, ...]:
+def _arrays(items: Sequence[Any], scores: list[float], class_labels: list[str],
+            class_names: Sequence[str]) -> tuple[np.ndarray, ...]:
     boxes = np.array([_box_from_bbox(d.bbox) for d in items], np.float32).reshape(-1, 4)
     if not np.all(np.isfinite(boxes)):
         raise MessageContentError("non-finite bounding box")
-    return boxes, np.array(scores, np.float32), np.array([_class_index(c) for c in class_labels], np.int64)
+    try:
+        class_ids = np.array([class_index(c, class_names) for c in class_labels], np.int64)
+    except LabelError as exc:
+        raise MessageContentError(f"{exc} (pass the node's class_names)") from None
+    return boxes, np.array(scores, np.float32), class_ids
 
 
 def _best_hypothesis(detection: Any) -> tuple[str, float]:
@@ -138,9 +137,10 @@ def _best_hypothesis(detection: Any) -> tuple[str, float]:
     return best.hypothesis.class_id, float(best.hypothesis.score)
 
 
-def detections_from_message(msg: Any) -> Detections:
+def detections_from_message(msg: Any, class_names: Sequence[str] = ()) -> Detections:
+    """``class_names``: the names by class index that the writer used (integer labels need none)."""
     best = [_best_hypothesis(d) for d in msg.detections]
-    boxes, scores, class_ids = _arrays(msg.detections, [s for _, s in best], [c for c, _ in best])
+    boxes, scores, class_ids = _arrays(msg.detections, [s for _, s in best], [c for c, _ in best], class_names)
     return Detections(boxes, scores, class_ids)
 
 
@@ -151,17 +151,18 @@ def _track_id(text: str) -> int:
         raise MessageContentError(f"track id {text!r} is not an integer (a detection without a track id?)") from None
 
 
-def tracks_from_message(msg: Any, msgtype: str) -> TrackBoxes:
+def tracks_from_message(msg: Any, msgtype: str, class_names: Sequence[str] = ()) -> TrackBoxes:
     """Tracks from a Detection2DArray (``id`` per detection) or a smiletrack_ros TrackArray."""
     if msgtype == TRACK_ARRAY:
         items = msg.tracks
         ids = [int(t.id) for t in items]
-        boxes, scores, class_ids = _arrays(items, [float(t.score) for t in items], [t.class_id for t in items])
+        boxes, scores, class_ids = _arrays(items, [float(t.score) for t in items], [t.class_id for t in items],
+                                           class_names)
     elif msgtype == DETECTION_ARRAY:
         items = msg.detections
         ids = [_track_id(d.id) for d in items]
         best = [_best_hypothesis(d) for d in items]
-        boxes, scores, class_ids = _arrays(items, [s for _, s in best], [c for c, _ in best])
+        boxes, scores, class_ids = _arrays(items, [s for _, s in best], [c for c, _ in best], class_names)
     else:
         raise MessageContentError(f"{msgtype} does not carry tracks (expected one of {TRACK_TYPES})")
     return TrackBoxes(np.array(ids, np.int64), boxes, scores, class_ids)

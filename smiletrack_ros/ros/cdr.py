@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Sequence
 
-from smiletrack_ros.ros.messages import class_label
+from smiletrack_ros.labels import class_label
 from smiletrack_ros.tracking import TrackOutput
 
 _ENCAPSULATION = b"\x00\x01\x00\x00"      # CDR, little-endian, no options

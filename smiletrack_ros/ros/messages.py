@@ -13,6 +13,7 @@ from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, Objec
                              ObjectHypothesisWithPose, Point2D, Pose2D)
 
 from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.labels import LabelError, class_index, class_label
 from smiletrack_ros.msg import Track, TrackArray
 from smiletrack_ros.tracking import TrackOutput
 
@@ -21,24 +22,6 @@ _UINT32_MAX = 2**32 - 1
 
 class DetectionsError(ValueError):
     """An external Detection2DArray that cannot be used (unknown class, non-finite box)."""
-
-
-def class_label(class_id: int, class_names: Sequence[str]) -> str:
-    """The class name when names are configured and the id is in range, else the id as text."""
-    if class_names and 0 <= class_id < len(class_names):
-        return class_names[class_id]
-    return str(class_id)
-
-
-def class_index(label: str, class_names: Sequence[str]) -> int:
-    """Inverse of ``class_label``: a configured name or an integer string."""
-    if label in class_names:
-        return list(class_names).index(label)
-    try:
-        return int(label)
-    except ValueError:
-        raise DetectionsError(f"unknown class_id {label!r}: not an integer and not in class_names "
-                              f"{list(class_names)}") from None
 
 
 def _bbox(box: np.ndarray) -> BoundingBox2D:
@@ -86,7 +69,10 @@ def detection_array_to_detections(msg: Any, class_names: Sequence[str] = ()) -> 
         boxes[i] = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
         if det.results:
             best = max(det.results, key=lambda r: r.hypothesis.score).hypothesis
-            scores[i], class_ids[i] = best.score, class_index(best.class_id, class_names)
+            try:
+                scores[i], class_ids[i] = best.score, class_index(best.class_id, class_names)
+            except LabelError as exc:
+                raise DetectionsError(f"detection {i}: {exc}") from None
         else:
             scores[i], class_ids[i] = 1.0, 0
         if not math.isfinite(float(scores[i])):

@@ -58,7 +58,7 @@ def _from_scene(args: argparse.Namespace) -> str:
 def _to_mot(args: argparse.Namespace) -> str:
     start = None if args.start is None else _seconds_to_ns(args.start)
     rows = tracks_to_mot(args.bag, args.out, tracks_topic=args.tracks_topic, image_topic=args.image_topic,
-                         fps=args.fps, start_ns=start)
+                         fps=args.fps, start_ns=start, class_names=args.class_names)
     return f"wrote {rows} track rows to {args.out}"
 
 
@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     mot.add_argument("--image-topic", help="number frames by this topic's images (default when the bag has images)")
     mot.add_argument("--fps", type=float, help="without images: frame = (stamp - start) x fps + 1")
     mot.add_argument("--start", type=float, help="stamp of frame 1 in seconds (default: the first track stamp)")
+    mot.add_argument("--class-names", nargs="+", default=[], metavar="NAME",
+                     help="the node's class_names, when its class_id strings are names (e.g. person)")
     mot.set_defaults(run=_to_mot)
 
     info = sub.add_parser("info", help="topics, types, counts and time span of a bag")
