@@ -404,6 +404,9 @@ def test_namespaced_cameras_one_with_the_slm_embedder(tmp_path):
         hb = harnesses["/cam_b"]
         assert hb.spin_until(lambda: bool(hb.diagnostics), 5.0) and hb.latest_diagnostics()["embedder"] == "off"
     finally:
-        for ns, h in harnesses.items():
+        for h in harnesses.values():
             h.close()
-            _stop(procs[ns])
+        try:
+            _stop(procs["/cam_a"])
+        finally:  # camera b is stopped even when camera a fails to stop in time
+            _stop(procs["/cam_b"])
