@@ -182,3 +182,50 @@ def test_nanodet_on_a_real_frame(shared_dir):
     gt = read_ground_truth(seq / "gt" / "gt.txt").pedestrians().frame(1)
     best = iou_matrix(gt.boxes, out.boxes[out.scores >= 0.3]).max(1)
     assert (best >= 0.5).mean() >= 0.6, best
+
+
+def _dynamic_batch_model(path, output: np.ndarray):
+    """``output`` (1, N, C) broadcast to every image of a free batch axis (0 x the input's sum)."""
+    axes = numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes")
+    last = numpy_helper.from_array(np.array([3], np.int64), "last")
+    zero = numpy_helper.from_array(np.zeros(1, np.float32), "zero")
+    const = numpy_helper.from_array(output.astype(np.float32), "const")
+    nodes = [helper.make_node("ReduceSum", ["images", "axes"], ["sum"], keepdims=1),
+             helper.make_node("Squeeze", ["sum", "last"], ["per_image"]),
+             helper.make_node("Mul", ["per_image", "zero"], ["nothing"]),
+             helper.make_node("Add", ["nothing", "const"], ["output"])]
+    graph = helper.make_graph(
+        nodes, "batched_constant_detector",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", output.shape[1], output.shape[2]])],
+        [axes, last, zero, const])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
+class _CountingSession:
+    def __init__(self, session):
+        self.session, self.batches = session, []
+
+    def run(self, names, feeds):
+        self.batches.append(next(iter(feeds.values())).shape[0])
+        return self.session.run(names, feeds)
+
+
+def test_detect_batch_runs_once_where_the_batch_axis_is_free(tmp_path):
+    raw = np.zeros((1, POINTS, 5 + NC), np.float32)
+    raw[0, 1 * 8 + 3] = [0.5, 0.5, math.log(4), math.log(2), 0.9, 0.8, 0.1]
+    images = [IMAGE, np.zeros((128, 64, 3), np.uint8), np.zeros((64, 64, 3), np.uint8)]
+    fixed = _detector(_constant_model(tmp_path / "fixed.onnx", raw))
+    free = _detector(_dynamic_batch_model(tmp_path / "free.onnx", raw))
+    assert not fixed.batched and free.batched
+    fixed.session, free.session = _CountingSession(fixed.session), _CountingSession(free.session)
+    one_by_one, together = fixed.detect_batch(images), free.detect_batch(images)
+    assert fixed.session.batches == [1, 1, 1] and free.session.batches == [3]
+    for a, b, image in zip(one_by_one, together, images):
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+        assert len(a) == 1 and (a.boxes[0, 2:] <= image.shape[1::-1]).all()
+    assert len({tuple(d.boxes[0]) for d in together}) == 3, "each image scaled back through its own letterbox"

@@ -168,3 +168,19 @@ def test_training_spec_with_auxiliary_heads_builds_and_uses_the_lead_head():
     with torch.no_grad():
         out = net(torch.rand(1, 3, 128, 128))
     assert out.shape == (1, 3 * sum((128 // s) ** 2 for s in (8, 16, 32, 64)), 7)
+
+
+def test_detect_batch_is_one_forward_pass_matching_single_calls():
+    det = PRBDetector(DetectorConfig(backend="prb", device="cpu", input_size=64, classes=None, max_detections=5),
+                      _confident_net())
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 255, (48, 64, 3), np.uint8), rng.integers(0, 255, (64, 40, 3), np.uint8)]
+    calls = []
+    hook = det.net.register_forward_hook(lambda _m, inputs, _o: calls.append(inputs[0].shape[0]))
+    together = det.detect_batch(images)
+    hook.remove()
+    assert calls == [2]
+    for image, batched in zip(images, together):
+        single = det(image)
+        np.testing.assert_allclose(batched.boxes, single.boxes, atol=1e-3)
+        np.testing.assert_allclose(batched.scores, single.scores, atol=1e-5)

@@ -11,6 +11,8 @@ BACKENDS = ("prb", "onnx", "external")
 ONNX_LAYOUTS = ("auto", "yolox", "yolov5", "yolov8", "nanodet")
 PAD_MODES = ("center", "corner", "stretch")
 CHANNEL_ORDERS = ("bgr", "rgb")
+MERGE_MODES = ("nms", "wbf")
+_TILES = re.compile(r"^([1-9])x([1-9])$")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -28,6 +30,16 @@ class DetectorConfig:
     ``channel_order`` and ``input_scale`` left ``None`` take the model's own
     convention (PRB/YOLOv5/v8: RGB/255 centred letterbox; YOLOX: BGR 0..255,
     padded right/bottom; NanoDet: BGR mean/std-normalised, stretched to the square).
+
+    Test-time views (image backends only, off by default since each view costs one
+    more forward pass): ``tiles`` "CxR" adds C columns x R rows of overlapping crops
+    (``tile_overlap`` of a tile's side shared with its neighbour) to the full frame, so
+    small people reach the network at near native resolution; ``flip`` adds the
+    mirror image of every view. ``merge`` combines the views' boxes: ``nms`` keeps the
+    best-scoring box of each overlapping group (IoU >= ``merge_iou``), ``wbf`` averages
+    the group's boxes weighted by score and scores it by the mean over the views that
+    could see it. ``cpu_threads`` > 0 caps ONNX Runtime's intra-op threads (0: its own
+    choice, every core).
     """
 
     backend: str = "prb"
@@ -47,6 +59,12 @@ class DetectorConfig:
     input_scale: float | None = None
     stamp_tolerance: float = 1e-3
     missing: str = "empty"
+    tiles: str = ""
+    tile_overlap: float = 0.2
+    flip: bool = False
+    merge: str = "nms"
+    merge_iou: float = 0.55
+    cpu_threads: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.weights, os.PathLike):
@@ -88,6 +106,30 @@ class DetectorConfig:
                f"must be 'empty' or 'error', got {self.missing!r}")
         _check(self.backend != "onnx" or self.weights is not None, "weights",
                "the onnx backend needs the path of a .onnx model")
+        _check(isinstance(self.tiles, str) and (self.tiles == "" or bool(_TILES.match(self.tiles))), "tiles",
+               f"must be '' (off) or 'CxR' columns x rows of 1..9 each, e.g. '2x1', got {self.tiles!r}")
+        _check(_is_number(self.tile_overlap) and 0.0 <= self.tile_overlap < 0.5, "tile_overlap",
+               f"must lie in [0, 0.5), got {self.tile_overlap!r}")
+        _check(isinstance(self.flip, bool), "flip", "must be a bool")
+        _check(self.merge in MERGE_MODES, "merge", f"must be one of {MERGE_MODES}, got {self.merge!r}")
+        _check(_is_number(self.merge_iou) and 0.0 < self.merge_iou <= 1.0, "merge_iou",
+               f"must lie in (0, 1], got {self.merge_iou!r}")
+        _check(isinstance(self.cpu_threads, int) and not isinstance(self.cpu_threads, bool)
+               and self.cpu_threads >= 0, "cpu_threads", f"must be an int >= 0, got {self.cpu_threads!r}")
+        _check(self.backend != "external" or not self.multi_view, "tiles" if self.tile_grid else "flip",
+               "needs an image backend (prb or onnx); the external backend receives boxes, not images")
+
+    @property
+    def tile_grid(self) -> tuple[int, int] | None:
+        """(columns, rows) of ``tiles``; None when tiling is off ('' or '1x1')."""
+        m = _TILES.match(self.tiles)
+        grid = (int(m.group(1)), int(m.group(2))) if m else None
+        return None if grid in (None, (1, 1)) else grid
+
+    @property
+    def multi_view(self) -> bool:
+        """More than the one full-frame view is run."""
+        return self.tile_grid is not None or self.flip
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "DetectorConfig":
@@ -111,4 +153,4 @@ def _check(ok: bool, name: str, message: str) -> None:
         raise DetectorConfigError(f"DetectorConfig.{name} {message}")
 
 
-__all__ = ["DetectorConfig", "DetectorConfigError", "BACKENDS", "ONNX_LAYOUTS"]
+__all__ = ["DetectorConfig", "DetectorConfigError", "BACKENDS", "ONNX_LAYOUTS", "MERGE_MODES"]

@@ -7,15 +7,19 @@ from .config import DetectorConfig
 
 def build_detector(config: DetectorConfig) -> Detector:
     """``prb`` (torch PRB-FPN), ``onnx`` (ONNX Runtime) or ``external`` (detections fed
-    from outside; with ``weights`` set to a MOT det file, read from it)."""
-    if config.backend == "prb":
-        from .prb.detector import PRBDetector
+    from outside; with ``weights`` set to a MOT det file, read from it). Image backends
+    run behind :class:`MultiViewDetector` when tiles or flips are configured."""
+    if config.backend in ("prb", "onnx"):
+        if config.backend == "prb":
+            from .prb.detector import PRBDetector as Backend
+        else:
+            from .onnx_detector import OnnxDetector as Backend
+        backend = Backend(config)
+        if not config.multi_view:
+            return backend
+        from .views import MultiViewDetector
 
-        return PRBDetector(config)
-    if config.backend == "onnx":
-        from .onnx_detector import OnnxDetector
-
-        return OnnxDetector(config)
+        return MultiViewDetector(backend, config)
     from .external import ExternalDetector
 
     if config.weights is not None:

@@ -62,12 +62,17 @@ class OnnxDetector:
         providers, self.device = _providers(config.device)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if config.cpu_threads:
+            options.intra_op_num_threads = config.cpu_threads
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1:
             raise ValueError(f"{path}: expected one input, got {len(inputs)}")
         self.input_name = inputs[0].name
         self.input_size = self._input_size(inputs[0].shape, config.input_size, path)
+        # several images go through in one run only where the batch axis is free and every
+        # output has one to split along
+        self.batched = not isinstance(inputs[0].shape[0], int) and all(len(o.shape) == 3 for o in outputs)
         if len(outputs) == 1:
             self.layout = config.layout if config.layout != "auto" else self._infer_layout(outputs[0].shape)
             if self.layout == "nanodet":
@@ -119,9 +124,20 @@ class OnnxDetector:
         return np.ascontiguousarray(blob.transpose(2, 0, 1)[None]), box
 
     def __call__(self, image_bgr: np.ndarray) -> Detections:
-        check_image(image_bgr)
-        blob, box = self.preprocess(image_bgr)
-        outputs = [torch.from_numpy(o) for o in self.session.run(None, {self.input_name: blob})]
+        return self.detect_batch([image_bgr])[0]
+
+    def detect_batch(self, images) -> list[Detections]:
+        """Images of any sizes: one run for all where the model takes a batch, else one each."""
+        prepared = [self.preprocess(check_image(image)) for image in images]
+        if self.batched and len(prepared) > 1:
+            stacked = self.session.run(None, {self.input_name: np.concatenate([blob for blob, _ in prepared])})
+            runs = [[o[i:i + 1] for o in stacked] for i in range(len(prepared))]
+        else:
+            runs = [self.session.run(None, {self.input_name: blob}) for blob, _ in prepared]
+        return [self._detections(outputs, box) for outputs, (_, box) in zip(runs, prepared)]
+
+    def _detections(self, raw_outputs: list[np.ndarray], box: Letterbox) -> Detections:
+        outputs = [torch.from_numpy(o) for o in raw_outputs]
         if self.layout == "nanodet":
             pairs = pair_nanodet_outputs([tuple(o.shape) for o in outputs])
             xywh, obj, cls = decode_nanodet([outputs[c] for c, _ in pairs], [outputs[b] for _, b in pairs],

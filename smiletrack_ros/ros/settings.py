@@ -96,6 +96,13 @@ _DETECTOR_DESCRIPTIONS = {
     "channel_order": "network input channel order: bgr or rgb; empty: the model's own",
     "input_scale": "input pixel scale (e.g. 0.00392 for /255); 0: the model's own",
     "stamp_tolerance": "seconds within which an external detection array's stamp pairs with an image's",
+    "tiles": "test-time tiles 'CxR' (columns x rows, e.g. 2x1) run besides the full frame, for small people; "
+             "empty: off (each tile costs one more forward pass)",
+    "tile_overlap": "share of a tile's side overlapping its neighbour, in [0, 0.5)",
+    "flip": "also run the mirror image of every view (doubles the forward passes)",
+    "merge": "how the views' boxes combine: nms (best box of a group) or wbf (score-weighted mean box)",
+    "merge_iou": "IoU at which boxes from different views are the same object",
+    "cpu_threads": "ONNX Runtime intra-op threads; 0: every core",
 }
 _DETECTOR_RUNTIME = {"score_threshold", "nms_iou", "max_detections", "classes"}
 

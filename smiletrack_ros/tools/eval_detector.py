@@ -1,7 +1,8 @@
 """Evaluate a detector on MOT sequences: person recall / precision / AP at IoU 0.5, ms/frame.
 
     python -m smiletrack_ros.tools.eval_detector SEQ_DIR [SEQ_DIR ...] \\
-        --backend onnx --weights yolox_nano.onnx [--thresholds 0.1 0.3 0.5] [--json out.json]
+        --backend onnx --weights yolox_nano.onnx [--thresholds 0.1 0.3 0.5] [--json out.json] \\
+        [--tiles 2x1 --tile-overlap 0.2] [--flip] [--merge wbf --merge-iou 0.55] [--cpu-threads 1]
 
 Frames come from the sequence's img1/ or its .mp4; ground truth from gt/gt.txt
 (MOTChallenge-scored rows only). Timing covers the detector call alone (decode of
@@ -74,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--score-threshold", type=float, default=0.05, help="detector's own lowest score kept")
     p.add_argument("--nms-iou", type=float, help="NMS IoU (default: DetectorConfig's, 0.7 as SMILEtrack)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--tiles", help="test-time tiles 'CxR' (columns x rows) besides the full frame")
+    p.add_argument("--tile-overlap", type=float, help="share of a tile's side overlapping its neighbour")
+    p.add_argument("--flip", action="store_true", help="also run the mirror image of every view")
+    p.add_argument("--merge", choices=("nms", "wbf"), help="how the views' boxes are combined")
+    p.add_argument("--merge-iou", type=float, help="IoU at which boxes of different views are one object")
+    p.add_argument("--cpu-threads", type=int, help="ONNX Runtime intra-op threads (default: every core)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive")
     p.add_argument("--thresholds", type=float, nargs="+", default=DEFAULT_THRESHOLDS)
     p.add_argument("--target-precision", type=float, default=0.8,
@@ -86,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--every must be >= 1")
     try:
         settings = dict(backend=a.backend, weights=a.weights, architecture=a.architecture, input_size=a.input_size,
-                        layout=a.layout, score_threshold=a.score_threshold, nms_iou=a.nms_iou, device=a.device)
+                        layout=a.layout, score_threshold=a.score_threshold, nms_iou=a.nms_iou, device=a.device,
+                        tiles=a.tiles, tile_overlap=a.tile_overlap, flip=a.flip, merge=a.merge,
+                        merge_iou=a.merge_iou, cpu_threads=a.cpu_threads)
         config = DetectorConfig(**{k: v for k, v in settings.items() if v is not None})
         results, total, all_times = [], None, []
         for seq in a.sequences:

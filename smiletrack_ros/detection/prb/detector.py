@@ -61,12 +61,15 @@ class PRBDetector:
         x = box.apply(x) * self.input_scale
         return x[None].to(torch.float16 if self.half else torch.float32), box
 
-    @torch.inference_mode()
     def __call__(self, image_bgr: np.ndarray) -> Detections:
-        check_image(image_bgr)
-        x, box = self.preprocess(image_bgr)
-        pred = self.net(x)[0]
+        return self.detect_batch([image_bgr])[0]
+
+    @torch.inference_mode()
+    def detect_batch(self, images) -> list[Detections]:
+        """Images of any sizes, letterboxed to the same canvas: one forward pass for all."""
+        prepared = [self.preprocess(check_image(image)) for image in images]
+        preds = self.net(torch.cat([x for x, _ in prepared]))
         c = self.config
-        chosen = select(pred[:, :4], pred[:, 4], pred[:, 5:], score_threshold=c.score_threshold, nms_iou=c.nms_iou,
-                        max_detections=c.max_detections, classes=c.classes)
-        return to_detections(chosen, box)
+        return [to_detections(select(pred[:, :4], pred[:, 4], pred[:, 5:], score_threshold=c.score_threshold,
+                                     nms_iou=c.nms_iou, max_detections=c.max_detections, classes=c.classes), box)
+                for pred, (_, box) in zip(preds, prepared)]
