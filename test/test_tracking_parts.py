@@ -204,6 +204,20 @@ def test_bank_resize_keeps_the_newest_features():
     assert store.bank.shape == (1, 5, 6) and store.count[0] == 3
 
 
+def test_banks_follow_their_tracks_through_births_and_deaths():
+    store = AppearanceStore(bank_size=2, ema_momentum=0.9)
+    store.adopt_dim(4)
+    feats = np.eye(4, dtype=np.float32)
+    store.append(3, feats[:3], np.ones(3, bool))
+    store.keep(np.array([0, 2]))  # the track with feature 1 dies; its pool row is reused
+    store.append(2, feats[[3, 1]], np.ones(2, bool))
+    sims, _ = store.bank_similarity(np.arange(4), feats, np.ones(4, bool), np.ones((4, 4), bool))
+    np.testing.assert_allclose(sims, feats[[0, 2, 3, 1]], atol=1e-6)
+    assert store.bank.shape == (4, 2, 4) and store._pool.shape[0] <= 6
+    store.update(np.array([1]), feats[:1], np.array([True]))  # row 1's bank: features 2 and 0
+    np.testing.assert_allclose(store.bank[1], feats[[2, 0]])
+
+
 def _thresholded_objective(cost, rows, cols, max_cost):
     matched = cost[rows, cols].sum()
     return matched + (cost.shape[0] - len(rows) + cost.shape[1] - len(cols)) * max_cost / 2

@@ -6,6 +6,10 @@ is a ring buffer of at most ``bank_size`` L2-normalised features; its
 similarity to a detection is the MAX over the entries present (the paper's
 multi-template similarity). The embedding dimension is fixed by the first
 embeddings seen.
+
+Banks are the bulk of the memory (tracks x bank_size x D), so they live in a
+pool that grows by doubling: births and deaths move pool row numbers, never
+the banks themselves.
 """
 from __future__ import annotations
 
@@ -23,12 +27,19 @@ class AppearanceStore:
         self.last = np.zeros((n, dim), np.float32)
         self.ema = np.zeros((n, dim), np.float32)
         self.has = np.zeros(n, bool)
-        self.bank = np.zeros((n, self.bank_size, dim), np.float32)
         self.count = np.zeros(n, np.int64)  # features recorded in the bank (<= bank_size)
         self.next_slot = np.zeros(n, np.int64)
+        self._pool = np.zeros((n, self.bank_size, dim), np.float32)
+        self._home = np.arange(n)  # pool row of each track
+        self._free = np.zeros(0, np.intp)  # pool rows no track uses
 
     def __len__(self) -> int:
         return len(self.has)
+
+    @property
+    def bank(self) -> np.ndarray:
+        """Every track's bank in row order (a copy: for inspection, not the hot path)."""
+        return self._pool[self._home]
 
     def adopt_dim(self, dim: int) -> None:
         """Fix the embedding width on first use (no track holds a feature yet)."""
@@ -43,9 +54,15 @@ class AppearanceStore:
         self.last = np.concatenate([self.last, np.zeros((n, dim), np.float32)])
         self.ema = np.concatenate([self.ema, np.zeros((n, dim), np.float32)])
         self.has = np.concatenate([self.has, np.zeros(n, bool)])
-        self.bank = np.concatenate([self.bank, np.zeros((n, self.bank_size, dim), np.float32)])
         self.count = np.concatenate([self.count, np.zeros(n, np.int64)])
         self.next_slot = np.concatenate([self.next_slot, np.zeros(n, np.int64)])
+        if len(self._free) < n:
+            size = len(self._pool)
+            grown = max(2 * size, size + n - len(self._free))
+            self._pool = np.concatenate([self._pool, np.zeros((grown - size,) + self._pool.shape[1:], np.float32)])
+            self._free = np.concatenate([self._free, np.arange(size, grown)])
+        self._home = np.concatenate([self._home, self._free[:n]])
+        self._free = self._free[n:]
         if features is not None:
             self.update(np.arange(old, old + n), features, valid)
 
@@ -60,33 +77,48 @@ class AppearanceStore:
         newest = np.take_along_axis(self.bank, slots[:, :, None], axis=1)
         # Pad a larger bank with copies of the oldest kept entry: copies never change a maximum.
         pad = np.repeat(newest[:, :1], bank_size - kept, axis=1)
-        self.bank = np.concatenate([pad, newest], axis=1)
+        self._pool = np.concatenate([pad, newest], axis=1)
+        self._home = np.arange(len(self))
+        self._free = np.zeros(0, np.intp)
         self.next_slot = np.zeros(len(self), np.int64)
         self.count = np.minimum(self.count, bank_size)
         self.bank_size = bank_size
 
     def keep(self, rows: np.ndarray) -> None:
-        for name in ("last", "ema", "has", "bank", "count", "next_slot"):
+        for name in ("last", "ema", "has", "count", "next_slot"):
             setattr(self, name, getattr(self, name)[rows])
+        kept = np.zeros(len(self._pool), bool)
+        kept[self._home[rows]] = True
+        kept[self._free] = True
+        self._free = np.concatenate([self._free, np.flatnonzero(~kept)])
+        self._home = self._home[rows]
 
     def update(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray) -> None:
         """Record matched detections' features; rows whose feature is invalid keep theirs.
 
         A track's first feature fills every bank slot: copies do not change a
         maximum, so similarities need no mask for slots not yet written."""
-        rows, features = rows[valid], features[valid]
+        if not valid.all():
+            rows, features = rows[valid], features[valid]
         if len(rows) == 0:
             return
         fresh = ~self.has[rows]
-        blended = self.ema_momentum * self.ema[rows] + (1.0 - self.ema_momentum) * features
-        blended /= np.maximum(np.linalg.norm(blended, axis=1, keepdims=True), 1e-12)
-        self.ema[rows] = np.where(fresh[:, None], features, blended)
+        blended = self.ema[rows]
+        blended *= self.ema_momentum
+        blended += (1.0 - self.ema_momentum) * features
+        blended /= np.maximum(np.sqrt(np.einsum("ij,ij->i", blended, blended)), 1e-12)[:, None]
+        homes = self._home[rows]
+        if fresh.any():
+            blended[fresh] = features[fresh]
+            self._pool[homes[fresh]] = features[fresh][:, None, :]
+        self.ema[rows] = blended
         self.last[rows] = features
         self.has[rows] = True
-        self.bank[rows[fresh]] = features[fresh][:, None, :]
-        old = rows[~fresh]
-        self.bank[old, self.next_slot[old]] = features[~fresh]
-        self.next_slot[rows] = (self.next_slot[rows] + 1) % self.bank_size
+        slots = self.next_slot[rows]
+        self._pool[homes, slots] = features
+        slots += 1
+        slots[slots == self.bank_size] = 0
+        self.next_slot[rows] = slots
         self.count[rows] = np.minimum(self.count[rows] + 1, self.bank_size)
 
     def similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
@@ -106,5 +138,5 @@ class AppearanceStore:
         r, n = np.nonzero(has)
         sims = np.zeros(has.shape, np.float32)
         if len(r):
-            sims[r, n] = np.matmul(self.bank[rows[r]], features[n][:, :, None])[:, :, 0].max(axis=1)
+            sims[r, n] = np.matmul(self._pool[self._home[rows[r]]], features[n][:, :, None])[:, :, 0].max(axis=1)
         return sims, has

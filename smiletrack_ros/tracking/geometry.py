@@ -23,13 +23,15 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in ``a`` (M, 4) with every box in ``b`` (N, 4) -> (M, N)."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
+    # Outer products and in-place steps: this runs several times a frame.
+    inter = np.minimum.outer(a[:, 2], b[:, 2]) - np.maximum.outer(a[:, 0], b[:, 0])
+    height = np.minimum.outer(a[:, 3], b[:, 3]) - np.maximum.outer(a[:, 1], b[:, 1])
+    np.maximum(inter, 0.0, out=inter)
+    np.maximum(height, 0.0, out=height)
+    inter *= height
+    union = np.add.outer((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+    union -= inter
     # Degenerate (zero-area) pairs have no overlap: IoU 0, not nan.
-    return inter / np.maximum(union, np.finfo(np.float64).tiny)
+    np.maximum(union, np.finfo(np.float64).tiny, out=union)
+    inter /= union
+    return inter

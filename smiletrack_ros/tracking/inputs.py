@@ -88,16 +88,26 @@ def read_frame(boxes: object, scores: object, class_ids: object = None, embeddin
           & (np.abs(boxes).max(axis=1, initial=0.0) <= MAX_COORDINATE)
           & np.isfinite(scores) & (np.abs(classes) <= MAX_CLASS_ID))
     index = np.flatnonzero(ok)
+    if len(index) < n:
+        boxes, scores, classes = boxes[index], scores[index], classes[index]
+        features = None if features is None else features[index]
     feature_valid = np.zeros(len(index), bool)
     if features is not None:
-        with np.errstate(invalid="ignore", over="ignore"):
-            features = features[index]
-            # A nan or inf anywhere in a row (or an overflowing one) makes its norm non-finite.
-            norms = np.sqrt(np.einsum("ij,ij->i", features, features))
-            feature_valid = np.isfinite(norms) & (norms > 0)
-            features = (features / np.where(feature_valid, norms, 1.0)[:, None]).astype(np.float32)
-            features[~feature_valid] = 0.0
-    return FrameInput(boxes=boxes[index], scores=np.clip(scores[index], 0.0, 1.0),
-                      class_ids=classes[index].astype(np.int64), features=features,
-                      feature_valid=feature_valid, index=index, rejected=int(n - len(index)),
+        features, feature_valid = _unit_rows(features)
+    return FrameInput(boxes=boxes, scores=np.clip(scores, 0.0, 1.0), class_ids=classes.astype(np.int64),
+                      features=features, feature_valid=feature_valid, index=index, rejected=int(n - len(index)),
                       timestamp=timestamp)
+
+
+def _unit_rows(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised float32 rows, and which rows were usable (finite, non-zero);
+    unusable rows come back as zeros."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        # A nan or inf anywhere in a row (or an overflowing one) makes its norm non-finite.
+        norms = np.sqrt(np.einsum("ij,ij->i", features, features))
+        valid = np.isfinite(norms) & (norms > 0)
+        if valid.all():
+            return (features / norms[:, None]).astype(np.float32), valid
+        unit = (features / np.where(valid, norms, 1.0)[:, None]).astype(np.float32)
+    unit[~valid] = 0.0
+    return unit, valid

@@ -165,22 +165,23 @@ class SmileTracker:
         is_high = frame.scores[kept] >= high_threshold
         high, low = kept[is_high], kept[~is_high]
         det_xyah = xyxy_to_xyah(frame.boxes)
-        track_boxes = xyah_to_xyxy(self._tracks.mean) if len(self._tracks) else np.zeros((0, 4))
+        # Every stage reads its IoU from one (tracks x detections) matrix.
+        iou = iou_matrix(xyah_to_xyxy(self._tracks.mean), frame.boxes)
 
         state = self._tracks.state
         matches = _Matches([], [], [])
         # 5. Stage 1.
         pool = np.flatnonzero(state != TENTATIVE)
-        r, d, s = self._match(pool, high, frame, track_boxes, det_xyah, "stage1")
+        r, d, s = self._match(pool, high, frame, iou, det_xyah, "stage1")
         matches.add(pool[r], high[d], s)
         unmatched_pool, unmatched_high = _others(pool, r), _others(high, d)
         # 6. Stage 2.
         second = unmatched_pool if cfg.stage2_includes_lost else unmatched_pool[state[unmatched_pool] == TRACKED]
-        r, d, s = self._match(second, low, frame, track_boxes, det_xyah, "stage2")
+        r, d, s = self._match(second, low, frame, iou, det_xyah, "stage2")
         matches.add(second[r], low[d], s)
         # 7. Unconfirmed tracks.
         tentative = np.flatnonzero(state == TENTATIVE)
-        r, d, s = self._match(tentative, unmatched_high, frame, track_boxes, det_xyah, "unconfirmed")
+        r, d, s = self._match(tentative, unmatched_high, frame, iou, det_xyah, "unconfirmed")
         matches.add(tentative[r], unmatched_high[d], s)
         unmatched_high = _others(unmatched_high, d)
 
@@ -249,7 +250,7 @@ class SmileTracker:
             return self.config.high_threshold
         return adaptive_high_threshold(scores)
 
-    def _match(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput, track_boxes: np.ndarray,
+    def _match(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput, all_iou: np.ndarray,
                det_xyah: np.ndarray, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Assign table ``rows`` to detection ``dets`` for one stage -> (row positions,
         det positions, appearance similarity used or nan)."""
@@ -257,7 +258,7 @@ class SmileTracker:
         if len(rows) == 0 or len(dets) == 0:
             return empty, empty, np.zeros(0)
         cfg = self.config
-        iou = iou_matrix(track_boxes[rows], frame.boxes[dets])
+        iou = all_iou[np.ix_(rows, dets)]
         if stage == "stage1":
             cost, similarity = self._one_feature_cost(rows, dets, frame, iou, det_xyah, cfg.stage1_cost)
             threshold = cfg.stage1_match_threshold

@@ -13,9 +13,11 @@ class TrackState(IntEnum):
     LOST = 2  # confirmed, currently unmatched; kept until the lost timeout
 
 
-@dataclass(frozen=True, eq=False, slots=True)
+@dataclass(eq=False, slots=True)
 class TrackOutput:
-    """One track as the tracker sees it after an ``update()``.
+    """One track as the tracker sees it after an ``update()``: a snapshot the
+    tracker keeps no reference to (not frozen: a frozen dataclass's ``__init__``
+    costs six times as much, and the tracker builds one per track per frame).
 
     ``box`` is the Kalman estimate (x1, y1, x2, y2): corrected on matched
     frames, predicted otherwise. ``velocity`` is the box centre's (px/s).
