@@ -26,14 +26,30 @@ def test_adaptive_threshold_is_the_mean_of_the_higher_half():
     assert adaptive_high_threshold(np.array([0.3])) == pytest.approx(0.3)
 
 
-def test_adaptive_split_decides_which_boxes_start_tracks():
+def test_births_come_from_either_band_above_the_birth_threshold():
+    # The adaptive split puts box 1 (0.8) in the low band (threshold 0.85), yet it
+    # scores over the paper preset's 0.6 birth threshold; boxes 2-3 do not.
     scores = np.array([0.9, 0.8, 0.3, 0.2])
     frame = boxes(0, 200, 400, 600)
     born = {}
-    for preset in ("paper", "official", "bytetrack"):
-        trk = SmileTracker(TrackerConfig.from_preset(preset))
-        born[preset] = sorted(t.detection_index for t in trk.update(frame, scores, embeddings=E))
-    assert born == {"paper": [0], "official": [0, 1], "bytetrack": [0, 1]}
+    for name, config in {"paper": TrackerConfig(), "high-only": TrackerConfig(new_track_threshold=None),
+                         "official": TrackerConfig.from_preset("official"),
+                         "bytetrack": TrackerConfig.from_preset("bytetrack")}.items():
+        trk = SmileTracker(config)
+        born[name] = sorted(t.detection_index for t in trk.update(frame, scores, embeddings=E))
+    assert born == {"paper": [0, 1], "high-only": [0], "official": [0, 1], "bytetrack": [0, 1]}
+
+
+@pytest.mark.parametrize("new_track_threshold, confirmed", [(0.6, True), (None, False)])
+def test_a_low_band_box_over_the_birth_threshold_confirms_a_tentative_track(new_track_threshold, confirmed):
+    trk = SmileTracker(TrackerConfig(new_track_threshold=new_track_threshold))
+    trk.update(boxes(0), np.array([0.9]), embeddings=E[:1])  # first frame: confirmed at once
+    trk.update(boxes(0, 400), np.array([0.9, 0.9]), embeddings=E[:2])  # box 1 starts a tentative track
+    assert [t.state for t in trk.live_tracks()] == [TrackState.TRACKED, TrackState.TENTATIVE]
+    # Split threshold 0.95: the tentative track's box (0.7) is low-band now.
+    out = trk.update(boxes(0, 401), np.array([0.95, 0.7]), embeddings=E[:2])
+    assert sorted(t.detection_index for t in out) == ([0, 1] if confirmed else [0])
+    assert len(trk.live_tracks()) == (2 if confirmed else 1)
 
 
 def test_scores_below_min_score_are_ignored():

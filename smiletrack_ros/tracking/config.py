@@ -35,8 +35,11 @@ class TrackerConfig:
     min_score: float = 0.1
     # None: adaptive split (mean score of the higher half of the kept boxes).
     high_threshold: float | None = None
-    # None: unmatched high-score boxes start tracks (the frame's high threshold).
-    new_track_threshold: float | None = None
+    # Unmatched boxes scoring at least this start (tentative) tracks, whichever
+    # band they fell in; None: the frame's high threshold. The paper does not say;
+    # 0.6 is the public code's value. With the adaptive split a fixed value matters:
+    # the split calls about half of every frame's boxes low, true ones included.
+    new_track_threshold: float | None = 0.6
     use_appearance: bool = True
     # Weight of IoU in the fused similarity alpha*IoU + (1-alpha)*appearance.
     alpha: float = 0.5

@@ -7,10 +7,11 @@ One ``update()`` per frame, in numbered steps:
  4. drop boxes scoring < ``min_score``; split high / low (adaptive threshold by default);
  5. stage 1: tracked + lost tracks vs high-score boxes;
  6. stage 2: still-unmatched tracks vs low-score boxes;
- 7. unconfirmed (tentative) tracks vs the remaining high-score boxes;
+ 7. unconfirmed (tentative) tracks vs the remaining boxes that could start a
+    track (high-score ones, and low-score ones scoring >= ``new_track_threshold``);
  8. apply every match at once (Kalman correction, appearance, counters);
  9. unmatched tracked -> lost; unmatched tentative and timed-out lost removed;
-10. new tracks from the remaining high-score boxes;
+10. new tracks from the remaining boxes scoring >= ``new_track_threshold``;
 11. optional duplicate removal (a tracked and a lost track on one object);
 12. report the confirmed tracks matched in this frame.
 
@@ -179,11 +180,15 @@ class SmileTracker:
         second = unmatched_pool if cfg.stage2_includes_lost else unmatched_pool[state[unmatched_pool] == TRACKED]
         r, d, s = self._match(second, low, frame, iou, det_xyah, "stage2")
         matches.add(second[r], low[d], s)
-        # 7. Unconfirmed tracks.
+        # 7. Unconfirmed tracks, against the boxes that could start a track: high
+        # ones, and low ones scoring at least the birth threshold.
+        new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
+        unmatched_low = _others(low, d)
+        candidates = np.concatenate([unmatched_high, unmatched_low[frame.scores[unmatched_low] >= new_threshold]])
         tentative = np.flatnonzero(state == TENTATIVE)
-        r, d, s = self._match(tentative, unmatched_high, frame, iou, det_xyah, "unconfirmed")
-        matches.add(tentative[r], unmatched_high[d], s)
-        unmatched_high = _others(unmatched_high, d)
+        r, d, s = self._match(tentative, candidates, frame, iou, det_xyah, "unconfirmed")
+        matches.add(tentative[r], candidates[d], s)
+        candidates = _others(candidates, d)
 
         # 8. Apply matches.
         rows, dets, sims = matches.arrays()
@@ -191,8 +196,7 @@ class SmileTracker:
         # 9. Lost and removed.
         self._retire(frame.timestamp)
         # 10. Births.
-        new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
-        self._birth(unmatched_high[frame.scores[unmatched_high] >= new_threshold], frame, det_xyah)
+        self._birth(candidates[frame.scores[candidates] >= new_threshold], frame, det_xyah)
         # 11. Duplicates.
         if cfg.remove_duplicates:
             self._remove_duplicates()
