@@ -27,6 +27,8 @@ _PROCESS_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
 _MEASURE_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION])
 _MEASURE_FLOOR = np.array([0, 0, 1e-1, 0])
 _DIAG8 = np.arange(8)
+_IDENTITY8 = np.eye(8)
+_POSITION_FROM_VELOCITY = np.eye(8, k=4)
 _DIAG4 = np.arange(4)
 
 
@@ -47,8 +49,7 @@ def initiate(measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def predict(mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """One constant-velocity step of ``dt`` frames for every track at once."""
     variance = _std(mean[:, 3], _PROCESS_SCALE, _PROCESS_FLOOR) ** 2
-    transition = np.eye(8)
-    transition[:4, 4:] = dt * np.eye(4)
+    transition = _IDENTITY8 + dt * _POSITION_FROM_VELOCITY
     new_mean = mean @ transition.T
     new_cov = transition @ cov @ transition.T
     new_cov[:, _DIAG8, _DIAG8] += dt * variance
