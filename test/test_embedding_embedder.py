@@ -37,6 +37,37 @@ def test_same_result_whatever_the_batch_size(image):
     assert np.allclose(whole[:2], one_by_one, atol=1e-5)
 
 
+def test_flip_average_is_the_renormalised_mean_of_the_crop_and_its_mirror(image):
+    plain = Embedder(weights=None, device="cpu", warmup=False, flip_average=False)
+    flipped = Embedder(weights=None, device="cpu", warmup=False, flip_average=True)
+    width = image.shape[1]
+    # the box mirrored in the mirrored image cuts exactly the mirrored crop
+    mirror_boxes = np.stack([width - BOXES[:, 2], BOXES[:, 1], width - BOXES[:, 0], BOXES[:, 3]], axis=1)
+    mean = plain(image, BOXES) + plain(np.ascontiguousarray(image[:, ::-1]), mirror_boxes)
+    expected = mean / np.linalg.norm(mean, axis=1, keepdims=True)
+    out = flipped(image, BOXES)
+    assert np.allclose(out, expected, atol=1e-5)
+    assert not np.allclose(out, plain(image, BOXES), atol=1e-3)
+    for max_batch in (1, 3):
+        chunked = Embedder(weights=None, device="cpu", warmup=False, flip_average=True, max_batch=max_batch)
+        assert np.allclose(chunked(image, BOXES), out, atol=1e-5)
+    assert np.allclose(flipped(image, BOXES[1:2]), out[1:2], atol=1e-5)
+
+
+def test_flip_average_follows_the_card_unless_overridden(tmp_path, image):
+    from smiletrack_ros.embedding import ModelCard, SLMNet, save_weights
+
+    torch.manual_seed(0)
+    net = SLMNet()
+    path = tmp_path / "w.safetensors"
+    save_weights(net, path, ModelCard(spec=net.spec, flip_average=True))
+    assert Embedder(weights=path, device="cpu", warmup=False).flip_average is True
+    assert Embedder(weights=path, device="cpu", warmup=False, flip_average=False).flip_average is False
+    assert Embedder(weights=None, device="cpu", warmup=False).flip_average is False
+    with pytest.raises(EmbedderConfigError, match="flip_average"):
+        Embedder(weights=None, device="cpu", warmup=False, flip_average="yes")
+
+
 def test_clip_boxes_at_and_beyond_borders():
     boxes = torch.tensor([[-20.0, -10, 30, 40],    # partly outside (top-left)
                           [150, 100, 400, 300],    # partly outside (bottom-right)

@@ -43,14 +43,26 @@ def test_eval_appearance_scores_untrained_slm_and_hsv(sequence, tmp_path, capsys
     assert "hsv_histogram" in capsys.readouterr().out
 
 
+def test_eval_appearance_scores_both_flip_settings(sequence, tmp_path):
+    out = tmp_path / "r.json"
+    rc = eval_appearance.main(["--seq", str(sequence), "--weights", "untrained", "--device", "cpu", "--no-hsv",
+                               "--flip-average", "both", "--max-frames", "4", "--json", str(out)])
+    assert rc == 0
+    results = {r["name"]: r for r in json.loads(out.read_text())["results"]}
+    assert set(results) == {"slm:untrained", "slm:untrained+flip"}
+    assert all(r["crops"] == 16 and 0 <= r["pair_auc"] <= 1 for r in results.values())
+
+
 def test_train_slm_runs_exports_fp16_and_the_export_loads(sequence, tmp_path):
     export = tmp_path / "w.safetensors"
     rc = train_slm.main(["--seq", str(sequence), "--out", str(tmp_path / "run"), "--backbone", "resnet18",
                          "--epochs", "1", "--batches-per-epoch", "1", "--p", "2", "--k", "2", "--val-fraction", "0.5",
+                         "--flip-average", "--id-loss-weight", "0.5", "--sequence-batches", "--min-height", "20",
                          "--export", str(export), "--no-progress"])
     assert rc == 0
     card = json.loads(export.with_suffix(".json").read_text())
     assert card["storage_dtype"] == "float16" and card["training"]["data"]["sequences"] == ["TINY-01"]
+    assert card["inference"] == {"flip_average": True} and card["training"]["config"]["min_height"] == 20
     emb = Embedder(weights=export, device="cpu", warmup=False)
     assert emb(np.zeros((60, 40, 3), np.uint8), np.array([[0, 0, 20, 50]])).shape == (1, 128)
 

@@ -10,7 +10,8 @@ from smiletrack_ros.embedding import load_weights
 from smiletrack_ros.embedding.dataset import Augmenter, CropSettings, IdentityCrops, pk_batches, split_by_identity
 from smiletrack_ros.embedding.errors import EmbedderConfigError
 from smiletrack_ros.embedding.slm import SLMNet, SlmSpec
-from smiletrack_ros.embedding.training import SplitBackbone, TrainConfig, batch_hard_triplet_loss, train
+from smiletrack_ros.embedding.training import (IdentityClassifier, SplitBackbone, TrainConfig,
+                                               batch_hard_triplet_loss, train)
 
 SETTINGS = CropSettings(height=64, width=32, margin=0.125)
 
@@ -45,6 +46,21 @@ def test_batch_hard_triplet_loss_values():
     assert float(batch_hard_triplet_loss(e, swapped, margin=0.3)) > 1.0
 
 
+def test_imprinted_identity_classifier_agrees_with_the_features():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.eye(5, 16)                       # five people, orthogonal appearances
+    ids = np.repeat(np.array([3, 7, 11, 12, 40]), 4)
+    emb = torch.nn.functional.normalize(centres.repeat_interleave(4, 0) + 0.1 * torch.randn(20, 16, generator=gen),
+                                        dim=1)
+    classifier = IdentityClassifier(ids, 16)
+    chance = float(classifier.loss(emb, ids).detach())
+    assert abs(chance - np.log(5)) < 1e-5          # all-zero class vectors: uniform softmax
+    classifier.imprint(emb, ids)
+    assert torch.allclose(classifier.weight.norm(dim=1), torch.ones(5))
+    imprinted = float(classifier.loss(emb, ids).detach())
+    assert imprinted < chance < float(classifier.loss(emb, ids[::-1].copy()).detach())
+
+
 def test_pk_batches_and_identity_split():
     crops = synthetic_crops(n_ids=10, per_id=3)
     rng = np.random.default_rng(0)
@@ -56,6 +72,20 @@ def test_pk_batches_and_identity_split():
     train_set, val_set = split_by_identity(crops, 0.3, seed=0)
     assert not set(train_set.ids) & set(val_set.ids)
     assert len(np.unique(val_set.ids)) == 3 and len(train_set) + len(val_set) == len(crops)
+
+
+def test_sequence_batches_take_each_batch_from_one_sequence_and_share_them_out():
+    ids = np.repeat(np.arange(12), 3)
+    sequences = np.where(ids < 10, 0, 1)       # 10 people in one scene, 2 in the other
+    rng = np.random.default_rng(0)
+    batches = list(pk_batches(ids, p=4, k=2, n_batches=400, rng=rng, sequences=sequences))
+    scenes = [np.unique(sequences[b]) for b in batches]
+    assert all(len(s) == 1 for s in scenes)
+    small = [b for b, s in zip(batches, scenes) if s[0] == 1]
+    assert 150 < len(small) < 250                      # uniform over scenes, not over people
+    assert all(len(np.unique(ids[b])) == 2 and len(b) == 4 for b in small)  # P capped at the scene's people
+    with pytest.raises(ValueError, match="in some sequence"):
+        next(pk_batches(np.arange(4), 2, 2, 1, rng, sequences=np.array([0, 0, 1, 1])))
 
 
 def test_augmenter_outputs_network_size_and_is_seeded():
@@ -99,9 +129,33 @@ def test_tiny_training_run_lowers_its_loss_and_resumes(tmp_path, backbone, freez
     assert len(json.loads((tmp_path / "history.json").read_text())) == 4
 
 
+def test_identity_loss_sequence_batches_and_flip_average_run_resume_and_mark_the_card(tmp_path):
+    torch.set_num_threads(1)
+    base = synthetic_crops(n_ids=8)
+    crops = IdentityCrops(base.crops, base.ids, base.ids % 2, base.frames, ("a", "b"), SETTINGS)
+    cfg = TrainConfig(sequences=("a", "b"), out_dir=str(tmp_path), backbone="resnet18", normalise="none", epochs=2,
+                      batches_per_epoch=4, p=4, k=4, lr=5e-4, val_fraction=0.5, seed=0, sequence_batches=True,
+                      id_loss_weight=0.5, flip_average=True)
+    history = train(cfg, crops=crops, progress=False)
+    assert history[-1]["loss"] < history[0]["loss"]
+    _, card = load_weights(tmp_path / "best.safetensors")
+    assert card.flip_average is True and card.training["config"]["id_loss_weight"] == 0.5
+    assert "classifier" in torch.load(tmp_path / "last_state.pt", weights_only=True)
+    longer = train(TrainConfig(**{**cfg.__dict__, "epochs": 3}), crops=crops, progress=False)
+    assert longer[:2] == history and longer[2]["epoch"] == 3
+    plain = {**cfg.__dict__, "out_dir": str(tmp_path / "plain"), "epochs": 1, "batches_per_epoch": 1}
+    train(TrainConfig(**{**plain, "id_loss_weight": 0.0}), crops=crops, progress=False)
+    with pytest.raises(EmbedderConfigError, match="id_loss_weight: the run"):
+        train(TrainConfig(**{**plain, "epochs": 2}), crops=crops, progress=False)
+
+
 def test_train_config_errors_name_the_field():
     with pytest.raises(EmbedderConfigError, match="cached_views"):
         TrainConfig(sequences=("x",), out_dir="o", cached_views=2)
+    with pytest.raises(EmbedderConfigError, match="id_loss_weight"):
+        TrainConfig(sequences=("x",), out_dir="o", id_loss_weight=-1)
+    with pytest.raises(EmbedderConfigError, match="min_visibility"):
+        TrainConfig(sequences=("x",), out_dir="o", min_visibility=1.5)
     with pytest.raises(EmbedderConfigError, match="init_weights"):
         TrainConfig(sequences=("x",), out_dir="o", backbone="resnet18", init_weights="w.pt")
 

@@ -49,6 +49,21 @@ def test_fp16_storage_halves_the_file_and_stays_close(tmp_path, resnet_net):
     assert same_outputs(net, resnet_net, atol=5e-3)
 
 
+def test_card_flip_average_round_trip_and_older_cards_without_it(tmp_path, resnet_net):
+    path = tmp_path / "w.safetensors"
+    save_weights(resnet_net, path, ModelCard(spec=resnet_net.spec, flip_average=True))
+    assert load_weights(path)[1].flip_average is True
+    data = json.loads(card_path(path).read_text())
+    assert data["inference"] == {"flip_average": True}
+    del data["inference"]
+    card_path(path).write_text(json.dumps(data))
+    assert load_weights(path)[1].flip_average is False
+    for bad in ({"flip_average": 1}, {"flip": True}, []):
+        card_path(path).write_text(json.dumps({**data, "inference": bad}))
+        with pytest.raises(WeightsError, match="flip_average|inference"):
+            load_weights(path)
+
+
 def test_missing_card_and_bad_card_fields(tmp_path, resnet_net):
     path = tmp_path / "w.safetensors"
     save_weights(resnet_net, path, ModelCard(spec=resnet_net.spec))

@@ -19,20 +19,28 @@ CARD_VERSION = 1
 STORAGE_DTYPES = ("float32", "float16")
 _ARCH_KEYS = {"backbone", "embedding_dim"}
 _INPUT_KEYS = {"height", "width", "channel_order", "mean", "std"}
-_TOP_KEYS = {"format", "version", "name", "description", "architecture", "input", "storage_dtype",
+_INFERENCE_KEYS = {"flip_average"}
+_TOP_KEYS = {"format", "version", "name", "description", "architecture", "input", "inference", "storage_dtype",
              "training", "metrics"}
 
 
 @dataclass(frozen=True)
 class ModelCard:
+    """``flip_average``: the weights were selected for embedding each crop as the mean
+    of it and its mirror image, so the embedder does that whenever the card says so
+    (the optional ``inference`` section; absent means False)."""
+
     spec: SlmSpec
     name: str = "slm"
     description: str = ""
     storage_dtype: str = "float32"
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    flip_average: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.flip_average, bool):
+            raise EmbedderConfigError(f"flip_average: must be true or false, got {self.flip_average!r}")
         if self.storage_dtype not in STORAGE_DTYPES:
             raise EmbedderConfigError(f"storage_dtype: must be one of {STORAGE_DTYPES}, got {self.storage_dtype!r}")
 
@@ -49,6 +57,7 @@ class ModelCard:
             "architecture": {"backbone": spec.backbone, "embedding_dim": spec.embedding_dim},
             "input": {"height": spec.input_height, "width": spec.input_width, "channel_order": spec.channel_order,
                       "mean": list(spec.mean), "std": list(spec.std)},
+            "inference": {"flip_average": self.flip_average},
             "storage_dtype": self.storage_dtype,
             "training": self.training,
             "metrics": self.metrics,
@@ -68,13 +77,17 @@ class ModelCard:
         arch, inp = data.get("architecture"), data.get("input")
         need(isinstance(arch, dict) and set(arch) == _ARCH_KEYS, f"architecture: needs exactly {sorted(_ARCH_KEYS)}")
         need(isinstance(inp, dict) and set(inp) == _INPUT_KEYS, f"input: needs exactly {sorted(_INPUT_KEYS)}")
+        inference = data.get("inference", {})
+        need(isinstance(inference, dict) and set(inference) <= _INFERENCE_KEYS,
+             f"inference: may hold only {sorted(_INFERENCE_KEYS)}")
         try:
             spec = SlmSpec(backbone=arch["backbone"], embedding_dim=arch["embedding_dim"],
                            input_height=inp["height"], input_width=inp["width"],
                            channel_order=inp["channel_order"], mean=tuple(inp["mean"]), std=tuple(inp["std"]))
             return cls(spec=spec, name=str(data.get("name", "slm")), description=str(data.get("description", "")),
                        storage_dtype=data.get("storage_dtype", "float32"),
-                       training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})))
+                       training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})),
+                       flip_average=inference.get("flip_average", False))
         except (EmbedderConfigError, TypeError) as exc:
             raise WeightsError(f"{source}: {exc}") from exc
 

@@ -118,16 +118,30 @@ def split_by_identity(crops: IdentityCrops, val_fraction: float, seed: int) -> t
     return crops.subset(~in_val), crops.subset(in_val)
 
 
-def pk_batches(ids: np.ndarray, p: int, k: int, n_batches: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def pk_batches(ids: np.ndarray, p: int, k: int, n_batches: int, rng: np.random.Generator,
+               sequences: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """``n_batches`` index arrays of P identities x K crops each (with replacement
-    only for identities with fewer than K crops); identities need >= 2 crops."""
-    by_id = {i: np.flatnonzero(ids == i) for i in np.unique(ids)}
-    usable = np.array([i for i, idx in by_id.items() if len(idx) >= 2])
-    if len(usable) < 2:
-        raise ValueError("PK batches need at least 2 identities with 2 or more crops")
-    p = min(p, len(usable))
+    only for identities with fewer than K crops); identities need >= 2 crops.
+
+    With ``sequences``, each batch draws its identities from one sequence, picked
+    uniformly: every scene gets the same share of batches however many people it
+    has, and batch-hard mining finds its negatives among people of the same scene,
+    the pairs that evaluation and tracking compare (P shrinks to the scene's count).
+    """
+    groups = np.zeros(len(ids), np.int64) if sequences is None else np.asarray(sequences)
+    pools = []
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        by_id = {i: members[ids[members] == i] for i in np.unique(ids[members])}
+        usable = np.array([i for i, idx in by_id.items() if len(idx) >= 2])
+        if len(usable) >= 2:
+            pools.append((by_id, usable))
+    if not pools:
+        raise ValueError("PK batches need at least 2 identities with 2 or more crops"
+                         + (" in some sequence" if sequences is not None else ""))
     for _ in range(n_batches):
-        chosen = rng.choice(usable, size=p, replace=False)
+        by_id, usable = pools[int(rng.integers(len(pools)))] if len(pools) > 1 else pools[0]
+        chosen = rng.choice(usable, size=min(p, len(usable)), replace=False)
         yield np.concatenate([rng.choice(by_id[i], size=k, replace=len(by_id[i]) < k) for i in chosen])
 
 

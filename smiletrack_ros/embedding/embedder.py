@@ -2,8 +2,11 @@
 
 The frame goes to the device once as uint8; every box is clipped, cut and resized
 there by one ``roi_align`` call; the network runs in chunks of at most
-``max_batch`` crops (BatchNorm in eval mode, so results do not depend on how the
-boxes are batched); one copy brings the (N, 128) result back.
+``max_batch`` images (BatchNorm in eval mode, so results do not depend on how the
+boxes are batched); one copy brings the (N, 128) result back. With flip averaging
+each crop and its mirror run in the same chunk and their embeddings are averaged
+and renormalised (a mirrored person is the same person, so the average drops
+left/right quirks of the network).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..devices import resolve_device
 from .card import ModelCard
@@ -34,6 +38,8 @@ class EmbedderConfig:
     for an untrained, seeded network of ``backbone`` (tests, benchmarks: its
     embeddings carry no learned identity information).
     ``precision``: "auto" = fp16 on CUDA, fp32 on CPU; "fp16" needs CUDA.
+    ``flip_average``: None = as the weights' model card says; True/False overrides it
+    (twice the network work when on).
     """
 
     weights: str | Path | None = DEFAULT
@@ -44,6 +50,7 @@ class EmbedderConfig:
     sampling_ratio: int = 1
     backbone: str = "resnet18"
     seed: int = 0
+    flip_average: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not _DEVICE.match(self.device):
@@ -54,6 +61,8 @@ class EmbedderConfig:
             raise EmbedderConfigError(f"max_batch: must be a positive int, got {self.max_batch!r}")
         if not isinstance(self.sampling_ratio, int) or self.sampling_ratio < 1:
             raise EmbedderConfigError(f"sampling_ratio: must be a positive int, got {self.sampling_ratio!r}")
+        if self.flip_average is not None and not isinstance(self.flip_average, bool):
+            raise EmbedderConfigError(f"flip_average: expected None, True or False, got {self.flip_average!r}")
 
 
 class Embedder:
@@ -70,6 +79,7 @@ class Embedder:
             raise EmbedderConfigError("precision: fp16 needs a CUDA device")
         self.dtype = torch.float16 if half else torch.float32
         self.net, self.card = self._build(cfg)
+        self.flip_average = self.card.flip_average if cfg.flip_average is None else cfg.flip_average
         self.net.eval().to(self.device, self.dtype)
         self.channels_last = self.device.type == "cuda"
         if self.channels_last:
@@ -113,7 +123,17 @@ class Embedder:
         rois = clip_boxes(torch.from_numpy(boxes).to(self.device), width, height)
         crops = crop_boxes(image, rois, (self.spec.input_height, self.spec.input_width),
                            sampling_ratio=self.config.sampling_ratio)
+        chunk = max(1, self.config.max_batch // 2) if self.flip_average else self.config.max_batch
+        out = torch.cat([self._embed(part) for part in crops.split(chunk)])
+        return out.float().cpu().numpy()
+
+    def _embed(self, crops: torch.Tensor) -> torch.Tensor:
+        if self.flip_average:
+            crops = torch.cat([crops, crops.flip(3)])
         if self.channels_last:
             crops = crops.contiguous(memory_format=torch.channels_last)
-        out = torch.cat([self.net(chunk) for chunk in crops.split(self.config.max_batch)])
-        return out.float().cpu().numpy()
+        out = self.net(crops)
+        if not self.flip_average:
+            return out
+        n = len(out) // 2
+        return F.normalize(out[:n].float() + out[n:].float(), dim=1)

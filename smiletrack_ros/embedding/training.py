@@ -1,9 +1,11 @@
-"""Metric learning for the SLM: batch-hard triplet loss over PK batches.
+"""Metric learning for the SLM: batch-hard triplet loss over PK batches, optionally
+plus an identity (cross-entropy) loss through a training-only cosine classifier.
 
 Each epoch: PK batches of augmented identity crops, then validation on held-out
-identities (pair AUC, rank-1). Every epoch writes ``last.*`` (weights, card,
-optimizer/scheduler state) so a run can resume; the best validation AUC is kept
-as ``best.safetensors`` + ``best.json``.
+identities (pair AUC, rank-1; of mirror-averaged embeddings with ``flip_average``,
+which the card then asks the embedder to use too). Every epoch writes ``last.*``
+(weights, card, optimizer/scheduler/classifier state) so a run can resume; the best
+validation AUC is kept as ``best.safetensors`` + ``best.json``.
 """
 from __future__ import annotations
 
@@ -50,6 +52,9 @@ class TrainConfig:
     min_visibility: float = 0.3
     min_height: float = 40.0
     max_frames: int | None = None
+    sequence_batches: bool = False     # each PK batch from one sequence, sequences drawn uniformly
+    id_loss_weight: float = 0.0        # > 0: add this times the identity cross-entropy loss
+    flip_average: bool = False         # validate (and ship) mirror-averaged embeddings
     storage_dtype: str = "float32"
     extra: dict = field(default_factory=dict)
 
@@ -68,6 +73,9 @@ class TrainConfig:
             "margin": self.margin > 0,
             "val_fraction": 0 < self.val_fraction < 1,
             "max_minutes": self.max_minutes >= 0,
+            "id_loss_weight": self.id_loss_weight >= 0,
+            "min_visibility": 0 <= self.min_visibility <= 1,
+            "min_height": self.min_height >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -103,6 +111,38 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, ids: torch.Tensor, margin:
     hardest_neg = dist.masked_fill(same, math.inf).amin(dim=1)
     valid = torch.isfinite(hardest_pos) & torch.isfinite(hardest_neg)
     return F.relu(hardest_pos - hardest_neg + margin)[valid].mean()
+
+
+# The identity classifier compares unit embeddings with unit class vectors; the scale
+# turns cosines into logits that can reach a confident softmax, the smoothing keeps
+# it from chasing certainty on a few dozen training people (common re-ID practice).
+ID_LOGIT_SCALE = 16.0
+ID_LABEL_SMOOTHING = 0.1
+
+
+class IdentityClassifier(nn.Module):
+    """Training-only cosine classifier over the training identities; never exported,
+    so the shipped network stays the SLM. ``imprint`` sets its class vectors before
+    training."""
+
+    def __init__(self, ids: np.ndarray, dim: int) -> None:
+        super().__init__()
+        self.classes = np.unique(ids)
+        self.weight = nn.Parameter(torch.zeros(len(self.classes), dim))
+
+    @torch.no_grad()
+    def imprint(self, embeddings: torch.Tensor, ids: np.ndarray) -> None:
+        """Each class vector starts as its identity's mean embedding, so the loss starts
+        in agreement with the network's features (a warm start keeps what it learnt)
+        instead of pulling them towards random directions that the slow, small
+        learning rate would take long to move."""
+        for c, identity in enumerate(self.classes):
+            self.weight[c] = F.normalize(embeddings[torch.from_numpy(ids == identity)].mean(dim=0), dim=0)
+
+    def loss(self, embeddings: torch.Tensor, ids: np.ndarray) -> torch.Tensor:
+        labels = torch.from_numpy(np.searchsorted(self.classes, ids)).to(embeddings.device)
+        logits = ID_LOGIT_SCALE * F.normalize(embeddings, dim=1) @ F.normalize(self.weight, dim=1).T
+        return F.cross_entropy(logits, labels, label_smoothing=ID_LABEL_SMOOTHING)
 
 
 class SplitBackbone:
@@ -160,18 +200,32 @@ class FeatureSource:
 
 @torch.no_grad()
 def plain_frozen_features(split: SplitBackbone, crops: IdentityCrops, augmenter: Augmenter, device: torch.device,
-                          batch: int = 64) -> torch.Tensor:
-    """The frozen part's output for the un-augmented crops: fixed during training,
-    so validation computes it once."""
-    return torch.cat([split.frozen_features(augmenter.plain(crops.crops[i:i + batch]).to(device))
-                      for i in range(0, len(crops), batch)])
+                          batch: int = 64, mirrored: bool = False) -> torch.Tensor:
+    """The frozen part's output for the un-augmented (or mirrored) crops: fixed
+    during training, so validation computes it once."""
+    def plain(i: int) -> torch.Tensor:
+        images = augmenter.plain(crops.crops[i:i + batch])
+        return images.flip(3) if mirrored else images
+
+    return torch.cat([split.frozen_features(plain(i).to(device)) for i in range(0, len(crops), batch)])
 
 
 @torch.no_grad()
-def validate(split: SplitBackbone, features: torch.Tensor, crops: IdentityCrops, batch: int = 64) -> dict:
+def embed_features(split: SplitBackbone, features: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """Eval-mode embeddings (on the CPU) of the frozen part's outputs."""
     split.net.eval()
-    emb = torch.cat([split.embed_from_frozen(features[i:i + batch]).float().cpu()
-                     for i in range(0, len(features), batch)]).numpy()
+    return torch.cat([split.embed_from_frozen(features[i:i + batch]).float().cpu()
+                      for i in range(0, len(features), batch)])
+
+
+def validate(split: SplitBackbone, features: torch.Tensor, crops: IdentityCrops,
+             mirrored: torch.Tensor | None = None) -> dict:
+    """Validation scores; with ``mirrored`` features, of each crop's embedding
+    averaged with its mirror's and renormalised, as the embedder's flip averaging."""
+    emb = embed_features(split, features)
+    if mirrored is not None:
+        emb = F.normalize(emb + embed_features(split, mirrored), dim=1)
+    emb = emb.numpy()
     pooled = score_embeddings(emb, crops.ids, crops.frames, groups=crops.sequences).as_dict()
     per_sequence = {}
     for s, name in enumerate(crops.names):
@@ -204,22 +258,37 @@ def train(cfg: TrainConfig, crops: IdentityCrops | None = None, progress: bool =
         load_mobilenet_v2_imagenet(net.backbone, cfg.init_weights)
     net.to(device)
     split = SplitBackbone(net, cfg.freeze_blocks)
+    classifier = IdentityClassifier(train_set.ids, spec.embedding_dim).to(device) \
+        if cfg.id_loss_weight > 0 else None
     params = [p for p in net.parameters() if p.requires_grad]
+    if classifier is not None:
+        params.append(classifier.weight)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr * 0.05)
     history: list[dict] = []
     start_epoch, best_auc = 0, -1.0
     state_path = out / "last_state.pt"
-    if state_path.is_file():
+    resuming = state_path.is_file()
+    if resuming:
         resumed, _ = load_safetensors_weights(out / "last.safetensors")
         net.load_state_dict(resumed.state_dict())
         state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if classifier is not None:
+            if "classifier" not in state:
+                raise EmbedderConfigError(f"id_loss_weight: the run in {out} was started without an identity "
+                                          "loss; resume it as it was or use a new out_dir")
+            classifier.load_state_dict(state["classifier"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_auc, history = int(state["epoch"]), float(state["best_auc"]), list(state["history"])
     augmenter = Augmenter(crops.settings)
     source = FeatureSource(split, train_set, augmenter, device, cfg.cached_views, cfg.seed)
     val_features = plain_frozen_features(split, val_set, augmenter, device)
+    val_mirrored = plain_frozen_features(split, val_set, augmenter, device, mirrored=True) \
+        if cfg.flip_average else None
+    if classifier is not None and not resuming:
+        train_features = plain_frozen_features(split, train_set, augmenter, device)
+        classifier.imprint(embed_features(split, train_features).to(device), train_set.ids)
     n_batches = cfg.batches_per_epoch or max(1, math.ceil(len(train_set) / (cfg.p * cfg.k)))
     card_base = dict(
         data={"sequences": list(crops.names), "train_crops": len(train_set), "val_crops": len(val_set),
@@ -231,23 +300,28 @@ def train(cfg: TrainConfig, crops: IdentityCrops | None = None, progress: bool =
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         split.train_mode()
         losses = []
-        bar = tqdm(pk_batches(train_set.ids, cfg.p, cfg.k, n_batches, rng), total=n_batches,
+        batches = pk_batches(train_set.ids, cfg.p, cfg.k, n_batches, rng,
+                             train_set.sequences if cfg.sequence_batches else None)
+        bar = tqdm(batches, total=n_batches,
                    desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         for index in bar:
             labels = torch.from_numpy(train_set.ids[index]).to(device)
             embeddings = split.embed_from_frozen(source.batch(index, gen))
             loss = batch_hard_triplet_loss(embeddings, labels, cfg.margin)
+            if classifier is not None:
+                loss = loss + cfg.id_loss_weight * classifier.loss(embeddings, train_set.ids[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         scheduler.step()
-        scores = validate(split, val_features, val_set)
+        scores = validate(split, val_features, val_set, mirrored=val_mirrored)
         entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
                  "seconds": round(time.monotonic() - started, 1), **{f"val_{k}": v for k, v in scores.items()}}
         history.append(entry)
         card = ModelCard(spec=spec, name=f"slm-{cfg.backbone}", storage_dtype=cfg.storage_dtype,
+                         flip_average=cfg.flip_average,
                          training={**card_base, "epochs_done": epoch + 1},
                          metrics={"validation": {k: v for k, v in entry.items() if k.startswith("val_")}})
         save_weights(net, out / "last.safetensors", card)
@@ -255,7 +329,8 @@ def train(cfg: TrainConfig, crops: IdentityCrops | None = None, progress: bool =
             best_auc = scores["pair_auc"]
             save_weights(net, out / "best.safetensors", card)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-                    "best_auc": best_auc, "history": history}, state_path)
+                    "best_auc": best_auc, "history": history,
+                    **({"classifier": classifier.state_dict()} if classifier is not None else {})}, state_path)
         (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
         print(json.dumps(entry), flush=True)
         if cfg.max_minutes and time.monotonic() - started > cfg.max_minutes * 60:

