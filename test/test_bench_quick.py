@@ -18,6 +18,7 @@ import pytest
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from bench.suite.framecache import CachedFrame, FrameCache, load_if_matching  # noqa: E402
+from bench.suite.longrun import LongRun, long_tracker_run  # noqa: E402
 from bench.suite.measure import slope  # noqa: E402
 from bench.suite.synthetic import SyntheticConfig, SyntheticStream, synthetic_cache  # noqa: E402
 
@@ -112,3 +113,49 @@ def test_slope_fits_a_line():
     x = np.arange(10.0)
     assert slope(x, 3.0 * x + 1.0) == pytest.approx(3.0)
     assert np.isnan(slope([1.0], [2.0]))
+
+
+def _soak(repo_dir, out, *extra):
+    """bench/soak.py on 1000 frames, judged on memory alone (a 10-frame latency window drifts by chance)."""
+    done = subprocess.run([sys.executable, str(repo_dir / "bench" / "soak.py"), "--frames", "1000", "--no-progress",
+                           "--no-heap-pass", "--max-rss-slope", "1000", "--max-latency-drift", "1e9", "--out", str(out),
+                           *extra], cwd=repo_dir, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
+                          text=True, timeout=300)
+    return done, json.loads((out / "results.json").read_text())["tracker"]
+
+
+def test_soak_flags_a_deliberate_leak_and_passes_without_it(repo_dir, tmp_path):
+    clean, clean_data = _soak(repo_dir, tmp_path / "clean")
+    assert clean.returncode == 0, clean.stdout[-2000:] + clean.stderr[-2000:]
+    assert clean_data["flat"] and len(clean_data["rss_trimmed_kb"]) == len(clean_data["frames"]) == 100
+    leaky, leaky_data = _soak(repo_dir, tmp_path / "leaky", "--inject-leak-kb", "4000")
+    assert leaky.returncode == 1 and not leaky_data["flat"]
+    assert leaky_data["judged_rss_slope_kb_per_1000"] > 3000
+
+
+def test_long_run_heap_trace_sees_a_deliberate_leak_at_its_size():
+    run = long_tracker_run(300, samples=30, show_progress=False, trace_heap=True, leak_kb_per_1000=4000.0)
+    assert len(run.heap_kb) == len(run.rss_trimmed_kb) == len(run.frames) == 30 and run.identities >= 30
+    assert 3500 < run.heap_slope_kb_per_1000() < 5000
+    assert run.leak_slope_kb_per_1000() > 3000
+
+def test_long_run_judges_trimmed_rss_when_it_has_it():
+    frames = list(range(100, 1100, 100))
+    swinging = [80_000 + (900 if i % 2 else 0) + (0 if i < 5 else 1500) for i in range(10)]  # fragmentation steps
+    run = LongRun(frames=frames, rss_kb=swinging, ms_p50=[1.0] * 10,
+                  rss_trimmed_kb=[79_000 + 2 * i for i in range(10)], heap_kb=[500.0 + 0.064 * f for f in frames])
+    assert run.leak_slope_kb_per_1000() == pytest.approx(20.0)
+    assert run.rss_slope_kb_per_1000() > 1000.0
+    assert run.heap_slope_kb_per_1000() == pytest.approx(64.0)
+    raw_only = LongRun(frames=frames, rss_kb=swinging, ms_p50=[1.0] * 10)
+    assert raw_only.leak_slope_kb_per_1000() == raw_only.rss_slope_kb_per_1000()
+    assert np.isnan(raw_only.heap_slope_kb_per_1000())
+
+
+def test_long_run_judges_latency_drift_on_cpu_time_when_it_has_it():
+    frames = list(range(100, 1100, 100))
+    busy_machine = [1.0 + 0.2 * i for i in range(10)]  # wall time stretched by other processes
+    run = LongRun(frames=frames, rss_kb=[0] * 10, ms_p50=busy_machine, cpu_ms_p50=[1.0] * 10)
+    assert run.judged_latency() is run.cpu_ms_p50 and run.latency_drift() == pytest.approx(0.0)
+    wall_only = LongRun(frames=frames, rss_kb=[0] * 10, ms_p50=busy_machine)
+    assert wall_only.latency_drift() == pytest.approx(2.0 / np.mean(busy_machine[1:]))  # +2 ms over 1000 frames
