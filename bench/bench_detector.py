@@ -1,15 +1,19 @@
 """PRB-FPN forward time: the 640 (3-level) and 1280 (4-level, SMILEtrack's MOT) variants.
 
-    python bench/bench_detector.py [--repeats 3] [--threads N] [--onnx MODEL.onnx --frames SEQ_DIR]
+    python bench/bench_detector.py [--repeats 3] [--threads N] [--no-prb] \
+        [--onnx MODEL.onnx --frames SEQ_DIR [--onnx-threads 1] [--views]]
 
 Random weights (no trained PRB weights are reachable): the figures are the
 network's compute cost, not its accuracy. CPU float32 always; CUDA float16 too when
 a GPU is present. With --onnx, also the full ONNX detector call (letterbox, run,
-decode, NMS) per frame of a sequence.
+decode, NMS) per frame of a sequence; with --views, for each test-time view setting
+too (tiles, flips), taking turns frame by frame so that a shared machine's load
+weighs on every setting alike.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -21,6 +25,11 @@ from smiletrack_ros.detection.prb.network import PRBNet
 from smiletrack_ros.detection.prb.variants import variant_spec
 
 CASES = (("prb-2py-elan-640", 640), ("prb-2py-e6e-1280", 1280))
+VIEW_CASES = (("full frame", {}), ("flip, nms", {"flip": True}), ("flip, wbf", {"flip": True, "merge": "wbf"}),
+              ("2x1 tiles, nms", {"tiles": "2x1"}), ("2x1 tiles, wbf", {"tiles": "2x1", "merge": "wbf"}),
+              ("2x1 tiles + flip, nms", {"tiles": "2x1", "flip": True}),
+              ("2x1 tiles + flip, wbf", {"tiles": "2x1", "flip": True, "merge": "wbf"}),
+              ("2x2 tiles, nms", {"tiles": "2x2"}))
 
 
 def conv_gflops(net: torch.nn.Module, size: int) -> float:
@@ -59,17 +68,7 @@ def time_forward(net: torch.nn.Module, size: int, device: torch.device, half: bo
     return times
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--onnx", help="also time this ONNX detector end to end")
-    p.add_argument("--frames", help="MOT sequence folder for --onnx")
-    a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
-          f"CUDA {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+def time_prb(repeats: int) -> None:
     for name, size in CASES:
         torch.manual_seed(0)
         net = PRBNet(variant_spec(name))
@@ -79,22 +78,54 @@ def main() -> None:
         if torch.cuda.is_available():
             runs.append(("cuda fp16", torch.device("cuda"), True))
         for label, device, half in runs:
-            t = time_forward(net, size, device, half, a.repeats)
+            t = time_forward(net, size, device, half, repeats)
             print(f"{name} @ {size}: {params:.1f} M params, {label}: median {1000 * statistics.median(t):.1f} ms "
                   f"(min {1000 * min(t):.1f}, {len(t)} runs)")
             net = net.float().cpu()
-    if a.onnx:
-        from smiletrack_ros.mot.io import iter_frames
 
-        det = build_detector(DetectorConfig(backend="onnx", weights=a.onnx, device="cpu"))
-        times = []
-        for k, image in iter_frames(a.frames, stop=31):
+
+def time_onnx(model: str, frames: str, threads: int, views: bool, count: int = 30) -> None:
+    """Median ms per detector call on the first ``count`` frames (after one warm-up frame)."""
+    from smiletrack_ros.mot.io import iter_frames
+
+    base = DetectorConfig(backend="onnx", weights=model, device="cpu", cpu_threads=threads)
+    cases = VIEW_CASES if views else VIEW_CASES[:1]
+    detectors = [(label, build_detector(base.replace(**changes))) for label, changes in cases]
+    times: dict[str, list[float]] = {label: [] for label, _ in cases}
+    for k, image in iter_frames(frames, stop=count + 1):
+        for label, det in detectors:
             start = time.perf_counter()
             det(image)
             if k > 1:
-                times.append(time.perf_counter() - start)
-        print(f"onnx {a.onnx} ({det.layout}, {det.input_size}) end to end on {len(times)} frames: "
-              f"median {1000 * np.median(times):.1f} ms/frame")
+                times[label].append(time.perf_counter() - start)
+    first = detectors[0][1]
+    print(f"onnx {model} ({first.layout}, {first.input_size}, {threads or 'all'} thread(s)), {count} frames, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs:")
+    reference = float(np.median(times[cases[0][0]]))
+    for label, t in times.items():
+        print(f"  {label:24s} median {1000 * np.median(t):7.1f} ms/frame  ({np.median(t) / reference:.1f}x)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-prb", action="store_true", help="skip the PRB-FPN forward timings")
+    p.add_argument("--onnx", help="also time this ONNX detector end to end")
+    p.add_argument("--frames", help="MOT sequence folder for --onnx")
+    p.add_argument("--onnx-threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: every core)")
+    p.add_argument("--views", action="store_true", help="--onnx with every test-time view setting too")
+    a = p.parse_args()
+    if a.onnx and not a.frames:
+        p.error("--onnx needs --frames")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
+          f"CUDA {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+    if not a.no_prb:
+        time_prb(a.repeats)
+    if a.onnx:
+        time_onnx(a.onnx, a.frames, a.onnx_threads, a.views)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ class DetectorConfig:
     tile_overlap: float = 0.2
     flip: bool = False
     merge: str = "nms"
-    merge_iou: float = 0.55
+    merge_iou: float = 0.65
     cpu_threads: int = 0
 
     def __post_init__(self) -> None:

@@ -2,7 +2,7 @@
 
     python -m smiletrack_ros.tools.eval_detector SEQ_DIR [SEQ_DIR ...] \\
         --backend onnx --weights yolox_nano.onnx [--thresholds 0.1 0.3 0.5] [--json out.json] \\
-        [--tiles 2x1 --tile-overlap 0.2] [--flip] [--merge wbf --merge-iou 0.55] [--cpu-threads 1]
+        [--tiles 2x1 --tile-overlap 0.2] [--flip] [--merge wbf --merge-iou 0.65] [--cpu-threads 1]
 
 Frames come from the sequence's img1/ or its .mp4; ground truth from gt/gt.txt
 (MOTChallenge-scored rows only). Timing covers the detector call alone (decode of
