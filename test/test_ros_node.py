@@ -125,14 +125,14 @@ class Harness:
             pytest.fail(f"node did not come up (exit {proc.poll()}): {proc.communicate()[1]}")
         self.spin_until(lambda: False, 0.3)
 
-    def send(self, stamp: float, boxes, image=None, frame_id="cam_front") -> Header:
+    def send(self, stamp: float, boxes, image=None, frame_id="cam_front", scores=None) -> Header:
         header = Header(frame_id=frame_id)
         header.stamp.sec, header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9))
         image = _scene(boxes) if image is None else image
         msg = image if isinstance(image, (Image, CompressedImage)) else Image(**bgr_to_raw_fields(image))
         msg.header = header
-        dets = Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32),
-                          np.zeros(len(boxes), np.int64))
+        scores = np.full(len(boxes), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
+        dets = Detections(np.asarray(boxes, np.float32).reshape(-1, 4), scores, np.zeros(len(boxes), np.int64))
         self.det_pub.publish(detections_to_detection_array(header, dets, ("person",)))
         (self.compressed_pub if isinstance(msg, CompressedImage) else self.image_pub).publish(msg)
         return header
@@ -231,6 +231,20 @@ def test_headers_propagate_and_track_array_agrees(live):
     want = np.array(_walkers(4), float)
     got = sorted([d.bbox.center.position.x - d.bbox.size_x / 2 for d in msg.detections])
     np.testing.assert_allclose(got, sorted(want[:, 0]), atol=2.0)
+
+
+def test_detection_index_points_into_the_received_message(live):
+    h, _ = live
+    t0 = 260.0
+    for k in range(4):  # index 0: a box under the detector's score threshold, dropped before tracking
+        boxes = [[150, 10, 170, 50], *_walkers(k)]
+        msg = h.frame(t0 + 0.1 * k, boxes, scores=[0.01, 0.9, 0.9])
+    full = h.full[_stamp_ns(msg.header)]
+    matched = sorted((t.detection_index, round(t.bbox.center.position.x)) for t in full.tracks
+                     if t.state == Track.STATE_TRACKED)
+    assert [i for i, _ in matched] == [1, 2]
+    for index, centre_x in matched:
+        assert abs(centre_x - (boxes[index][0] + boxes[index][2]) / 2) <= 2
 
 
 def test_malformed_images_are_rejected_and_tracking_continues(live):

@@ -30,6 +30,9 @@ class Detections:
     def __len__(self) -> int:
         return len(self.boxes)
 
+    def subset(self, index: np.ndarray) -> "Detections":
+        return Detections(self.boxes[index], self.scores[index], self.class_ids[index])
+
 
 class Detector(Protocol):
     """A detector takes one HxWx3 uint8 BGR image and returns its detections."""

@@ -14,14 +14,18 @@ class MissingDetectionsError(LookupError):
     """No stored detections match the requested frame or stamp."""
 
 
-def filter_detections(dets: Detections, config: DetectorConfig) -> Detections:
-    """Apply the same class filter, score threshold and cap the model backends apply."""
+def kept_detections(dets: Detections, config: DetectorConfig) -> np.ndarray:
+    """Indices of the detections that pass the class filter, score threshold and
+    cap the model backends apply, best score first."""
     keep = dets.scores > config.score_threshold
     if config.classes is not None:
         keep &= np.isin(dets.class_ids, np.asarray(config.classes, np.int64))
     idx = np.flatnonzero(keep)
-    idx = idx[np.argsort(-dets.scores[idx], kind="stable")][: config.max_detections]
-    return Detections(dets.boxes[idx], dets.scores[idx], dets.class_ids[idx])
+    return idx[np.argsort(-dets.scores[idx], kind="stable")][: config.max_detections]
+
+
+def filter_detections(dets: Detections, config: DetectorConfig) -> Detections:
+    return dets.subset(kept_detections(dets, config))
 
 
 class DetectionStore:

@@ -5,6 +5,7 @@ centres/sizes are in source-image pixels, as the vision_msgs convention asks.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Sequence
 
@@ -52,6 +53,13 @@ def tracks_to_track_array(header: Any, tracks: Sequence[TrackOutput], class_name
             frames_since_update=min(int(t.frames_since_update), _UINT32_MAX),
             appearance_similarity=float(t.appearance_similarity), detection_index=int(t.detection_index)))
     return TrackArray(header=header, tracks=out)
+
+
+def index_into_message(tracks: Sequence[TrackOutput], kept: np.ndarray) -> list[TrackOutput]:
+    """Tracks whose ``detection_index`` points into the received Detection2DArray
+    rather than into the detections kept from it (``kept``: their message indices)."""
+    return [dataclasses.replace(t, detection_index=int(kept[t.detection_index])) if t.detection_index >= 0 else t
+            for t in tracks]
 
 
 def detection_array_to_detections(msg: Any, class_names: Sequence[str] = ()) -> Detections:

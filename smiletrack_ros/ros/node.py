@@ -32,14 +32,15 @@ from rclpy.signals import SignalHandlerOptions, install_signal_handlers  # noqa:
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
-from smiletrack_ros.detection.external import filter_detections  # noqa: E402
+from smiletrack_ros.detection.external import kept_detections  # noqa: E402
 from smiletrack_ros.msg import TrackArray  # noqa: E402
 from smiletrack_ros.pipeline import LateFrameError, Pipeline  # noqa: E402
 from smiletrack_ros.ros.annotate import draw_tracks  # noqa: E402
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr  # noqa: E402
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields  # noqa: E402
 from smiletrack_ros.ros.latest_worker import LatestWorker  # noqa: E402
-from smiletrack_ros.ros.messages import DetectionsError, detection_array_to_detections  # noqa: E402
+from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,  # noqa: E402
+                                         index_into_message)
 from smiletrack_ros.ros.node_stats import NodeStats  # noqa: E402
 from smiletrack_ros.ros.process import exit_now, exit_quietly_on_signals, restore_default_signals  # noqa: E402
 from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,  # noqa: E402
@@ -244,14 +245,15 @@ class TrackerNode(Node):
         except ImageError as exc:
             self._reject(exc.reason, f"rejected image: {exc}")
             return
-        detections = None
+        detections, kept = None, None
         if frame.detections is not None:
             try:
-                detections = filter_detections(detection_array_to_detections(frame.detections, s.class_names),
-                                               s.detector)
+                received = detection_array_to_detections(frame.detections, s.class_names)
             except DetectionsError as exc:
                 self._reject("bad_detections", f"rejected detections: {exc}")
                 return
+            kept = kept_detections(received, s.detector)
+            detections = received.subset(kept)
         stamp = stamp_ns(header) * 1e-9  # the image's own time, so replays and live runs track alike
         start = time.perf_counter()
         try:
@@ -264,8 +266,11 @@ class TrackerNode(Node):
             if self._pairer is not None:
                 self._pairer.clear()
             self.get_logger().warning(f"time jumped backwards to {stamp:.3f} s (bag loop?): tracker reset")
-        self._tracks_pub.publish(detection_array_cdr(header, result.tracks, s.class_names))
-        self._full_pub.publish(track_array_cdr(header, result.live_tracks, s.class_names))
+        tracks, live_tracks = result.tracks, result.live_tracks
+        if kept is not None:
+            tracks, live_tracks = index_into_message(tracks, kept), index_into_message(live_tracks, kept)
+        self._tracks_pub.publish(detection_array_cdr(header, tracks, s.class_names))
+        self._full_pub.publish(track_array_cdr(header, live_tracks, s.class_names))
         if s.publish_debug_image:
             annotated = draw_tracks(image, result.tracks, s.class_names, copy=not image.flags.writeable)
             self._debug_pub.publish(Image(header=header, **bgr_to_raw_fields(annotated)))
