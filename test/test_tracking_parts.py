@@ -51,6 +51,25 @@ def test_kalman_update_moves_towards_measurement_and_shrinks_uncertainty():
     np.testing.assert_allclose(new_cov[0], new_cov[0].T, atol=1e-9)
 
 
+@pytest.mark.parametrize("rotate", [False, True])
+def test_kalman_update_matches_the_textbook_formula(rotate):
+    """Diagonal innovation covariances take a shortcut; a camera rotation couples x
+    and y and takes the general inverse. Both must equal K = P H^T (H P H^T + R)^-1."""
+    mean, cov = kalman.initiate(np.array([[100, 100, 0.5, 80], [300, 50, 0.4, 120]], float))
+    mean, cov = kalman.predict(mean, cov)
+    if rotate:
+        c, s = np.cos(0.1), np.sin(0.1)
+        mean, cov = kalman.warp(mean, cov, np.array([[c, -s, 5.0], [s, c, -3.0]]))
+    meas = np.array([[104, 98, 0.52, 82], [296, 55, 0.41, 118]], float)
+    new_mean, new_cov = kalman.update(mean, cov, meas)
+    h = np.eye(4, 8)
+    for i in range(2):
+        _, innovation = kalman.project(mean[i:i + 1], cov[i:i + 1])
+        gain = cov[i] @ h.T @ np.linalg.inv(innovation[0])
+        np.testing.assert_allclose(new_mean[i], mean[i] + gain @ (meas[i] - h @ mean[i]), rtol=1e-9)
+        np.testing.assert_allclose(new_cov[i], cov[i] - gain @ h @ cov[i], rtol=1e-9, atol=1e-12)
+
+
 def test_prediction_with_longer_step_moves_further():
     mean, cov = kalman.initiate(np.array([[100, 100, 0.5, 80]], float))
     mean[0, 4] = 3.0
@@ -216,6 +235,39 @@ def test_banks_follow_their_tracks_through_births_and_deaths():
     assert store.bank.shape == (4, 2, 4) and store._pool.shape[0] <= 6
     store.update(np.array([1]), feats[:1], np.array([True]))  # row 1's bank: features 2 and 0
     np.testing.assert_allclose(store.bank[1], feats[[2, 0]])
+
+
+def test_bank_similarity_equals_a_plain_list_model_through_updates_and_resizes():
+    rng = np.random.default_rng(3)
+    store = AppearanceStore(bank_size=4, ema_momentum=0.9)
+    store.adopt_dim(8)
+    model: list[list[np.ndarray]] = []  # per track: its features, newest last, at most bank_size
+    for step in range(200):
+        action = rng.integers(10)
+        if action == 0 or not model:
+            feats = _unit(rng.normal(size=(2, 8))).astype(np.float32)
+            store.append(2, feats, np.ones(2, bool))
+            model += [[f] for f in feats]
+        elif action == 1:
+            keep = np.flatnonzero(rng.random(len(model)) < 0.8)
+            store.keep(keep)
+            model = [model[i] for i in keep]
+        elif action == 2:
+            size = int(rng.integers(1, 7))
+            store.resize(size)
+            model = [m[-size:] for m in model]
+        else:
+            rows = np.flatnonzero(rng.random(len(model)) < 0.5)
+            feats = _unit(rng.normal(size=(len(rows), 8))).astype(np.float32)
+            store.update(rows, feats, np.ones(len(rows), bool))
+            for i, f in zip(rows, feats):
+                model[i] = (model[i] + [f])[-store.bank_size:]
+        if model:
+            probe = _unit(rng.normal(size=(3, 8))).astype(np.float32)
+            sims, _ = store.bank_similarity(np.arange(len(model)), probe, np.ones(3, bool),
+                                            np.ones((len(model), 3), bool))
+            want = [[max(float(f @ p) for f in m) for p in probe] for m in model]
+            np.testing.assert_allclose(sims, want, atol=1e-5, err_msg=f"step {step}")
 
 
 def _thresholded_objective(cost, rows, cols, max_cost):

@@ -27,7 +27,9 @@ class AppearanceStore:
         self.last = np.zeros((n, dim), np.float32)
         self.ema = np.zeros((n, dim), np.float32)
         self.has = np.zeros(n, bool)
-        self.count = np.zeros(n, np.int64)  # features recorded in the bank (<= bank_size)
+        # Features recorded (<= bank_size). Slots [0, count) hold them; until the ring
+        # wraps, slots from count on hold copies of slot 0 (the first feature).
+        self.count = np.zeros(n, np.int64)
         self.next_slot = np.zeros(n, np.int64)
         self._pool = np.zeros((n, self.bank_size, dim), np.float32)
         self._home = np.arange(n)  # pool row of each track
@@ -70,18 +72,15 @@ class AppearanceStore:
         """Change the bank capacity, keeping each track's most recent features."""
         if bank_size == self.bank_size:
             return
-        kept = min(bank_size, self.bank_size)
-        # Slots of the ``kept`` newest entries, oldest first (every slot holds a feature).
-        ages = np.arange(kept - 1, -1, -1)
-        slots = (self.next_slot[:, None] - 1 - ages[None, :]) % self.bank_size
-        newest = np.take_along_axis(self.bank, slots[:, :, None], axis=1)
-        # Pad a larger bank with copies of the oldest kept entry: copies never change a maximum.
-        pad = np.repeat(newest[:, :1], bank_size - kept, axis=1)
-        self._pool = np.concatenate([pad, newest], axis=1)
+        kept = np.minimum(self.count, bank_size)
+        # Slot j takes the j-th oldest of the kept features; slots past them copy slot 0.
+        order = np.arange(bank_size)[None, :]
+        source = (self.next_slot[:, None] - kept[:, None] + np.where(order < kept[:, None], order, 0)) % self.bank_size
+        self._pool = np.take_along_axis(self.bank, source[:, :, None], axis=1)
         self._home = np.arange(len(self))
         self._free = np.zeros(0, np.intp)
-        self.next_slot = np.zeros(len(self), np.int64)
-        self.count = np.minimum(self.count, bank_size)
+        self.next_slot = kept % bank_size
+        self.count = kept
         self.bank_size = bank_size
 
     def keep(self, rows: np.ndarray) -> None:
@@ -138,5 +137,8 @@ class AppearanceStore:
         r, n = np.nonzero(has)
         sims = np.zeros(has.shape, np.float32)
         if len(r):
-            sims[r, n] = np.matmul(self._pool[self._home[rows[r]]], features[n][:, :, None])[:, :, 0].max(axis=1)
+            # Slots past a bank's count repeat slot 0: young banks are searched only where they are filled.
+            filled = int(self.count[rows[r]].max())
+            bank = self._pool[self._home[rows[r]], :filled]
+            sims[r, n] = np.matmul(bank, features[n][:, :, None])[:, :, 0].max(axis=1)
         return sims, has

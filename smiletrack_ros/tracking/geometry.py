@@ -6,17 +6,20 @@ import numpy as np
 
 def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
     """x1,y1,x2,y2 -> centre x, centre y, aspect (w/h), height: the Kalman measurement."""
-    w = boxes[:, 2] - boxes[:, 0]
-    h = boxes[:, 3] - boxes[:, 1]
-    return np.stack([boxes[:, 0] + w / 2, boxes[:, 1] + h / 2, w / h, h], axis=1)
+    out = np.empty((len(boxes), 4))
+    size = boxes[:, 2:] - boxes[:, :2]
+    np.add(boxes[:, :2], 0.5 * size, out=out[:, :2])
+    np.divide(size[:, 0], size[:, 1], out=out[:, 2])
+    out[:, 3] = size[:, 1]
+    return out
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
-    w = xyah[:, 2] * xyah[:, 3]
-    h = xyah[:, 3]
-    x1 = xyah[:, 0] - w / 2
-    y1 = xyah[:, 1] - h / 2
-    return np.stack([x1, y1, x1 + w, y1 + h], axis=1)
+    half = np.empty((len(xyah), 2))
+    np.multiply(xyah[:, 3], 0.5, out=half[:, 1])
+    np.multiply(xyah[:, 2], half[:, 1], out=half[:, 0])
+    centre = xyah[:, :2]
+    return np.concatenate([centre - half, centre + half], axis=1)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ backwards) raise ``InputError`` before the tracker changes any state. Bad
 negative size, coordinates beyond ``MAX_COORDINATE``, or a class id that is not
 a finite number within ``MAX_CLASS_ID`` is dropped and counted
 in ``FrameInput.rejected``; scores are clipped to [0, 1]; an embedding row that
-is not finite or has zero norm only means "no appearance" for that detection.
+is not finite, has zero norm or whose norm overflows its dtype only means "no
+appearance" for that detection.
 """
 from __future__ import annotations
 
@@ -68,7 +69,9 @@ def read_frame(boxes: object, scores: object, class_ids: object = None, embeddin
             raise InputError(f"class_ids: expected shape ({n},) to match boxes, got {classes.shape}")
     features = None
     if embeddings is not None:
-        features = _as_array("embeddings", embeddings, np.float64)
+        # float32 (what embedders give) is read as it is; anything else as float64.
+        features = _as_array("embeddings", embeddings,
+                             np.float32 if getattr(embeddings, "dtype", None) == np.float32 else np.float64)
         if features.ndim != 2 or len(features) != n or features.shape[1] < 1:
             raise InputError(f"embeddings: expected shape ({n}, D) to match boxes, got {features.shape}")
         if feature_dim is not None and features.shape[1] != feature_dim:
@@ -107,7 +110,7 @@ def _unit_rows(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         norms = np.sqrt(np.einsum("ij,ij->i", features, features))
         valid = np.isfinite(norms) & (norms > 0)
         if valid.all():
-            return (features / norms[:, None]).astype(np.float32), valid
+            return (features / norms[:, None]).astype(np.float32, copy=False), valid
         unit = (features / np.where(valid, norms, 1.0)[:, None]).astype(np.float32)
     unit[~valid] = 0.0
     return unit, valid

@@ -65,11 +65,23 @@ def project(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean[:, :4], innovation_cov
 
 
+def _inverse(innovation_cov: np.ndarray) -> np.ndarray:
+    """Inverse of (T, 4, 4) innovation covariances. Without camera-motion
+    compensation the four measured quantities never couple (each moves with its
+    own velocity only), so the matrices stay diagonal: invert those directly."""
+    diagonal = innovation_cov[:, _DIAG4, _DIAG4]
+    if np.count_nonzero(innovation_cov) == np.count_nonzero(diagonal):
+        inverse = np.zeros_like(innovation_cov)
+        inverse[:, _DIAG4, _DIAG4] = 1.0 / diagonal
+        return inverse
+    return np.linalg.inv(innovation_cov)
+
+
 def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Correct each track (row i) with its measurement (row i, xyah)."""
     projected, innovation_cov = project(mean, cov)
     # H selects the first four state entries: P H^T = P[:, :, :4] and H P = P[:, :4, :].
-    gain = cov[:, :, :4] @ np.linalg.inv(innovation_cov)
+    gain = cov[:, :, :4] @ _inverse(innovation_cov)
     new_mean = mean + (gain @ (measurements - projected)[:, :, None])[:, :, 0]
     new_cov = cov - gain @ cov[:, :4, :]  # = P - K S K^T
     new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
@@ -86,7 +98,7 @@ def squared_mahalanobis(mean: np.ndarray, cov: np.ndarray, measurements: np.ndar
     out = np.full(pairs.shape, np.inf)
     if len(t):
         diff = measurements[n] - projected[t]
-        out[t, n] = np.einsum("pi,pij,pj->p", diff, np.linalg.inv(innovation_cov)[t], diff)
+        out[t, n] = np.einsum("pi,pij,pj->p", diff, _inverse(innovation_cov)[t], diff)
     return out
 
 

@@ -20,18 +20,20 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     to the solver, which keeps it small in crowded scenes."""
     feasible = cost <= max_cost  # False for nan and inf
     per_row, per_col = feasible.sum(axis=1), feasible.sum(axis=0)
-    lone_r, lone_c = np.nonzero(feasible & (per_row == 1)[:, None] & (per_col == 1)[None, :])
-    rows = np.flatnonzero(per_row > 0)
-    cols = np.flatnonzero(per_col > 0)
-    if len(lone_r) == len(rows):
+    lone = feasible & (per_row == 1)[:, None] & (per_col == 1)[None, :]
+    lone_r, lone_c = np.nonzero(lone)
+    # A lone pair's row and column have no other feasible pair, so the rest compete among themselves.
+    rows = np.flatnonzero(per_row > lone.any(axis=1))
+    if len(rows) == 0:
         return lone_r, lone_c
-    rows = rows[~np.isin(rows, lone_r)]
-    cols = cols[~np.isin(cols, lone_c)]
+    cols = np.flatnonzero(per_col > lone.any(axis=0))
     r, c = len(rows), len(cols)
     extended = np.full((r + c, c + r), np.inf)
-    extended[:r, :c] = np.where(feasible, cost, np.inf)[np.ix_(rows, cols)]
-    np.fill_diagonal(extended[:r, c:], max_cost / 2)
-    np.fill_diagonal(extended[r:, :c], max_cost / 2)
+    sub = cost[rows[:, None], cols]
+    sub[~feasible[rows[:, None], cols]] = np.inf
+    extended[:r, :c] = sub
+    extended[np.arange(r), c + np.arange(r)] = max_cost / 2
+    extended[r + np.arange(c), np.arange(c)] = max_cost / 2
     extended[r:, c:] = 0.0
     ri, ci = linear_sum_assignment(extended)
     real = (ri < r) & (ci < c)

@@ -262,7 +262,7 @@ class SmileTracker:
         if len(rows) == 0 or len(dets) == 0:
             return empty, empty, np.zeros(0)
         cfg = self.config
-        iou = all_iou[np.ix_(rows, dets)]
+        iou = all_iou[rows[:, None], dets]
         if stage == "stage1":
             cost, similarity = self._one_feature_cost(rows, dets, frame, iou, det_xyah, cfg.stage1_cost)
             threshold = cfg.stage1_match_threshold
@@ -312,12 +312,15 @@ class SmileTracker:
         if frame.features is None or cfg.stage2_appearance == "none":
             return 1.0 - iou, np.full(iou.shape, np.nan)
         valid = frame.feature_valid[dets]
-        # Pairs that even a perfect appearance match could not bring under the
-        # threshold are never matched; skipping them keeps the bank search small.
-        reachable = (cfg.alpha * iou + (1.0 - cfg.alpha) > 1.0 - cfg.stage2_match_threshold) & (iou >= cfg.min_iou)
+        # The bank is searched only for pairs that a perfect appearance match could
+        # bring under the threshold; the others keep similarity 0, which no
+        # threshold below the cost of IoU alone lets through.
+        # With appearance 1 the cost is alpha * (1 - IoU).
+        least_iou = 1.0 - cfg.stage2_match_threshold / cfg.alpha if cfg.alpha > 0 else 0.0
+        reachable = iou >= max(cfg.min_iou, least_iou)
         sim, has = self._appearance.bank_similarity(rows, frame.features[dets], valid, reachable)
-        cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou)
-        cost[~reachable & self._appearance.has[rows][:, None] & valid[None, :]] = np.inf
+        with_appearance = self._appearance.has[rows][:, None] & valid[None, :]
+        cost = fused_cost(iou, sim, with_appearance, cfg.alpha, cfg.appearance_gate, cfg.min_iou)
         return cost, np.where(has, sim, np.nan)
 
     def _apply_matches(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray, frame: FrameInput,
