@@ -114,7 +114,7 @@ class Invariants:
             assert np.isfinite(t.box).all() and np.isfinite(t.velocity).all(), t
             assert t.box[2] >= t.box[0] and t.box[3] >= t.box[1]
             assert 0.0 <= t.score <= 1.0
-            assert math.isnan(t.appearance_similarity) or -1.0 - 1e-4 <= t.appearance_similarity <= 1.0 + 1e-4
+            assert math.isnan(t.appearance_similarity) or -1.0 <= t.appearance_similarity <= 1.0
         store = trk._appearance  # the feature banks have no public view
         assert store.bank.shape[1] == BANK_SIZE and (store.count <= BANK_SIZE).all()
         assert len(store) == len(live)

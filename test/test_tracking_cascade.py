@@ -239,3 +239,17 @@ def test_official_duplicate_removal_drops_the_shorter_of_a_tracked_and_a_lost_tr
 
     assert live_after_appearance_change("paper") == [(1, TrackState.LOST), (2, TrackState.TENTATIVE)]
     assert live_after_appearance_change("official") == [(1, TrackState.LOST)]
+
+
+def test_reported_appearance_similarity_stays_a_cosine():
+    """float32 dot products of unit vectors can come out just above 1; the report never does."""
+    from smiletrack_ros.tracking.inputs import _unit_rows
+
+    candidates = np.random.default_rng(0).normal(size=(2000, 128)).astype(np.float32)
+    unit, _ = _unit_rows(candidates)
+    over = candidates[np.einsum("ij,ij->i", unit, unit) > 1.0]
+    assert len(over), "no float32 vector whose self-similarity rounds above 1"
+    trk = SmileTracker(TrackerConfig())
+    trk.update(boxes(0), np.array([0.9]), embeddings=over[:1])
+    out = trk.update(boxes(1), np.array([0.9]), embeddings=over[:1])
+    assert out[0].appearance_similarity == 1.0
