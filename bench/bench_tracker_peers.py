@@ -5,8 +5,8 @@ boxes moving at constant velocity, box jitter, 10% misses, 5% false
 positives, a fifth of the boxes low-score, 128-d unit embeddings per
 identity plus noise) is replayed through every tracker; only update() is
 timed, one thread each, camera-motion compensation off on both sides. Each
-tracker replays the scene ``--repeats`` times from scratch and the repeat with
-the lowest mean CPU time counts; wall time is printed beside the calling
+tracker replays the scene ``--repeats`` times from scratch, the trackers taking
+turns, and the repeat with the lowest mean CPU time counts; wall time is printed beside the calling
 thread's CPU time, and the ratios use CPU time, which other processes on a
 shared machine disturb far less than wall time.
 
@@ -90,10 +90,6 @@ def make_scenario(n: int, frames: int, seed: int) -> dict[str, np.ndarray]:
 Run = tuple[np.ndarray, np.ndarray, np.ndarray]   # wall ms, CPU ms, confirmed outputs per frame
 
 
-def run_ours(scn: dict[str, np.ndarray], preset: str, repeats: int) -> Run:
-    return min((replay_ours(scn, preset) for _ in range(repeats)), key=lambda run: float(run[1].mean()))
-
-
 def replay_ours(scn: dict[str, np.ndarray], preset: str) -> Run:
     tracker = SmileTracker(TrackerConfig.from_preset(preset, cmc=False), frame_rate=float(scn["frame_rate"]))
     times, cpu, outputs = [], [], []
@@ -161,12 +157,17 @@ def main() -> int:
     table: dict[int, dict[str, tuple[float, float, float, float]]] = {}
     for n in args.sizes:
         scn = make_scenario(n, args.frames, args.seed + n)
-        results = {f"ours-{p}": run_ours(scn, p, args.repeats) for p in PRESETS}
-        if python is not None:
-            path = PEER_DIR / f"scenario_{n}.npz"
-            np.savez(path, **scn)
-            results.update({f"boxmot-{p}": run_peer(python, path, p, args.repeats) for p in PEERS})
-        table[n] = {k: stats(run) for k, run in results.items()}
+        path = PEER_DIR / f"scenario_{n}.npz"
+        np.savez(path, **scn)
+        # Repeats go round every tracker in turn, so that a machine whose speed drifts
+        # (a shared VM) slows every tracker alike; each keeps its best repeat.
+        runs: dict[str, list[Run]] = {k: [] for k in names}
+        for _ in range(args.repeats):
+            for p in PRESETS:
+                runs[f"ours-{p}"].append(replay_ours(scn, p))
+            for p in ([] if python is None else PEERS):
+                runs[f"boxmot-{p}"].append(run_peer(python, path, p, 1))
+        table[n] = {k: stats(min(rs, key=lambda run: float(steady(run[1]).mean()))) for k, rs in runs.items()}
         cells = ["{:7.2f} / {:7.2f} / {:7.2f} [{:3.0f}]".format(*table[n][k]) for k in names]
         print(f"{n:>5} " + " ".join(f"{c:>30}" for c in cells), flush=True)
     if not args.no_peers:
