@@ -90,14 +90,14 @@ def read_frame(boxes: object, scores: object, class_ids: object = None, embeddin
     ok = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
           & (np.abs(boxes).max(axis=1, initial=0.0) <= MAX_COORDINATE)
           & np.isfinite(scores) & (np.abs(classes) <= MAX_CLASS_ID))
-    index = np.flatnonzero(ok)
+    index = ok.nonzero()[0]
     if len(index) < n:
         boxes, scores, classes = boxes[index], scores[index], classes[index]
         features = None if features is None else features[index]
     feature_valid = np.zeros(len(index), bool)
     if features is not None:
         features, feature_valid = _unit_rows(features)
-    return FrameInput(boxes=boxes, scores=np.clip(scores, 0.0, 1.0), class_ids=classes.astype(np.int64),
+    return FrameInput(boxes=boxes, scores=np.minimum(np.maximum(scores, 0.0), 1.0), class_ids=classes.astype(np.int64),
                       features=features, feature_valid=feature_valid, index=index, rejected=int(n - len(index)),
                       timestamp=timestamp)
 

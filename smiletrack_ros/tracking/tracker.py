@@ -64,8 +64,8 @@ def adaptive_high_threshold(scores: np.ndarray) -> float:
     high-score boxes."""
     if len(scores) == 0:
         return 1.0
-    ranked = np.sort(scores)[::-1]
-    return float(ranked[: (len(ranked) + 1) // 2].mean())
+    higher = np.sort(scores)[len(scores) // 2:]  # ceil(N/2) of them
+    return float(higher.sum() / len(higher))
 
 
 def _others(items: np.ndarray, taken: np.ndarray) -> np.ndarray:
@@ -161,7 +161,7 @@ class SmileTracker:
             self._compensate_camera(image, frame.boxes)
 
         # 4. Score bands.
-        kept = np.flatnonzero(frame.scores >= cfg.min_score)
+        kept = (frame.scores >= cfg.min_score).nonzero()[0]
         high_threshold = self._high_threshold(frame.scores[kept])
         is_high = frame.scores[kept] >= high_threshold
         high, low = kept[is_high], kept[~is_high]
@@ -172,7 +172,7 @@ class SmileTracker:
         state = self._tracks.state
         matches = _Matches([], [], [])
         # 5. Stage 1.
-        pool = np.flatnonzero(state != TENTATIVE)
+        pool = (state != TENTATIVE).nonzero()[0]
         r, d, s = self._match(pool, high, frame, iou, det_xyah, "stage1")
         matches.add(pool[r], high[d], s)
         unmatched_pool, unmatched_high = _others(pool, r), _others(high, d)
@@ -185,7 +185,7 @@ class SmileTracker:
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
         unmatched_low = _others(low, d)
         candidates = np.concatenate([unmatched_high, unmatched_low[frame.scores[unmatched_low] >= new_threshold]])
-        tentative = np.flatnonzero(state == TENTATIVE)
+        tentative = (state == TENTATIVE).nonzero()[0]
         r, d, s = self._match(tentative, candidates, frame, iou, det_xyah, "unconfirmed")
         matches.add(tentative[r], candidates[d], s)
         candidates = _others(candidates, d)
@@ -202,7 +202,7 @@ class SmileTracker:
             self._remove_duplicates()
         # 12. Output.
         t = self._tracks
-        return self._outputs(np.flatnonzero((t.state == TRACKED) & (t.since_update == 0)))
+        return self._outputs(((t.state == TRACKED) & (t.since_update == 0)).nonzero()[0])
 
     def live_tracks(self) -> list[TrackOutput]:
         """Every live track, tentative and lost included."""
