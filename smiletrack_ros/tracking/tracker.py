@@ -180,10 +180,10 @@ class SmileTracker:
         second = unmatched_pool if cfg.stage2_includes_lost else unmatched_pool[state[unmatched_pool] == TRACKED]
         r, d, s = self._match(second, low, frame, iou, det_xyah, "stage2")
         matches.add(second[r], low[d], s)
+        unmatched_low = _others(low, d)
         # 7. Unconfirmed tracks, against the boxes that could start a track: high
         # ones, and low ones scoring at least the birth threshold.
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
-        unmatched_low = _others(low, d)
         candidates = np.concatenate([unmatched_high, unmatched_low[frame.scores[unmatched_low] >= new_threshold]])
         tentative = (state == TENTATIVE).nonzero()[0]
         r, d, s = self._match(tentative, candidates, frame, iou, det_xyah, "unconfirmed")
@@ -312,10 +312,9 @@ class SmileTracker:
         if frame.features is None or cfg.stage2_appearance == "none":
             return 1.0 - iou, np.full(iou.shape, np.nan)
         valid = frame.feature_valid[dets]
-        # The bank is searched only for pairs that a perfect appearance match could
-        # bring under the threshold; the others keep similarity 0, which no
-        # threshold below the cost of IoU alone lets through.
-        # With appearance 1 the cost is alpha * (1 - IoU).
+        # The bank is searched only for pairs that a perfect appearance match (cost
+        # alpha * (1 - IoU)) could bring under the threshold; the others keep
+        # similarity 0, which gates them out or leaves them over the threshold.
         least_iou = 1.0 - cfg.stage2_match_threshold / cfg.alpha if cfg.alpha > 0 else 0.0
         reachable = iou >= max(cfg.min_iou, least_iou)
         sim, has = self._appearance.bank_similarity(rows, frame.features[dets], valid, reachable)
