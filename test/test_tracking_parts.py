@@ -175,13 +175,19 @@ def test_bank_similarity_is_the_max_over_the_bank():
     assert has.tolist() == [[True, False]] and bank[0, 0] == pytest.approx(1.0)
 
 
-def test_bank_is_capped_and_forgets_the_oldest():
-    store = AppearanceStore(bank_size=3, ema_momentum=0.9)
-    store.adopt_dim(5)
-    feats = np.eye(5, dtype=np.float32)
+def _one_track_fed(bank_size: int, n: int) -> tuple[AppearanceStore, np.ndarray]:
+    """A store whose single track saw the unit vectors e0, e1, ..., e(n-1) in turn."""
+    store = AppearanceStore(bank_size=bank_size, ema_momentum=0.9)
+    store.adopt_dim(n)
+    feats = np.eye(n, dtype=np.float32)
     store.append(1, feats[:1], np.array([True]))
-    for k in range(1, 5):
+    for k in range(1, n):
         store.update(np.array([0]), feats[k:k + 1], np.array([True]))
+    return store, feats
+
+
+def test_bank_is_capped_and_forgets_the_oldest():
+    store, feats = _one_track_fed(bank_size=3, n=5)
     assert store.count[0] == 3 and store.bank.shape == (1, 3, 5)
     sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(5, bool), np.ones((1, 5), bool))
     np.testing.assert_allclose(sims, [[0, 0, 1, 1, 1]], atol=1e-6)
@@ -206,12 +212,7 @@ def test_ema_feature_blends_old_and_new():
 
 
 def test_bank_resize_keeps_the_newest_features():
-    store = AppearanceStore(bank_size=4, ema_momentum=0.9)
-    store.adopt_dim(6)
-    feats = np.eye(6, dtype=np.float32)
-    store.append(1, feats[:1], np.array([True]))
-    for k in range(1, 6):
-        store.update(np.array([0]), feats[k:k + 1], np.array([True]))
+    store, feats = _one_track_fed(bank_size=4, n=6)
     everything = np.ones((1, 6), bool)
     store.resize(2)
     sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(6, bool), everything)
