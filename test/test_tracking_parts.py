@@ -22,22 +22,26 @@ def test_box_conversion_round_trip():
     np.testing.assert_allclose(xyah_to_xyxy(xyah), boxes)
 
 
-def _reference_predict(mean, cov):
-    """ByteTrack's single-track predict, written out for one track."""
+def _reference_predict(mean, cov, dt):
+    """ByteTrack's single-track predict, written out for one track, with a step of dt frames."""
     h = mean[3]
     q = np.diag(np.square([h / 20, h / 20, 1e-2, h / 20, h / 160, h / 160, 1e-5, h / 160]))
     f = np.eye(8)
-    f[:4, 4:] = np.eye(4)
-    return f @ mean, f @ cov @ f.T + q
+    f[:4, 4:] = dt * np.eye(4)
+    return f @ mean, f @ cov @ f.T + dt * q
 
 
-def test_batched_predict_equals_per_track_predict():
+@pytest.mark.parametrize("dt", [1.0, 2.5])
+def test_batched_predict_equals_per_track_predict(dt):
+    """Also with full covariances (as after a camera warp), which the diagonal start hides."""
     rng = np.random.default_rng(0)
-    mean, cov = kalman.initiate(np.array([[50, 60, 0.4, 100], [300, 200, 0.5, 40], [10, 10, 1.0, 20]], float))
+    mean, _ = kalman.initiate(np.array([[50, 60, 0.4, 100], [300, 200, 0.5, 40], [10, 10, 1.0, 20]], float))
     mean[:, 4:] = rng.normal(0, 2, (3, 4)) * [1, 1, 0.001, 1]
-    new_mean, new_cov = kalman.predict(mean, cov)
+    root = rng.normal(size=(3, 8, 8))
+    cov = root @ root.transpose(0, 2, 1)
+    new_mean, new_cov = kalman.predict(mean, cov, dt)
     for i in range(3):
-        ref_mean, ref_cov = _reference_predict(mean[i], cov[i])
+        ref_mean, ref_cov = _reference_predict(mean[i], cov[i], dt)
         np.testing.assert_allclose(new_mean[i], ref_mean)
         np.testing.assert_allclose(new_cov[i], ref_cov)
 
@@ -302,3 +306,16 @@ def test_assign_is_optimal_on_random_sparse_problems(seed):
     assert (cost[rows, cols] <= 0.8).all()
     ref = _reference_assign(cost, 0.8)
     assert _thresholded_objective(cost, rows, cols, 0.8) == pytest.approx(_thresholded_objective(cost, *ref, 0.8))
+
+
+def test_ema_starts_from_the_latest_feature_when_switched_on():
+    store = AppearanceStore(bank_size=4, ema_momentum=None)
+    store.adopt_dim(2)
+    store.append(1, _unit([[1, 0]]), np.array([True]))
+    store.update(np.array([0]), _unit([[0, 1]]), np.array([True]))
+    with pytest.raises(ValueError, match="no EMA"):
+        store.similarity(np.array([0]), _unit([[0, 1]]), np.array([True]), "ema")
+    store.set_ema_momentum(0.9)
+    np.testing.assert_allclose(store.ema[0], [0, 1])
+    store.update(np.array([0]), _unit([[1, 0]]), np.array([True]))
+    np.testing.assert_allclose(store.ema[0], _unit([0.1, 0.9]), atol=1e-6)

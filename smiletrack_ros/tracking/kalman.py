@@ -26,10 +26,6 @@ _PROCESS_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION,
 _PROCESS_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
 _MEASURE_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION])
 _MEASURE_FLOOR = np.array([0, 0, 1e-1, 0])
-_DIAG8 = np.arange(8)
-_IDENTITY8 = np.eye(8)
-_POSITION_FROM_VELOCITY = np.eye(8, k=4)
-_DIAG4 = np.arange(4)
 
 
 def _std(height: np.ndarray, scale: np.ndarray, floor: np.ndarray) -> np.ndarray:
@@ -42,37 +38,52 @@ def initiate(measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = np.zeros((n, 8))
     mean[:, :4] = measurements
     cov = np.zeros((n, 8, 8))
-    cov[:, _DIAG8, _DIAG8] = _std(measurements[:, 3], _INIT_SCALE, _INIT_FLOOR) ** 2
+    _diagonal(cov)[:] = _std(measurements[:, 3], _INIT_SCALE, _INIT_FLOOR) ** 2
     return mean, cov
 
 
 def predict(mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """One constant-velocity step of ``dt`` frames for every track at once."""
+    """One constant-velocity step of ``dt`` frames for every track at once.
+
+    The transition F = I + dt * (velocity -> position) is applied as row and
+    column additions (F P is P with dt * velocity rows added to the position
+    rows; (F P) F^T likewise for columns): no batched 8x8 products."""
     variance = _std(mean[:, 3], _PROCESS_SCALE, _PROCESS_FLOOR) ** 2
-    transition = _IDENTITY8 + dt * _POSITION_FROM_VELOCITY
-    new_mean = mean @ transition.T
-    new_cov = transition @ cov @ transition.T
-    new_cov[:, _DIAG8, _DIAG8] += dt * variance
+    new_mean = mean.copy()
+    new_mean[:, :4] += dt * mean[:, 4:]
+    new_cov = cov.copy()
+    new_cov[:, :4, :] += dt * cov[:, 4:, :]
+    new_cov[:, :, :4] += dt * new_cov[:, :, 4:]
+    _diagonal(new_cov)[:] += dt * variance
     new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
     new_mean[:, 3] = np.maximum(new_mean[:, 3], MIN_HEIGHT)
     return new_mean, new_cov
 
 
+def _diagonal(matrices: np.ndarray) -> np.ndarray:
+    """Writable (T, K) view of the diagonals of (T, K, K) matrices."""
+    return np.einsum("tii->ti", matrices)
+
+
 def project(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Predicted measurement (T, 4) and its innovation covariance (T, 4, 4)."""
     innovation_cov = cov[:, :4, :4].copy()
-    innovation_cov[:, _DIAG4, _DIAG4] += _std(mean[:, 3], _MEASURE_SCALE, _MEASURE_FLOOR) ** 2
+    _diagonal(innovation_cov)[:] += _std(mean[:, 3], _MEASURE_SCALE, _MEASURE_FLOOR) ** 2
     return mean[:, :4], innovation_cov
 
 
+def _is_diagonal(matrices: np.ndarray) -> bool:
+    """Without camera-motion compensation the four measured quantities never
+    couple (each moves with its own velocity only), so innovation covariances
+    stay diagonal and can be inverted entry by entry."""
+    return np.count_nonzero(matrices) == np.count_nonzero(_diagonal(matrices))
+
+
 def _inverse(innovation_cov: np.ndarray) -> np.ndarray:
-    """Inverse of (T, 4, 4) innovation covariances. Without camera-motion
-    compensation the four measured quantities never couple (each moves with its
-    own velocity only), so the matrices stay diagonal: invert those directly."""
-    diagonal = innovation_cov[:, _DIAG4, _DIAG4]
-    if np.count_nonzero(innovation_cov) == np.count_nonzero(diagonal):
+    """Inverse of (T, 4, 4) innovation covariances."""
+    if _is_diagonal(innovation_cov):
         inverse = np.zeros_like(innovation_cov)
-        inverse[:, _DIAG4, _DIAG4] = 1.0 / diagonal
+        _diagonal(inverse)[:] = 1.0 / _diagonal(innovation_cov)
         return inverse
     return np.linalg.inv(innovation_cov)
 
@@ -81,7 +92,10 @@ def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> tuple
     """Correct each track (row i) with its measurement (row i, xyah)."""
     projected, innovation_cov = project(mean, cov)
     # H selects the first four state entries: P H^T = P[:, :, :4] and H P = P[:, :4, :].
-    gain = cov[:, :, :4] @ _inverse(innovation_cov)
+    if _is_diagonal(innovation_cov):
+        gain = cov[:, :, :4] / _diagonal(innovation_cov)[:, None, :]
+    else:
+        gain = cov[:, :, :4] @ np.linalg.inv(innovation_cov)
     new_mean = mean + (gain @ (measurements - projected)[:, :, None])[:, :, 0]
     new_cov = cov - gain @ cov[:, :4, :]  # = P - K S K^T
     new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
