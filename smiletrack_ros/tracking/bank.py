@@ -17,11 +17,20 @@ import numpy as np
 
 
 class AppearanceStore:
-    def __init__(self, bank_size: int, ema_momentum: float) -> None:
+    """``ema_momentum`` None: no EMA feature is kept (the presets that match on
+    the latest feature would only pay for it)."""
+
+    def __init__(self, bank_size: int, ema_momentum: float | None) -> None:
         self.bank_size = bank_size
         self.ema_momentum = ema_momentum
         self.dim: int | None = None
         self._alloc(0, 1)
+
+    def set_ema_momentum(self, momentum: float | None) -> None:
+        """Start (from each track's latest feature), change or stop the EMA."""
+        if momentum is not None and self.ema_momentum is None:
+            self.ema = self.last.copy()
+        self.ema_momentum = momentum
 
     def _alloc(self, n: int, dim: int) -> None:
         self.last = np.zeros((n, dim), np.float32)
@@ -102,15 +111,11 @@ class AppearanceStore:
         if len(rows) == 0:
             return
         fresh = ~self.has[rows]
-        blended = self.ema[rows]
-        blended *= self.ema_momentum
-        blended += (1.0 - self.ema_momentum) * features
-        blended /= np.maximum(np.sqrt(np.einsum("ij,ij->i", blended, blended)), 1e-12)[:, None]
         homes = self._home[rows]
         if fresh.any():
-            blended[fresh] = features[fresh]
             self._pool[homes[fresh]] = features[fresh][:, None, :]
-        self.ema[rows] = blended
+        if self.ema_momentum is not None:
+            self._blend_ema(rows, features, fresh)
         self.last[rows] = features
         self.has[rows] = True
         slots = self.next_slot[rows]
@@ -120,10 +125,20 @@ class AppearanceStore:
         self.next_slot[rows] = slots
         self.count[rows] = np.minimum(self.count[rows] + 1, self.bank_size)
 
+    def _blend_ema(self, rows: np.ndarray, features: np.ndarray, fresh: np.ndarray) -> None:
+        blended = self.ema[rows]
+        blended *= self.ema_momentum
+        blended += (1.0 - self.ema_momentum) * features
+        blended /= np.maximum(np.sqrt(np.einsum("ij,ij->i", blended, blended)), 1e-12)[:, None]
+        blended[fresh] = features[fresh]
+        self.ema[rows] = blended
+
     def similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
                    which: str) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarity of tracks ``rows`` ("last" or "ema" feature) to
         detections -> (similarity (R, N), pair has appearance (R, N))."""
+        if which == "ema" and self.ema_momentum is None:
+            raise ValueError("this store keeps no EMA feature (ema_momentum is None)")
         track_feats = self.last[rows] if which == "last" else self.ema[rows]
         return track_feats @ features.T, self.has[rows][:, None] & valid[None, :]
 

@@ -68,6 +68,11 @@ def adaptive_high_threshold(scores: np.ndarray) -> float:
     return float(higher.sum() / len(higher))
 
 
+def _ema_momentum(config: TrackerConfig) -> float | None:
+    """The EMA feature is kept only by the settings that match on it."""
+    return config.ema_momentum if config.track_feature == "ema" else None
+
+
 def _others(items: np.ndarray, taken: np.ndarray) -> np.ndarray:
     """``items`` without the entries at positions ``taken``."""
     keep = np.ones(len(items), bool)
@@ -108,13 +113,13 @@ class SmileTracker:
         self._config = config
         self.lost_timeout_s = config.track_buffer / 30.0
         self.lost_timeout_frames = max(1, int(round(config.track_buffer * self.frame_rate / 30.0)))
-        self._appearance.ema_momentum = config.ema_momentum
+        self._appearance.set_ema_momentum(_ema_momentum(config))
         self._appearance.resize(config.bank_size)
 
     def reset(self, restart_ids: bool = True) -> None:
         """Forget every track (a new sequence). IDs restart at 1 unless ``restart_ids`` is False."""
         self._tracks = TrackTable()
-        self._appearance = AppearanceStore(self.config.bank_size, self.config.ema_momentum)
+        self._appearance = AppearanceStore(self.config.bank_size, _ema_momentum(self.config))
         self._frame_id = 0
         self._last_timestamp: float | None = None
         if restart_ids or not hasattr(self, "_next_id"):
