@@ -105,12 +105,13 @@ def read_frame(boxes: object, scores: object, class_ids: object = None, embeddin
 def _unit_rows(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised float32 rows, and which rows were usable (finite, non-zero);
     unusable rows come back as zeros."""
+    # A nan or inf anywhere in a row (or an overflowing one) makes its norm non-finite
+    # (einsum and sqrt raise no floating-point warnings for them).
+    norms = np.sqrt(np.einsum("ij,ij->i", features, features))
+    valid = np.isfinite(norms) & (norms > 0)
+    if valid.all():
+        return (features / norms[:, None]).astype(np.float32, copy=False), valid
     with np.errstate(invalid="ignore", over="ignore"):
-        # A nan or inf anywhere in a row (or an overflowing one) makes its norm non-finite.
-        norms = np.sqrt(np.einsum("ij,ij->i", features, features))
-        valid = np.isfinite(norms) & (norms > 0)
-        if valid.all():
-            return (features / norms[:, None]).astype(np.float32, copy=False), valid
         unit = (features / np.where(valid, norms, 1.0)[:, None]).astype(np.float32)
     unit[~valid] = 0.0
     return unit, valid

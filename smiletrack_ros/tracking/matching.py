@@ -18,26 +18,23 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     ByteTrack uses). A feasible pair whose row and column have no other
     feasible pair matches outright; only the rows and columns that compete go
     to the solver, which keeps it small in crowded scenes."""
-    feasible = cost <= max_cost  # False for nan and inf
-    per_row, per_col = feasible.sum(axis=1), feasible.sum(axis=0)
-    lone = feasible & (per_row == 1)[:, None] & (per_col == 1)[None, :]
-    lone_r, lone_c = np.nonzero(lone)
+    r, c = (cost <= max_cost).nonzero()  # False for nan and inf
+    lone = (np.bincount(r, minlength=cost.shape[0])[r] == 1) & (np.bincount(c, minlength=cost.shape[1])[c] == 1)
+    if lone.all():
+        return r, c
     # A lone pair's row and column have no other feasible pair, so the rest compete among themselves.
-    rows = np.flatnonzero(per_row > lone.any(axis=1))
-    if len(rows) == 0:
-        return lone_r, lone_c
-    cols = np.flatnonzero(per_col > lone.any(axis=0))
-    r, c = len(rows), len(cols)
-    extended = np.full((r + c, c + r), np.inf)
+    rows, cols = np.unique(r[~lone]), np.unique(c[~lone])
+    n_rows, n_cols = len(rows), len(cols)
+    extended = np.full((n_rows + n_cols, n_cols + n_rows), np.inf)
     sub = cost[rows[:, None], cols]
-    sub[~feasible[rows[:, None], cols]] = np.inf
-    extended[:r, :c] = sub
-    extended[np.arange(r), c + np.arange(r)] = max_cost / 2
-    extended[r + np.arange(c), np.arange(c)] = max_cost / 2
-    extended[r:, c:] = 0.0
+    sub[~(sub <= max_cost)] = np.inf
+    extended[:n_rows, :n_cols] = sub
+    extended[np.arange(n_rows), n_cols + np.arange(n_rows)] = max_cost / 2
+    extended[n_rows + np.arange(n_cols), np.arange(n_cols)] = max_cost / 2
+    extended[n_rows:, n_cols:] = 0.0
     ri, ci = linear_sum_assignment(extended)
-    real = (ri < r) & (ci < c)
-    return np.concatenate([lone_r, rows[ri[real]]]), np.concatenate([lone_c, cols[ci[real]]])
+    real = (ri < n_rows) & (ci < n_cols)
+    return np.concatenate([r[lone], rows[ri[real]]]), np.concatenate([c[lone], cols[ci[real]]])
 
 
 def fused_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarray,
