@@ -205,9 +205,10 @@ def test_bank_similarity_is_the_max_over_the_bank():
     last, _ = store.similarity(np.array([0]), det, np.array([True, True]), "last")
     np.testing.assert_allclose(last, [[0.0, 0.0]], atol=1e-6)
     assert has.all() and store.count[0] == 2
-    only_first = np.array([[True, False]])
-    bank, has = store.bank_similarity(np.array([0]), det, np.array([True, True]), only_first)
-    assert has.tolist() == [[True, False]] and bank[0, 0] == pytest.approx(1.0)
+    only_first = np.array([[True, False]])  # the second pair is not searched, though it would match
+    bank, has = store.bank_similarity(np.array([0]), _unit([[1, 0, 0], [0, 1, 0]]), np.array([True, True]),
+                                      only_first)
+    assert has.tolist() == [[True, True]] and bank.tolist() == [[pytest.approx(1.0), 0.0]]
 
 
 def _one_track_fed(bank_size: int, n: int) -> tuple[AppearanceStore, np.ndarray]:

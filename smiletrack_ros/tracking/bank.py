@@ -144,12 +144,12 @@ class AppearanceStore:
 
     def bank_similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
                         candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Max cosine similarity over each track's bank for the ``candidates``
-        pairs (R, N) -> (similarity, pair has appearance); other pairs get
-        similarity 0 and no appearance. Computing candidate pairs only keeps
-        this linear in the pairs rather than tracks x detections x bank."""
-        has = candidates & self.has[rows][:, None] & valid[None, :]
-        r, n = np.nonzero(has)
+        """Max cosine similarity over each track's bank, searched for the
+        ``candidates`` pairs (R, N) only (others get 0) -> (similarity, pair has
+        appearance). Searching candidate pairs only keeps this linear in the
+        pairs rather than tracks x detections x bank."""
+        has = self.has[rows][:, None] & valid[None, :]
+        r, n = np.nonzero(candidates & has)
         sims = np.zeros(has.shape, np.float32)
         if len(r):
             # Slots past a bank's count repeat slot 0: young banks are searched only where they are filled.

@@ -44,10 +44,16 @@ def fused_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarr
     Pairs lacking an embedding on either side fall back to 1 - IoU; pairs whose
     appearance similarity is below ``gate`` are rejected however high their IoU,
     and so are pairs overlapping less than ``min_iou``."""
-    cost = np.where(has_appearance, 1.0 - (alpha * iou + (1.0 - alpha) * appearance), 1.0 - iou)
-    cost[iou < min_iou] = np.inf
+    # 1 - IoU, moved by (1 - alpha) * (IoU - appearance) where there is appearance.
+    cost = (1.0 - alpha) * (iou - appearance)
+    partial = not has_appearance.all()
+    if partial:
+        cost[~has_appearance] = 0.0
+    cost += 1.0 - iou
+    rejected = iou < min_iou
     if gate is not None:
-        cost[has_appearance & (appearance < gate)] = np.inf
+        rejected |= (appearance < gate) & has_appearance if partial else appearance < gate
+    cost[rejected] = np.inf
     return cost
 
 

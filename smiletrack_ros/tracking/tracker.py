@@ -39,6 +39,9 @@ _TIME_EPS = 1e-6
 
 TRACKED, LOST, TENTATIVE = int(TrackState.TRACKED), int(TrackState.LOST), int(TrackState.TENTATIVE)
 _STATES = {int(state): state for state in TrackState}
+# What a stage's cost helper returns beside the cost: None when the stage used
+# motion only, else (appearance similarity, pair has appearance).
+Appearance = tuple[np.ndarray, np.ndarray] | None
 
 
 @dataclass
@@ -269,28 +272,31 @@ class SmileTracker:
         cfg = self.config
         iou = all_iou[rows[:, None], dets]
         if stage == "stage1":
-            cost, similarity = self._one_feature_cost(rows, dets, frame, iou, det_xyah, cfg.stage1_cost)
+            cost, appearance = self._one_feature_cost(rows, dets, frame, iou, det_xyah, cfg.stage1_cost)
             threshold = cfg.stage1_match_threshold
         elif stage == "stage2":
-            cost, similarity = self._bank_cost(rows, dets, frame, iou)
+            cost, appearance = self._bank_cost(rows, dets, frame, iou)
             threshold = cfg.stage2_match_threshold
         else:
-            cost, similarity = (self._one_feature_cost(rows, dets, frame, iou, det_xyah, "fused")
+            cost, appearance = (self._one_feature_cost(rows, dets, frame, iou, det_xyah, "fused")
                                 if cfg.unconfirmed_appearance else self._motion_cost(iou, frame.scores[dets]))
             threshold = cfg.unconfirmed_match_threshold
         if cfg.class_aware:
             cost = forbid_class_changes(cost, self._tracks.class_id[rows], frame.class_ids[dets])
         r, d = assign(cost, threshold)
-        return r, d, similarity[r, d]
+        if appearance is None:
+            return r, d, np.full(len(r), np.nan)
+        similarity, has = appearance
+        return r, d, np.where(has[r, d], similarity[r, d], np.nan)
 
-    def _motion_cost(self, iou: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _motion_cost(self, iou: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, None]:
         cost = 1.0 - iou
         if self.config.fuse_score:
             cost = fuse_score(cost, scores, np.ones(iou.shape, bool))
-        return cost, np.full(iou.shape, np.nan)
+        return cost, None
 
     def _one_feature_cost(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput, iou: np.ndarray,
-                          det_xyah: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+                          det_xyah: np.ndarray, kind: str) -> tuple[np.ndarray, Appearance]:
         """Stage 1 and unconfirmed stage: the track's latest (or EMA) feature."""
         cfg = self.config
         if frame.features is None:
@@ -308,24 +314,21 @@ class SmileTracker:
             cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou)
         if cfg.fuse_score:
             cost = fuse_score(cost, frame.scores[dets], ~has)
-        return cost, np.where(has, sim, np.nan)
+        return cost, (sim, has)
 
     def _bank_cost(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput,
-                   iou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   iou: np.ndarray) -> tuple[np.ndarray, Appearance]:
         """Stage 2: multi-template similarity (max over the feature bank), or IoU only."""
         cfg = self.config
         if frame.features is None or cfg.stage2_appearance == "none":
-            return 1.0 - iou, np.full(iou.shape, np.nan)
-        valid = frame.feature_valid[dets]
+            return 1.0 - iou, None
         # The bank is searched only for pairs that a perfect appearance match (cost
         # alpha * (1 - IoU)) could bring under the threshold; the others keep
         # similarity 0, which gates them out or leaves them over the threshold.
         least_iou = 1.0 - cfg.stage2_match_threshold / cfg.alpha if cfg.alpha > 0 else 0.0
-        reachable = iou >= max(cfg.min_iou, least_iou)
-        sim, has = self._appearance.bank_similarity(rows, frame.features[dets], valid, reachable)
-        with_appearance = self._appearance.has[rows][:, None] & valid[None, :]
-        cost = fused_cost(iou, sim, with_appearance, cfg.alpha, cfg.appearance_gate, cfg.min_iou)
-        return cost, np.where(has, sim, np.nan)
+        sim, has = self._appearance.bank_similarity(rows, frame.features[dets], frame.feature_valid[dets],
+                                                    iou >= max(cfg.min_iou, least_iou))
+        return fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou), (sim, has)
 
     def _apply_matches(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray, frame: FrameInput,
                        det_xyah: np.ndarray) -> None:
