@@ -343,7 +343,7 @@ class SmileTracker:
         t.last_time[rows] = np.nan if frame.timestamp is None else frame.timestamp
         t.score[rows] = frame.scores[dets]
         t.class_id[rows] = frame.class_ids[dets]
-        t.similarity[rows] = np.clip(sims, -1.0, 1.0)  # float32 dot products of unit vectors can pass 1
+        t.similarity[rows] = sims.clip(-1.0, 1.0)  # float32 dot products of unit vectors can pass 1
         t.detection_index[rows] = frame.index[dets]
         if frame.features is not None:
             self._appearance.update(rows, frame.features[dets], frame.feature_valid[dets])
