@@ -2,8 +2,11 @@
 
 Prints wall-clock mean and p99 and CPU-time mean and median, milliseconds per update,
 for each preset and scene size (CPU time is less disturbed by other processes on a busy
-machine). Run with OMP_NUM_THREADS=1 for single-core figures.
-Usage: python bench/bench_tracker_core.py [--frames 200] [--sizes 10 50 200 500]
+machine). Each scene is replayed ``--repeats`` times from scratch and the replay with the
+lowest CPU mean is reported: a shared virtual machine's speed drifts by a third between
+minutes, and the fastest replay is the one least disturbed. The last column averages each
+frame's fastest CPU time over the replays. Run with OMP_NUM_THREADS=1 for single-core figures.
+Usage: python bench/bench_tracker_core.py [--frames 200] [--sizes 10 50 200 500] [--repeats 3]
 """
 from __future__ import annotations
 
@@ -36,19 +39,28 @@ def synthetic_scene(n_objects: int, n_frames: int, dim: int, seed: int):
         yield boxes, scores, emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
 
-def bench(preset: str, n: int, frames: int, dim: int) -> tuple[float, float, float, float, int]:
-    """Wall-clock mean and p99, CPU-time mean and median (ms per update), live tracks at the end."""
-    tracker = SmileTracker(TrackerConfig.from_preset(preset), frame_rate=30.0)
-    wall, cpu = [], []
-    for boxes, scores, emb in synthetic_scene(n, frames, dim, seed=n):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        tracker.update(boxes, scores, embeddings=emb)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    steady = np.array(wall[30:]) * 1e3  # skip warm-up (births, allocation)
-    steady_cpu = np.array(cpu[30:]) * 1e3
-    return float(steady.mean()), float(np.percentile(steady, 99)), float(steady_cpu.mean()), \
-        float(np.median(steady_cpu)), len(tracker.live_tracks())
+def bench(preset: str, n: int, frames: int, dim: int, repeats: int) -> tuple[float, ...]:
+    """Of the least disturbed replay: wall-clock mean and p99, CPU-time mean and
+    median (ms per update), live tracks at its end; and, over all replays, the
+    mean of each frame's fastest CPU time (the undisturbed cost)."""
+    scene = list(synthetic_scene(n, frames, dim, seed=n))
+    best, cpu_runs = None, []
+    for _ in range(repeats):
+        tracker = SmileTracker(TrackerConfig.from_preset(preset), frame_rate=30.0)
+        wall, cpu = [], []
+        for boxes, scores, emb in scene:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            tracker.update(boxes, scores, embeddings=emb)
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+        steady = np.array(wall[30:]) * 1e3  # skip warm-up (births, allocation)
+        steady_cpu = np.array(cpu[30:]) * 1e3
+        cpu_runs.append(steady_cpu)
+        result = (float(steady.mean()), float(np.percentile(steady, 99)), float(steady_cpu.mean()),
+                  float(np.median(steady_cpu)), len(tracker.live_tracks()))
+        if best is None or result[2] < best[2]:
+            best = result
+    return *best, float(np.min(cpu_runs, axis=0).mean())
 
 
 def main() -> None:
@@ -57,14 +69,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200, 500])
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--repeats", type=int, default=3, help="replays per scene; the fastest is reported")
     args = parser.parse_args()
     print(f"{'preset':<10} {'objects':>7} {'mean ms':>8} {'p99 ms':>8} {'cpu mean':>8} {'cpu med':>8} "
-          f"{'live tracks':>11}")
+          f"{'live tracks':>11} {'cpu best/frame':>14}")
     for preset in args.presets:
         for n in args.sizes:
-            mean, p99, cpu, cpu_median, live = bench(preset, n, args.frames, args.dim)
-            print(f"{preset:<10} {n:>7} {mean:>8.3f} {p99:>8.3f} {cpu:>8.3f} {cpu_median:>8.3f} {live:>11}",
-                  flush=True)
+            mean, p99, cpu, cpu_median, live, per_frame_best = bench(preset, n, args.frames, args.dim, args.repeats)
+            print(f"{preset:<10} {n:>7} {mean:>8.3f} {p99:>8.3f} {cpu:>8.3f} {cpu_median:>8.3f} {live:>11} "
+                  f"{per_frame_best:>14.3f}", flush=True)
 
 
 if __name__ == "__main__":
