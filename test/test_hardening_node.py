@@ -166,10 +166,12 @@ def node(tmp_path_factory):
                 proc.communicate()
 
 
-def _start(client: Client, t0: float) -> list[str]:
+def _start(client: Client, t0: float) -> tuple[list[str], dict[str, str]]:
+    """Three frames of two people from ``t0`` -> the ids they keep, and the node's
+    counters before the test's own input."""
     ids = [client.frame(t0 + 0.1 * k, _people(k)) for k in range(3)]
     assert len(ids[-1]) == 2 and ids[1] == ids[2]
-    return ids[-1]
+    return ids[-1], client.fresh_counters()
 
 
 def _assert_healthy(client: Client, proc, before: dict[str, str]) -> None:
@@ -182,8 +184,7 @@ def _assert_healthy(client: Client, proc, before: dict[str, str]) -> None:
 def test_invalid_external_detections_are_rejected_and_tracks_kept(node):
     client, proc = node
     t0 = 100.0
-    ids = _start(client, t0)
-    before = client.fresh_counters()
+    ids, before = _start(client, t0)
     rejected = client.count("rejected_bad_detections")
     good = _people(3)
     invalid = [
@@ -202,8 +203,7 @@ def test_invalid_external_detections_are_rejected_and_tracks_kept(node):
 def test_stamps_that_pair_with_nothing_are_counted_and_tracks_kept(node):
     client, proc = node
     t0 = 200.0
-    ids = _start(client, t0)
-    before = client.fresh_counters()
+    ids, before = _start(client, t0)
     last = t0 + 0.2
     client.publish(last + 0.05, _people(3), send_image=False)     # detections of an image never sent
     client.publish(last, _people(2), send_dets=False)             # the last image again
@@ -219,8 +219,7 @@ def test_stamps_that_pair_with_nothing_are_counted_and_tracks_kept(node):
 def test_a_duplicate_frame_is_tracked_again_without_reset(node):
     client, proc = node
     t0 = 300.0
-    ids = _start(client, t0)
-    before = client.fresh_counters()
+    ids, before = _start(client, t0)
     client.tracks.clear()
     assert client.frame(t0 + 0.2, _people(2)) == ids              # the same stamp and content once more
     assert [client.frame(t0 + 0.1 * k, _people(k)) for k in range(3, 6)][-1] == ids
@@ -230,8 +229,7 @@ def test_a_duplicate_frame_is_tracked_again_without_reset(node):
 def test_malformed_images_between_good_frames(node):
     client, proc = node
     t0 = 400.0
-    ids = _start(client, t0)
-    before = client.fresh_counters()
+    ids, before = _start(client, t0)
     stepped = _image(_people(3))
     stepped.step += 3
     yuv = _image(_people(5))
