@@ -70,30 +70,22 @@ def project(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean[:, :4], innovation_cov
 
 
-def _is_diagonal(matrices: np.ndarray) -> bool:
-    """Without camera-motion compensation the four measured quantities never
-    couple (each moves with its own velocity only), so innovation covariances
-    stay diagonal and can be inverted entry by entry."""
-    return np.count_nonzero(matrices) == np.count_nonzero(_diagonal(matrices))
-
-
-def _inverse(innovation_cov: np.ndarray) -> np.ndarray:
-    """Inverse of (T, 4, 4) innovation covariances."""
-    if _is_diagonal(innovation_cov):
-        inverse = np.zeros_like(innovation_cov)
-        _diagonal(inverse)[:] = 1.0 / _diagonal(innovation_cov)
-        return inverse
-    return np.linalg.inv(innovation_cov)
+def _times_inverse(a: np.ndarray, innovation_cov: np.ndarray) -> np.ndarray:
+    """``a`` (T, R, 4) @ the inverse of (T, 4, 4) innovation covariances. Without
+    camera-motion compensation the four measured quantities never couple (each
+    moves with its own velocity only), so the covariances stay diagonal and the
+    product is a division by their diagonals."""
+    diagonal = _diagonal(innovation_cov)
+    if np.count_nonzero(innovation_cov) == np.count_nonzero(diagonal):
+        return a / diagonal[:, None, :]
+    return a @ np.linalg.inv(innovation_cov)
 
 
 def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Correct each track (row i) with its measurement (row i, xyah)."""
     projected, innovation_cov = project(mean, cov)
     # H selects the first four state entries: P H^T = P[:, :, :4] and H P = P[:, :4, :].
-    if _is_diagonal(innovation_cov):
-        gain = cov[:, :, :4] / _diagonal(innovation_cov)[:, None, :]
-    else:
-        gain = cov[:, :, :4] @ np.linalg.inv(innovation_cov)
+    gain = _times_inverse(cov[:, :, :4], innovation_cov)
     new_mean = mean + (gain @ (measurements - projected)[:, :, None])[:, :, 0]
     new_cov = cov - gain @ cov[:, :4, :]  # = P - K S K^T
     new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
@@ -110,7 +102,7 @@ def squared_mahalanobis(mean: np.ndarray, cov: np.ndarray, measurements: np.ndar
     out = np.full(pairs.shape, np.inf)
     if len(t):
         diff = measurements[n] - projected[t]
-        out[t, n] = np.einsum("pi,pij,pj->p", diff, _inverse(innovation_cov)[t], diff)
+        out[t, n] = np.einsum("pi,pi->p", _times_inverse(diff[:, None, :], innovation_cov[t])[:, 0], diff)
     return out
 
 
