@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from smiletrack_ros.msg import TrackArray
 from smiletrack_ros.ros.images import ImageConverter, bgr_to_raw_fields
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.ros.messages import detection_array_to_detections, detections_to_detection_array
+from smiletrack_ros.ros.process import stop_node_process
 from smiletrack_ros.tracking import TrackOutput, TrackState
 
 WIDTH, HEIGHT, TRACKS = 640, 480, 50
@@ -131,8 +131,7 @@ def bench_latency(frames: int, rate: float) -> None:
         try:
             _measure_latency(domain, frames, rate, proc)
         finally:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout=10)
+            stop_node_process(proc, timeout=10)
 
 
 def _measure_latency(domain: int, frames: int, rate: float, proc: subprocess.Popen) -> None:

@@ -10,7 +10,6 @@ not importable under ``--import-mode=importlib``.
 """
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from vision_msgs.msg import Detection2DArray  # noqa: E402
 from smiletrack_ros.detection.base import Detections  # noqa: E402
 from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
 from smiletrack_ros.ros.messages import detections_to_detection_array  # noqa: E402
+from smiletrack_ros.ros.process import stop_node_process  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 NODE_FQN = "/smiletrack_tracker"
@@ -157,13 +157,7 @@ def node(tmp_path_factory):
         yield client, proc
     finally:
         client.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate()
+        stop_node_process(proc)
 
 
 def _start(client: Client, t0: float) -> tuple[list[str], dict[str, str]]:

@@ -36,11 +36,12 @@ def exit_now(code: int) -> None:
 
 def stop_node_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
     """Stop a node started in its own session (``start_new_session=True``), as a launcher
-    would: SIGINT to its process group, SIGKILL if it outlives ``timeout`` seconds."""
+    would: SIGINT to its process group, SIGKILL if it outlives ``timeout`` seconds. Pipes
+    the caller opened are drained meanwhile (a full one would block the node's exit)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(timeout=timeout)
+            proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            proc.communicate()
