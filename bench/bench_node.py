@@ -29,7 +29,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
-from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.msg import TrackArray
 from smiletrack_ros.ros.images import ImageConverter, bgr_to_raw_fields
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr

@@ -16,7 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
-from smiletrack_ros.detection.base import Detections, Detector
+from smiletrack_ros.detection.base import Detector
+from smiletrack_ros.detections import Detections
+from smiletrack_ros.image_check import check_image
 from smiletrack_ros.tracking import SmileTracker, TrackOutput
 
 
@@ -93,14 +95,6 @@ class Pipeline:
         timings["track"] = _ms_since(t0)
         timings["total"] = _ms_since(start)
         return FrameResult(detections, tracks, live, timings, reset)
-
-
-def check_image(image_bgr: np.ndarray) -> None:
-    if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3 \
-            or image_bgr.dtype != np.uint8 or image_bgr.shape[0] == 0 or image_bgr.shape[1] == 0:
-        shape = getattr(image_bgr, "shape", None)
-        dtype = getattr(image_bgr, "dtype", type(image_bgr).__name__)
-        raise ValueError(f"image must be a non-empty HxWx3 uint8 BGR array, got shape {shape} dtype {dtype}")
 
 
 def _ms_since(start: float) -> float:

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from smiletrack_ros.detection import DetectorConfig, DetectorConfigError, Detections
+from smiletrack_ros.detection import DetectorConfig, DetectorConfigError
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.detection.views import (MultiViewDetector, View, ViewBoxes, merge_wbf, plan_views,
                                              tile_spans)
 from smiletrack_ros.ros.settings import ParameterError, detector_config

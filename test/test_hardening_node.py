@@ -26,7 +26,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
-from smiletrack_ros.detection.base import Detections  # noqa: E402
+from smiletrack_ros.detections import Detections  # noqa: E402
 from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
 from smiletrack_ros.ros.messages import detections_to_detection_array  # noqa: E402
 from smiletrack_ros.ros.process import stop_node_process  # noqa: E402

@@ -10,7 +10,7 @@ msg_pkg = pytest.importorskip("smiletrack_ros.msg", reason="generated messages n
 from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
-from smiletrack_ros.detection.base import Detections  # noqa: E402
+from smiletrack_ros.detections import Detections  # noqa: E402
 from smiletrack_ros.ros.annotate import colour_for_id, draw_tracks  # noqa: E402
 from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,  # noqa: E402
                                          detections_to_detection_array, tracks_to_detection_array,

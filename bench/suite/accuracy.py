@@ -84,7 +84,7 @@ class InputMaker:
         return self.settings.out_dir / "cache" / f"{name}__{source}__{weights}.npz"
 
     def cache(self, seq: Sequence, source: str) -> FrameCache:
-        from smiletrack_ros.detection.base import Detections
+        from smiletrack_ros.detections import Detections
         from smiletrack_ros.mot.io import iter_frames, read_detections
 
         emb = self.embedder()

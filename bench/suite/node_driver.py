@@ -123,7 +123,7 @@ class Feeder:
     def warm_up(self, fields: dict, answers: int = 5, timeout: float = 30.0) -> None:
         """Lock-step frames until the node answers: reliable endpoints can lose the first
         frames after discovery, which would otherwise count against the node."""
-        from smiletrack_ros.detection.base import Detections
+        from smiletrack_ros.detections import Detections
 
         empty = Detections.empty()
         end, k = time.monotonic() + timeout, 0
@@ -146,7 +146,7 @@ class Feeder:
 
 def frames(count: int, objects: int, seed: int):
     from bench.suite.synthetic import SyntheticConfig, SyntheticStream
-    from smiletrack_ros.detection.base import Detections
+    from smiletrack_ros.detections import Detections
 
     config = SyntheticConfig(num_objects=objects, num_frames=count, width=WIDTH, height=HEIGHT,
                              frame_rate=FRAME_RATE, mean_lifetime=150.0, seed=seed)

@@ -8,7 +8,7 @@ import numpy as np
 
 from smiletrack_ros.bags.io import BagError, BagWriter, bag_info, image_stamps, pick_topic, read_tracks
 from smiletrack_ros.bags.messages import IMAGE_TYPES
-from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.mot.io import write_results
 from smiletrack_ros.scene import Scene
 

@@ -21,7 +21,7 @@ from smiletrack_ros.bags.messages import (DETECTION_ARRAY, IMAGE, IMAGE_TYPES, T
                                           detections_from_message, detections_message, image_from_message,
                                           image_message, stamp_to_ns, tracks_from_message, tracks_message)
 from smiletrack_ros.bags.typestore import build_typestore
-from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detections import Detections
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from rosbags.typesys.store import Typestore
 
-from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.labels import LabelError, class_index
 from smiletrack_ros.ros.images import bgr_to_raw_fields, compressed_to_bgr, raw_to_bgr_numpy
 

@@ -4,8 +4,8 @@ Backends: ``prb`` (PRB-FPN in torch), ``onnx`` (YOLO-family exports on ONNX
 Runtime), ``external`` (detections supplied from outside). Torch and ONNX Runtime
 are imported only by the backend that needs them.
 """
-from .base import Detections, Detector, check_image
+from .base import Detector
 from .config import DetectorConfig, DetectorConfigError
 from .factory import build_detector
 
-__all__ = ["Detections", "Detector", "DetectorConfig", "DetectorConfigError", "build_detector", "check_image"]
+__all__ = ["Detector", "DetectorConfig", "DetectorConfigError", "build_detector"]

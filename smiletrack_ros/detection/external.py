@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Detections, check_image
+from smiletrack_ros.detections import Detections
+from smiletrack_ros.image_check import check_image
 from .config import DetectorConfig
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import Detections, check_image
+from smiletrack_ros.detections import Detections
+from smiletrack_ros.image_check import check_image
 from .config import DetectorConfig, DetectorConfigError
 from .letterbox import Letterbox
 from .postprocess import (decode_nanodet, detect_layout, pair_nanodet_outputs, select, split_prediction,

@@ -154,7 +154,7 @@ def select(xywh: torch.Tensor, objectness: torch.Tensor | None, class_scores: to
 
 def to_detections(selection: Selection, letterbox) -> "Detections":
     """Scale canvas boxes back to source pixels and hand them to the host as numpy."""
-    from .base import Detections
+    from smiletrack_ros.detections import Detections
 
     boxes = letterbox.boxes_to_source(selection.boxes)
     return Detections(boxes.cpu().numpy().astype("float32"), selection.scores.cpu().numpy().astype("float32"),

@@ -15,7 +15,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from .base import Detections, check_image
+from smiletrack_ros.detections import Detections
+from smiletrack_ros.image_check import check_image
 from .config import DetectorConfig
 from .evaluation import iou_matrix
 

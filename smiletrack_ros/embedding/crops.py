@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torchvision.ops import roi_align
 
+from smiletrack_ros.image_check import check_image
+
 from .errors import EmbedderInputError
 
 MIN_BOX_SIZE = 1.0
@@ -48,12 +50,7 @@ def crop_boxes(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int],
 
 def check_image_and_boxes(image_bgr: object, boxes: object) -> np.ndarray:
     """Validate an HxWx3 uint8 image and (N, 4) finite boxes; returns boxes as float32."""
-    if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-        raise EmbedderInputError(f"image must be an HxWx3 numpy array, got {_shape_of(image_bgr)}")
-    if image_bgr.dtype != np.uint8:
-        raise EmbedderInputError(f"image must be uint8, got {image_bgr.dtype}")
-    if image_bgr.shape[0] < 1 or image_bgr.shape[1] < 1:
-        raise EmbedderInputError(f"image is empty: {image_bgr.shape}")
+    check_image(image_bgr, error=EmbedderInputError)
     try:
         array = np.asarray(boxes, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -74,7 +71,3 @@ def image_to_tensor(image_bgr: np.ndarray, device: torch.device, dtype: torch.dt
     frame = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(device, non_blocking=True)
     return frame.permute(2, 0, 1).unsqueeze(0).to(dtype).contiguous()
 
-
-def _shape_of(value: object) -> str:
-    shape = getattr(value, "shape", None)
-    return f"shape {shape}" if shape is not None else type(value).__name__

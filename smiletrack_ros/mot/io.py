@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Literal
 
 import numpy as np
 
-from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detections import Detections
 
 ScoreRescale = Literal["none", "minmax", "logistic"]
 SCORE_RESCALES: tuple[str, ...] = ("none", "minmax", "logistic")

@@ -13,7 +13,7 @@ import numpy as np
 from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesis,
                              ObjectHypothesisWithPose, Point2D, Pose2D)
 
-from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.labels import LabelError, class_index, class_label
 from smiletrack_ros.msg import Track, TrackArray
 from smiletrack_ros.tracking import TrackOutput

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.scene.config import SceneConfig
 
 _RECALL_SLOPE = 0.07      # width of the logistic recall-vs-visibility curve

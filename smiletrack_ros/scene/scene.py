@@ -6,7 +6,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.scene.background import camera_view, make_background
 from smiletrack_ros.scene.config import SceneConfig
 from smiletrack_ros.scene.detector_model import simulate_detections

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from smiletrack_ros.detection.base import Detections
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.mot.embedding_cache import CachedEmbedder, weights_id
 from smiletrack_ros.mot.interpolate import InterpolationConfig, interpolate_tracks
 from smiletrack_ros.mot.io import (SCORE_RESCALES, MotFormatError, iter_frames, load_sequence_info, read_detections,

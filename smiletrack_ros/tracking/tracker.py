@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from smiletrack_ros.image_check import check_image
+
 from . import kalman
 from .bank import AppearanceStore
 from .config import TrackerConfig
@@ -222,10 +224,7 @@ class SmileTracker:
             if self.config.cmc:
                 self._warn_once("no-image", "camera-motion compensation is on but no image was given")
             return
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or \
-                not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)) or min(image.shape[:2]) < 1:
-            raise InputError(f"image: expected an HxWx3 (BGR) or HxW uint8 array, got "
-                             f"{getattr(image, 'dtype', type(image).__name__)} {np.shape(image)}")
+        check_image(image, error=InputError, allow_gray=True)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

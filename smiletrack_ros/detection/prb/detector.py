@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..base import Detections, check_image
+from smiletrack_ros.detections import Detections
+from smiletrack_ros.image_check import check_image
 from ...devices import resolve_device
 from ..config import DetectorConfig, DetectorConfigError
 from ..letterbox import Letterbox
