@@ -1,13 +1,28 @@
-"""The ``device`` setting of every model -> a torch device (no device is ever hard-coded)."""
+"""The ``device`` setting of every model: one syntax check (no torch needed, for config
+validation) and one resolution to a torch device (no device is ever hard-coded)."""
 from __future__ import annotations
 
-import torch
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_SYNTAX = "auto, cpu, cuda or cuda:N"
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def is_device_setting(setting: object) -> bool:
+    """Whether ``setting`` is a device string this package accepts (see ``DEVICE_SYNTAX``)."""
+    return isinstance(setting, str) and _DEVICE.match(setting) is not None
 
 
 def resolve_device(setting: str, error: type[Exception] = ValueError, name: str = "device") -> torch.device:
     """``auto`` picks the first CUDA device when there is one, else the CPU.
 
     A device that is not here raises ``error`` (the caller's config error), naming ``name``."""
+    import torch
+
     if setting == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     device = torch.device(setting)

@@ -7,13 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
+
 BACKENDS = ("prb", "onnx", "external")
 ONNX_LAYOUTS = ("auto", "yolox", "yolov5", "yolov8", "nanodet")
 PAD_MODES = ("center", "corner", "stretch")
 CHANNEL_ORDERS = ("bgr", "rgb")
 MERGE_MODES = ("nms", "wbf")
 _TILES = re.compile(r"^([1-9])x([1-9])$")
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class DetectorConfigError(ValueError):
@@ -87,8 +88,7 @@ class DetectorConfig:
             object.__setattr__(self, "classes", tuple(self.classes))
             _check(len(self.classes) > 0 and all(isinstance(c, int) and c >= 0 for c in self.classes),
                    "classes", f"must be non-negative ints or None, got {self.classes!r}")
-        _check(isinstance(self.device, str) and bool(_DEVICE.match(self.device)), "device",
-               f"must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        _check(is_device_setting(self.device), "device", f"must be {DEVICE_SYNTAX}, got {self.device!r}")
         _check(isinstance(self.half, bool), "half", "must be a bool")
         _check(self.layout in ONNX_LAYOUTS, "layout", f"must be one of {ONNX_LAYOUTS}, got {self.layout!r}")
         object.__setattr__(self, "strides", tuple(self.strides))

@@ -11,7 +11,6 @@ left/right quirks of the network).
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..devices import resolve_device
+from ..devices import DEVICE_SYNTAX, is_device_setting, resolve_device
 from .card import ModelCard
 from .crops import check_image_and_boxes, clip_boxes, crop_boxes, image_to_tensor
 from .errors import EmbedderConfigError
@@ -28,7 +27,6 @@ from .weights import DEFAULT_WEIGHTS, load_weights
 
 log = logging.getLogger(__name__)
 DEFAULT = "default"
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -53,8 +51,8 @@ class EmbedderConfig:
     flip_average: bool | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.device, str) or not _DEVICE.match(self.device):
-            raise EmbedderConfigError(f"device: expected 'auto', 'cpu' or 'cuda:N', got {self.device!r}")
+        if not is_device_setting(self.device):
+            raise EmbedderConfigError(f"device: expected {DEVICE_SYNTAX}, got {self.device!r}")
         if self.precision not in ("auto", "fp32", "fp16"):
             raise EmbedderConfigError(f"precision: expected 'auto', 'fp32' or 'fp16', got {self.precision!r}")
         if not isinstance(self.max_batch, int) or self.max_batch < 1:

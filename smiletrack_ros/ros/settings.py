@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from smiletrack_ros.detection.config import DetectorConfig
+from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
 from smiletrack_ros.tracking import PRESETS, ConfigError, TrackerConfig
 
 QOS_RELIABILITY = ("best_effort", "reliable")
@@ -207,8 +208,8 @@ class NodeSettings:
         names = tuple(values["class_names"])
         _require(all(n.strip() for n in names), "class_names", "names must be non-empty")
         _require(len(set(names)) == len(names), "class_names", f"names must be unique, got {list(names)}")
-        _require(bool(re.match(r"^(auto|cpu|cuda(:\d+)?)$", values["embedder.device"])), "embedder.device",
-                 f"must be auto, cpu or cuda[:N], got {values['embedder.device']!r}")
+        _require(is_device_setting(values["embedder.device"]), "embedder.device",
+                 f"must be {DEVICE_SYNTAX}, got {values['embedder.device']!r}")
         preset = values["tracker.preset"]
         _require(preset in TRACKER_PRESETS, "tracker.preset", f"must be one of {TRACKER_PRESETS}, got {preset!r}")
         overrides = {k[len("tracker."):]: v for k, v in values.items()
