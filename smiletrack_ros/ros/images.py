@@ -1,28 +1,26 @@
 """sensor_msgs Image / CompressedImage <-> HxWx3 uint8 BGR arrays.
 
-Validation happens before any decoding so that a malformed message costs one
-``ImageError`` (counted and logged by the node) instead of a crash. cv_bridge is
+Validation happens before any decoding so that a malformed or oversized message
+costs one ``ImageError`` (counted and logged by the node) instead of a crash or an
+allocation sized by the sender (see ``image_budget``). cv_bridge is
 used when it is importable (it knows more encodings); the numpy path covers the
 common 8-bit encodings without it. Neither path imports rclpy, so both work on
 any object with the message's fields.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from smiletrack_ros.ros.image_budget import DEFAULT_BUDGET, ImageBudget, ImageError
+
+__all__ = ["ImageBudget", "ImageConverter", "ImageError", "bgr_to_raw_fields", "check_raw_layout",
+           "compressed_to_bgr", "raw_to_bgr_numpy"]
 # encodings the numpy path reads -> channels
 _NUMPY_ENCODINGS: dict[str, int] = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1, "8uc1": 1,
                                     "8uc3": 3, "8uc4": 4}
-
-
-class ImageError(ValueError):
-    """A message that cannot be turned into a BGR image; ``reason`` is a short counter key."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 def _load_cv_bridge() -> Callable[[Any], np.ndarray] | None:
@@ -35,9 +33,10 @@ def _load_cv_bridge() -> Callable[[Any], np.ndarray] | None:
 
 
 class ImageConverter:
-    """Converts image messages to BGR; ``use_cv_bridge=None`` means "when importable"."""
+    """Converts image messages to BGR within ``budget``; ``use_cv_bridge=None`` means "when importable"."""
 
-    def __init__(self, use_cv_bridge: bool | None = None):
+    def __init__(self, use_cv_bridge: bool | None = None, budget: ImageBudget = DEFAULT_BUDGET):
+        self.budget = budget
         self._bridge = _load_cv_bridge() if use_cv_bridge in (None, True) else None
         if use_cv_bridge and self._bridge is None:
             raise ImportError("use_cv_bridge=True but cv_bridge is not importable")
@@ -47,24 +46,25 @@ class ImageConverter:
         return "cv_bridge" if self._bridge is not None else "numpy"
 
     def raw_to_bgr(self, msg: Any) -> np.ndarray:
-        check_raw_layout(msg)
+        check_raw_layout(msg, self.budget)
         if self._bridge is not None:
             try:
                 return np.ascontiguousarray(self._bridge(msg))
             except Exception as exc:  # noqa: BLE001 - cv_bridge raises its own error types
                 raise ImageError("unsupported_encoding", f"cv_bridge cannot convert {msg.encoding!r}: {exc}") from exc
-        return raw_to_bgr_numpy(msg)
+        return raw_to_bgr_numpy(msg, self.budget)
 
-    @staticmethod
-    def compressed_to_bgr(msg: Any) -> np.ndarray:
-        return compressed_to_bgr(msg)
+    def compressed_to_bgr(self, msg: Any) -> np.ndarray:
+        return compressed_to_bgr(msg, self.budget)
 
 
-def check_raw_layout(msg: Any) -> None:
-    """Rejects zero-sized images and data whose length disagrees with step x height."""
+def check_raw_layout(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> None:
+    """Rejects zero-sized images, images over the pixel budget and data whose length
+    disagrees with step x height."""
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ImageError("zero_size", f"image has zero size ({width}x{height})")
+    budget.check_pixels(width, height)
     size = len(msg.data)
     if step <= 0 or size != step * height:
         raise ImageError("size_mismatch", f"image data is {size} bytes, expected step {step} x height {height}")
@@ -74,9 +74,9 @@ def check_raw_layout(msg: Any) -> None:
                                           f"for {msg.encoding!r}")
 
 
-def raw_to_bgr_numpy(msg: Any) -> np.ndarray:
+def raw_to_bgr_numpy(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> np.ndarray:
     """The cv_bridge-free path for 8-bit encodings; honours row padding (step > width x channels)."""
-    check_raw_layout(msg)
+    check_raw_layout(msg, budget)
     encoding = str(msg.encoding).lower()
     channels = _NUMPY_ENCODINGS.get(encoding)
     if channels is None:
@@ -105,16 +105,19 @@ def _as_uint8(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8)
 
 
-def compressed_to_bgr(msg: Any) -> np.ndarray:
-    """Decodes a CompressedImage (jpeg/png/...) with OpenCV; corrupt data raises ImageError."""
+def compressed_to_bgr(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> np.ndarray:
+    """Decodes a CompressedImage with OpenCV once ``budget`` allows its codec (read from the
+    data, not from ``msg.format``) and header dimensions; anything else raises ImageError."""
     import cv2
 
     data = _as_uint8(msg.data)
     if data.size == 0:
         raise ImageError("zero_size", "compressed image has no data")
+    found, width, height = budget.check_compressed(memoryview(data))
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise ImageError("corrupt_compressed", f"cannot decode compressed image (format {msg.format!r})")
+    if image is None or image.shape[:2] != (height, width):
+        raise ImageError("corrupt_compressed", f"cannot decode the {width}x{height} {found} image "
+                                               f"(format field {msg.format!r})")
     return image
 
 

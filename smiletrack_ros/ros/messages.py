@@ -6,7 +6,6 @@ centres/sizes are in source-image pixels, as the vision_msgs convention asks.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -14,8 +13,9 @@ from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, Objec
                              ObjectHypothesisWithPose, Point2D, Pose2D)
 
 from smiletrack_ros.detections import Detections
-from smiletrack_ros.labels import LabelError, class_index, class_label
+from smiletrack_ros.labels import class_label
 from smiletrack_ros.msg import Track, TrackArray
+from smiletrack_ros.ros.detection_rows import read_detection_array
 from smiletrack_ros.tracking import TrackOutput
 
 _UINT32_MAX = 2**32 - 1
@@ -63,29 +63,12 @@ def index_into_message(tracks: Sequence[TrackOutput], kept: np.ndarray) -> list[
 
 
 def detection_array_to_detections(msg: Any, class_names: Sequence[str] = ()) -> Detections:
-    """External detections: the best hypothesis of each Detection2D gives class and score
-    (a detection without hypotheses counts as class 0, score 1)."""
-    n = len(msg.detections)
-    boxes = np.empty((n, 4), np.float32)
-    scores = np.empty(n, np.float32)
-    class_ids = np.empty(n, np.int64)
-    for i, det in enumerate(msg.detections):
-        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
-        w, h = det.bbox.size_x, det.bbox.size_y
-        if not all(math.isfinite(v) for v in (cx, cy, w, h)) or w < 0 or h < 0:
-            raise DetectionsError(f"detection {i} has an invalid box (center {cx}, {cy}, size {w} x {h})")
-        boxes[i] = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-        if det.results:
-            best = max(det.results, key=lambda r: r.hypothesis.score).hypothesis
-            try:
-                scores[i], class_ids[i] = best.score, class_index(best.class_id, class_names)
-            except LabelError as exc:
-                raise DetectionsError(f"detection {i}: {exc}") from None
-        else:
-            scores[i], class_ids[i] = 1.0, 0
-        if not math.isfinite(float(scores[i])):
-            raise DetectionsError(f"detection {i} has a non-finite score")
-    return Detections(boxes, scores, class_ids)
+    """External detections, all or nothing: the first row that cannot be used raises
+    DetectionsError (the node keeps the good rows instead: ``detection_rows``)."""
+    read = read_detection_array(msg, class_names)
+    if read.problems:
+        raise DetectionsError(read.problems[0])
+    return read.detections
 
 
 def detections_to_detection_array(header: Any, detections: Detections,

@@ -28,6 +28,7 @@ from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.serialization import deserialize_message  # noqa: E402
 from rclpy.signals import SignalHandlerOptions, install_signal_handlers  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
@@ -37,10 +38,11 @@ from smiletrack_ros.msg import TrackArray  # noqa: E402
 from smiletrack_ros.pipeline import LateFrameError, Pipeline  # noqa: E402
 from smiletrack_ros.ros.annotate import draw_tracks  # noqa: E402
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr  # noqa: E402
+from smiletrack_ros.ros.detection_rows import read_detection_array  # noqa: E402
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields  # noqa: E402
+from smiletrack_ros.ros.input_limits import InputLimits, detection_count  # noqa: E402
 from smiletrack_ros.ros.latest_worker import LatestWorker  # noqa: E402
-from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,  # noqa: E402
-                                         index_into_message)
+from smiletrack_ros.ros.messages import index_into_message  # noqa: E402
 from smiletrack_ros.ros.node_stats import NodeStats  # noqa: E402
 from smiletrack_ros.ros.process import exit_now, exit_quietly_on_signals, restore_default_signals  # noqa: E402
 from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,  # noqa: E402
@@ -81,8 +83,10 @@ class TrackerNode(Node):
         self.settings = NodeSettings.from_values(self._values)
         s = self.settings
         self.stats = NodeStats()
-        self._converter = ImageConverter()
+        self.limits = InputLimits.from_values(self._values)
+        self._converter = ImageConverter(budget=self.limits.image)
         self._pipeline, self._models = self._build_pipeline()
+        self._stamps = self.limits.stamp_guard(self._pipeline.max_reorder_s)
         self._pending_lock = threading.Lock()
         self._pending_changes: dict[str, Any] = {}
         self._pairer: StampPairer | None = None
@@ -102,7 +106,7 @@ class TrackerNode(Node):
         else:
             self.create_subscription(Image, s.image_topic, self._on_image, in_qos)
         if s.external_detections:
-            self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections, in_qos)
+            self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections, in_qos, raw=True)
         # steady clock: with use_sim_time the diagnostics keep coming even while /clock is paused
         self.create_timer(s.diagnostics_period, self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -178,7 +182,18 @@ class TrackerNode(Node):
         if pair is not None:
             self._submit_pair(*pair)
 
-    def _on_detections(self, msg: Detection2DArray) -> None:
+    def _on_detections(self, data: bytes) -> None:
+        """Serialised, so that an oversized array is refused before rclpy builds its objects."""
+        try:
+            count = detection_count(data)
+        except ValueError as exc:
+            self._reject("bad_detections", f"rejected detections: {exc}")
+            return
+        if count > self.limits.max_detections:
+            self._reject("too_many_detections", f"rejected an array of {count} detections (more than "
+                                                f"input_limits.max_detections {self.limits.max_detections})")
+            return
+        msg = deserialize_message(data, Detection2DArray)
         pair = self._pairer.add_detections(stamp_ns(msg.header), msg)
         if pair is not None:
             self._submit_pair(*pair)
@@ -191,6 +206,8 @@ class TrackerNode(Node):
         """Validates run-time changes with the start-up code; the worker applies them between frames."""
         changes = {}
         for p in params:
+            if p.name == "use_sim_time":     # rclpy's own: its time source applies it after this check
+                continue
             spec: ParamSpec | None = self._specs.get(p.name)
             if spec is None:
                 return SetParametersResult(successful=False, reason=f"unknown parameter '{p.name}'")
@@ -237,6 +254,14 @@ class TrackerNode(Node):
         self._apply_pending_changes()
         s = self.settings
         header = frame.image.header
+        verdict = self._stamps.check(header.stamp.sec, header.stamp.nanosec, self.get_clock().now().nanoseconds)
+        if not verdict.accepted:
+            self._reject(verdict.reason, f"rejected frame: {verdict.message}")
+            return
+        if verdict.restart:
+            self._pipeline.reset()
+            self._time_reset(f"time went back to the start of the stream ({stamp_ns(header) * 1e-9:.3f} s; "
+                             f"bag loop?)")
         try:
             if isinstance(frame.image, CompressedImage):
                 image = self._converter.compressed_to_bgr(frame.image)
@@ -247,13 +272,16 @@ class TrackerNode(Node):
             return
         detections, kept = None, None
         if frame.detections is not None:
-            try:
-                received = detection_array_to_detections(frame.detections, s.class_names)
-            except DetectionsError as exc:
-                self._reject("bad_detections", f"rejected detections: {exc}")
-                return
-            kept = kept_detections(received, s.detector)
-            detections = received.subset(kept)
+            read = read_detection_array(frame.detections, s.class_names)
+            for reason, count in read.dropped.items():
+                for _ in range(count):
+                    self.stats.reject(reason)
+            if read.problems:
+                self.get_logger().error(f"dropped {len(read.problems)} of {len(read.rows) + len(read.problems)} "
+                                        f"detections ({read.problems[0]}); the others are tracked",
+                                        throttle_duration_sec=_LOG_THROTTLE_S)
+            chosen = kept_detections(read.detections, s.detector)
+            detections, kept = read.detections.subset(chosen), read.rows[chosen]
         stamp = stamp_ns(header) * 1e-9  # the image's own time, so replays and live runs track alike
         start = time.perf_counter()
         try:
@@ -262,10 +290,7 @@ class TrackerNode(Node):
             self._reject("late_frame", f"rejected frame: {exc}")
             return
         if result.reset:
-            self.stats.time_reset()
-            if self._pairer is not None:
-                self._pairer.clear()
-            self.get_logger().warning(f"time jumped backwards to {stamp:.3f} s (bag loop?): tracker reset")
+            self._time_reset(f"time jumped backwards to {stamp:.3f} s (bag loop?)")
         tracks, live_tracks = result.tracks, result.live_tracks
         if kept is not None:
             tracks, live_tracks = index_into_message(tracks, kept), index_into_message(live_tracks, kept)
@@ -277,6 +302,12 @@ class TrackerNode(Node):
         now = time.monotonic()
         self.stats.frame_done((now - frame.received) * 1e3, (time.perf_counter() - start) * 1e3,
                               len(result.live_tracks))
+
+    def _time_reset(self, why: str) -> None:
+        self.stats.time_reset()
+        if self._pairer is not None:
+            self._pairer.clear()
+        self.get_logger().warning(f"{why}: tracker reset")
 
     def _reject(self, reason: str, message: str) -> None:
         count = self.stats.reject(reason)

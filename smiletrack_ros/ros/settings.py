@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from smiletrack_ros.detection.config import DetectorConfig
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
+from smiletrack_ros.ros.image_budget import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 from smiletrack_ros.tracking import PRESETS, ConfigError, TrackerConfig
 
 QOS_RELIABILITY = ("best_effort", "reliable")
@@ -73,6 +74,15 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p("embedder.fp16", "bool", True, "half precision on CUDA (the CPU always runs fp32)"),
     _p("tracker.preset", "string", "paper", "tracker preset: paper, official or bytetrack; the tracker.* "
        "parameters below override single fields of it"),
+    # bounds on input (validated by ros/input_limits.py)
+    _p("input_limits.max_pixels", "int", DEFAULT_MAX_PIXELS, "largest image (width x height) converted or "
+       "decoded, read from a compressed image's header before decoding; bigger ones are refused (4096x2160)"),
+    _p("input_limits.formats", "string_array", list(DEFAULT_FORMATS), "compressed codecs decoded, told by the "
+       "data's magic bytes whatever the message's format says: jpeg, png"),
+    _p("input_limits.max_detections", "int", 1000, "largest external Detection2DArray read; a longer one is "
+       "refused before it is deserialised"),
+    _p("input_limits.max_clock_lead", "double", 1.0, "seconds an image stamp may be ahead of the node clock "
+       "(wall or sim time) before the frame is refused; 0: unchecked (camera clocks not synchronised)"),
 )
 
 # DetectorConfig fields exposed as parameters; ROS parameters cannot be null, so for
