@@ -1,15 +1,18 @@
 """The node under hostile input streams, beyond test_ros_node.py: invalid external detections,
-detections or images whose stamps pair with nothing (missing, duplicate, out of order), and
-malformed images interleaved with good frames. Each bad message must be counted in
-/diagnostics, the node must keep running, and the ids of the tracks it follows must survive.
+detections or images whose stamps pair with nothing (missing, duplicate, out of order),
+malformed and oversized images, implausible stamps, a 100k-detection array, run-time
+use_sim_time and a namesake node. Each bad message must be counted in /diagnostics, the
+node must keep running, and the ids of the tracks it follows must survive.
 
-One node process serves the whole file. Each test starts its own stretch of time (later
-than the previous test's, so the node never sees time going backwards) and reads counter
+One node process serves most of the file, running this checkout's code (PYTHONPATH). Its
+frames follow one continuous 10 Hz timeline across the tests (``Client.t0``), as a camera
+would: a jump between tests would itself be an implausible stamp. Tests read counter
 changes, not absolute counts. start/stop code is written here because test_ros_node.py is
 not importable under ``--import-mode=importlib``.
 """
 import math
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -21,10 +24,14 @@ import yaml
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
-from vision_msgs.msg import Detection2DArray  # noqa: E402
+from vision_msgs.msg import Detection2D, Detection2DArray  # noqa: E402
 
 from smiletrack_ros.detections import Detections  # noqa: E402
 from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
@@ -34,11 +41,12 @@ from smiletrack_ros.ros.process import stop_node_process  # noqa: E402
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 NODE_FQN = "/smiletrack_tracker"
 SIZE = (240, 320)
+DT = 0.1
 # Reliable input: the tests count every message, and best-effort DDS may drop a large image
 # sample on a busy machine (seen: one of three unpaired images never arrived).
 PARAMS = {"detector.backend": "external", "embedder.enabled": False, "diagnostics_period": 0.1,
           "input_qos.reliability": "reliable", "input_qos.depth": 10, "class_names": ["person"],
-          "tracker.preset": "paper"}
+          "tracker.preset": "paper", "input_limits.max_pixels": SIZE[0] * SIZE[1]}
 
 
 def _header(stamp: float) -> Header:
@@ -53,11 +61,12 @@ def _key(header) -> int:
 
 def _people(k: int) -> list[list[float]]:
     """Two people walking towards each other, apart for the whole test."""
+    k %= 20
     return [[20 + 2 * k, 30, 60 + 2 * k, 130], [250 - 2 * k, 90, 290 - 2 * k, 200]]
 
 
-def _image(boxes) -> Image:
-    bgr = np.full((*SIZE, 3), 50, np.uint8)
+def _image(boxes, size=SIZE) -> Image:
+    bgr = np.full((*size, 3), 50, np.uint8)
     for i, (x1, y1, x2, y2) in enumerate(boxes):
         bgr[int(y1):int(y2), int(x1):int(x2)] = (90 + 60 * i, 160, 220 - 60 * i)
     return Image(**bgr_to_raw_fields(bgr))
@@ -73,25 +82,40 @@ def _detections(header: Header, boxes, scores=None) -> Detection2DArray:
 class Client:
     """Publishes images and detection arrays separately; collects tracks and diagnostics."""
 
-    def __init__(self, domain: int):
+    def __init__(self, domain: int, image_type=Image, image_topic: str = "/image"):
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node("hardening_client", context=self.context)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.images = self.node.create_publisher(Image, "/image", qos)
+        self.images = self.node.create_publisher(image_type, image_topic, qos)
         self.dets = self.node.create_publisher(Detection2DArray, "/detections", qos)
+        self.clock = self.node.create_publisher(Clock, "/clock", 10)
         self.tracks: dict[int, Detection2DArray] = {}
         self.counters: dict[str, str] = {}
+        self.diagnostics: list[tuple[float, DiagnosticArray]] = []     # (arrival, message)
         self.node.create_subscription(Detection2DArray, "/tracks",
                                       lambda m: self.tracks.__setitem__(_key(m.header), m), qos)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.set_client = self.node.create_client(SetParameters, f"{NODE_FQN}/set_parameters")
+        self.last = 1000.0          # newest stamp sent: the timeline goes on from here
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if status.hardware_id == NODE_FQN:
                 self.counters = {kv.key: kv.value for kv in status.values}
+                self.diagnostics.append((time.monotonic(), msg))
+
+    def t0(self) -> float:
+        return self.last + DT
+
+    def wait_up(self, proc) -> None:
+        up = self.spin_until(lambda: proc.poll() is not None or (
+            self.images.get_subscription_count() and self.dets.get_subscription_count()
+            and self.node.count_publishers("/tracks")), 30.0)
+        assert up and proc.poll() is None, f"node did not start: {proc.stderr.read() if proc.poll() else ''}"
+        self.spin_until(lambda: False, 0.3)
 
     def spin_until(self, condition, timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -113,9 +137,12 @@ class Client:
     def wait_count(self, key: str, at_least: int) -> None:
         assert self.spin_until(lambda: self.count(key) >= at_least, 5.0), (key, at_least, str(self.counters))
 
-    def publish(self, stamp: float, boxes=None, image: Image | None = None, dets: Detection2DArray | None = None,
-                send_image: bool = True, send_dets: bool = True) -> int:
-        header = _header(stamp)
+    def publish(self, stamp: float, boxes=None, image=None, dets: Detection2DArray | None = None,
+                send_image: bool = True, send_dets: bool = True, header: Header | None = None) -> int:
+        header = header or _header(stamp)
+        if stamp is not None:
+            self.last = max(self.last, stamp)
+        self.tracks.pop(_key(header), None)         # a stamp sent again (a loop) is awaited afresh
         if send_dets:
             msg = dets if dets is not None else _detections(header, boxes)
             msg.header = header
@@ -126,46 +153,59 @@ class Client:
             self.images.publish(msg)
         return _key(header)
 
-    def frame(self, stamp: float, boxes) -> list[str]:
+    def frame(self, stamp: float, boxes, **kw) -> list[str]:
         """A good frame, in lock-step: returns the ids tracked in it."""
-        key = self.publish(stamp, boxes)
+        key = self.publish(stamp, boxes, **kw)
         assert self.spin_until(lambda: key in self.tracks, 5.0), f"no tracks for stamp {stamp}"
         return sorted(d.id for d in self.tracks[key].detections)
+
+    def set_parameter(self, name: str, value):
+        assert self.set_client.wait_for_service(timeout_sec=5.0)
+        future = self.set_client.call_async(
+            SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        assert self.spin_until(future.done, 5.0)
+        return future.result().results[0]
 
     def close(self) -> None:
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hardening_node")
-    (tmp / "params.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": PARAMS}}))
-    domain = (int(os.environ["ROS_DOMAIN_ID"]) + 90) % 200 + 1
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    env.pop("PYTHONPATH", None)  # the installed package, as a user runs it
-    proc = subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
-                             str(tmp / "params.yaml")], cwd=tmp, env=env, stdout=subprocess.DEVNULL,
+def start_node(tmp, repo_dir, domain: int, params: dict, name: str = "params") -> subprocess.Popen:
+    """This checkout's node (PYTHONPATH), as a user runs it: from outside the repository."""
+    (tmp / f"{name}.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               PYTHONPATH=str(repo_dir))
+    return subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
+                             str(tmp / f"{name}.yaml")], cwd=tmp, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _domain(offset: int) -> int:
+    return (int(os.environ["ROS_DOMAIN_ID"]) + offset) % 200 + 1
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, repo_dir):
+    tmp = tmp_path_factory.mktemp("hardening_node")
+    domain = _domain(90)
+    proc = start_node(tmp, repo_dir, domain, PARAMS)
     client = Client(domain)
     try:
-        up = client.spin_until(lambda: proc.poll() is not None or (
-            client.images.get_subscription_count() and client.dets.get_subscription_count()
-            and client.node.count_publishers("/tracks")), 20.0)
-        assert up and proc.poll() is None, f"node did not start: {proc.stderr.read() if proc.poll() else ''}"
-        client.spin_until(lambda: False, 0.3)
+        client.wait_up(proc)
         yield client, proc
     finally:
         client.close()
         stop_node_process(proc)
 
 
-def _start(client: Client, t0: float) -> tuple[list[str], dict[str, str]]:
-    """Three frames of two people from ``t0`` -> the ids they keep, and the node's
-    counters before the test's own input."""
-    ids = [client.frame(t0 + 0.1 * k, _people(k)) for k in range(3)]
+def _start(client: Client) -> tuple[float, list[str], dict[str, str]]:
+    """Three frames of two people from the timeline's next stamp -> (t0 of the test's own
+    input, the ids the people keep, the node's counters before that input)."""
+    t0 = client.t0()
+    ids = [client.frame(t0 + DT * k, _people(k)) for k in range(3)]
     assert len(ids[-1]) == 2 and ids[1] == ids[2]
-    return ids[-1], client.fresh_counters()
+    return t0, ids[-1], client.fresh_counters()
 
 
 def _assert_healthy(client: Client, proc, before: dict[str, str]) -> None:
@@ -173,31 +213,41 @@ def _assert_healthy(client: Client, proc, before: dict[str, str]) -> None:
     assert proc.poll() is None
     assert after["processing_errors"] == before["processing_errors"] == "0"
     assert after["time_resets"] == before["time_resets"]
+    assert after.get("rejected_late_frame", "0") == before.get("rejected_late_frame", "0")
 
 
-def test_invalid_external_detections_are_rejected_and_tracks_kept(node):
+def _bad_row(header: Header, boxes, spoil) -> Detection2DArray:
+    msg = _detections(header, [*boxes, [100, 100, 140, 200]])
+    spoil(msg.detections[-1])
+    return msg
+
+
+ROW_PROBES = [
+    (lambda d: setattr(d.bbox, "size_y", math.nan), "detection_box"),
+    (lambda d: setattr(d.bbox, "size_x", -40.0), "detection_box"),
+    (lambda d: setattr(d.bbox, "size_x", 1e39), "detection_box"),                   # inf as float32
+    (lambda d: setattr(d.results[0].hypothesis, "score", math.nan), "detection_score"),
+    (lambda d: setattr(d.results[0].hypothesis, "class_id", "1" * 30), "detection_class"),   # no int64
+]
+
+
+def test_unusable_detections_are_dropped_and_the_rest_of_the_frame_tracked(node):
     client, proc = node
-    t0 = 100.0
-    ids, before = _start(client, t0)
-    rejected = client.count("rejected_bad_detections")
-    good = _people(3)
-    invalid = [
-        _detections(_header(0), [good[0], [math.nan, 40, 80, 140]]),     # a nan box beside a good one
-        _detections(_header(0), [good[0], [50, 40, 10, 140]]),           # negative width
-        _detections(_header(0), good, scores=[0.9, math.nan]),             # nan score
-    ]
-    for k, dets in enumerate(invalid, start=3):
-        key = client.publish(t0 + 0.1 * k, _people(k), dets=dets)
-        client.wait_count("rejected_bad_detections", rejected + k - 2)
-        assert key not in client.tracks                                   # nothing published for it
-    assert [client.frame(t0 + 0.1 * k, _people(k)) for k in range(6, 9)][-1] == ids
+    t0, ids, before = _start(client)
+    for k, (spoil, reason) in enumerate(ROW_PROBES, start=3):
+        dets = _bad_row(_header(0), _people(k), spoil)
+        assert client.frame(t0 + DT * k, _people(k), dets=dets) == ids            # both people, same ids
+    after = client.fresh_counters()
+    for reason in {r for _, r in ROW_PROBES}:
+        sent = sum(r == reason for _, r in ROW_PROBES)
+        assert int(after.get(f"rejected_{reason}", 0)) == int(before.get(f"rejected_{reason}", 0)) + sent
+    assert after.get("rejected_bad_detections", "0") == before.get("rejected_bad_detections", "0")
     _assert_healthy(client, proc, before)
 
 
 def test_stamps_that_pair_with_nothing_are_counted_and_tracks_kept(node):
     client, proc = node
-    t0 = 200.0
-    ids, before = _start(client, t0)
+    t0, ids, before = _start(client)
     last = t0 + 0.2
     client.publish(last + 0.05, _people(3), send_image=False)     # detections of an image never sent
     client.publish(last, _people(2), send_dets=False)             # the last image again
@@ -206,39 +256,152 @@ def test_stamps_that_pair_with_nothing_are_counted_and_tracks_kept(node):
     assert client.frame(t0 + 0.3, _people(3)) == ids              # pairing it discards the four above
     client.wait_count("unpaired_detections", int(before["unpaired_detections"]) + 1)
     client.wait_count("unpaired_images", int(before["unpaired_images"]) + 3)
-    assert [client.frame(t0 + 0.1 * k, _people(k)) for k in range(4, 7)][-1] == ids
+    assert [client.frame(t0 + DT * k, _people(k)) for k in range(4, 7)][-1] == ids
     _assert_healthy(client, proc, before)
 
 
 def test_a_duplicate_frame_is_tracked_again_without_reset(node):
     client, proc = node
-    t0 = 300.0
-    ids, before = _start(client, t0)
+    t0, ids, before = _start(client)
     client.tracks.clear()
     assert client.frame(t0 + 0.2, _people(2)) == ids              # the same stamp and content once more
-    assert [client.frame(t0 + 0.1 * k, _people(k)) for k in range(3, 6)][-1] == ids
+    assert [client.frame(t0 + DT * k, _people(k)) for k in range(3, 6)][-1] == ids
     _assert_healthy(client, proc, before)
 
 
-def test_malformed_images_between_good_frames(node):
+def test_malformed_and_oversized_images_between_good_frames(node):
     client, proc = node
-    t0 = 400.0
-    ids, before = _start(client, t0)
+    t0, ids, before = _start(client)
     stepped = _image(_people(3))
     stepped.step += 3
     yuv = _image(_people(5))
     yuv.encoding = "yuv422_yuy2"
     truncated = _image(_people(7))
     truncated.data = truncated.data[:-1]
-    sent = {"size_mismatch": 0, "unsupported_encoding": 0}
-    for k, image, reason in ((3, stepped, "size_mismatch"), (5, yuv, "unsupported_encoding"),
-                             (7, truncated, "size_mismatch")):
+    taller = _image(_people(9), (SIZE[0] + 1, SIZE[1]))             # one row over input_limits.max_pixels
+    reasons = ("size_mismatch", "unsupported_encoding", "size_mismatch", "too_many_pixels")
+    sent = dict.fromkeys(reasons, 0)
+    for k, image, reason in zip((3, 5, 7, 9), (stepped, yuv, truncated, taller), reasons, strict=True):
         sent[reason] += 1
-        client.publish(t0 + 0.1 * k, _people(k), image=image)
+        client.publish(t0 + DT * k, _people(k), image=image)
         client.wait_count(f"rejected_{reason}", int(before.get(f"rejected_{reason}", 0)) + sent[reason])
-        assert client.frame(t0 + 0.1 * (k + 1), _people(k + 1)) == ids
+        assert client.frame(t0 + DT * (k + 1), _people(k + 1)) == ids
     after = client.fresh_counters()
-    assert int(after["rejected_size_mismatch"]) == int(before.get("rejected_size_mismatch", 0)) + 2
-    assert int(after["rejected_unsupported_encoding"]) == int(before.get("rejected_unsupported_encoding", 0)) + 1
+    for reason, n in sent.items():
+        assert int(after[f"rejected_{reason}"]) == int(before.get(f"rejected_{reason}", 0)) + n
     assert int(after["frames_dropped_busy"]) == int(before["frames_dropped_busy"])
     _assert_healthy(client, proc, before)
+
+
+def _stamp(sec: int, nanosec: int) -> Header:
+    header = Header(frame_id="cam")
+    header.stamp.sec, header.stamp.nanosec = sec, nanosec
+    return header
+
+
+@pytest.mark.parametrize("probe, reason", [
+    (lambda t: _header(t + 0.9), "stamp_jump"),
+    (lambda t: _header(t + 5.0), "stamp_jump"),
+    (lambda t: _stamp(2**31 - 1, 0), "stamp_ahead_of_clock"),
+    (lambda t: _stamp(-1000, 0), "stamp_jump"),
+    (lambda t: _stamp(int(t), 4_000_000_000), "stamp_invalid"),   # read as t + 4 s before
+], ids=["+0.9s", "+5s", "sec_2^31-1", "sec_-1000", "nanosec_4e9"])
+def test_an_implausible_stamp_is_refused_and_the_ids_kept(node, probe, reason):
+    client, proc = node
+    t0, ids, before = _start(client)
+    header = probe(t0 + 0.2)
+    client.publish(None, _people(3), header=header)
+    client.wait_count(f"rejected_{reason}", int(before.get(f"rejected_{reason}", 0)) + 1)
+    assert _key(header) not in client.tracks
+    after = [client.frame(t0 + DT * k, _people(k)) for k in range(3, 13)]     # every later frame tracked
+    assert all(a == ids for a in after), after
+    _assert_healthy(client, proc, before)
+
+
+def _huge_detection_array(n: int) -> bytes:
+    """n Detection2D without hypotheses, serialised by repeating one element's bytes (building
+    n messages in Python takes seconds): with a 7-character id an element is 72 bytes, so
+    every copy starts 8-aligned as the first one does."""
+    one = serialize_message(Detection2DArray(header=Header(frame_id="cam"), detections=[Detection2D(id="1234567")]))
+    head, element = bytearray(one[:24]), one[24:]
+    assert len(element) == 72
+    struct.pack_into("<I", head, 20, n)
+    return bytes(head) + element * n
+
+
+def test_a_100k_detection_array_is_refused_without_stalling_the_node(node):
+    client, proc = node
+    t0, ids, before = _start(client)
+    data = _huge_detection_array(100_000)
+    assert len(deserialize_message(_huge_detection_array(3), Detection2DArray).detections) == 3
+    client.diagnostics.clear()
+    client.dets.publish(data)
+    client.wait_count("rejected_too_many_detections", int(before.get("rejected_too_many_detections", 0)) + 1)
+    client.spin_until(lambda: False, 1.0)
+    arrivals = [t for t, _ in client.diagnostics]
+    gaps = np.diff(arrivals)
+    assert len(arrivals) >= 5 and gaps.max() < 1.0, f"diagnostics stalled: gaps {np.round(gaps, 2)}"
+    assert [client.frame(t0 + DT * k, _people(k)) for k in range(3, 6)][-1] == ids
+    _assert_healthy(client, proc, before)
+
+
+def test_use_sim_time_can_be_switched_at_run_time(node):
+    client, proc = node
+    t0, ids, before = _start(client)
+
+    def diagnostics_stamp() -> float:
+        client.diagnostics.clear()
+        assert client.spin_until(lambda: len(client.diagnostics) >= 2, 3.0)
+        stamp = client.diagnostics[-1][1].header.stamp
+        return stamp.sec + stamp.nanosec * 1e-9
+
+    assert diagnostics_stamp() > 1e9                                 # wall time
+    result = client.set_parameter("use_sim_time", True)
+    assert result.successful, result.reason
+    try:
+        assert diagnostics_stamp() == 0.0                             # sim time, no /clock yet
+        clock = Clock()
+        clock.clock.sec = 1234
+        client.clock.publish(clock)
+        assert client.spin_until(lambda: bool(client.diagnostics)
+                                 and client.diagnostics[-1][1].header.stamp.sec == 1234, 3.0)
+        assert [client.frame(t0 + DT * k, _people(k)) for k in range(3, 6)][-1] == ids
+        assert not client.set_parameter("use_sim_time", "yes").successful     # rclpy's own check
+    finally:
+        assert client.set_parameter("use_sim_time", False).successful
+    assert diagnostics_stamp() > 1e9
+    _assert_healthy(client, proc, before)
+
+
+def test_a_node_with_the_same_name_is_reported(node, tmp_path, repo_dir):
+    client, proc = node
+    twin = start_node(tmp_path, repo_dir, _domain(90), PARAMS, name="twin")
+    try:
+        assert client.spin_until(lambda: twin.poll() is not None or client.count("nodes_with_this_name") == 2,
+                                 30.0), f"twin not reported: {client.counters}"
+        assert twin.poll() is None
+        status = client.diagnostics[-1][1].status[0]
+        assert status.level == status.WARN and "nodes named" in status.message
+    finally:
+        stop_node_process(twin)
+    assert client.spin_until(lambda: "nodes_with_this_name" not in client.fresh_counters(), 10.0)
+    _start(client)
+
+
+def test_a_short_bag_looped_resets_once_per_loop_and_tracks_every_frame(tmp_path, repo_dir):
+    """A fresh node, a 0.8 s bag at 30 Hz replayed three times (ros2 bag play --loop): each jump back
+    (0.77 s, inside the pipeline's reorder window) resets the tracker instead of refusing a loop as late."""
+    domain = _domain(95)
+    proc = start_node(tmp_path, repo_dir, domain, PARAMS)
+    client = Client(domain)
+    try:
+        client.wait_up(proc)
+        dt = 1 / 30
+        loops = [[client.frame(50.0 + dt * k, _people(k)) for k in range(24)] for _ in range(3)]
+        counters = client.fresh_counters()
+        assert counters["time_resets"] == "2" and counters.get("rejected_late_frame", "0") == "0"
+        assert len(loops[0][-1]) == len(loops[1][-1]) == len(loops[2][-1]) == 2
+        assert set(loops[1][-1]).isdisjoint(loops[0][-1]) and set(loops[2][-1]).isdisjoint(loops[1][-1])
+    finally:
+        client.close()
+        stop_node_process(proc)

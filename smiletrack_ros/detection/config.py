@@ -15,6 +15,8 @@ PAD_MODES = ("center", "corner", "stretch")
 CHANNEL_ORDERS = ("bgr", "rgb")
 MERGE_MODES = ("nms", "wbf")
 _TILES = re.compile(r"^([1-9])x([1-9])$")
+# read afresh by every detection: changing them needs no new session or network
+THRESHOLD_FIELDS = ("score_threshold", "nms_iou", "max_detections", "classes")
 
 
 class DetectorConfigError(ValueError):
@@ -142,6 +144,13 @@ class DetectorConfig:
 
     def replace(self, **changes: Any) -> "DetectorConfig":
         return dataclasses.replace(self, **changes)
+
+    def thresholds_only_differ(self, other: "DetectorConfig") -> bool:
+        """True when ``other`` changes nothing but THRESHOLD_FIELDS: no model needs rebuilding."""
+        return self.replace(**{f: getattr(other, f) for f in THRESHOLD_FIELDS}) == other
+
+    def with_thresholds_of(self, other: "DetectorConfig") -> "DetectorConfig":
+        return self.replace(**{f: getattr(other, f) for f in THRESHOLD_FIELDS})
 
 
 def _is_number(x: Any) -> bool:

@@ -127,6 +127,10 @@ class OnnxDetector:
     def __call__(self, image_bgr: np.ndarray) -> Detections:
         return self.detect_batch([image_bgr])[0]
 
+    def update_thresholds(self, config: DetectorConfig) -> None:
+        """``config``'s thresholds from the next image on; the session stays."""
+        self.config = self.config.with_thresholds_of(config)
+
     def detect_batch(self, images) -> list[Detections]:
         """Images of any sizes: one run for all where the model takes a batch, else one each."""
         prepared = [self.preprocess(check_image(image)) for image in images]

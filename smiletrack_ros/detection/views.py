@@ -29,6 +29,8 @@ class ImageBackend(Protocol):
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]: ...
 
+    def update_thresholds(self, config: DetectorConfig) -> None: ...
+
 
 @dataclass(frozen=True)
 class View:
@@ -184,6 +186,10 @@ class MultiViewDetector:
         if name == "backend":
             raise AttributeError(name)
         return getattr(self.backend, name)
+
+    def update_thresholds(self, config: DetectorConfig) -> None:
+        self.backend.update_thresholds(config)
+        self.config = self.config.with_thresholds_of(config)
 
     def views(self, height: int, width: int) -> list[View]:
         c = self.config

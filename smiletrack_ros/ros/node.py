@@ -39,12 +39,14 @@ from smiletrack_ros.pipeline import LateFrameError, Pipeline  # noqa: E402
 from smiletrack_ros.ros.annotate import draw_tracks  # noqa: E402
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr  # noqa: E402
 from smiletrack_ros.ros.detection_rows import read_detection_array  # noqa: E402
+from smiletrack_ros.ros.graph_checks import same_name_nodes  # noqa: E402
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields  # noqa: E402
 from smiletrack_ros.ros.input_limits import InputLimits, detection_count  # noqa: E402
 from smiletrack_ros.ros.latest_worker import LatestWorker  # noqa: E402
 from smiletrack_ros.ros.messages import index_into_message  # noqa: E402
 from smiletrack_ros.ros.node_stats import NodeStats  # noqa: E402
 from smiletrack_ros.ros.process import exit_now, exit_quietly_on_signals, restore_default_signals  # noqa: E402
+from smiletrack_ros.ros.runtime_changes import prepare_detector_change  # noqa: E402
 from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,  # noqa: E402
                                          detector_config, tracker_config)
 from smiletrack_ros.ros.stamp_pairing import StampPairer  # noqa: E402
@@ -89,6 +91,7 @@ class TrackerNode(Node):
         self._stamps = self.limits.stamp_guard(self._pipeline.max_reorder_s)
         self._pending_lock = threading.Lock()
         self._pending_changes: dict[str, Any] = {}
+        self._detector_swap: tuple[Any, Any] = (s.detector, None)   # newest accepted config, its prepared swap
         self._pairer: StampPairer | None = None
         if s.external_detections:
             self._pairer = StampPairer(s.sync_max_pending, round(s.detector.stamp_tolerance * 1e9))
@@ -99,6 +102,8 @@ class TrackerNode(Node):
         self._debug_pub = self.create_publisher(Image, s.debug_image_topic, out_qos)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._worker: LatestWorker[Frame] = LatestWorker(self._process, self._on_worker_error)
+        self._failures_in_a_row = 0     # worker thread only
+        self._recoveries = 0
 
         in_qos = qos(s.input_reliability, s.input_depth)
         if s.compressed:
@@ -216,16 +221,20 @@ class TrackerNode(Node):
             changes[p.name] = spec.default if p.type_ == Parameter.Type.NOT_SET else p.value
         with self._pending_lock:
             candidate = self._values | changes
+        swap = None
         try:
             if any(k.startswith("tracker.") for k in changes):
                 tracker_config(candidate["tracker.preset"], _tracker_overrides(candidate))
             if any(k.startswith("detector.") for k in changes):
-                detector_config(candidate)
+                config = detector_config(candidate)     # built now if it must be: a failure is refused here
+                swap = (config, prepare_detector_change(self._pipeline.detector, self._detector_swap[0], config))
         except Exception as exc:  # noqa: BLE001 - any refusal goes back to the caller, never crashes the node
             return SetParametersResult(successful=False, reason=str(exc))
         with self._pending_lock:
             self._values.update(changes)
             self._pending_changes.update(changes)
+            if swap is not None:
+                self._detector_swap = swap
         self.get_logger().info(f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
 
@@ -234,6 +243,7 @@ class TrackerNode(Node):
         with self._pending_lock:
             changes, self._pending_changes = self._pending_changes, {}
             values = dict(self._values)
+            detector_config_, swap = self._detector_swap
         if not changes:
             return
         if "publish_debug_image" in changes:
@@ -242,13 +252,9 @@ class TrackerNode(Node):
             config = tracker_config(values["tracker.preset"], _tracker_overrides(values))
             self._pipeline.tracker.config = config  # read afresh by every update()
             self.settings = _replace(self.settings, tracker=config)
-        if any(k.startswith("detector.") for k in changes):
-            config = detector_config(values)
-            if self._pipeline.detector is not None:
-                from smiletrack_ros.detection import build_detector
-
-                self._pipeline.detector = build_detector(config)
-            self.settings = _replace(self.settings, detector=config)
+        if swap is not None and any(k.startswith("detector.") for k in changes):
+            self._pipeline.detector = swap()
+            self.settings = _replace(self.settings, detector=detector_config_)
 
     def _process(self, frame: Frame) -> None:
         self._apply_pending_changes()
@@ -299,6 +305,7 @@ class TrackerNode(Node):
         if s.publish_debug_image:
             annotated = draw_tracks(image, result.tracks, s.class_names, copy=not image.flags.writeable)
             self._debug_pub.publish(Image(header=header, **bgr_to_raw_fields(annotated)))
+        self._failures_in_a_row = 0
         now = time.monotonic()
         self.stats.frame_done((now - frame.received) * 1e3, (time.perf_counter() - start) * 1e3,
                               len(result.live_tracks))
@@ -315,9 +322,17 @@ class TrackerNode(Node):
                                 throttle_duration_sec=_LOG_THROTTLE_S)
 
     def _on_worker_error(self, exc: BaseException) -> None:
+        """Two failures in a row: the tracker's state is suspect, so it starts afresh (ids keep counting)."""
         self.stats.error()
         self.get_logger().error(f"frame processing failed: {type(exc).__name__}: {exc}",
                                 throttle_duration_sec=_LOG_THROTTLE_S)
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row >= 2:
+            self._pipeline.reset()
+            self._failures_in_a_row = 0
+            self._recoveries += 1
+            self.get_logger().warning(f"frame processing failed twice in a row: tracker reset "
+                                      f"(recovery #{self._recoveries}); tracking resumes with new tracks")
 
     # ---- diagnostics --------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -337,7 +352,15 @@ class TrackerNode(Node):
             "detector": self._models["detector"], "embedder": self._models["embedder"],
             "device": self._models["device"],
             "time_resets": str(snap.time_resets), "processing_errors": str(snap.errors),
+            "tracker_recoveries": str(self._recoveries),
         }
+        namesakes = same_name_nodes(self)
+        if namesakes > 1:
+            level, message = DiagnosticStatus.WARN, f"{namesakes} nodes named {self.get_fully_qualified_name()}"
+            values["nodes_with_this_name"] = str(namesakes)
+            self.get_logger().warning(f"{namesakes} nodes are named {self.get_fully_qualified_name()}: their "
+                                      f"topics, parameters and diagnostics mix; give each its own name or "
+                                      f"namespace", throttle_duration_sec=_LOG_THROTTLE_S)
         if self._pairer is not None:
             values["unpaired_images"] = str(self._pairer.unpaired_images)
             values["unpaired_detections"] = str(self._pairer.unpaired_detections)

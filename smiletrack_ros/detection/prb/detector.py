@@ -65,6 +65,10 @@ class PRBDetector:
     def __call__(self, image_bgr: np.ndarray) -> Detections:
         return self.detect_batch([image_bgr])[0]
 
+    def update_thresholds(self, config: DetectorConfig) -> None:
+        """``config``'s thresholds from the next image on; the network stays."""
+        self.config = self.config.with_thresholds_of(config)
+
     @torch.inference_mode()
     def detect_batch(self, images) -> list[Detections]:
         """Images of any sizes, letterboxed to the same canvas: one forward pass for all."""
