@@ -234,7 +234,7 @@ ROW_PROBES = [
 def test_unusable_detections_are_dropped_and_the_rest_of_the_frame_tracked(node):
     client, proc = node
     t0, ids, before = _start(client)
-    for k, (spoil, reason) in enumerate(ROW_PROBES, start=3):
+    for k, (spoil, _) in enumerate(ROW_PROBES, start=3):
         dets = _bad_row(_header(0), _people(k), spoil)
         assert client.frame(t0 + DT * k, _people(k), dets=dets) == ids            # both people, same ids
     after = client.fresh_counters()

@@ -145,11 +145,11 @@ class DetectorConfig:
     def replace(self, **changes: Any) -> "DetectorConfig":
         return dataclasses.replace(self, **changes)
 
-    def thresholds_only_differ(self, other: "DetectorConfig") -> bool:
+    def thresholds_only_differ(self, other: DetectorConfig) -> bool:
         """True when ``other`` changes nothing but THRESHOLD_FIELDS: no model needs rebuilding."""
         return self.replace(**{f: getattr(other, f) for f in THRESHOLD_FIELDS}) == other
 
-    def with_thresholds_of(self, other: "DetectorConfig") -> "DetectorConfig":
+    def with_thresholds_of(self, other: DetectorConfig) -> DetectorConfig:
         return self.replace(**{f: getattr(other, f) for f in THRESHOLD_FIELDS})
 
 
