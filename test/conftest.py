@@ -1,5 +1,7 @@
 """Shared test set-up: DDS isolation and the optional ../shared data."""
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,27 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def image_bombs() -> dict[str, bytes]:
+    """Decompression bombs, tiny on disk (issue 16.1): ``jpeg``, 631 bytes: a real 8x8 JPEG whose
+    frame header is rewritten to 30000x30000 (2.7 GB decoded); ``png``, 17.6 KB: a valid 1-bit
+    grey PNG of 12000x12000 zeros (432 MB decoded as BGR)."""
+    import cv2
+    import numpy as np
+
+    ok, enc = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 50])
+    jpeg = bytearray(enc.tobytes())
+    struct.pack_into(">HH", jpeg, jpeg.index(b"\xff\xc0") + 5, 30000, 30000)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    side = 12000
+    row = b"\x00" * (1 + (side + 7) // 8)
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+           + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return {"jpeg": bytes(jpeg), "png": png}

@@ -1,17 +1,15 @@
 """Bounded image decoding (issue 16.1): codec by magic bytes, header dimensions before any
 decoding, one pixel budget for compressed and raw images.
 
-The bombs are built here and are tiny on disk: a 631-byte JPEG whose frame header says
-30000 x 30000 (2.7 GB decoded) and a 17.6 KB PNG of 12000 x 12000 (432 MB decoded). They
+The bombs (conftest's ``image_bombs``) are tiny on disk: a 631-byte JPEG whose frame header
+says 30000 x 30000 (2.7 GB decoded) and a 17.6 KB PNG of 12000 x 12000 (432 MB decoded). They
 are decoded in a child process whose address space is capped (RLIMIT_AS) a little above
 what it uses after its imports, so a decoder that allocated for them fails the test
 instead of endangering the machine.
 """
 import json
-import struct
 import subprocess
 import sys
-import zlib
 from types import SimpleNamespace
 
 import cv2
@@ -23,27 +21,6 @@ from smiletrack_ros.ros.image_budget import (DEFAULT_MAX_PIXELS, ImageBudget, Im
 from smiletrack_ros.ros.images import compressed_to_bgr, raw_to_bgr_numpy
 
 RNG = np.random.default_rng(3)
-
-
-def jpeg_bomb(width: int = 30000, height: int = 30000) -> bytes:
-    """A real 8x8 JPEG whose frame header is rewritten to announce ``width`` x ``height``."""
-    ok, enc = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 50])
-    data = bytearray(enc.tobytes())
-    sof = data.index(b"\xff\xc0")
-    struct.pack_into(">HH", data, sof + 5, height, width)
-    return bytes(data)
-
-
-def png_bomb(side: int = 12000) -> bytes:
-    """A valid 1-bit grey PNG of ``side`` x ``side`` zeros (decoded as BGR: side^2 x 3 bytes)."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    row = b"\x00" * (1 + (side + 7) // 8)
-    z = zlib.compressobj(9)
-    idat = b"".join(z.compress(row) for _ in range(side)) + z.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def _encode(ext: str, image: np.ndarray, *params: int) -> bytes:
@@ -66,8 +43,8 @@ def test_header_readers_give_the_encoded_size(height, width):
     np.testing.assert_array_equal(compressed_to_bgr(_compressed(data, "png")), image)
 
 
-def test_bombs_are_tiny_and_their_headers_say_so():
-    jpeg, png = jpeg_bomb(), png_bomb()
+def test_bombs_are_tiny_and_their_headers_say_so(image_bombs):
+    jpeg, png = image_bombs["jpeg"], image_bombs["png"]
     assert len(jpeg) < 1000 and len(png) < 20_000
     assert jpeg_dimensions(jpeg) == (30000, 30000) and png_dimensions(png) == (12000, 12000)
 
@@ -100,10 +77,10 @@ print(json.dumps(out))
 """
 
 
-def test_bombs_are_refused_before_decoding_within_a_memory_budget(tmp_path, repo_dir):
+def test_bombs_are_refused_before_decoding_within_a_memory_budget(tmp_path, repo_dir, image_bombs):
     paths = [tmp_path / "bomb.jpg", tmp_path / "bomb.png"]
-    paths[0].write_bytes(jpeg_bomb())
-    paths[1].write_bytes(png_bomb())
+    paths[0].write_bytes(image_bombs["jpeg"])
+    paths[1].write_bytes(image_bombs["png"])
     done = subprocess.run([sys.executable, "-c", _CHILD, *map(str, paths)], capture_output=True, text=True,
                           timeout=120, env={"PYTHONPATH": str(repo_dir), "OPENCV_LOG_LEVEL": "ERROR"})
     assert done.returncode == 0, done.stderr

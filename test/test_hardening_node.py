@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -29,7 +30,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import Detection2D, Detection2DArray  # noqa: E402
 
@@ -402,6 +403,50 @@ def test_a_short_bag_looped_resets_once_per_loop_and_tracks_every_frame(tmp_path
         assert counters["time_resets"] == "2" and counters.get("rejected_late_frame", "0") == "0"
         assert len(loops[0][-1]) == len(loops[1][-1]) == len(loops[2][-1]) == 2
         assert set(loops[1][-1]).isdisjoint(loops[0][-1]) and set(loops[2][-1]).isdisjoint(loops[1][-1])
+    finally:
+        client.close()
+        stop_node_process(proc)
+
+
+def _peak_rss(pid: int) -> int:
+    line = next(li for li in open(f"/proc/{pid}/status") if li.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_compressed_bombs_are_refused_and_the_node_stays_small(tmp_path, repo_dir, image_bombs):
+    """A fresh node on CompressedImage with the default pixel budget (4K): the bombs are refused
+    from their headers, other codecs by their magic bytes whatever ``format`` says, the ids are
+    kept, and the node's peak RSS over the whole run stays far below what one bomb decodes to."""
+    domain = _domain(97)
+    params = {k: v for k, v in PARAMS.items() if k != "input_limits.max_pixels"} | {"compressed": True}
+    proc = start_node(tmp_path, repo_dir, domain, params)
+    client = Client(domain, CompressedImage, "/image/compressed")
+
+    def jpeg(k: int) -> CompressedImage:
+        raw = _image(_people(k))
+        bgr = np.frombuffer(raw.data, np.uint8).reshape(*SIZE, 3)
+        return CompressedImage(format="jpeg", data=cv2.imencode(".jpg", bgr)[1].tobytes())
+
+    bmp = cv2.imencode(".bmp", np.zeros((64, 64, 3), np.uint8))[1].tobytes()
+    bombs = [("jpeg", image_bombs["jpeg"], "too_many_pixels"), ("png", image_bombs["png"], "too_many_pixels"),
+             ("png", image_bombs["jpeg"], "too_many_pixels"),       # the format field is not believed
+             ("jpeg", bmp, "format_not_allowed")]
+    try:
+        client.wait_up(proc)
+        t0 = client.t0()
+        ids = [client.frame(t0 + DT * k, _people(k), image=jpeg(k)) for k in range(3)][-1]
+        assert len(ids) == 2
+        counts: dict[str, int] = {}
+        for k, (fmt, data, reason) in enumerate(bombs, start=3):
+            counts[reason] = counts.get(reason, 0) + 1
+            client.publish(t0 + DT * k, _people(k), image=CompressedImage(format=fmt, data=data))
+            client.wait_count(f"rejected_{reason}", counts[reason])
+            assert client.frame(t0 + DT * k + DT / 2, _people(k), image=jpeg(k)) == ids
+        counters = client.fresh_counters()
+        assert counters["processing_errors"] == "0" and counters["time_resets"] == "0"
+        peak = _peak_rss(proc.pid)
+        assert peak < 1.5 * 2**30, f"peak RSS {peak / 2**20:.0f} MB"
+        print(f"node peak RSS over the bomb run: {peak / 2**20:.0f} MB")
     finally:
         client.close()
         stop_node_process(proc)
