@@ -7,6 +7,7 @@ stamp.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
@@ -27,7 +28,13 @@ STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
 
 class BagError(RuntimeError):
-    """A bag that cannot be opened or lacks the topic asked for."""
+    """A bag that cannot be opened or read, or lacks the topic asked for."""
+
+
+# what rosbags' readers raise on a truncated or garbled file besides their own error types
+# (e.g. an mcap holding only its magic: TypeError from reading past the end)
+_CORRUPT_FILE_ERRORS = (AnyReaderError, ReaderError, TypeError, ValueError, IndexError, KeyError, EOFError,
+                        struct.error, UnicodeDecodeError)
 
 
 class StampedImage(NamedTuple):
@@ -148,8 +155,9 @@ def _open(path: str | Path, typestore: Typestore | None) -> AnyReader:
     try:
         reader = AnyReader([path], default_typestore=typestore or build_typestore())
         reader.open()
-    except (AnyReaderError, ReaderError) as err:
-        raise BagError(f"cannot open bag {path}: {err}") from None
+    except _CORRUPT_FILE_ERRORS as err:
+        raise BagError(f"cannot open bag {path}: {err or type(err).__name__} (not a readable rosbag2 "
+                       f"mcap/sqlite3 bag, or a truncated one)") from None
     return reader
 
 
@@ -200,10 +208,22 @@ def _stream(path: str | Path, topics: list[str],
             typestore: Typestore | None = None) -> Iterator[tuple[str, str, int, Any]]:
     """(topic, msgtype, log time ns, message) for ``topics`` in log-time order."""
     reader = _open(path, typestore)
+    count = 0
     try:
         connections = [c for c in reader.connections if c.topic in topics]
-        for connection, log_time, raw in reader.messages(connections=connections):
-            yield connection.topic, connection.msgtype, log_time, reader.deserialize(raw, connection.msgtype)
+        messages = reader.messages(connections=connections)
+        while True:
+            try:
+                item = next(messages, None)
+                if item is None:
+                    return
+                connection, log_time, raw = item
+                msg = reader.deserialize(raw, connection.msgtype)
+            except _CORRUPT_FILE_ERRORS as err:
+                where = f"message {count + 1} of {topics}"
+                raise BagError(f"{path}: {where} cannot be read: {err or type(err).__name__}") from None
+            count += 1
+            yield connection.topic, connection.msgtype, log_time, msg
     finally:
         reader.close()
 
