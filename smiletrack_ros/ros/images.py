@@ -113,7 +113,7 @@ def compressed_to_bgr(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> np.ndar
     data = _as_uint8(msg.data)
     if data.size == 0:
         raise ImageError("zero_size", "compressed image has no data")
-    found, width, height = budget.check_compressed(memoryview(data))
+    found, width, height = budget.check_compressed(data.data)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None or image.shape[:2] != (height, width):
         raise ImageError("corrupt_compressed", f"cannot decode the {width}x{height} {found} image "
