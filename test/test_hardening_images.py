@@ -160,3 +160,20 @@ def test_a_png_without_ihdr_first_is_corrupt():
     with pytest.raises(ImageError) as info:
         compressed_to_bgr(_compressed(data[:8] + data[33:], "png"))
     assert info.value.reason == "corrupt_compressed"
+
+
+@pytest.mark.parametrize("name, value", [
+    ("input_limits.max_pixels", 0), ("input_limits.formats", ["gif"]), ("input_limits.formats", []),
+    ("input_limits.max_detections", 0), ("input_limits.max_clock_lead", float("inf")),
+    ("input_limits.max_clock_lead", -1.0), ("input_limits.max_clock_lead", float("nan")),
+])
+def test_input_limits_name_their_parameter(name, value):
+    from smiletrack_ros.ros.input_limits import InputLimits
+    from smiletrack_ros.ros.settings import ParameterError, all_param_specs
+
+    values = {s.name: s.default for s in all_param_specs()}
+    limits = InputLimits.from_values(values)
+    assert limits.image.max_pixels == DEFAULT_MAX_PIXELS and limits.image.formats == ("jpeg", "png")
+    with pytest.raises(ParameterError) as info:
+        InputLimits.from_values(values | {name: value})
+    assert info.value.name == name

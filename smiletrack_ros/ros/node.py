@@ -198,7 +198,11 @@ class TrackerNode(Node):
             self._reject("too_many_detections", f"rejected an array of {count} detections (more than "
                                                 f"input_limits.max_detections {self.limits.max_detections})")
             return
-        msg = deserialize_message(data, Detection2DArray)
+        try:
+            msg = deserialize_message(data, Detection2DArray)
+        except Exception as exc:  # noqa: BLE001 - rclpy raises its RMWError for bytes that do not parse
+            self._reject("bad_detections", f"rejected detections that do not deserialise: {exc}")
+            return
         pair = self._pairer.add_detections(stamp_ns(msg.header), msg)
         if pair is not None:
             self._submit_pair(*pair)
