@@ -57,7 +57,8 @@ def verdict(run: LongRun, label: str, args: argparse.Namespace, report: Report) 
                    "flat" if ok else "GROWING"]], digits=3)
     report.data[label] = {"frames": run.frames, "rss_kb": run.rss_kb, "rss_trimmed_kb": run.rss_trimmed_kb,
                           "heap_kb": run.heap_kb, "cpu_ms_p50": run.cpu_ms_p50, "ms_mean": run.ms_mean,
-                          "ms_p50": run.ms_p50, "ms_p99": run.ms_p99, "live": run.live, "rss_slope_kb_per_1000": rss_slope,
+                          "ms_p50": run.ms_p50, "ms_p99": run.ms_p99, "live": run.live,
+                          "rss_slope_kb_per_1000": rss_slope,
                           "judged_rss_slope_kb_per_1000": leak_slope, "heap_slope_kb_per_1000": heap_slope,
                           "ms_slope_per_1000": ms_slope, "latency_drift": drift, "latency_drift_of": drift_of,
                           "flat": ok}

@@ -82,7 +82,7 @@ def test_frame_cache_round_trip_and_staleness(tmp_path):
     path = cache.save(tmp_path / "c.npz")
     again = FrameCache.load(path)
     assert len(again) == 12 and again.has_embeddings and again.frame_rate == cache.frame_rate
-    for a, b in zip(cache, again):
+    for a, b in zip(cache, again, strict=True):
         assert a.frame == b.frame
         np.testing.assert_array_equal(a.boxes, b.boxes)
         np.testing.assert_array_equal(a.embeddings, b.embeddings)
@@ -104,7 +104,7 @@ def test_synthetic_stream_is_seeded_and_replaces_identities():
     config = SyntheticConfig(num_objects=10, num_frames=200, mean_lifetime=20.0, seed=1)
     first = [(f.boxes.copy(), ids) for f, ids in SyntheticStream(config)]
     second = [(f.boxes.copy(), ids) for f, ids in SyntheticStream(config)]
-    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, second))
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, second, strict=True))
     seen = set(np.concatenate([ids for _, ids in first]).tolist())
     assert len(seen) > 30  # lifetimes ~20 frames over 200 frames: identities come and go
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from smiletrack_ros.detection import DetectorConfig, build_detector
-from smiletrack_ros.detections import Detections
 from smiletrack_ros.detection.external import DetectionStore, ExternalDetector, MissingDetectionsError
+from smiletrack_ros.detections import Detections
 
 IMAGE = np.zeros((20, 30, 3), np.uint8)
 

@@ -224,7 +224,7 @@ def test_detect_batch_runs_once_where_the_batch_axis_is_free(tmp_path):
     fixed.session, free.session = _CountingSession(fixed.session), _CountingSession(free.session)
     one_by_one, together = fixed.detect_batch(images), free.detect_batch(images)
     assert fixed.session.batches == [1, 1, 1] and free.session.batches == [3]
-    for a, b, image in zip(one_by_one, together, images):
+    for a, b, image in zip(one_by_one, together, images, strict=True):
         np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
         assert len(a) == 1 and (a.boxes[0, 2:] <= image.shape[1::-1]).all()

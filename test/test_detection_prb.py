@@ -180,7 +180,7 @@ def test_detect_batch_is_one_forward_pass_matching_single_calls():
     together = det.detect_batch(images)
     hook.remove()
     assert calls == [2]
-    for image, batched in zip(images, together):
+    for image, batched in zip(images, together, strict=True):
         single = det(image)
         np.testing.assert_allclose(batched.boxes, single.boxes, atol=1e-3)
         np.testing.assert_allclose(batched.scores, single.scores, atol=1e-5)

@@ -1,11 +1,12 @@
 """Test-time views (tiles, flips): geometry, exact mapping back, seam duplicates, batching, settings."""
+import itertools
+
 import numpy as np
 import pytest
 
 from smiletrack_ros.detection import DetectorConfig, DetectorConfigError
+from smiletrack_ros.detection.views import MultiViewDetector, View, ViewBoxes, merge_wbf, plan_views, tile_spans
 from smiletrack_ros.detections import Detections
-from smiletrack_ros.detection.views import (MultiViewDetector, View, ViewBoxes, merge_wbf, plan_views,
-                                             tile_spans)
 from smiletrack_ros.ros.settings import ParameterError, detector_config
 
 
@@ -53,7 +54,7 @@ def test_tiles_cover_the_axis_with_the_stated_overlap(length, count, overlap):
     sizes = {b - a for a, b in spans}
     assert len(sizes) == 1, "every tile has the same size, so they letterbox alike"
     size = sizes.pop()
-    for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+    for (a0, a1), (b0, _) in itertools.pairwise(spans):
         assert b0 <= a1, "no gap between neighbours"
         assert a1 - b0 >= overlap * size - 1, "neighbours share at least the stated overlap"
         assert b0 > a0

@@ -67,7 +67,8 @@ def test_gt_as_tracker_scores_100_on_tud_campus(shared_dir, tmp_path):
     write_results(tmp_path / "perfect.txt", _as_result(gt))
     write_results(tmp_path / "swapped.txt", _as_result(gt, _swap_second_half(gt)))
     gt_path = seq / "gt" / "gt.txt"
-    res = evaluate_files({"perfect": (gt_path, tmp_path / "perfect.txt"), "swapped": (gt_path, tmp_path / "swapped.txt")})
+    res = evaluate_files({"perfect": (gt_path, tmp_path / "perfect.txt"),
+                          "swapped": (gt_path, tmp_path / "swapped.txt")})
     perfect, swapped = res["perfect"], res["swapped"]
     for key in ("HOTA", "DetA", "AssA", "MOTA", "IDF1"):
         assert perfect[key] == pytest.approx(100.0)

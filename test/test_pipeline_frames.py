@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from smiletrack_ros.detections import Detections
 from smiletrack_ros.detection.config import DetectorConfig
 from smiletrack_ros.detection.external import ExternalDetector
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.pipeline import FrameResult, LateFrameError, Pipeline
 from smiletrack_ros.tracking import SmileTracker, TrackerConfig, TrackState
 

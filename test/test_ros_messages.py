@@ -12,9 +12,13 @@ from vision_msgs.msg import Detection2DArray  # noqa: E402
 
 from smiletrack_ros.detections import Detections  # noqa: E402
 from smiletrack_ros.ros.annotate import colour_for_id, draw_tracks  # noqa: E402
-from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,  # noqa: E402
-                                         detections_to_detection_array, tracks_to_detection_array,
-                                         tracks_to_track_array)
+from smiletrack_ros.ros.messages import (  # noqa: E402
+    DetectionsError,
+    detection_array_to_detections,
+    detections_to_detection_array,
+    tracks_to_detection_array,
+    tracks_to_track_array,
+)
 from smiletrack_ros.tracking import TrackOutput, TrackState  # noqa: E402
 
 

@@ -75,7 +75,8 @@ def find_peer_python(install: bool) -> tuple[Path | None, str]:
     return python, f"BoxMOT {version} ({python.parent.parent})"
 
 
-def run_peers(python: Path, runs: list[PeerRun], work_dir: Path, timeout_s: float = 3600.0) -> dict[str, dict[str, PeerResult]]:
+def run_peers(python: Path, runs: list[PeerRun], work_dir: Path,
+              timeout_s: float = 3600.0) -> dict[str, dict[str, PeerResult]]:
     """Replay every run through its peers; one tracker failing is recorded, not raised."""
     work_dir.mkdir(parents=True, exist_ok=True)
     job = {"result": str(work_dir / "peer_result.json"), "runs": [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -54,7 +54,8 @@ def tracker_sweep(settings: SuiteSettings, report: Report) -> None:
     ms: dict[str, dict[int, float]] = {}
     for n in progress(sizes, len(sizes), "tracker sweep", settings.progress):
         for preset in PRESETS:
-            ms.setdefault(f"ours-{preset}", {})[n] = summary_ms(run_preset(caches[n], preset).ms[WARMUP_FRAMES:])["mean"]
+            per_frame = run_preset(caches[n], preset).ms[WARMUP_FRAMES:]
+            ms.setdefault(f"ours-{preset}", {})[n] = summary_ms(per_frame)["mean"]
     notes = ["Synthetic detections (constant-velocity boxes, 5% misses, 128-d identity embeddings + noise); "
              f"the view grows beyond {DENSITY_REFERENCE} objects to keep the crowd density; {frames} frames per "
              f"size, mean over frames after the first {WARMUP_FRAMES}."]
@@ -84,7 +85,7 @@ def tracker_sweep(settings: SuiteSettings, report: Report) -> None:
         if peers:
             report.table(f"time ratio ours / peer at {RATIO_SIZE} objects (below 1: ours faster)",
                          ["ours", *peers], rows, digits=2)
-            report.data["ratio_at_50"] = {r[0]: dict(zip(peers, r[1:])) for r in rows}
+            report.data["ratio_at_50"] = {r[0]: dict(zip(peers, r[1:], strict=True)) for r in rows}
     fig, ax = new_figure()
     for k in names:
         xs = sorted(ms[k])
@@ -152,7 +153,8 @@ def detector_latency(settings: SuiteSettings, report: Report) -> None:
         # onnxruntime's CUDA provider when installed (onnxruntime-gpu), else its CPU one.
         built = models.yolox_detector(settings.shared_dir, "cpu" if settings.device == "cpu" else "auto")
         for name, image in frames.items():
-            t = summary_ms(time_calls(lambda: built.model(image), 0.3 if settings.quick else 2.0))
+            t = summary_ms(time_calls(lambda model=built.model, image=image: model(image),
+                                      0.3 if settings.quick else 2.0))
             rows.append(["YOLOX-Nano 416 (onnxruntime)", getattr(built.model, "device", "cpu"), "fp32", name,
                          t["p50"], t["p99"]])
     else:
@@ -165,7 +167,7 @@ def detector_latency(settings: SuiteSettings, report: Report) -> None:
     for precision in _precisions(settings):
         for architecture, size in cases:
             built = models.prb_detector(architecture, size, settings.device, half=precision == "fp16")
-            t = summary_ms(time_calls(lambda: built.model(image), 0.5 if settings.quick else 3.0))
+            t = summary_ms(time_calls(lambda model=built.model: model(image), 0.5 if settings.quick else 3.0))
             rows.append([f"PRB-FPN {architecture} @{size}", settings.device, precision,
                          f"{image.shape[1]}x{image.shape[0]}", t["p50"], t["p99"]])
     report.text("## Detector latency\n\nWhole call: letterbox, network, decoding, NMS, boxes back to source "

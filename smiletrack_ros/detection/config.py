@@ -4,8 +4,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
 
@@ -132,7 +133,7 @@ class DetectorConfig:
         return self.tile_grid is not None or self.flip
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "DetectorConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> DetectorConfig:
         """Build from a parameter/YAML mapping; unknown keys are errors, not silently dropped."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
@@ -140,7 +141,7 @@ class DetectorConfig:
             raise DetectorConfigError(f"unknown detector setting(s) {unknown}; known: {sorted(known)}")
         return cls(**dict(values))
 
-    def replace(self, **changes: Any) -> "DetectorConfig":
+    def replace(self, **changes: Any) -> DetectorConfig:
         return dataclasses.replace(self, **changes)
 
 

@@ -52,7 +52,7 @@ class DetectionTally:
         self.n_gt += len(gt_boxes)
         self.frames += 1
 
-    def merged(self, other: "DetectionTally") -> "DetectionTally":
+    def merged(self, other: DetectionTally) -> DetectionTally:
         return DetectionTally(self.iou_threshold, self.scores + other.scores, self.hits + other.hits,
                               self.n_gt + other.n_gt, self.frames + other.frames)
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
+
 from .config import DetectorConfig
 
 
@@ -98,7 +99,7 @@ class ExternalDetector:
         self._key: int | float | None = None
 
     @classmethod
-    def from_mot_file(cls, config: DetectorConfig, path: str | Path, **read_options) -> "ExternalDetector":
+    def from_mot_file(cls, config: DetectorConfig, path: str | Path, **read_options) -> ExternalDetector:
         from smiletrack_ros.mot.io import read_detections
 
         detector = cls(config)
@@ -106,7 +107,7 @@ class ExternalDetector:
             detector.store.put(frame, dets)
         return detector
 
-    def select(self, key: int | float) -> "ExternalDetector":
+    def select(self, key: int | float) -> ExternalDetector:
         self._key = key
         return self
 

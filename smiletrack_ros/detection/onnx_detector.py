@@ -10,10 +10,10 @@ import torch
 
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
+
 from .config import DetectorConfig, DetectorConfigError
 from .letterbox import Letterbox
-from .postprocess import (decode_nanodet, detect_layout, pair_nanodet_outputs, select, split_prediction,
-                          to_detections)
+from .postprocess import decode_nanodet, detect_layout, pair_nanodet_outputs, select, split_prediction, to_detections
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class OnnxDetector:
             runs = [[o[i:i + 1] for o in stacked] for i in range(len(prepared))]
         else:
             runs = [self.session.run(None, {self.input_name: blob}) for blob, _ in prepared]
-        return [self._detections(outputs, box) for outputs, (_, box) in zip(runs, prepared)]
+        return [self._detections(outputs, box) for outputs, (_, box) in zip(runs, prepared, strict=True)]
 
     def _detections(self, raw_outputs: list[np.ndarray], box: Letterbox) -> Detections:
         outputs = [torch.from_numpy(o) for o in raw_outputs]

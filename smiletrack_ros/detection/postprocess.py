@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torchvision.ops import batched_nms
 
+from smiletrack_ros.detections import Detections
+
 MAX_NMS_CANDIDATES = 30000
 
 
@@ -94,7 +96,7 @@ def decode_nanodet(cls_maps: list[torch.Tensor], box_maps: list[torch.Tensor], i
     TUD ground truth, where the corner point instead cost a third of the AP.
     -> (xywh, None, class scores)."""
     boxes, scores = [], []
-    for cls, reg in zip(cls_maps, box_maps):
+    for cls, reg in zip(cls_maps, box_maps, strict=True):
         cls, reg = cls.reshape(-1, cls.shape[-1]), reg.reshape(-1, reg.shape[-1])
         side = int(round(reg.shape[0] ** 0.5))
         if side * side != reg.shape[0] or input_size % side:
@@ -152,9 +154,8 @@ def select(xywh: torch.Tensor, objectness: torch.Tensor | None, class_scores: to
     return Selection(boxes[kept], scores[kept], cls[kept].long())
 
 
-def to_detections(selection: Selection, letterbox) -> "Detections":
+def to_detections(selection: Selection, letterbox) -> Detections:
     """Scale canvas boxes back to source pixels and hand them to the host as numpy."""
-    from smiletrack_ros.detections import Detections
 
     boxes = letterbox.boxes_to_source(selection.boxes)
     return Detections(boxes.cpu().numpy().astype("float32"), selection.scores.cpu().numpy().astype("float32"),

@@ -10,13 +10,15 @@ Written against :class:`ImageBackend`, so it serves every backend that takes ima
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
+
 from .config import DetectorConfig
 from .evaluation import iou_matrix
 
@@ -114,11 +116,11 @@ def collect(views: Sequence[View], results: Sequence[Detections], height: int, w
     if len(views) != len(results):
         raise ValueError(f"{len(results)} results for {len(views)} views")
     parts = []
-    for i, (view, det) in enumerate(zip(views, results)):
+    for i, (view, det) in enumerate(zip(views, results, strict=True)):
         boxes = view.to_frame(det.boxes)
         keep = ~view.seam_cut(boxes, width, height)
         parts.append((boxes[keep], det.scores[keep], det.class_ids[keep], np.full(int(keep.sum()), i)))
-    return ViewBoxes(*(np.concatenate(p) for p in zip(*parts)))
+    return ViewBoxes(*(np.concatenate(p) for p in zip(*parts, strict=True)))
 
 
 def merge_nms(found: ViewBoxes, iou: float) -> Detections:

@@ -9,8 +9,8 @@ changed detection source can never be served stale embeddings.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -11,13 +11,20 @@ from __future__ import annotations
 import contextlib
 import io as _io
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
-from smiletrack_ros.mot.io import (GroundTruth, MotFormatError, load_sequence_info, read_ground_truth,
-                                   read_results, write_ground_truth, write_results)
+from smiletrack_ros.mot.io import (
+    GroundTruth,
+    MotFormatError,
+    load_sequence_info,
+    read_ground_truth,
+    read_results,
+    write_ground_truth,
+    write_results,
+)
 
 COMBINED = "COMBINED"
 # TrackEval field -> our key; fractions are reported in percent like TrackEval's tables.

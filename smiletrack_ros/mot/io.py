@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import configparser
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -128,7 +129,7 @@ def read_detections(path: str | Path, min_score: float = -math.inf,
     frames, boxes, scores = frames[order], boxes[order], scores[order].astype(np.float32)
     starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]]) if frames.size else np.zeros(0, int)
     ends = np.r_[starts[1:], frames.size]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=False):
         out[int(frames[s])] = Detections(boxes[s:e], scores[s:e], np.zeros(e - s, np.int64))
     return out
 
@@ -152,11 +153,11 @@ class GroundTruth:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def select(self, mask: np.ndarray) -> "GroundTruth":
+    def select(self, mask: np.ndarray) -> GroundTruth:
         return GroundTruth(self.frames[mask], self.ids[mask], self.boxes[mask], self.conf[mask],
                            self.classes[mask], self.visibility[mask], self.mot17)
 
-    def pedestrians(self) -> "GroundTruth":
+    def pedestrians(self) -> GroundTruth:
         """The boxes MOTChallenge scores: rows with conf != 0 and, in MOT17
         files, class 1 (pedestrian) only."""
         mask = self.conf != 0
@@ -164,7 +165,7 @@ class GroundTruth:
             mask &= self.classes == PEDESTRIAN_CLASS
         return self.select(mask)
 
-    def frame(self, k: int) -> "GroundTruth":
+    def frame(self, k: int) -> GroundTruth:
         return self.select(self.frames == k)
 
 
@@ -252,7 +253,8 @@ def write_detections(path: str | Path, detections: dict[int, Detections]) -> int
     with path.open("w") as f:
         for frame in sorted(detections):
             dets = detections[frame]
-            for (x1, y1, x2, y2), score in zip(dets.boxes.astype(np.float64), dets.scores.astype(np.float64)):
+            boxes, scores = dets.boxes.astype(np.float64), dets.scores.astype(np.float64)
+            for (x1, y1, x2, y2), score in zip(boxes, scores, strict=True):
                 f.write(f"{int(frame)},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.5f},-1,-1,-1\n")
                 count += 1
     return count

@@ -39,12 +39,17 @@ from smiletrack_ros.ros.annotate import draw_tracks  # noqa: E402
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr  # noqa: E402
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields  # noqa: E402
 from smiletrack_ros.ros.latest_worker import LatestWorker  # noqa: E402
-from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,  # noqa: E402
-                                         index_into_message)
+from smiletrack_ros.ros.messages import DetectionsError, detection_array_to_detections, index_into_message  # noqa: E402
 from smiletrack_ros.ros.node_stats import NodeStats  # noqa: E402
 from smiletrack_ros.ros.process import exit_now, exit_quietly_on_signals, restore_default_signals  # noqa: E402
-from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,  # noqa: E402
-                                         detector_config, tracker_config)
+from smiletrack_ros.ros.settings import (  # noqa: E402
+    NodeSettings,
+    ParameterError,
+    ParamSpec,
+    all_param_specs,
+    detector_config,
+    tracker_config,
+)
 from smiletrack_ros.ros.stamp_pairing import StampPairer  # noqa: E402
 from smiletrack_ros.tracking import SmileTracker  # noqa: E402
 

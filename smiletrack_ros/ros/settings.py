@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from smiletrack_ros.detection.config import DetectorConfig
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
@@ -194,7 +195,7 @@ class NodeSettings:
         return self.detector.backend == "external"
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> "NodeSettings":
+    def from_values(cls, values: Mapping[str, Any]) -> NodeSettings:
         """``values``: parameter name -> value (None for an unset tracker override)."""
         topics = {}
         for name in ("image_topic", "detections_topic", "tracks_topic", "tracks_full_topic", "debug_image_topic"):

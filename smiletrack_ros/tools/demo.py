@@ -118,7 +118,7 @@ def write_video(source: Source, tracks_bag: Path, out_file: Path) -> int:
             tracks = by_stamp.get(stamped.stamp_ns)
             image = stamped.image
             if tracks is not None:
-                image = draw_boxes(image, ((int(i), b, "") for i, b in zip(tracks.ids, tracks.boxes)))
+                image = draw_boxes(image, ((int(i), b, "") for i, b in zip(tracks.ids, tracks.boxes, strict=True)))
             writer.write(image)
             count += 1
     finally:

@@ -46,7 +46,7 @@ def evaluate_sequence(detector, seq_dir: Path, iou: float, every: int, max_frame
 
 def report(name: str, tally: DetectionTally, times: list[float], thresholds, target_precision: float) -> dict:
     steady = times[1:] if len(times) > 1 else times
-    rows = {f"{t:g}": dict(zip(("recall", "precision", "detections"), tally.at(t))) for t in thresholds}
+    rows = {f"{t:g}": dict(zip(("recall", "precision", "detections"), tally.at(t), strict=True)) for t in thresholds}
     result = {"sequence": name, "frames": tally.frames, "gt_boxes": tally.n_gt,
               "ap50": tally.average_precision(), "ms_per_frame": 1000 * float(np.mean(steady)) if steady else None,
               "thresholds": rows}

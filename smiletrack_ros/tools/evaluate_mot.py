@@ -24,7 +24,8 @@ def sequence_name(seq_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m smiletrack_ros.tools.evaluate_mot", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m smiletrack_ros.tools.evaluate_mot",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("sequences", nargs="+", type=Path, help="sequence folders with gt/gt.txt")
     p.add_argument("--results", type=Path, required=True, help="folder of <sequence>.txt result files")
     p.add_argument("--json", type=Path, help="also write the metrics here")

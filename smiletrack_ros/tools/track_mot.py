@@ -23,8 +23,16 @@ import numpy as np
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.mot.embedding_cache import CachedEmbedder, weights_id
 from smiletrack_ros.mot.interpolate import InterpolationConfig, interpolate_tracks
-from smiletrack_ros.mot.io import (SCORE_RESCALES, MotFormatError, iter_frames, load_sequence_info, read_detections,
-                                   track_rows, write_detections, write_results)
+from smiletrack_ros.mot.io import (
+    SCORE_RESCALES,
+    MotFormatError,
+    iter_frames,
+    load_sequence_info,
+    read_detections,
+    track_rows,
+    write_detections,
+    write_results,
+)
 from smiletrack_ros.tools.cli import parse_overrides
 
 
@@ -70,7 +78,8 @@ def load_detector(args: argparse.Namespace):
         from smiletrack_ros.detection import build_detector
         from smiletrack_ros.detection.config import DetectorConfig
     except ImportError as err:
-        raise SystemExit(f"--detector needs smiletrack_ros.detection.build_detector, which is not available: {err}")
+        raise SystemExit(f"--detector needs smiletrack_ros.detection.build_detector, which is not available: {err}") \
+            from err
     config = DetectorConfig(backend=args.detector, weights=args.detector_weights, device=args.device,
                             score_threshold=args.detector_score)
     return build_detector(config)
@@ -83,7 +92,8 @@ def load_embedder(args: argparse.Namespace) -> tuple[Any, Path | None]:
     try:
         from smiletrack_ros.embedding import DEFAULT_WEIGHTS, Embedder
     except ImportError as err:
-        raise SystemExit(f"--embedder-weights needs smiletrack_ros.embedding.Embedder, which is not available: {err}")
+        raise SystemExit(f"--embedder-weights needs smiletrack_ros.embedding.Embedder, which is not available: {err}") \
+            from err
     path = Path(DEFAULT_WEIGHTS if args.embedder_weights == "default" else args.embedder_weights)
     return Embedder(weights=path, device=args.device), path
 
