@@ -128,7 +128,7 @@ def test_yolox_nano_on_a_real_frame(shared_dir):
     _, image = next(iter_frames(seq, start=1, stop=2))
     out = det(image)
     gt = read_ground_truth(seq / "gt" / "gt.txt").pedestrians().frame(1)
-    from smiletrack_ros.detection.evaluation import iou_matrix
+    from smiletrack_ros.boxes import iou_matrix
 
     confident = out.boxes[out.scores >= 0.3]
     best = iou_matrix(gt.boxes, confident).max(1)
@@ -170,7 +170,7 @@ def test_nanodet_maps_matched_by_shape(tmp_path):
 
 
 def test_nanodet_on_a_real_frame(shared_dir):
-    from smiletrack_ros.detection.evaluation import iou_matrix
+    from smiletrack_ros.boxes import iou_matrix
     from smiletrack_ros.mot.io import iter_frames, read_ground_truth
 
     seq = shared_dir / "data" / "MOT15" / "TUD-Stadtmitte"

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from smiletrack_ros.boxes import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
 from smiletrack_ros.tracking import kalman
 from smiletrack_ros.tracking.bank import AppearanceStore
-from smiletrack_ros.tracking.geometry import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
 from smiletrack_ros.tracking.matching import assign, fuse_score, fused_cost, gated_iou_cost
 
 

@@ -129,7 +129,8 @@ def split_prediction(pred: torch.Tensor, layout: str, input_size: int, strides: 
     return pred[:, :4], pred[:, 4], pred[:, 5:]
 
 
-def xywh_to_xyxy(xywh: torch.Tensor) -> torch.Tensor:
+def cxcywh_to_xyxy(xywh: torch.Tensor) -> torch.Tensor:
+    """Centre x, y, width, height (what YOLO heads emit) -> x1, y1, x2, y2."""
     half = xywh[:, 2:4] / 2
     return torch.cat((xywh[:, 0:2] - half, xywh[:, 0:2] + half), 1)
 
@@ -146,7 +147,7 @@ def select(xywh: torch.Tensor, objectness: torch.Tensor | None, class_scores: to
     if classes is not None:
         wanted = torch.tensor(classes, device=cls.device, dtype=cls.dtype)
         keep &= torch.isin(cls, wanted)
-    boxes, scores, cls = xywh_to_xyxy(xywh[keep]).float(), scores[keep].float(), cls[keep]
+    boxes, scores, cls = cxcywh_to_xyxy(xywh[keep]).float(), scores[keep].float(), cls[keep]
     if scores.numel() > MAX_NMS_CANDIDATES:
         top = scores.topk(MAX_NMS_CANDIDATES).indices
         boxes, scores, cls = boxes[top], scores[top], cls[top]

@@ -16,11 +16,11 @@ from typing import Protocol
 
 import numpy as np
 
+from smiletrack_ros.boxes import iou_matrix
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
 
 from .config import DetectorConfig
-from .evaluation import iou_matrix
 
 # a tile box ending this close (pixels) to a tile edge inside the frame was cut by it
 SEAM_MARGIN_PX = 3.0

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from smiletrack_ros.boxes import xywh_to_xyxy
 from smiletrack_ros.detections import Detections
 
 ScoreRescale = Literal["none", "minmax", "logistic"]
@@ -78,12 +79,6 @@ def _load_table(path: str | Path, allowed_columns: tuple[int, ...]) -> np.ndarra
     if not np.all(np.isfinite(table[:, :6])):
         raise MotFormatError(f"{path}: non-finite frame/id/box values")
     return table
-
-
-def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
-    xyxy = np.asarray(xywh, np.float64).copy()
-    xyxy[:, 2:4] += xyxy[:, 0:2]
-    return xyxy
 
 
 def rescale_scores(scores: np.ndarray, method: ScoreRescale) -> np.ndarray:

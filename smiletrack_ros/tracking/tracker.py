@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from smiletrack_ros.boxes import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
 from smiletrack_ros.image_check import check_image
 
 from . import kalman
 from .bank import AppearanceStore
 from .config import TrackerConfig
-from .geometry import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
 from .inputs import FrameInput, InputError, read_frame
 from .matching import assign, forbid_class_changes, fuse_score, fused_cost, gated_iou_cost
 from .tracks import TrackOutput, TrackState, TrackTable
