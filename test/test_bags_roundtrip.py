@@ -33,9 +33,9 @@ from smiletrack_ros.bags.messages import (
     tracks_message,
 )
 from smiletrack_ros.bags.typestore import EXTRA_PACKAGES, find_msg_dir
+from smiletrack_ros.cli import bag_tools
 from smiletrack_ros.mot.io import read_results
 from smiletrack_ros.scene import SceneConfig, generate_scene
-from smiletrack_ros.tools import bag_tools
 
 TINY = SceneConfig(width=96, height=72, num_people=5, num_frames=8, fps=20.0, seed=9, det_false_positives=1.0,
                    person_height=(0.25, 0.6))

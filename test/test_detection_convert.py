@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from smiletrack_ros.cli import convert_prb
 from smiletrack_ros.detection import DetectorConfig
 from smiletrack_ros.detection.prb import heads, modules
 from smiletrack_ros.detection.prb.checkpoint import UnsafeCheckpointError, extract_model, read_checkpoint
@@ -18,7 +19,6 @@ from smiletrack_ros.detection.prb.detector import PRBDetector
 from smiletrack_ros.detection.prb.network import PRBNet
 from smiletrack_ros.detection.prb.variants import variant_spec
 from smiletrack_ros.detection.prb.weights import WeightsMismatchError, load_weights, save_weights
-from smiletrack_ros.tools import convert_prb
 
 SPEC = variant_spec("prb-2py-elan-640", nc=2, width_multiple=0.125)
 

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
+from smiletrack_ros.cli import evaluate_mot, track_mot
 from smiletrack_ros.mot.io import read_detections, read_results
-from smiletrack_ros.tools import evaluate_mot, track_mot
 
 FRAMES = 20
 

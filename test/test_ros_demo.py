@@ -7,7 +7,7 @@ pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
 cv2 = pytest.importorskip("cv2")
 
-from smiletrack_ros.tools import demo  # noqa: E402
+from smiletrack_ros.cli import demo  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -14,9 +14,9 @@ from rclpy.serialization import serialize_message  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from smiletrack_ros.bags import bag_info, read_images, read_tracks, write_scene_bag  # noqa: E402
+from smiletrack_ros.cli.replay_bag import ReplayOptions, header_stamp_ns, main, replay  # noqa: E402
 from smiletrack_ros.mot.io import read_results  # noqa: E402
 from smiletrack_ros.scene import SceneConfig, generate_scene  # noqa: E402
-from smiletrack_ros.tools.replay_bag import ReplayOptions, header_stamp_ns, main, replay  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 FRAMES, FPS = 16, 10.0

@@ -1,6 +1,6 @@
 """Replay a bag's images (and detections) into a live tracker node over DDS and record its tracks.
 
-    python -m smiletrack_ros.tools.replay_bag BAG [--rate 1.0 | --lockstep] [--record OUT_BAG] [--mot OUT.txt]
+    python -m smiletrack_ros.cli.replay_bag BAG [--rate 1.0 | --lockstep] [--record OUT_BAG] [--mot OUT.txt]
 
 Messages go out as the bag stores them (raw CDR, original header stamps) at the
 bag's pace scaled by ``--rate``; ``--lockstep`` instead waits for each image's

@@ -1,6 +1,6 @@
 """Evaluate a detector on MOT sequences: person recall / precision / AP at IoU 0.5, ms/frame.
 
-    python -m smiletrack_ros.tools.eval_detector SEQ_DIR [SEQ_DIR ...] \\
+    python -m smiletrack_ros.cli.eval_detector SEQ_DIR [SEQ_DIR ...] \\
         --backend onnx --weights yolox_nano.onnx [--thresholds 0.1 0.3 0.5] [--json out.json] \\
         [--tiles 2x1 --tile-overlap 0.2] [--flip] [--merge wbf --merge-iou 0.65] [--cpu-threads 1]
 

@@ -5,7 +5,7 @@ from a detector model; appearance embeddings from an SLM embedder when
 ``--embedder-weights`` is given. Frames come from ``img1/`` or the sequence
 video.
 
-    python -m smiletrack_ros.tools.track_mot SEQ_DIR [SEQ_DIR ...] --out OUT_DIR \
+    python -m smiletrack_ros.cli.track_mot SEQ_DIR [SEQ_DIR ...] --out OUT_DIR \
         [--preset paper] [--set name=value ...] [--score-rescale minmax] [--eval]
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from smiletrack_ros.cli.cli import parse_overrides
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.mot.embedding_cache import CachedEmbedder, weights_id
 from smiletrack_ros.mot.interpolate import InterpolationConfig, interpolate_tracks
@@ -33,7 +34,6 @@ from smiletrack_ros.mot.io import (
     write_detections,
     write_results,
 )
-from smiletrack_ros.tools.cli import parse_overrides
 
 
 @dataclass
@@ -138,7 +138,7 @@ def track_sequence(seq_dir: Path, args: argparse.Namespace, models: Models) -> S
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m smiletrack_ros.tools.track_mot", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m smiletrack_ros.cli.track_mot", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("sequences", nargs="+", type=Path, help="MOTChallenge sequence folders (seqinfo.ini, img1/ or .mp4)")
     p.add_argument("--out", type=Path, required=True, help="folder for the <sequence>.txt result files")
