@@ -8,19 +8,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-# bench/ is not installed: reach it from the checkout, AFTER the installed package
-# so that smiletrack_ros (and its generated msg/) still resolves to the install.
-sys.path.append(str(Path(__file__).resolve().parents[1]))
-
-from bench.suite.framecache import CachedFrame, FrameCache, load_if_matching  # noqa: E402
-from bench.suite.longrun import LongRun, long_tracker_run  # noqa: E402
-from bench.suite.measure import slope  # noqa: E402
-from bench.suite.synthetic import SyntheticConfig, SyntheticStream, synthetic_cache  # noqa: E402
+# bench/ is the checkout's (test/conftest.py makes it importable without a sys.path entry)
+from bench.suite.framecache import CachedFrame, FrameCache, load_if_matching
+from bench.suite.longrun import LongRun, long_tracker_run
+from bench.suite.measure import slope
+from bench.suite.synthetic import SyntheticConfig, SyntheticStream, synthetic_cache
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -116,8 +112,8 @@ def test_slope_fits_a_line():
 
 
 def _soak(repo_dir, out, *extra):
-    """bench/soak.py on 1000 frames, judged on memory alone (a 10-frame latency window drifts by chance)."""
-    done = subprocess.run([sys.executable, str(repo_dir / "bench" / "soak.py"), "--frames", "1000", "--no-progress",
+    """bench.soak on 1000 frames, judged on memory alone (a 10-frame latency window drifts by chance)."""
+    done = subprocess.run([sys.executable, "-m", "bench.soak", "--frames", "1000", "--no-progress",
                            "--no-heap-pass", "--max-rss-slope", "1000", "--max-latency-drift", "1e9", "--out", str(out),
                            *extra], cwd=repo_dir, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
                           text=True, timeout=300)

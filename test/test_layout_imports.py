@@ -114,3 +114,53 @@ def test_bottom_modules_import_only_numpy_and_the_standard_library(module, extra
     allowed = set(sys.stdlib_module_names) | {"numpy", "smiletrack_ros"} | extra
     outside = {t.split(".")[0] for _, t in _imported(PACKAGE / f"{module}.py")} - allowed
     assert outside == set(), f"smiletrack_ros.{module} imports {outside}"
+
+
+REPO = PACKAGE.parent
+# bench/suite/node_driver.py runs as a script in the node's environment; its path set-up is the
+# "ros" part of issue 18 (remove it from here when that lands).
+PATH_SETUP_PENDING = {"bench/suite/node_driver.py"}
+
+
+def _python_files():
+    for folder in ("smiletrack_ros", "test", "bench", "launch"):
+        yield from sorted((REPO / folder).rglob("*.py"))
+
+
+def _is_sys_path(node) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name)
+            and node.value.id == "sys")
+
+
+def _path_patches(source: str) -> list[int]:
+    """Lines that change sys.path: sys.path.insert/append/extend(...), sys.path = / [...] = / += ..."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_sys_path(node.func.value):
+            lines.append(node.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(_is_sys_path(t) or (isinstance(t, ast.Subscript) and _is_sys_path(t.value)) for t in targets):
+                lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_the_path_patch_finder():
+    assert _path_patches("import sys\nsys.path.insert(0, 'x')\nsys.path[:0] = ['y']\nsys.path += ['z']\n"
+                         "for p in sys.path:\n    print(p)\n") == [2, 3, 4]
+
+
+def test_no_file_patches_sys_path():
+    patched = [f"{path.relative_to(REPO).as_posix()}:{line}" for path in _python_files()
+               if path.relative_to(REPO).as_posix() not in PATH_SETUP_PENDING
+               for line in _path_patches(path.read_text())]
+    assert patched == [], "run as a module from the repository root instead: " + ", ".join(patched)
+
+
+def test_the_bench_suite_imports_no_stand_alone_bench_script():
+    loose = []
+    for path in sorted((REPO / "bench" / "suite").glob("*.py")):
+        for line, target in _imports_in(path.read_text(), ["bench", "suite"]):
+            if target.startswith("bench.") and not target.startswith("bench.suite"):
+                loose.append(f"{path.relative_to(REPO)}:{line}: {target}")
+    assert loose == [], "move what the suite shares into bench/suite:\n" + "\n".join(loose)

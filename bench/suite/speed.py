@@ -15,6 +15,7 @@ import numpy as np
 
 from bench.suite import models
 from bench.suite.measure import machine_line, progress, summary_ms
+from bench.suite.model_timing import BATCHES, PRB_CASES, crops_per_second, random_boxes
 from bench.suite.ours import PRESETS, run_preset
 from bench.suite.peers import PeerRun, find_peer_python, peer_note, run_peers
 from bench.suite.report import Report, new_figure
@@ -101,7 +102,6 @@ def _precisions(settings: SuiteSettings) -> list[str]:
 
 
 def embedder_throughput(settings: SuiteSettings, report: Report) -> None:
-    from bench.bench_embedder import BATCHES, crops_per_second, random_boxes  # the embedder benchmark's method
 
     batches = BATCHES[:2] if settings.quick else BATCHES
     rng = np.random.default_rng(settings.seed)
@@ -159,10 +159,9 @@ def detector_latency(settings: SuiteSettings, report: Report) -> None:
                          t["p50"], t["p99"]])
     else:
         notes.append("YOLOX-Nano skipped: ../shared/models not found.")
-    from bench.bench_detector import CASES  # the PRB variants the detector benchmark times
 
     # On a CPU only the 640 variant, and only in a full run: seconds a frame.
-    cases = CASES if settings.device != "cpu" else tuple(c for c in CASES if c[1] <= 640 and not settings.quick)
+    cases = PRB_CASES if settings.device != "cpu" else tuple(c for c in PRB_CASES if c[1] <= 640 and not settings.quick)
     image = frames[max(frames, key=lambda k: frames[k].size)]
     for precision in _precisions(settings):
         for architecture, size in cases:
