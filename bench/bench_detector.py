@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bench.suite.model_timing import PRB_CASES
-from smiletrack_ros.detection import DetectorConfig, build_detector
+from smiletrack_ros.detection import OnnxConfig, build_detector
 from smiletrack_ros.detection.prb.network import PRBNet
 from smiletrack_ros.detection.prb.variants import variant_spec
 
@@ -88,7 +88,7 @@ def time_onnx(model: str, frames: str, threads: int, views: bool, count: int = 3
     """Median ms per detector call on the first ``count`` frames (after one warm-up frame)."""
     from smiletrack_ros.mot.io import iter_frames
 
-    base = DetectorConfig(backend="onnx", weights=model, device="cpu", cpu_threads=threads)
+    base = OnnxConfig(weights=model, device="cpu", cpu_threads=threads)
     cases = VIEW_CASES if views else VIEW_CASES[:1]
     detectors = [(label, build_detector(base.replace(**changes))) for label, changes in cases]
     times: dict[str, list[float]] = {label: [] for label, _ in cases}

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                         layout=a.layout, score_threshold=a.score_threshold, nms_iou=a.nms_iou, device=a.device,
                         tiles=a.tiles, tile_overlap=a.tile_overlap, flip=a.flip, merge=a.merge,
                         merge_iou=a.merge_iou, cpu_threads=a.cpu_threads)
-        config = DetectorConfig(**{k: v for k, v in settings.items() if v is not None})
+        config = DetectorConfig.from_mapping({k: v for k, v in settings.items() if v is not None})
         results, total, all_times = [], None, []
         for seq in a.sequences:
             if a.backend == "external":

@@ -134,8 +134,8 @@ def load_detector(args: argparse.Namespace):
     from smiletrack_ros.detection import build_detector
     from smiletrack_ros.detection.config import DetectorConfig
 
-    config = DetectorConfig(backend=args.detector, weights=args.detector_weights, device=args.device,
-                            score_threshold=args.detector_score)
+    config = DetectorConfig.from_mapping({"backend": args.detector, "weights": args.detector_weights,
+                                          "device": args.device, "score_threshold": args.detector_score})
     return build_detector(config)
 
 

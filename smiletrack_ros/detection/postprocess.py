@@ -47,7 +47,7 @@ def detect_layout(shape: tuple[int, ...], input_size: int, strides: tuple[int, .
         return "yolov5"
     raise ValueError(
         f"cannot tell the layout of output {shape} for input {input_size} and strides {strides}; "
-        f"set DetectorConfig.layout to one of 'yolox', 'yolov5', 'yolov8'")
+        f"set OnnxConfig.layout (detector.layout) to one of 'yolox', 'yolov5', 'yolov8'")
 
 
 def decode_yolox(raw: torch.Tensor, input_size: int, strides: tuple[int, ...]) -> torch.Tensor:

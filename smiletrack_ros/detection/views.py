@@ -20,7 +20,7 @@ from smiletrack_ros.boxes import iou_matrix
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
 
-from .config import DetectorConfig
+from .config import ImageDetectorConfig
 
 # a tile box ending this close (pixels) to a tile edge inside the frame was cut by it
 SEAM_MARGIN_PX = 3.0
@@ -177,7 +177,7 @@ class MultiViewDetector:
     """Runs ``backend`` on every view of ``config`` (one batch) and merges the results;
     keeps the final ``score_threshold`` and ``max_detections`` of the configuration."""
 
-    def __init__(self, backend: ImageBackend, config: DetectorConfig):
+    def __init__(self, backend: ImageBackend, config: ImageDetectorConfig):
         self.backend = backend
         self.config = config
 

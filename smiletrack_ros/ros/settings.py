@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from smiletrack_ros.detection.config import DetectorConfig
+from smiletrack_ros.detection.config import DetectorConfig, parameter_defaults
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
 from smiletrack_ros.tracking import PRESETS, ConfigError, TrackerConfig
 
@@ -122,10 +122,10 @@ def _ros_type(value: Any) -> str:
 
 
 def _detector_params() -> tuple[ParamSpec, ...]:
-    defaults = DetectorConfig()
+    defaults = parameter_defaults()
     specs = []
     for name, description in _DETECTOR_DESCRIPTIONS.items():
-        value = getattr(defaults, name)
+        value = defaults[name]
         if name in ("classes", "strides"):
             specs.append(_p(f"detector.{name}", "integer_array", list(value or ()), description,
                             name in _DETECTOR_RUNTIME))
