@@ -4,18 +4,19 @@ import math
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
-from smiletrack_ros.detection import (  # noqa: E402
+from smiletrack_ros.detection import (
     DetectorConfig,
     DetectorConfigError,
     OnnxConfig,
     PrbConfig,
     build_detector,
 )
-from smiletrack_ros.detection.postprocess import detect_layout  # noqa: E402
+from smiletrack_ros.detection.postprocess import detect_layout
 
 SIZE = 64
 NC = 2

@@ -5,9 +5,10 @@ import pytest
 
 pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
-cv2 = pytest.importorskip("cv2")
+pytest.importorskip("cv2")
+import cv2
 
-from smiletrack_ros.cli import demo  # noqa: E402
+from smiletrack_ros.cli import demo
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
