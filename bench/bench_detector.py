@@ -1,6 +1,6 @@
 """PRB-FPN forward time: the 640 (3-level) and 1280 (4-level, SMILEtrack's MOT) variants.
 
-    python bench/bench_detector.py [--repeats 3] [--threads N] [--no-prb] \
+    python -m bench.bench_detector [--repeats 3] [--threads N] [--no-prb] \
         [--onnx MODEL.onnx --frames SEQ_DIR [--onnx-threads 1] [--views]]
 
 Random weights (no trained PRB weights are reachable): the figures are the
@@ -20,11 +20,11 @@ import time
 import numpy as np
 import torch
 
-from smiletrack_ros.detection import DetectorConfig, build_detector
+from bench.suite.model_timing import PRB_CASES
+from smiletrack_ros.detection import OnnxConfig, build_detector
 from smiletrack_ros.detection.prb.network import PRBNet
 from smiletrack_ros.detection.prb.variants import variant_spec
 
-CASES = (("prb-2py-elan-640", 640), ("prb-2py-e6e-1280", 1280))
 VIEW_CASES = (("full frame", {}), ("flip, nms", {"flip": True}), ("flip, wbf", {"flip": True, "merge": "wbf"}),
               ("2x1 tiles, nms", {"tiles": "2x1"}), ("2x1 tiles, wbf", {"tiles": "2x1", "merge": "wbf"}),
               ("2x1 tiles + flip, nms", {"tiles": "2x1", "flip": True}),
@@ -69,7 +69,7 @@ def time_forward(net: torch.nn.Module, size: int, device: torch.device, half: bo
 
 
 def time_prb(repeats: int) -> None:
-    for name, size in CASES:
+    for name, size in PRB_CASES:
         torch.manual_seed(0)
         net = PRBNet(variant_spec(name))
         params = sum(t.numel() for t in net.parameters()) / 1e6
@@ -88,7 +88,7 @@ def time_onnx(model: str, frames: str, threads: int, views: bool, count: int = 3
     """Median ms per detector call on the first ``count`` frames (after one warm-up frame)."""
     from smiletrack_ros.mot.io import iter_frames
 
-    base = DetectorConfig(backend="onnx", weights=model, device="cpu", cpu_threads=threads)
+    base = OnnxConfig(weights=model, device="cpu", cpu_threads=threads)
     cases = VIEW_CASES if views else VIEW_CASES[:1]
     detectors = [(label, build_detector(base.replace(**changes))) for label, changes in cases]
     times: dict[str, list[float]] = {label: [] for label, _ in cases}

@@ -1,6 +1,6 @@
 """SLM embedder throughput: crops per second for batches of 1, 8, 32 and 128 boxes.
 
-    python bench/bench_embedder.py [--weights default|untrained|PATH] [--repeats 5] [--threads N]
+    python -m bench.bench_embedder [--weights default|untrained|PATH] [--repeats 5] [--threads N]
 
 Times the whole ``Embedder`` call (frame upload, box clipping, roi_align crops,
 network, copy back) on a 1280x720 frame: CPU float32 always, and CUDA float16 and
@@ -9,34 +9,12 @@ float32 when a GPU is present (same script). Reports the median of --repeats run
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 
+from bench.suite.model_timing import BATCHES, crops_per_second, random_boxes
 from smiletrack_ros.embedding import Embedder
-
-BATCHES = (1, 8, 32, 128)
-
-
-def random_boxes(n: int, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    h = rng.uniform(60, 300, n)
-    w = h * rng.uniform(0.3, 0.5, n)
-    x1, y1 = rng.uniform(0, width - w), rng.uniform(0, height - h)
-    return np.stack([x1, y1, x1 + w, y1 + h], axis=1).astype(np.float32)
-
-
-def crops_per_second(embedder: Embedder, image: np.ndarray, boxes: np.ndarray, repeats: int) -> float:
-    embedder(image, boxes)  # this batch size's own warm-up (allocator, cuDNN algorithms)
-    times = []
-    for _ in range(repeats):
-        if embedder.device.type == "cuda":
-            torch.cuda.synchronize(embedder.device)
-        t0 = time.perf_counter()
-        embedder(image, boxes)  # returns a host array: includes the device synchronisation
-        times.append(time.perf_counter() - t0)
-    return len(boxes) / statistics.median(times)
 
 
 def main() -> None:

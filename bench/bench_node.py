@@ -23,16 +23,16 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import yaml
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+from smiletrack_ros.msg import TrackArray
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from smiletrack_ros.detections import Detections
-from smiletrack_ros.msg import TrackArray
-from smiletrack_ros.ros.images import ImageConverter, bgr_to_raw_fields
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
+from smiletrack_ros.ros.images import ImageConverter, bgr_to_raw_fields
 from smiletrack_ros.ros.messages import detection_array_to_detections, detections_to_detection_array
 from smiletrack_ros.ros.process import stop_node_process
 from smiletrack_ros.tracking import TrackOutput, TrackState
@@ -106,7 +106,7 @@ def bench_overhead(frames: int) -> None:
         t5 = time.perf_counter()
         executor.spin_once(timeout_sec=0)
         assert bgr.shape == (HEIGHT, WIDTH, 3) and len(dets) == TRACKS
-        for name, dt in zip(stages, (t1 - t0, t2 - t1, t4 - t3, t5 - t4, (t5 - t0) - (t3 - t2))):
+        for name, dt in zip(stages, (t1 - t0, t2 - t1, t4 - t3, t5 - t4, (t5 - t0) - (t3 - t2)), strict=True):
             stages[name].append(dt * 1e3)
     print(f"node overhead per frame, {WIDTH}x{HEIGHT} bgr8, {TRACKS} tracks, {frames} frames "
           f"(images via {converter.backend}):")

@@ -6,7 +6,7 @@ machine). Each scene is replayed ``--repeats`` times from scratch and the replay
 lowest CPU mean is reported: a shared virtual machine's speed drifts by a third between
 minutes, and the fastest replay is the one least disturbed. The last column averages each
 frame's fastest CPU time over the replays. Run with OMP_NUM_THREADS=1 for single-core figures.
-Usage: python bench/bench_tracker_core.py [--frames 200] [--sizes 10 50 200 500] [--repeats 3]
+Usage: python -m bench.bench_tracker_core [--frames 200] [--sizes 10 50 200 500] [--repeats 3]
 """
 from __future__ import annotations
 

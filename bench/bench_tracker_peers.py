@@ -14,33 +14,27 @@ BoxMOT (AGPL) never enters the project's venv: the first run creates
 out/peers/venv (seeing the project's torch through a .pth file), installs
 boxmot==25.0.0 there and runs the peer in a subprocess with that python.
 
-    .venv/bin/python bench/bench_tracker_peers.py [--sizes 10 50 200 500] [--frames 100] [--no-peers]
+    .venv/bin/python -m bench.bench_tracker_peers [--sizes 10 50 200 500] [--frames 100] [--no-peers]
 """
 from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+# One thread each, set before numpy loads its BLAS.
+os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import sysconfig  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.suite.peers import PEER_DIR, REPO, ensure_peer_venv
+from smiletrack_ros.tracking import SmileTracker, TrackerConfig
 
-from smiletrack_ros.tracking import SmileTracker, TrackerConfig  # noqa: E402
-
-PEER_DIR = REPO / "out" / "peers"
-PEER_VENV = PEER_DIR / "venv"
-BOXMOT = "boxmot==25.0.0"
 PRESETS = ("paper", "official", "bytetrack")
 PEERS = ("bytetrack", "botsort")
 WARMUP = 10
@@ -102,22 +96,6 @@ def replay_ours(scn: dict[str, np.ndarray], preset: str) -> Run:
         cpu.append((time.thread_time() - start_cpu) * 1e3)
         outputs.append(len(out))
     return np.asarray(times), np.asarray(cpu), np.asarray(outputs)
-
-
-def ensure_peer_venv() -> Path:
-    """out/peers/venv with boxmot, reusing the project's torch through a .pth file."""
-    python = PEER_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    (Path(site) / "smiletrack_main_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    probe = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('boxmot'))"],
-                           capture_output=True, text=True)
-    if probe.stdout.strip() != BOXMOT.split("==")[1]:
-        print(f"installing {BOXMOT} into {PEER_VENV} ...", file=sys.stderr)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", BOXMOT], check=True)
-    return python
 
 
 def run_peer(python: Path, scenario_path: Path, name: str, repeats: int) -> Run:

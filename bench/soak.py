@@ -2,7 +2,7 @@
 ``--node``, through the real tracker node over DDS at a high input rate); prints
 resident memory and latency over time and their fitted slopes.
 
-    .venv/bin/python bench/soak.py [--frames 10000] [--node] [--rate 200] [--max-rss-slope 64]
+    .venv/bin/python -m bench.soak [--frames 10000] [--node] [--rate 200] [--max-rss-slope 64]
 
 Exit status 1 when memory grows faster than ``--max-rss-slope`` KB per 1000
 frames after the warm-up tenth (a leak), or when the fitted median latency
@@ -22,12 +22,12 @@ from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from bench.suite.longrun import LongRun, long_tracker_run  # noqa: E402
-from bench.suite.measure import machine_line  # noqa: E402
-from bench.suite.report import Report, new_figure  # noqa: E402
+from bench.suite.longrun import LongRun, long_tracker_run
+from bench.suite.measure import machine_line
+from bench.suite.report import Report, new_figure
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def timeline(run: LongRun, label: str, report: Report, rows_shown: int = 10) -> None:
@@ -57,7 +57,8 @@ def verdict(run: LongRun, label: str, args: argparse.Namespace, report: Report) 
                    "flat" if ok else "GROWING"]], digits=3)
     report.data[label] = {"frames": run.frames, "rss_kb": run.rss_kb, "rss_trimmed_kb": run.rss_trimmed_kb,
                           "heap_kb": run.heap_kb, "cpu_ms_p50": run.cpu_ms_p50, "ms_mean": run.ms_mean,
-                          "ms_p50": run.ms_p50, "ms_p99": run.ms_p99, "live": run.live, "rss_slope_kb_per_1000": rss_slope,
+                          "ms_p50": run.ms_p50, "ms_p99": run.ms_p99, "live": run.live,
+                          "rss_slope_kb_per_1000": rss_slope,
                           "judged_rss_slope_kb_per_1000": leak_slope, "heap_slope_kb_per_1000": heap_slope,
                           "ms_slope_per_1000": ms_slope, "latency_drift": drift, "latency_drift_of": drift_of,
                           "flat": ok}

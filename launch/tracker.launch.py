@@ -13,11 +13,12 @@ The shipped config is keyed ``/**:`` so it applies to every instance whatever it
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from launch import LaunchDescription
 
 PACKAGE = "smiletrack_ros"
 EXECUTABLE = "tracker_node"

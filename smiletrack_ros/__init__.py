@@ -3,8 +3,8 @@
 Data flows one way: image -> ``detection`` -> ``embedding`` -> ``tracking`` -> ``ros``
 messages. ``tracking`` is pure numpy/scipy and imports neither torch nor ROS.
 """
-from pathlib import Path as _Path
 import sys as _sys
+from pathlib import Path as _Path
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,7 @@
 """Class indices <-> the ``class_id`` strings of vision_msgs hypotheses (no ROS needed)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class LabelError(ValueError):

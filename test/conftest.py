@@ -1,6 +1,8 @@
-"""Shared test set-up: DDS isolation and the optional ../shared data."""
+"""Shared test set-up: DDS isolation, the optional ../shared data, the checkout's bench/."""
+import importlib.util
 import os
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -13,6 +15,24 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SMILETRACK_SHARED", REPO.parent / "shared"))
+
+
+def _import_bench() -> None:
+    """Make the checkout's bench/ (not installed) importable as ``bench``, by its path.
+
+    A sys.path entry for the checkout would do it too, but would also put the
+    checkout's smiletrack_ros ahead of the installed copy that tools/test.sh tests.
+    """
+    if importlib.util.find_spec("bench") is not None:  # python -m pytest from the root: found already
+        return
+    spec = importlib.util.spec_from_file_location("bench", REPO / "bench" / "__init__.py",
+                                                  submodule_search_locations=[str(REPO / "bench")])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module
+    spec.loader.exec_module(module)
+
+
+_import_bench()
 
 
 @pytest.fixture(scope="session")

@@ -6,15 +6,36 @@ import json
 import numpy as np
 import pytest
 
-from smiletrack_ros.bags import (BagError, BagWriter, MessageContentError, TrackBoxes, bag_info, build_typestore,
-                                 frame_stamp_ns, read_detections, read_frames, read_images, read_tracks,
-                                 tracks_to_mot, write_scene_bag, write_video_bag)
-from smiletrack_ros.bags.messages import (DETECTION_ARRAY, IMAGE, TRACK_ARRAY, detections_message, header,
-                                          image_message, tracks_from_message, tracks_message)
+from smiletrack_ros.bags import (
+    BagError,
+    BagWriter,
+    MessageContentError,
+    TrackBoxes,
+    bag_info,
+    build_typestore,
+    frame_stamp_ns,
+    read_detections,
+    read_frames,
+    read_images,
+    read_tracks,
+    tracks_to_mot,
+    write_scene_bag,
+    write_video_bag,
+)
+from smiletrack_ros.bags.messages import (
+    DETECTION_ARRAY,
+    IMAGE,
+    TRACK_ARRAY,
+    detections_message,
+    header,
+    image_message,
+    tracks_from_message,
+    tracks_message,
+)
 from smiletrack_ros.bags.typestore import EXTRA_PACKAGES, find_msg_dir
+from smiletrack_ros.cli import bag_tools
 from smiletrack_ros.mot.io import read_results
 from smiletrack_ros.scene import SceneConfig, generate_scene
-from smiletrack_ros.tools import bag_tools
 
 TINY = SceneConfig(width=96, height=72, num_people=5, num_frames=8, fps=20.0, seed=9, det_false_positives=1.0,
                    person_height=(0.25, 0.6))
@@ -36,12 +57,12 @@ def test_scene_bag_round_trip(tmp_path, tiny_frames, storage):
 
     images = list(read_images(path))
     assert [i.stamp_ns for i in images] == stamps and {i.frame_id for i in images} == {"cam0"}
-    for got, frame in zip(images, tiny_frames):
+    for got, frame in zip(images, tiny_frames, strict=True):
         assert got.image.dtype == np.uint8 and np.array_equal(got.image, frame.image)
 
     detections = list(read_detections(path))
     assert [d.stamp_ns for d in detections] == stamps
-    for got, frame in zip(detections, tiny_frames):
+    for got, frame in zip(detections, tiny_frames, strict=True):
         np.testing.assert_allclose(got.detections.boxes, frame.detections.boxes, atol=1e-3)
         np.testing.assert_allclose(got.detections.scores, frame.detections.scores, atol=1e-6)
         assert np.array_equal(got.detections.class_ids, frame.detections.class_ids)
@@ -60,7 +81,7 @@ def test_mcap_decodes_with_an_independent_reader(tmp_path, tiny_frames, compress
 
     path = tmp_path / "bag"
     write_scene_bag(generate_scene(TINY), path, compress=compress)
-    assert all(np.array_equal(a.image, f.image) for a, f in zip(read_images(path), tiny_frames))
+    assert all(np.array_equal(a.image, f.image) for a, f in zip(read_images(path), tiny_frames, strict=True))
     (mcap_file,) = path.glob("*.mcap")
     with mcap_file.open("rb") as stream:
         messages = [(channel.topic, msg) for _, channel, _, msg in
@@ -93,7 +114,7 @@ def test_read_frames_pairs_images_with_late_detections(tmp_path, tiny_frames):
                 bag.write("/detections", DETECTION_ARRAY, stamp + lag, msg)
     frames = list(read_frames(path, detections_topic="/detections", max_lag_ns=2 * lag))
     assert [f.stamp_ns for f in frames] == [frame_stamp_ns(k, TINY.fps) for k in range(1, 9)]
-    for got, truth in zip(frames, tiny_frames):
+    for got, truth in zip(frames, tiny_frames, strict=True):
         assert np.array_equal(got.image, truth.image)
         if truth.index == 4:
             assert got.detections is None
@@ -122,7 +143,7 @@ def test_tracks_bag_to_mot_numbers_frames_by_image_stamps(tmp_path, tiny_frames)
     rows = tracks_to_mot(path, out)
     table = read_results(out)
     expected = [(f.index, i, *b, v) for f in tiny_frames if f.index not in (2, 5)
-                for i, b, v in zip(f.truth.ids, f.truth.boxes, f.truth.visibility)]
+                for i, b, v in zip(f.truth.ids, f.truth.boxes, f.truth.visibility, strict=True)]
     expected = np.array(sorted(expected, key=lambda r: (r[0], r[1])))
     assert rows == len(expected) == len(table)
     np.testing.assert_array_equal(table[:, :2], expected[:, :2])
@@ -201,7 +222,7 @@ def test_video_and_image_folder_to_bag(tmp_path, tiny_frames):
     assert write_video_bag(folder, tmp_path / "from_folder", fps=10.0, max_frames=5) == 5
     images = list(read_images(tmp_path / "from_folder"))
     assert [i.stamp_ns for i in images] == [k * 100_000_000 for k in range(5)]
-    assert all(np.array_equal(i.image, f.image) for i, f in zip(images, tiny_frames))
+    assert all(np.array_equal(i.image, f.image) for i, f in zip(images, tiny_frames, strict=False))
     with pytest.raises(BagError, match="fps"):
         write_video_bag(folder, tmp_path / "no_fps")
 
@@ -284,7 +305,7 @@ def test_cli_mot_sequence_folder_with_det_file(tmp_path):
                            "--det-file", str(seq / "det" / "det.txt")]) == 0
     frames = list(read_frames(bag, detections_topic="/detections"))
     assert len(frames) == 8
-    for got, truth in zip(frames, scene.frames()):
+    for got, truth in zip(frames, scene.frames(), strict=True):
         np.testing.assert_allclose(got.detections.boxes, truth.detections.boxes, atol=0.011)
         assert np.abs(got.image.astype(int) - truth.image).mean() < 8.0
 
@@ -320,7 +341,7 @@ def test_compressed_images_decode(tmp_path, tiny_frames):
                                                 data=np.frombuffer(png.tobytes(), np.uint8))
             bag.write("/camera/image_raw/compressed", COMPRESSED_IMAGE, stamp, msg)
     got = list(read_images(tmp_path / "jpeg"))
-    assert len(got) == 3 and all(np.array_equal(g.image, f.image) for g, f in zip(got, tiny_frames))
+    assert len(got) == 3 and all(np.array_equal(g.image, f.image) for g, f in zip(got, tiny_frames, strict=False))
 
 
 def test_cdr_is_interchangeable_with_rclpy(tmp_path, tiny_frames):

@@ -8,19 +8,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-# bench/ is not installed: reach it from the checkout, AFTER the installed package
-# so that smiletrack_ros (and its generated msg/) still resolves to the install.
-sys.path.append(str(Path(__file__).resolve().parents[1]))
-
-from bench.suite.framecache import CachedFrame, FrameCache, load_if_matching  # noqa: E402
-from bench.suite.longrun import LongRun, long_tracker_run  # noqa: E402
-from bench.suite.measure import slope  # noqa: E402
-from bench.suite.synthetic import SyntheticConfig, SyntheticStream, synthetic_cache  # noqa: E402
+# bench/ is the checkout's (test/conftest.py makes it importable without a sys.path entry)
+from bench.suite.framecache import CachedFrame, FrameCache, load_if_matching
+from bench.suite.longrun import LongRun, long_tracker_run
+from bench.suite.measure import slope
+from bench.suite.synthetic import SyntheticConfig, SyntheticStream, synthetic_cache
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -82,7 +78,7 @@ def test_frame_cache_round_trip_and_staleness(tmp_path):
     path = cache.save(tmp_path / "c.npz")
     again = FrameCache.load(path)
     assert len(again) == 12 and again.has_embeddings and again.frame_rate == cache.frame_rate
-    for a, b in zip(cache, again):
+    for a, b in zip(cache, again, strict=True):
         assert a.frame == b.frame
         np.testing.assert_array_equal(a.boxes, b.boxes)
         np.testing.assert_array_equal(a.embeddings, b.embeddings)
@@ -104,7 +100,7 @@ def test_synthetic_stream_is_seeded_and_replaces_identities():
     config = SyntheticConfig(num_objects=10, num_frames=200, mean_lifetime=20.0, seed=1)
     first = [(f.boxes.copy(), ids) for f, ids in SyntheticStream(config)]
     second = [(f.boxes.copy(), ids) for f, ids in SyntheticStream(config)]
-    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, second))
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, second, strict=True))
     seen = set(np.concatenate([ids for _, ids in first]).tolist())
     assert len(seen) > 30  # lifetimes ~20 frames over 200 frames: identities come and go
 
@@ -116,8 +112,8 @@ def test_slope_fits_a_line():
 
 
 def _soak(repo_dir, out, *extra):
-    """bench/soak.py on 1000 frames, judged on memory alone (a 10-frame latency window drifts by chance)."""
-    done = subprocess.run([sys.executable, str(repo_dir / "bench" / "soak.py"), "--frames", "1000", "--no-progress",
+    """bench.soak on 1000 frames, judged on memory alone (a 10-frame latency window drifts by chance)."""
+    done = subprocess.run([sys.executable, "-m", "bench.soak", "--frames", "1000", "--no-progress",
                            "--no-heap-pass", "--max-rss-slope", "1000", "--max-latency-drift", "1e9", "--out", str(out),
                            *extra], cwd=repo_dir, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
                           text=True, timeout=300)

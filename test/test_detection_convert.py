@@ -11,14 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from smiletrack_ros.detection import DetectorConfig
+from smiletrack_ros.cli import convert_prb
+from smiletrack_ros.detection import PrbConfig
 from smiletrack_ros.detection.prb import heads, modules
 from smiletrack_ros.detection.prb.checkpoint import UnsafeCheckpointError, extract_model, read_checkpoint
 from smiletrack_ros.detection.prb.detector import PRBDetector
 from smiletrack_ros.detection.prb.network import PRBNet
 from smiletrack_ros.detection.prb.variants import variant_spec
 from smiletrack_ros.detection.prb.weights import WeightsMismatchError, load_weights, save_weights
-from smiletrack_ros.tools import convert_prb
 
 SPEC = variant_spec("prb-2py-elan-640", nc=2, width_multiple=0.125)
 
@@ -78,7 +78,7 @@ def test_converts_an_official_style_checkpoint(tmp_path, official_classes):
     out = tmp_path / "prb.safetensors"
     assert convert_prb.main([str(ckpt), str(out)]) == 0
     assert out.is_file() and out.with_suffix(".yaml").is_file()
-    det = PRBDetector(DetectorConfig(backend="prb", weights=str(out), device="cpu", input_size=128))
+    det = PRBDetector(PrbConfig(weights=str(out), device="cpu", input_size=128))
     x = torch.rand(1, 3, 128, 128)
     with torch.no_grad():
         torch.testing.assert_close(det.net(x), reference(x), rtol=1e-4, atol=1e-4)

@@ -4,8 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from smiletrack_ros.detection.evaluation import DetectionTally, iou_matrix, match_frame
-from smiletrack_ros.tools import eval_detector
+from smiletrack_ros.boxes import iou_matrix
+from smiletrack_ros.cli import eval_detector
+from smiletrack_ros.detection.evaluation import DetectionTally, match_frame
 
 GT = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32)
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from smiletrack_ros.detection import DetectorConfig, build_detector
-from smiletrack_ros.detections import Detections
+from smiletrack_ros.detection import ExternalConfig, build_detector
 from smiletrack_ros.detection.external import DetectionStore, ExternalDetector, MissingDetectionsError
+from smiletrack_ros.detections import Detections
 
 IMAGE = np.zeros((20, 30, 3), np.uint8)
 
@@ -17,7 +17,7 @@ def _dets(scores, classes=None):
 
 
 def test_frames_and_stamps():
-    det = ExternalDetector(DetectorConfig(backend="external", stamp_tolerance=0.01))
+    det = ExternalDetector(ExternalConfig(stamp_tolerance=0.01))
     det.store.put(3, _dets([0.9, 0.4]))
     det.store.put(10.50, _dets([0.8]))
     det.store.put(10.30, _dets([0.7, 0.6, 0.5]))
@@ -31,7 +31,7 @@ def test_frames_and_stamps():
 
 
 def test_missing_can_be_an_error():
-    det = ExternalDetector(DetectorConfig(backend="external", missing="error"))
+    det = ExternalDetector(ExternalConfig(missing="error"))
     with pytest.raises(MissingDetectionsError, match="select"):
         det(IMAGE)
     det.store.put(1, _dets([0.9]))
@@ -42,7 +42,7 @@ def test_missing_can_be_an_error():
 
 
 def test_same_filters_as_the_model_backends():
-    store = DetectionStore(DetectorConfig(backend="external", score_threshold=0.3, classes=(0,), max_detections=2))
+    store = DetectionStore(ExternalConfig(score_threshold=0.3, classes=(0,), max_detections=2))
     store.put(1, _dets([0.2, 0.9, 0.5, 0.95, 0.6], classes=[0, 0, 0, 2, 0]))
     out = store.get(1)
     np.testing.assert_allclose(out.scores, [0.9, 0.6])
@@ -53,7 +53,7 @@ def test_from_a_mot_det_file(tmp_path):
     path = tmp_path / "det.txt"
     path.write_text("1,-1,10,20,30,60,0.9,-1,-1,-1\n1,-1,50,20,30,60,0.02,-1,-1,-1\n"
                     "3,-1,5,5,10,10,0.7,-1,-1,-1\n")
-    det = build_detector(DetectorConfig(backend="external", weights=str(path)))
+    det = build_detector(ExternalConfig(weights=str(path)))
     assert isinstance(det, ExternalDetector)
     first = det.select(1)(IMAGE)
     np.testing.assert_allclose(first.boxes, [[10, 20, 40, 80]])  # the 0.02 box is under the 0.05 threshold

@@ -4,12 +4,19 @@ import math
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
-from smiletrack_ros.detection import DetectorConfig, DetectorConfigError, build_detector  # noqa: E402
-from smiletrack_ros.detection.postprocess import detect_layout  # noqa: E402
+from smiletrack_ros.detection import (
+    DetectorConfig,
+    DetectorConfigError,
+    OnnxConfig,
+    PrbConfig,
+    build_detector,
+)
+from smiletrack_ros.detection.postprocess import detect_layout
 
 SIZE = 64
 NC = 2
@@ -33,7 +40,7 @@ def _constant_model(path, output: np.ndarray, size=SIZE):
 
 def _detector(path, **kw):
     kw.setdefault("classes", None)
-    return build_detector(DetectorConfig(backend="onnx", weights=path, device="cpu", **kw))
+    return build_detector(OnnxConfig(weights=path, device="cpu", **kw))
 
 
 def test_yolox_raw_grid_decode(tmp_path):
@@ -91,7 +98,7 @@ def test_layout_setting_overrides_detection(tmp_path):
 
 
 def test_undecidable_layout_names_the_setting(tmp_path):
-    with pytest.raises(ValueError, match="DetectorConfig.layout"):
+    with pytest.raises(ValueError, match="OnnxConfig.layout"):
         _detector(_constant_model(tmp_path / "odd.onnx", np.zeros((1, 50, 7), np.float32)))
     with pytest.raises(ValueError, match=r"\(B, N, C\)"):
         detect_layout((3, 4), 64, (8, 16, 32))
@@ -109,11 +116,11 @@ def test_bad_inputs_and_settings(tmp_path):
     with pytest.raises(FileNotFoundError):
         _detector(str(tmp_path / "missing.onnx"))
     with pytest.raises(DetectorConfigError, match="weights"):
-        DetectorConfig(backend="onnx")
+        OnnxConfig()
     with pytest.raises(DetectorConfigError, match="nms_iou"):
-        DetectorConfig(nms_iou=0.0)
+        PrbConfig(nms_iou=0.0)
     with pytest.raises(DetectorConfigError, match="device"):
-        DetectorConfig(device="gpu0")
+        PrbConfig(device="gpu0")
     with pytest.raises(DetectorConfigError, match="unknown detector setting"):
         DetectorConfig.from_mapping({"score_thresh": 0.1})
 
@@ -122,13 +129,13 @@ def test_yolox_nano_on_a_real_frame(shared_dir):
     from smiletrack_ros.mot.io import iter_frames, read_ground_truth
 
     seq = shared_dir / "data" / "MOT15" / "TUD-Stadtmitte"
-    det = build_detector(DetectorConfig(backend="onnx", weights=str(shared_dir / "models" / "yolox_nano.onnx"),
+    det = build_detector(OnnxConfig(weights=str(shared_dir / "models" / "yolox_nano.onnx"),
                                         device="cpu", nms_iou=0.6))
     assert (det.layout, det.input_size) == ("yolox", 416)
     _, image = next(iter_frames(seq, start=1, stop=2))
     out = det(image)
     gt = read_ground_truth(seq / "gt" / "gt.txt").pedestrians().frame(1)
-    from smiletrack_ros.detection.evaluation import iou_matrix
+    from smiletrack_ros.boxes import iou_matrix
 
     confident = out.boxes[out.scores >= 0.3]
     best = iou_matrix(gt.boxes, confident).max(1)
@@ -170,11 +177,11 @@ def test_nanodet_maps_matched_by_shape(tmp_path):
 
 
 def test_nanodet_on_a_real_frame(shared_dir):
-    from smiletrack_ros.detection.evaluation import iou_matrix
+    from smiletrack_ros.boxes import iou_matrix
     from smiletrack_ros.mot.io import iter_frames, read_ground_truth
 
     seq = shared_dir / "data" / "MOT15" / "TUD-Stadtmitte"
-    det = build_detector(DetectorConfig(backend="onnx", weights=str(shared_dir / "models" / "nanodet_m.onnx"),
+    det = build_detector(OnnxConfig(weights=str(shared_dir / "models" / "nanodet_m.onnx"),
                                         device="cpu", nms_iou=0.6))
     assert det.layout == "nanodet"
     _, image = next(iter_frames(seq, start=1, stop=2))
@@ -224,7 +231,7 @@ def test_detect_batch_runs_once_where_the_batch_axis_is_free(tmp_path):
     fixed.session, free.session = _CountingSession(fixed.session), _CountingSession(free.session)
     one_by_one, together = fixed.detect_batch(images), free.detect_batch(images)
     assert fixed.session.batches == [1, 1, 1] and free.session.batches == [3]
-    for a, b, image in zip(one_by_one, together, images):
+    for a, b, image in zip(one_by_one, together, images, strict=True):
         np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
         assert len(a) == 1 and (a.boxes[0, 2:] <= image.shape[1::-1]).all()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from smiletrack_ros.detection import DetectorConfig, DetectorConfigError, build_detector
+from smiletrack_ros.detection import DetectorConfigError, PrbConfig, build_detector
 from smiletrack_ros.detection.prb.detector import PRBDetector
 from smiletrack_ros.detection.prb.modules import ReOrg
 from smiletrack_ros.detection.prb.network import PRBNet, SpecError
@@ -75,7 +75,7 @@ def _confident_net() -> PRBNet:
 
 
 def test_detector_end_to_end_on_cpu(small_nets):
-    cfg = DetectorConfig(backend="prb", device="cpu", input_size=128, classes=None, max_detections=20)
+    cfg = PrbConfig(device="cpu", input_size=128, classes=None, max_detections=20)
     det = PRBDetector(cfg, _confident_net())
     image = np.random.default_rng(0).integers(0, 255, (90, 160, 3), np.uint8)
     out = det(image)
@@ -93,7 +93,7 @@ def test_factory_builds_prb_from_a_spec_file(tmp_path):
 
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(variant_spec("prb-2py-elan-640", nc=1, width_multiple=0.125)))
-    det = build_detector(DetectorConfig(backend="prb", architecture=str(path), device="cpu", input_size=64))
+    det = build_detector(PrbConfig(architecture=str(path), device="cpu", input_size=64))
     assert isinstance(det, PRBDetector) and det.net.nc == 1 and det.input_size == 64
     assert len(det(np.zeros((48, 64, 3), np.uint8)).boxes.shape) == 2
 
@@ -110,12 +110,12 @@ def test_bad_specs_and_devices_are_named():
         variant_spec("prb-9py")
     if not torch.cuda.is_available():
         with pytest.raises(DetectorConfigError, match="CUDA is not available"):
-            build_detector(DetectorConfig(backend="prb", device="cuda:0", architecture="prb-2py-elan-640"))
+            build_detector(PrbConfig(device="cuda:0", architecture="prb-2py-elan-640"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fp16_on_cuda(small_nets):
-    det = PRBDetector(DetectorConfig(backend="prb", device="cuda", input_size=128, classes=None),
+    det = PRBDetector(PrbConfig(device="cuda", input_size=128, classes=None),
                       PRBNet(variant_spec("prb-2py-elan-640", nc=3, width_multiple=0.125)))
     assert det.half and next(det.net.parameters()).dtype == torch.float16
     out = det(np.zeros((100, 120, 3), np.uint8))
@@ -125,7 +125,7 @@ def test_fp16_on_cuda(small_nets):
 def test_missing_weights_file_is_named(tmp_path):
     missing = tmp_path / "nope.safetensors"
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
-        build_detector(DetectorConfig(backend="prb", weights=str(missing), architecture="prb-2py-elan-640",
+        build_detector(PrbConfig(weights=str(missing), architecture="prb-2py-elan-640",
                                       device="cpu"))
 
 
@@ -140,7 +140,7 @@ def test_onnx_export_of_the_network_detects_the_same(tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter needs no extra packages
         torch.onnx.export(net, torch.zeros(1, 3, 128, 128), str(path), dynamo=False, opset_version=17,
                           input_names=["images"], output_names=["output"])
-    cfg = DetectorConfig(backend="prb", device="cpu", input_size=128, classes=None, max_detections=50)
+    cfg = PrbConfig(device="cpu", input_size=128, classes=None, max_detections=50)
     image = np.random.default_rng(3).integers(0, 255, (128, 96, 3), np.uint8)  # padding only, no resize
     torch_out = PRBDetector(cfg, net)(image)
     onnx_det = build_detector(cfg.replace(backend="onnx", weights=str(path)))
@@ -171,7 +171,7 @@ def test_training_spec_with_auxiliary_heads_builds_and_uses_the_lead_head():
 
 
 def test_detect_batch_is_one_forward_pass_matching_single_calls():
-    det = PRBDetector(DetectorConfig(backend="prb", device="cpu", input_size=64, classes=None, max_detections=5),
+    det = PRBDetector(PrbConfig(device="cpu", input_size=64, classes=None, max_detections=5),
                       _confident_net())
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 255, (48, 64, 3), np.uint8), rng.integers(0, 255, (64, 40, 3), np.uint8)]
@@ -180,7 +180,7 @@ def test_detect_batch_is_one_forward_pass_matching_single_calls():
     together = det.detect_batch(images)
     hook.remove()
     assert calls == [2]
-    for image, batched in zip(images, together):
+    for image, batched in zip(images, together, strict=True):
         single = det(image)
         np.testing.assert_allclose(batched.boxes, single.boxes, atol=1e-3)
         np.testing.assert_allclose(batched.scores, single.scores, atol=1e-5)

@@ -1,11 +1,12 @@
 """Test-time views (tiles, flips): geometry, exact mapping back, seam duplicates, batching, settings."""
+import itertools
+
 import numpy as np
 import pytest
 
-from smiletrack_ros.detection import DetectorConfig, DetectorConfigError
+from smiletrack_ros.detection import DetectorConfig, DetectorConfigError, ExternalConfig, PrbConfig
+from smiletrack_ros.detection.views import MultiViewDetector, View, ViewBoxes, merge_wbf, plan_views, tile_spans
 from smiletrack_ros.detections import Detections
-from smiletrack_ros.detection.views import (MultiViewDetector, View, ViewBoxes, merge_wbf, plan_views,
-                                             tile_spans)
 from smiletrack_ros.ros.settings import ParameterError, detector_config
 
 
@@ -39,8 +40,7 @@ def _scene(height, width, rects):
 
 
 def _detector(**kw):
-    kw.setdefault("backend", "prb")
-    config = DetectorConfig(**kw)
+    config = DetectorConfig.from_mapping(kw)
     backend = ColourBackend()
     return MultiViewDetector(backend, config), backend
 
@@ -53,7 +53,7 @@ def test_tiles_cover_the_axis_with_the_stated_overlap(length, count, overlap):
     sizes = {b - a for a, b in spans}
     assert len(sizes) == 1, "every tile has the same size, so they letterbox alike"
     size = sizes.pop()
-    for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+    for (a0, a1), (b0, _) in itertools.pairwise(spans):
         assert b0 <= a1, "no gap between neighbours"
         assert a1 - b0 >= overlap * size - 1, "neighbours share at least the stated overlap"
         assert b0 > a0
@@ -148,18 +148,19 @@ def test_final_threshold_and_cap_apply_after_merging():
                                          ("merge", "mean"), ("merge_iou", 0.0), ("cpu_threads", -1),
                                          ("cpu_threads", True)])
 def test_bad_view_settings_name_the_field(field, value):
-    with pytest.raises(DetectorConfigError, match=rf"DetectorConfig\.{field} "):
-        DetectorConfig(**{field: value})
+    with pytest.raises(DetectorConfigError, match=rf"^{field}: ") as info:
+        DetectorConfig.from_mapping({field: value})
+    assert info.value.field == field
 
 
 def test_view_settings_validate_and_reach_the_node_parameters():
-    assert DetectorConfig().tile_grid is None and not DetectorConfig().multi_view
-    assert DetectorConfig(tiles="1x1").tile_grid is None
-    assert DetectorConfig(tiles="3x2").tile_grid == (3, 2)
-    with pytest.raises(DetectorConfigError, match=r"DetectorConfig\.flip .*external"):
-        DetectorConfig(backend="external", flip=True)
-    with pytest.raises(DetectorConfigError, match=r"DetectorConfig\.tiles .*external"):
-        DetectorConfig(backend="external", tiles="2x1")
+    assert PrbConfig().tile_grid is None and not PrbConfig().multi_view and not ExternalConfig().multi_view
+    assert PrbConfig(tiles="1x1").tile_grid is None
+    assert PrbConfig(tiles="3x2").tile_grid == (3, 2)
+    with pytest.raises(DetectorConfigError, match=r"^flip: .*external"):
+        DetectorConfig.from_mapping({"backend": "external", "flip": True})
+    with pytest.raises(DetectorConfigError, match=r"^tiles: .*external"):
+        DetectorConfig.from_mapping({"backend": "external", "tiles": "2x1"})
     config = detector_config({"detector.tiles": "2x1", "detector.flip": True, "detector.merge": "wbf"})
     assert config.tile_grid == (2, 1) and config.flip and config.merge == "wbf"
     with pytest.raises(ParameterError) as info:

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
+from smiletrack_ros.cli import eval_appearance, train_slm
 from smiletrack_ros.embedding import Embedder
-from smiletrack_ros.tools import eval_appearance, train_slm
 
 COLOURS = [(30, 30, 220), (220, 40, 40), (40, 200, 40), (200, 200, 40)]
 

@@ -16,8 +16,14 @@ import cv2
 import numpy as np
 import pytest
 
-from smiletrack_ros.ros.image_budget import (DEFAULT_MAX_PIXELS, ImageBudget, ImageError, jpeg_dimensions,
-                                             png_dimensions, sniff_format)
+from smiletrack_ros.ros.image_budget import (
+    DEFAULT_MAX_PIXELS,
+    ImageBudget,
+    ImageError,
+    jpeg_dimensions,
+    png_dimensions,
+    sniff_format,
+)
 from smiletrack_ros.ros.images import compressed_to_bgr, raw_to_bgr_numpy
 
 RNG = np.random.default_rng(3)

@@ -22,22 +22,23 @@ import numpy as np
 import pytest
 import yaml
 
-rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
-from rosgraph_msgs.msg import Clock  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
-from vision_msgs.msg import Detection2D, Detection2DArray  # noqa: E402
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message, serialize_message
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray
 
-from smiletrack_ros.detections import Detections  # noqa: E402
-from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
-from smiletrack_ros.ros.messages import detections_to_detection_array  # noqa: E402
-from smiletrack_ros.ros.process import stop_node_process  # noqa: E402
+from smiletrack_ros.detections import Detections
+from smiletrack_ros.ros.images import bgr_to_raw_fields
+from smiletrack_ros.ros.messages import detections_to_detection_array
+from smiletrack_ros.ros.process import stop_node_process
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 NODE_FQN = "/smiletrack_tracker"

@@ -48,7 +48,7 @@ def model(tmp_path) -> str:
 
 
 def _config(weights: str, **kw) -> DetectorConfig:
-    return DetectorConfig(backend="onnx", weights=weights, device="cpu", classes=(0, 1), **kw)
+    return DetectorConfig.from_mapping(dict(backend="onnx", weights=weights, device="cpu", classes=(0, 1), **kw))
 
 
 @pytest.mark.parametrize("tiles", ["", "2x1"])

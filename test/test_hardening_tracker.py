@@ -186,7 +186,7 @@ def _run(preset: str, plan: dict) -> None:
     clock = 10.0
     accepted = 0
     embedded_once = False
-    for k, (kind, step) in enumerate(zip(plan["kinds"], plan["steps"])):
+    for k, (kind, step) in enumerate(zip(plan["kinds"], plan["steps"], strict=True)):
         timestamp = clock + step if plan["timestamps"] else None
         boxes, scores, looks, classes = scene.frame(k, crowd=plan["crowd"] if kind == "crowd" else 0)
         if kind == "empty":

@@ -4,11 +4,11 @@ import time
 
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-
-from smiletrack_ros.msg import Track, TrackArray  # noqa: E402
-from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose  # noqa: E402
+pytest.importorskip("rclpy")
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from smiletrack_ros.msg import Track, TrackArray
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 pytestmark = pytest.mark.ros
 

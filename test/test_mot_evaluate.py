@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from smiletrack_ros.mot.evaluate import COMBINED, evaluate, evaluate_files, format_table
-from smiletrack_ros.mot.io import GroundTruth, read_ground_truth, write_results
+from smiletrack_ros.mot.io import GroundTruth, read_ground_truth, read_results, write_results
 
 
 def _as_result(gt: GroundTruth, ids=None) -> np.ndarray:
@@ -67,7 +67,8 @@ def test_gt_as_tracker_scores_100_on_tud_campus(shared_dir, tmp_path):
     write_results(tmp_path / "perfect.txt", _as_result(gt))
     write_results(tmp_path / "swapped.txt", _as_result(gt, _swap_second_half(gt)))
     gt_path = seq / "gt" / "gt.txt"
-    res = evaluate_files({"perfect": (gt_path, tmp_path / "perfect.txt"), "swapped": (gt_path, tmp_path / "swapped.txt")})
+    res = evaluate_files({"perfect": (gt_path, tmp_path / "perfect.txt"),
+                          "swapped": (gt_path, tmp_path / "swapped.txt")})
     perfect, swapped = res["perfect"], res["swapped"]
     for key in ("HOTA", "DetA", "AssA", "MOTA", "IDF1"):
         assert perfect[key] == pytest.approx(100.0)
@@ -86,3 +87,58 @@ def test_mot17_evaluates_pedestrians_only(shared_dir):
     distractor = np.isin(gt.classes, [2, 7, 8, 12])
     other = (gt.classes != 1) & ~distractor
     assert res["all"]["FP"] == other.sum() + ((gt.classes == 1) & (gt.conf == 0)).sum()
+
+
+def _write_mot15(path, frames, ids, boxes_xywh, decimals=3):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{f},{i},{','.join(f'{v:.{decimals}f}' for v in b)},1,-1,-1,-1\n"
+                            for f, i, b in zip(frames, ids, boxes_xywh, strict=True)))
+
+
+def _unrounded_pair(tmp_path, gt_ids=(1, 2, 3)):
+    """MOT15 gt and results with 3-decimal boxes (TrackEval reads every digit)."""
+    rng = np.random.default_rng(5)
+    frames = np.repeat(np.arange(1, 31), len(gt_ids))
+    ids = np.tile(np.asarray(gt_ids), 30)
+    boxes = np.column_stack([rng.uniform(0, 400, len(frames)), rng.uniform(0, 200, len(frames)),
+                             rng.uniform(20, 60, len(frames)), rng.uniform(60, 150, len(frames))])
+    gt, res = tmp_path / "Seq" / "gt" / "gt.txt", tmp_path / "res" / "Seq.txt"
+    _write_mot15(gt, frames, ids, boxes)
+    swapped = np.where(frames > 15, ids[::-1], ids)  # identities swap half way
+    _write_mot15(res, frames, swapped, boxes + rng.normal(0, 2.0, boxes.shape))
+    return gt, res
+
+
+def _trackeval_on(gt, res):
+    """The reference: TrackEval's own Evaluator on the files themselves."""
+    import trackeval
+
+    quiet = {"PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False, "OUTPUT_SUMMARY": False,
+             "OUTPUT_DETAILED": False, "PLOT_CURVES": False, "LOG_ON_ERROR": None}
+    data = {"GT_FOLDER": str(gt.parents[2]), "TRACKERS_FOLDER": str(res.parents[1]), "TRACKERS_TO_EVAL": ["t"],
+            "TRACKER_SUB_FOLDER": "", "BENCHMARK": "MOT15", "SKIP_SPLIT_FOL": True, "SEQ_INFO": {"Seq": 30},
+            "PRINT_CONFIG": False}
+    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+               trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+    out, _ = trackeval.Evaluator(quiet).evaluate([trackeval.datasets.MotChallenge2DBox(data)], metrics)
+    return out["MotChallenge2DBox"]["t"]["Seq"]["pedestrian"]
+
+
+def test_files_score_exactly_as_trackeval_scores_them(tmp_path):
+    gt, res = _unrounded_pair(tmp_path / "ours", gt_ids=(7, 100_000_000, 42))
+    ref_gt, ref_res = tmp_path / "ref" / "gt" / "Seq" / "gt" / "gt.txt", tmp_path / "ref" / "trackers" / "t" / "Seq.txt"
+    _unrounded_pair(tmp_path / "small", gt_ids=(1, 3, 2))  # the same boxes, ids small but in the same order
+    ref_gt.parent.mkdir(parents=True)
+    ref_res.parent.mkdir(parents=True)
+    (tmp_path / "small" / "Seq" / "gt" / "gt.txt").rename(ref_gt)
+    (tmp_path / "small" / "res" / "Seq.txt").rename(ref_res)
+    ref = _trackeval_on(ref_gt, ref_res)
+    ours = evaluate_files({"Seq": (gt, res)}, use_seqinfo=False)["Seq"]
+    assert ours["HOTA"] == 100.0 * float(np.mean(ref["HOTA"]["HOTA"]))
+    assert ours["LocA"] == 100.0 * float(np.mean(ref["HOTA"]["LocA"]))
+    assert ours["MOTA"] == 100.0 * ref["CLEAR"]["MOTA"] and ours["IDF1"] == 100.0 * ref["Identity"]["IDF1"]
+    assert (ours["IDSW"], ours["FP"], ours["FN"]) == (ref["CLEAR"]["IDSW"], ref["CLEAR"]["CLR_FP"],
+                                                      ref["CLEAR"]["CLR_FN"])
+    # what the old rounded rewrite gave: the same file through arrays and 2-decimal MOT text scores differently
+    rounded = evaluate({"Seq": (read_ground_truth(gt), read_results(res))}, {"Seq": 30})["Seq"]
+    assert rounded["LocA"] != ours["LocA"]

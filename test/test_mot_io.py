@@ -5,9 +5,19 @@ import cv2
 import numpy as np
 import pytest
 
-from smiletrack_ros.mot.io import (MotFormatError, iter_frames, load_sequence_info, read_detections,
-                                   read_ground_truth, read_results, rescale_scores, track_rows,
-                                   write_detections, write_ground_truth, write_results)
+from smiletrack_ros.mot.io import (
+    MotFormatError,
+    iter_frames,
+    load_sequence_info,
+    read_detections,
+    read_ground_truth,
+    read_results,
+    rescale_scores,
+    track_rows,
+    write_detections,
+    write_ground_truth,
+    write_results,
+)
 
 SEQINFO = "[Sequence]\nname=Seq-1\nimDir=img1\nframeRate=25\nseqLength=3\nimWidth=32\nimHeight=24\nimExt=.png\n"
 

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
+from smiletrack_ros.cli import evaluate_mot, track_mot
 from smiletrack_ros.mot.io import read_detections, read_results
-from smiletrack_ros.tools import evaluate_mot, track_mot
 
 FRAMES = 20
 
@@ -108,8 +108,93 @@ def test_embedder_through_the_pipeline_with_cache(tmp_path):
     args = [str(seq), "--preset", "paper", "--quiet", "--embedder-weights", str(weights), "--device", "cpu",
             "--embeddings-cache", str(tmp_path / "cache"), "--stop", "5"]
     assert track_mot.main([*args, "--out", str(tmp_path / "a")]) == 0
-    assert (tmp_path / "cache" / "Synth-1.npz").is_file()
+    assert len(list((tmp_path / "cache").glob("Synth-1-*.npz"))) == 1
     assert track_mot.main([*args, "--out", str(tmp_path / "b")]) == 0
     first, second = read_results(tmp_path / "a" / "Synth-1.txt"), read_results(tmp_path / "b" / "Synth-1.txt")
     assert len(first) > 0
     np.testing.assert_array_equal(first, second)
+
+
+def _det_lines(seq, shift=0.0):
+    """The sequence's det file with every box moved ``shift`` px (another detection source)."""
+    rows = [line.split(",") for line in (seq / "det" / "det.txt").read_text().split()]
+    return "\n".join(",".join([r[0], r[1], f"{float(r[2]) + shift:.2f}", *r[3:]]) for r in rows) + "\n"
+
+
+def test_appearance_is_on_by_default_like_the_node(tmp_path, capsys):
+    pytest.importorskip("torch")
+    seq = _make_sequence(tmp_path)
+    base = [str(seq), "--out", str(tmp_path / "o"), "--quiet", "--stop", "4", "--device", "cpu"]
+    assert track_mot.main(base) == 0
+    assert "preset paper, appearance from slm_default.safetensors, 1 torch thread(s)" in capsys.readouterr().out
+    assert track_mot.main([*base, "--no-embedder"]) == 0
+    assert "motion only (--no-embedder)" in capsys.readouterr().out
+    assert track_mot.main([*base, "--preset", "bytetrack"]) == 0
+    assert "motion only (preset bytetrack)" in capsys.readouterr().out
+
+
+def test_threads_and_frame_rate_are_settings(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    seq = _make_sequence(tmp_path)
+    before = torch.get_num_threads()
+    try:
+        assert track_mot.main([str(seq), "--out", str(tmp_path / "o"), "--quiet", "--preset", "bytetrack",
+                               "--threads", "1", "--frame-rate", "5"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert "Synth-1: 20 frames at 5 fps (--frame-rate)" in capsys.readouterr().out
+    assert track_mot.main([str(seq), "--out", str(tmp_path / "o"), "--quiet", "--preset", "bytetrack"]) == 0
+    assert "20 frames at 10 fps (seqinfo.ini)" in capsys.readouterr().out
+    for bad in (["--frame-rate", "0"], ["--threads", "0"]):
+        with pytest.raises(SystemExit):
+            track_mot.main([str(seq), "--out", str(tmp_path / "o"), *bad])
+
+
+def test_a_bad_preset_is_refused_before_any_model_loads(tmp_path, capsys):
+    seq = _make_sequence(tmp_path)
+    missing = tmp_path / "no_such_weights.safetensors"
+    assert track_mot.main([str(seq), "--out", str(tmp_path / "o"), "--preset", "papr",
+                           "--embedder-weights", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "preset" in err and "papr" in err and str(missing) not in err
+
+
+def test_det_files_for_several_sequences(tmp_path, capsys):
+    seqs = [_make_sequence(tmp_path, name) for name in ("Synth-1", "Synth-2")]
+    dets = tmp_path / "dets"
+    dets.mkdir()
+    (dets / "Synth-1.txt").write_text(_det_lines(seqs[0]))
+    (dets / "Synth-2.txt").write_text(_det_lines(seqs[1])[: -60].rsplit("\n", 1)[0] + "\n")  # last rows cut
+    common = ["--preset", "bytetrack", "--quiet"]
+    assert track_mot.main([*map(str, seqs), "--out", str(tmp_path / "a"), "--det-file",
+                           str(dets / "{sequence}.txt"), *common]) == 0
+    assert track_mot.main([*map(str, seqs), "--out", str(tmp_path / "b"), "--det-file", str(dets / "Synth-1.txt"),
+                           "--det-file", str(dets / "Synth-2.txt"), *common]) == 0
+    for name in ("Synth-1", "Synth-2"):
+        np.testing.assert_array_equal(read_results(tmp_path / "a" / f"{name}.txt"),
+                                      read_results(tmp_path / "b" / f"{name}.txt"))
+    assert len(read_results(tmp_path / "a" / "Synth-2.txt")) < len(read_results(tmp_path / "a" / "Synth-1.txt"))
+    with pytest.raises(SystemExit):
+        track_mot.main([*map(str, seqs), "--out", str(tmp_path / "c"), "--det-file", str(dets / "Synth-1.txt")])
+    assert "one per sequence" in capsys.readouterr().err
+
+
+def test_embedding_cache_is_keyed_by_detection_content(tmp_path):
+    pytest.importorskip("torch")
+    seq = _make_sequence(tmp_path)
+    (tmp_path / "near.txt").write_text(_det_lines(seq))
+    (tmp_path / "same_boxes_other_name.txt").write_text(_det_lines(seq))
+    (tmp_path / "moved.txt").write_text(_det_lines(seq, shift=3.0))
+    cache = tmp_path / "cache"
+
+    def run(det, out):
+        assert track_mot.main([str(seq), "--out", str(tmp_path / out), "--quiet", "--device", "cpu", "--stop", "4",
+                               "--det-file", str(tmp_path / det), "--embeddings-cache", str(cache)]) == 0
+        return read_results(tmp_path / out / "Synth-1.txt")
+
+    first = run("near.txt", "a")
+    run("moved.txt", "b")
+    assert len(list(cache.glob("Synth-1-*.npz"))) == 2, "two detection sources, two files: neither overwrites"
+    np.testing.assert_array_equal(run("same_boxes_other_name.txt", "c"), first)
+    assert len(list(cache.glob("Synth-1-*.npz"))) == 2, "same content under another name: the same file"

@@ -61,7 +61,8 @@ def test_pip_wheel_holds_the_library_without_ros(tmp_path, repo_dir):
     src = tmp_path / "src"
     _copy_source(repo_dir, src)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
+         str(src)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     wheel = next((tmp_path / "dist").glob("smiletrack_ros-*.whl"))

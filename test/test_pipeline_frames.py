@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from smiletrack_ros.detections import Detections
-from smiletrack_ros.detection.config import DetectorConfig
+from smiletrack_ros.detection.config import ExternalConfig
 from smiletrack_ros.detection.external import ExternalDetector
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.pipeline import FrameResult, LateFrameError, Pipeline
 from smiletrack_ros.tracking import SmileTracker, TrackerConfig, TrackState
 
@@ -37,7 +37,7 @@ def test_external_detections_keep_ids_and_report_timings():
 
 
 def test_detector_path_runs_the_detector():
-    detector = ExternalDetector(DetectorConfig(backend="external"))
+    detector = ExternalDetector(ExternalConfig())
     for k in range(5):
         detector.store.put(k, _walkers(k))
     pipe = _pipeline(detector)

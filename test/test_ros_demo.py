@@ -5,9 +5,10 @@ import pytest
 
 pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
-cv2 = pytest.importorskip("cv2")
+pytest.importorskip("cv2")
+import cv2
 
-from smiletrack_ros.tools import demo  # noqa: E402
+from smiletrack_ros.cli import demo
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -34,7 +35,8 @@ def test_video_mode_needs_detector_weights(tmp_path, capsys):
 
 
 def test_parameter_overrides_are_read_as_yaml():
-    assert demo.parse_overrides(["tracker.appearance_gate=0.8", "detector.classes=[0, 2]", "publish_debug_image=true"]) \
-        == {"tracker.appearance_gate": 0.8, "detector.classes": [0, 2], "publish_debug_image": True}
+    overrides = ["tracker.appearance_gate=0.8", "detector.classes=[0, 2]", "publish_debug_image=true"]
+    expected = {"tracker.appearance_gate": 0.8, "detector.classes": [0, 2], "publish_debug_image": True}
+    assert demo.parse_overrides(overrides) == expected
     with pytest.raises(ValueError, match="PARAM=VALUE"):
         demo.parse_overrides(["tracker.alpha"])

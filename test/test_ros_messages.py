@@ -6,16 +6,21 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
-msg_pkg = pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
-from std_msgs.msg import Header  # noqa: E402
-from vision_msgs.msg import Detection2DArray  # noqa: E402
+pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
+import smiletrack_ros.msg as msg_pkg
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray
 
-from smiletrack_ros.detections import Detections  # noqa: E402
-from smiletrack_ros.ros.annotate import colour_for_id, draw_tracks  # noqa: E402
-from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,  # noqa: E402
-                                         detections_to_detection_array, tracks_to_detection_array,
-                                         tracks_to_track_array)
-from smiletrack_ros.tracking import TrackOutput, TrackState  # noqa: E402
+from smiletrack_ros.detections import Detections
+from smiletrack_ros.ros.annotate import colour_for_id, draw_tracks
+from smiletrack_ros.ros.messages import (
+    DetectionsError,
+    detection_array_to_detections,
+    detections_to_detection_array,
+    tracks_to_detection_array,
+    tracks_to_track_array,
+)
+from smiletrack_ros.tracking import TrackOutput, TrackState
 
 
 def _header() -> Header:

@@ -16,20 +16,21 @@ import numpy as np
 import pytest
 import yaml
 
-rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
-from vision_msgs.msg import Detection2DArray  # noqa: E402
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from smiletrack_ros.msg import Track, TrackArray
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray
 
-from smiletrack_ros.detections import Detections  # noqa: E402
-from smiletrack_ros.msg import Track, TrackArray  # noqa: E402
-from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
-from smiletrack_ros.ros.messages import detections_to_detection_array  # noqa: E402
+from smiletrack_ros.detections import Detections
+from smiletrack_ros.ros.images import bgr_to_raw_fields
+from smiletrack_ros.ros.messages import detections_to_detection_array
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 NODE = "/smiletrack_tracker"
@@ -144,7 +145,7 @@ class Harness:
             key = _stamp_ns(header)
             self.tracks.pop(key, None)
             self.full.pop(key, None)
-            if self.spin_until(lambda: key in self.tracks and key in self.full, 2.0):
+            if self.spin_until(lambda key=key: key in self.tracks and key in self.full, 2.0):
                 return self.tracks[key]
         pytest.fail(f"no tracks for stamp {stamp}")
 
@@ -261,7 +262,7 @@ def test_malformed_images_are_rejected_and_tracking_continues(live):
                  (odd, "unsupported_encoding")]
     for k, (image, reason) in enumerate(malformed, start=4):
         h.send(t0 + 0.1 * k, _walkers(k), image=image)   # one at a time: the node keeps only the newest
-        assert h.spin_until(lambda: h.diagnostics and int(
+        assert h.spin_until(lambda reason=reason: h.diagnostics and int(
             h.latest_diagnostics().get(f"rejected_{reason}", 0)) >= 1, 5.0), str(h.latest_diagnostics())
     assert proc.poll() is None
     after = [h.frame(t0 + 0.1 * k, _walkers(k)) for k in range(7, 10)]

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import yaml
 
-rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
-from rclpy.serialization import serialize_message  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import Image
 
-from smiletrack_ros.bags import bag_info, read_images, read_tracks, write_scene_bag  # noqa: E402
-from smiletrack_ros.mot.io import read_results  # noqa: E402
-from smiletrack_ros.scene import SceneConfig, generate_scene  # noqa: E402
-from smiletrack_ros.tools.replay_bag import ReplayOptions, header_stamp_ns, main, replay  # noqa: E402
+from smiletrack_ros.bags import bag_info, read_images, read_tracks, write_scene_bag
+from smiletrack_ros.cli.replay_bag import ReplayOptions, header_stamp_ns, main, replay
+from smiletrack_ros.mot.io import read_results
+from smiletrack_ros.scene import SceneConfig, generate_scene
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 FRAMES, FPS = 16, 10.0

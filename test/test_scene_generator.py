@@ -32,8 +32,8 @@ def test_same_seed_gives_identical_frames_and_replays():
     first, again = list(scene.frames()), list(scene.frames())
     other_instance = _frames(seed=7, camera_pan=30.0)
     assert [f.index for f in first] == list(range(1, 13))
-    assert all(_same(a, b) for a, b in zip(first, again))
-    assert all(_same(a, b) for a, b in zip(first, other_instance))
+    assert all(_same(a, b) for a, b in zip(first, again, strict=True))
+    assert all(_same(a, b) for a, b in zip(first, other_instance, strict=True))
 
 
 def test_another_seed_gives_another_scene():
@@ -43,7 +43,7 @@ def test_another_seed_gives_another_scene():
 
 def test_detector_settings_leave_images_and_truth_alone():
     plain, noisy = _frames(seed=3), _frames(seed=3, det_false_positives=5.0, det_box_noise=0.2)
-    for a, b in zip(plain, noisy):
+    for a, b in zip(plain, noisy, strict=True):
         assert np.array_equal(a.image, b.image) and np.array_equal(a.truth.boxes, b.truth.boxes)
     assert sum(len(f.detections) for f in noisy) > sum(len(f.detections) for f in plain)
 
@@ -83,7 +83,7 @@ def test_truth_and_detections_are_consistent():
         assert np.all((d.scores > 0) & (d.scores < 1)) and np.all(d.class_ids == 0)
         assert len(t.detection_ids) == len(d)
         total_fp += int(np.sum(t.detection_ids == -1))
-        for box, source in zip(d.boxes, t.detection_ids):
+        for box, source in zip(d.boxes, t.detection_ids, strict=True):
             if source < 0:
                 continue
             k = int(np.flatnonzero(t.ids == source)[0])
@@ -114,8 +114,8 @@ def test_misses_and_low_scores_grow_with_occlusion():
     vis, found, score = [], [], []
     for frame in generate_scene(cfg).frames():
         t, d = frame.truth, frame.detections
-        by_id = dict(zip(t.detection_ids.tolist(), d.scores.tolist()))
-        for i, v in zip(t.ids.tolist(), t.visibility.tolist()):
+        by_id = dict(zip(t.detection_ids.tolist(), d.scores.tolist(), strict=True))
+        for i, v in zip(t.ids.tolist(), t.visibility.tolist(), strict=True):
             vis.append(v)
             found.append(i in by_id)
             score.append(by_id.get(i, np.nan))

@@ -12,8 +12,8 @@ Their appearances differ (embeddings with cosine similarity 0.2, plus noise).
 import numpy as np
 import pytest
 
+from smiletrack_ros.boxes import iou_matrix
 from smiletrack_ros.tracking import SmileTracker, TrackerConfig
-from smiletrack_ros.tracking.geometry import iou_matrix
 
 TURN, FRAMES, SPEED, W, H = 25, 45, 2.0, 40.0, 100.0
 

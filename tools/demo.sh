@@ -5,10 +5,10 @@
 #   tools/demo.sh                      # scene with simulated detections
 #   tools/demo.sh --video ../shared/data/MOT15/TUD-Campus/TUD-Campus.mp4 \
 #                 --detector-weights ../shared/models/yolox_nano.onnx
-# Options: python -m smiletrack_ros.tools.demo --help
+# Options: python -m smiletrack_ros.cli.demo --help
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/tools/setup_env.sh"
 export AMENT_PREFIX_PATH="$ROOT/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # -P: import the installed package (with its generated messages), not the source tree.
-exec "$ROOT/.venv/bin/python" -P -m smiletrack_ros.tools.demo --out "$ROOT/out/demo" "$@"
+exec "$ROOT/.venv/bin/python" -P -m smiletrack_ros.cli.demo --out "$ROOT/out/demo" "$@"

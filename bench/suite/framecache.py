@@ -7,9 +7,9 @@ belong to ``frames[k]``, in order.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -54,12 +54,15 @@ class FrameCache:
         return float(self.counts.mean()) if len(self.counts) else 0.0
 
     @classmethod
-    def from_frames(cls, frames: list[CachedFrame], frame_rate: float, meta: dict) -> "FrameCache":
+    def from_frames(cls, frames: list[CachedFrame], frame_rate: float, meta: dict) -> FrameCache:
         # Frames without boxes may carry no embedding array; every frame with boxes must.
         given = [f.embeddings for f in frames if f.embeddings is not None]
         with_emb = bool(given) and all(f.embeddings is not None or len(f.boxes) == 0 for f in frames)
         dim = given[0].shape[1] if with_emb else 0
-        cat = (lambda xs, shape, dtype: np.concatenate(xs).astype(dtype) if xs else np.zeros(shape, dtype))
+
+        def cat(xs, shape, dtype):
+            return np.concatenate(xs).astype(dtype) if xs else np.zeros(shape, dtype)
+
         return cls(
             frames=np.array([f.frame for f in frames], np.int64),
             counts=np.array([len(f.boxes) for f in frames], np.int64),
@@ -81,7 +84,7 @@ class FrameCache:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "FrameCache":
+    def load(cls, path: str | Path) -> FrameCache:
         with np.load(path, allow_pickle=False) as z:
             return cls(frames=z["frames"], counts=z["counts"], boxes=z["boxes"], scores=z["scores"],
                        class_ids=z["class_ids"], embeddings=z["embeddings"], frame_rate=float(z["frame_rate"]),

@@ -16,8 +16,8 @@ import ctypes
 import gc
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -25,10 +25,10 @@ def _digest(path: Path) -> str:
 
 
 def yolox_detector(shared_dir: Path, device: str = "cpu") -> Built:
-    from smiletrack_ros.detection import DetectorConfig, build_detector
+    from smiletrack_ros.detection import OnnxConfig, build_detector
 
     path = shared_dir / "models" / YOLOX_FILE
-    config = DetectorConfig(backend="onnx", weights=str(path), nms_iou=YOLOX_NMS_IOU, device=device)
+    config = OnnxConfig(weights=str(path), nms_iou=YOLOX_NMS_IOU, device=device)
     return Built(build_detector(config), {"detector": "yolox_nano onnx", "sha": _digest(path),
                                         "score_threshold": config.score_threshold, "nms_iou": config.nms_iou})
 
@@ -56,8 +56,8 @@ UNTRAINED_SCORE_FLOOR = 0.95
 
 def prb_detector(architecture: str, input_size: int, device: str = "cpu", half: bool = False) -> Built:
     """A PRB-FPN variant with its default initialisation: for timing only."""
-    from smiletrack_ros.detection import DetectorConfig, build_detector
+    from smiletrack_ros.detection import PrbConfig, build_detector
 
-    config = DetectorConfig(backend="prb", architecture=architecture, input_size=input_size, device=device,
+    config = PrbConfig(architecture=architecture, input_size=input_size, device=device,
                             half=half, score_threshold=UNTRAINED_SCORE_FLOOR)
     return Built(build_detector(config), {"architecture": architecture, "input_size": input_size, "half": half})

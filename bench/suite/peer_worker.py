@@ -47,7 +47,8 @@ def load_frames(run: dict, cache: FrameCache) -> dict[int, np.ndarray]:
     return {int(f): flat for f in cache.frames}
 
 
-def replay(name: str, cache: FrameCache, frames: dict[int, np.ndarray], frame_rate: float) -> tuple[list, np.ndarray, bool]:
+def replay(name: str, cache: FrameCache, frames: dict[int, np.ndarray],
+           frame_rate: float) -> tuple[list, np.ndarray, bool]:
     import torch
     from boxmot.structures.detections import Detections
     from boxmot.structures.geometry import Boxes

@@ -1,14 +1,16 @@
 """Runs BoxMOT peers in their own venv (out/peers/venv) on cached frames.
 
-The venv is made by bench/bench_tracker_peers.py (the peer-install code is
-not duplicated here); the suite only finds it, checks that boxmot imports,
-and runs ``peer_worker`` in it as a subprocess.
+``ensure_peer_venv`` makes the venv (bench/bench_tracker_peers.py uses it too);
+the suite finds it, checks that boxmot imports, and runs ``peer_worker`` in it
+as a subprocess.
 """
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 PEER_TRACKERS = ("bytetrack", "ocsort", "botsort", "deepocsort", "strongsort")
 APPEARANCE_PEERS = ("botsort", "deepocsort", "strongsort")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# BoxMOT (AGPL) never enters the project's venv: it gets its own, seeing our torch through a .pth file.
+PEER_DIR = REPO / "out" / "peers"
+PEER_VENV = PEER_DIR / "venv"
+BOXMOT = "boxmot==25.0.0"
 
 
 @dataclass(frozen=True)
@@ -46,27 +52,35 @@ def _boxmot_version(python: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def ensure_peer_venv() -> Path:
+    """out/peers/venv with boxmot, reusing the project's torch through a .pth file."""
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    (Path(site) / "smiletrack_main_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    probe = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('boxmot'))"],
+                           capture_output=True, text=True)
+    if probe.stdout.strip() != BOXMOT.split("==")[1]:
+        print(f"installing {BOXMOT} into {PEER_VENV} ...", file=sys.stderr)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", BOXMOT], check=True)
+    return python
+
+
+
 def find_peer_python(install: bool) -> tuple[Path | None, str]:
     """(python of the peer venv, description); None and the reason when unusable.
 
-    ``install``: let bench/bench_tracker_peers.py create the venv when missing.
+    ``install``: create the venv when missing.
     """
     if install:
-        # That script pins its own process to one thread at import; keep our settings.
-        saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
         try:
-            from bench import bench_tracker_peers
-        except ImportError as err:
-            return None, f"bench/bench_tracker_peers.py is not importable ({err})"
-        finally:
-            for k, v in saved.items():
-                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-        try:
-            python = Path(bench_tracker_peers.ensure_peer_venv())
-        except (AttributeError, OSError, subprocess.CalledProcessError) as err:
-            return None, f"could not make the peer venv with bench/bench_tracker_peers.py ({err})"
+            python = ensure_peer_venv()
+        except (OSError, subprocess.CalledProcessError) as err:
+            return None, f"could not make the peer venv {PEER_VENV} ({err})"
     else:
-        python = REPO / "out" / "peers" / "venv" / "bin" / "python"
+        python = PEER_VENV / "bin" / "python"
     if not python.exists():
         return None, f"no peer venv at {python.parent.parent}"
     version = _boxmot_version(python)
@@ -75,7 +89,8 @@ def find_peer_python(install: bool) -> tuple[Path | None, str]:
     return python, f"BoxMOT {version} ({python.parent.parent})"
 
 
-def run_peers(python: Path, runs: list[PeerRun], work_dir: Path, timeout_s: float = 3600.0) -> dict[str, dict[str, PeerResult]]:
+def run_peers(python: Path, runs: list[PeerRun], work_dir: Path,
+              timeout_s: float = 3600.0) -> dict[str, dict[str, PeerResult]]:
     """Replay every run through its peers; one tracker failing is recorded, not raised."""
     work_dir.mkdir(parents=True, exist_ok=True)
     job = {"result": str(work_dir / "peer_result.json"), "runs": [

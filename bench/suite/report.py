@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,10 @@ def _cell(value: Any, digits: int) -> str:
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 2) -> str:
     cells = [[_cell(v, digits) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=False)))
+
     return "\n".join([line(list(headers)), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 

@@ -36,7 +36,7 @@ def scene_inputs(people: int, frames: int, seed: int, embedder, show_progress: b
                                   d.class_ids.astype(np.int64), vectors))
         t = f.truth
         truth.append((np.full(len(t), f.index), t.ids, t.boxes, t.visibility))
-    frames_, ids, boxes, vis = (np.concatenate(c) for c in zip(*truth))
+    frames_, ids, boxes, vis = (np.concatenate(c) for c in zip(*truth, strict=True))
     gt = GroundTruth(frames=frames_.astype(np.int64), ids=ids.astype(np.int64), boxes=boxes.reshape(-1, 4),
                      conf=(vis > 0).astype(np.float32), classes=np.full(len(ids), PEDESTRIAN_CLASS, np.int64),
                      visibility=vis.astype(np.float32), mot17=True)
@@ -64,14 +64,15 @@ def run(settings: SuiteSettings) -> Report:
                          float(np.mean(result.ms)), per_frame])
             series.setdefault(preset, []).append((people, m["HOTA"], m["IDF1"], per_frame))
     report.text(f"Scene generator at 1280x720, {frames} frames per density, its simulated detector; `paper` uses "
-                f"our embedder ({embedder.description['embedder']}) on the rendered frames, `bytetrack` is motion only. "
+                f"our embedder ({embedder.description['embedder']}) on the rendered frames, "
+                "`bytetrack` is motion only. "
                 "ms/frame = tracker update() + (paper only) embedding of that frame's boxes."
                 + (f" On a CPU `paper` runs up to {CPU_EMBED_MAX_PEOPLE} people (embedding every box of a larger "
                    "crowd takes seconds a frame; the speed suite has the embedder's crops/s)."
                    if settings.device == "cpu" and max(densities) > CPU_EMBED_MAX_PEOPLE else ""))
     headers = ["people", "preset", "dets/frame", "HOTA", "MOTA", "IDF1", "IDSW", "update ms", "ms/frame"]
     report.table("accuracy and time vs crowd", headers, rows, digits=2)
-    report.data["rows"] = [dict(zip(headers, r)) for r in rows]
+    report.data["rows"] = [dict(zip(headers, r, strict=True)) for r in rows]
     fig, (left, right) = new_figure(11.0, 4.0, columns=2)
     for preset, pts in series.items():
         x = [p[0] for p in pts]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from bench.suite import models
 from bench.suite.measure import machine_line, progress, summary_ms
+from bench.suite.model_timing import BATCHES, PRB_CASES, crops_per_second, random_boxes
 from bench.suite.ours import PRESETS, run_preset
 from bench.suite.peers import PeerRun, find_peer_python, peer_note, run_peers
 from bench.suite.report import Report, new_figure
@@ -54,7 +55,8 @@ def tracker_sweep(settings: SuiteSettings, report: Report) -> None:
     ms: dict[str, dict[int, float]] = {}
     for n in progress(sizes, len(sizes), "tracker sweep", settings.progress):
         for preset in PRESETS:
-            ms.setdefault(f"ours-{preset}", {})[n] = summary_ms(run_preset(caches[n], preset).ms[WARMUP_FRAMES:])["mean"]
+            per_frame = run_preset(caches[n], preset).ms[WARMUP_FRAMES:]
+            ms.setdefault(f"ours-{preset}", {})[n] = summary_ms(per_frame)["mean"]
     notes = ["Synthetic detections (constant-velocity boxes, 5% misses, 128-d identity embeddings + noise); "
              f"the view grows beyond {DENSITY_REFERENCE} objects to keep the crowd density; {frames} frames per "
              f"size, mean over frames after the first {WARMUP_FRAMES}."]
@@ -84,7 +86,7 @@ def tracker_sweep(settings: SuiteSettings, report: Report) -> None:
         if peers:
             report.table(f"time ratio ours / peer at {RATIO_SIZE} objects (below 1: ours faster)",
                          ["ours", *peers], rows, digits=2)
-            report.data["ratio_at_50"] = {r[0]: dict(zip(peers, r[1:])) for r in rows}
+            report.data["ratio_at_50"] = {r[0]: dict(zip(peers, r[1:], strict=True)) for r in rows}
     fig, ax = new_figure()
     for k in names:
         xs = sorted(ms[k])
@@ -100,7 +102,6 @@ def _precisions(settings: SuiteSettings) -> list[str]:
 
 
 def embedder_throughput(settings: SuiteSettings, report: Report) -> None:
-    from bench.bench_embedder import BATCHES, crops_per_second, random_boxes  # the embedder benchmark's method
 
     batches = BATCHES[:2] if settings.quick else BATCHES
     rng = np.random.default_rng(settings.seed)
@@ -152,20 +153,20 @@ def detector_latency(settings: SuiteSettings, report: Report) -> None:
         # onnxruntime's CUDA provider when installed (onnxruntime-gpu), else its CPU one.
         built = models.yolox_detector(settings.shared_dir, "cpu" if settings.device == "cpu" else "auto")
         for name, image in frames.items():
-            t = summary_ms(time_calls(lambda: built.model(image), 0.3 if settings.quick else 2.0))
+            t = summary_ms(time_calls(lambda model=built.model, image=image: model(image),
+                                      0.3 if settings.quick else 2.0))
             rows.append(["YOLOX-Nano 416 (onnxruntime)", getattr(built.model, "device", "cpu"), "fp32", name,
                          t["p50"], t["p99"]])
     else:
         notes.append("YOLOX-Nano skipped: ../shared/models not found.")
-    from bench.bench_detector import CASES  # the PRB variants the detector benchmark times
 
     # On a CPU only the 640 variant, and only in a full run: seconds a frame.
-    cases = CASES if settings.device != "cpu" else tuple(c for c in CASES if c[1] <= 640 and not settings.quick)
+    cases = PRB_CASES if settings.device != "cpu" else tuple(c for c in PRB_CASES if c[1] <= 640 and not settings.quick)
     image = frames[max(frames, key=lambda k: frames[k].size)]
     for precision in _precisions(settings):
         for architecture, size in cases:
             built = models.prb_detector(architecture, size, settings.device, half=precision == "fp16")
-            t = summary_ms(time_calls(lambda: built.model(image), 0.5 if settings.quick else 3.0))
+            t = summary_ms(time_calls(lambda model=built.model: model(image), 0.5 if settings.quick else 3.0))
             rows.append([f"PRB-FPN {architecture} @{size}", settings.device, precision,
                          f"{image.shape[1]}x{image.shape[0]}", t["p50"], t["p99"]])
     report.text("## Detector latency\n\nWhole call: letterbox, network, decoding, NMS, boxes back to source "

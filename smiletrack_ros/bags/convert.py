@@ -1,8 +1,8 @@
 """Whole-sequence conversions: scene or video -> bag, tracks bag -> MOT results file."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -143,7 +143,7 @@ def tracks_to_mot(path: str | Path, out_file: str | Path, tracks_topic: str | No
     frames = list(read_tracks(path, tracks_topic, class_names=class_names))
     numbers = _frame_numbers([f.stamp_ns for f in frames], path, image_topic, fps, start_ns) if frames else []
     rows = [np.column_stack([np.full(len(f.tracks), k), f.tracks.ids, f.tracks.boxes, f.tracks.scores])
-            for k, f in zip(numbers, frames)]
+            for k, f in zip(numbers, frames, strict=True)]
     table = np.concatenate(rows) if rows else np.zeros((0, 7))
     order = np.lexsort((table[:, 1], table[:, 0]))
     return write_results(out_file, table[order])

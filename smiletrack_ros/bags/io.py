@@ -8,9 +8,10 @@ stamp.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
@@ -18,9 +19,21 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, W
 from rosbags.rosbag2.errors import ReaderError, WriterError
 from rosbags.typesys.store import Typestore
 
-from smiletrack_ros.bags.messages import (DETECTION_ARRAY, IMAGE, IMAGE_TYPES, TRACK_ARRAY, TRACK_TYPES, TrackBoxes,
-                                          detections_from_message, detections_message, image_from_message,
-                                          image_message, stamp_to_ns, tracks_from_message, tracks_message)
+from smiletrack_ros.bags.messages import (
+    DETECTION_ARRAY,
+    IMAGE,
+    IMAGE_TYPES,
+    TRACK_ARRAY,
+    TRACK_TYPES,
+    TrackBoxes,
+    detections_from_message,
+    detections_message,
+    image_from_message,
+    image_message,
+    stamp_to_ns,
+    tracks_from_message,
+    tracks_message,
+)
 from smiletrack_ros.bags.typestore import build_typestore
 from smiletrack_ros.detections import Detections
 
@@ -86,7 +99,7 @@ class BagWriter:
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
 
-    def open(self) -> "BagWriter":
+    def open(self) -> BagWriter:
         try:
             self._writer.open()
         except WriterError as err:
@@ -97,7 +110,7 @@ class BagWriter:
         """Finish the file and write metadata.yaml (a bag never closed lacks it)."""
         self._writer.close()
 
-    def __enter__(self) -> "BagWriter":
+    def __enter__(self) -> BagWriter:
         return self.open()
 
     def __exit__(self, *exc_info: object) -> None:

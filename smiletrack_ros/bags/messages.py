@@ -6,8 +6,9 @@ centres/sizes are source-image pixels, as vision_msgs asks.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from rosbags.typesys.store import Typestore
@@ -42,7 +43,7 @@ class TrackBoxes:
         return len(self.ids)
 
     @classmethod
-    def from_tracks(cls, tracks: Iterable[Any]) -> "TrackBoxes":
+    def from_tracks(cls, tracks: Iterable[Any]) -> TrackBoxes:
         """From tracker outputs (anything with track_id, box, score, class_id)."""
         tracks = list(tracks)
         return cls(ids=np.array([t.track_id for t in tracks], np.int64),
@@ -96,7 +97,7 @@ def _detection_array(store: Typestore, stamp_ns: int, frame_id: str, boxes: np.n
     head = header(store, stamp_ns, frame_id)
     detection = store.types["vision_msgs/msg/Detection2D"]
     items = [detection(header=head, results=[_hypothesis(store, c, s)], bbox=_bbox(store, b), id=i)
-             for b, s, c, i in zip(boxes, scores, class_ids, ids)]
+             for b, s, c, i in zip(boxes, scores, class_ids, ids, strict=True)]
     return store.types[DETECTION_ARRAY](header=head, detections=items)
 
 

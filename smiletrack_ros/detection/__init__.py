@@ -5,7 +5,8 @@ Runtime), ``external`` (detections supplied from outside). Torch and ONNX Runtim
 are imported only by the backend that needs them.
 """
 from .base import Detector
-from .config import DetectorConfig, DetectorConfigError
+from .config import DetectorConfig, DetectorConfigError, ExternalConfig, ImageDetectorConfig, OnnxConfig, PrbConfig
 from .factory import build_detector
 
-__all__ = ["Detector", "DetectorConfig", "DetectorConfigError", "build_detector"]
+__all__ = ["Detector", "DetectorConfig", "DetectorConfigError", "ExternalConfig", "ImageDetectorConfig", "OnnxConfig",
+           "PrbConfig", "build_detector"]

@@ -5,18 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4) x (M, 4) x1y1x2y2 -> (N, M) IoU."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+from smiletrack_ros.boxes import iou_matrix
 
 
 def match_frame(boxes: np.ndarray, scores: np.ndarray, gt_boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -52,7 +41,7 @@ class DetectionTally:
         self.n_gt += len(gt_boxes)
         self.frames += 1
 
-    def merged(self, other: "DetectionTally") -> "DetectionTally":
+    def merged(self, other: DetectionTally) -> DetectionTally:
         return DetectionTally(self.iou_threshold, self.scores + other.scores, self.hits + other.hits,
                               self.n_gt + other.n_gt, self.frames + other.frames)
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
-from .config import DetectorConfig
+
+from .config import DetectorConfig, ExternalConfig
 
 
 class MissingDetectionsError(LookupError):
@@ -37,7 +38,7 @@ class DetectionStore:
     ``'error'`` raises :class:`MissingDetectionsError`.
     """
 
-    def __init__(self, config: DetectorConfig):
+    def __init__(self, config: ExternalConfig):
         self.config = config
         self._frames: dict[int, Detections] = {}
         self._stamps: list[float] = []
@@ -92,13 +93,13 @@ class ExternalDetector:
     """The ``external`` backend: :meth:`select` picks the frame or stamp, then calling it
     (with the image, for the :class:`Detector` interface) returns that key's detections."""
 
-    def __init__(self, config: DetectorConfig, store: DetectionStore | None = None):
+    def __init__(self, config: ExternalConfig, store: DetectionStore | None = None):
         self.config = config
         self.store = store if store is not None else DetectionStore(config)
         self._key: int | float | None = None
 
     @classmethod
-    def from_mot_file(cls, config: DetectorConfig, path: str | Path, **read_options) -> "ExternalDetector":
+    def from_mot_file(cls, config: ExternalConfig, path: str | Path, **read_options) -> ExternalDetector:
         from smiletrack_ros.mot.io import read_detections
 
         detector = cls(config)
@@ -106,7 +107,7 @@ class ExternalDetector:
             detector.store.put(frame, dets)
         return detector
 
-    def select(self, key: int | float) -> "ExternalDetector":
+    def select(self, key: int | float) -> ExternalDetector:
         self._key = key
         return self
 

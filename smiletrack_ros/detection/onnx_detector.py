@@ -10,10 +10,10 @@ import torch
 
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
-from .config import DetectorConfig, DetectorConfigError
+
+from .config import DetectorConfig, DetectorConfigError, OnnxConfig
 from .letterbox import Letterbox
-from .postprocess import (decode_nanodet, detect_layout, pair_nanodet_outputs, select, split_prediction,
-                          to_detections)
+from .postprocess import decode_nanodet, detect_layout, pair_nanodet_outputs, select, split_prediction, to_detections
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def _providers(device: str) -> tuple[list, str]:
         index = int(device.split(":")[1]) if ":" in device else 0
         return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"], f"cuda:{index}"
     if device.startswith("cuda"):
-        raise DetectorConfigError(f"DetectorConfig.device {device!r}: onnxruntime has no CUDA provider here "
+        raise DetectorConfigError("device", f"{device!r}: onnxruntime has no CUDA provider here "
                                   f"(available: {available})")
     return ["CPUExecutionProvider"], "cpu"
 
@@ -53,7 +53,7 @@ class OnnxDetector:
     """Runs a single-input detector model; the layout is read from the output shape
     (six outputs: NanoDet) unless ``config.layout`` names it."""
 
-    def __init__(self, config: DetectorConfig):
+    def __init__(self, config: OnnxConfig):
         import onnxruntime as ort
 
         path = Path(config.weights or "")
@@ -103,10 +103,10 @@ class OnnxDetector:
             if h != w:
                 raise ValueError(f"{path}: only square inputs are supported, got {h}x{w}")
             if wanted is not None and wanted != h:
-                raise DetectorConfigError(f"DetectorConfig.input_size {wanted} differs from the model's fixed {h}")
+                raise DetectorConfigError("input_size", f"{wanted} differs from the model's fixed {h}")
             return h
         if wanted is None:
-            raise DetectorConfigError(f"DetectorConfig.input_size must be set: {path} has a dynamic input size")
+            raise DetectorConfigError("input_size", f"must be set: {path} has a dynamic input size")
         return wanted
 
     def _infer_layout(self, shape: list) -> str:
@@ -139,7 +139,7 @@ class OnnxDetector:
             runs = [[o[i:i + 1] for o in stacked] for i in range(len(prepared))]
         else:
             runs = [self.session.run(None, {self.input_name: blob}) for blob, _ in prepared]
-        return [self._detections(outputs, box) for outputs, (_, box) in zip(runs, prepared)]
+        return [self._detections(outputs, box) for outputs, (_, box) in zip(runs, prepared, strict=True)]
 
     def _detections(self, raw_outputs: list[np.ndarray], box: Letterbox) -> Detections:
         outputs = [torch.from_numpy(o) for o in raw_outputs]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torchvision.ops import batched_nms
 
+from smiletrack_ros.detections import Detections
+
 MAX_NMS_CANDIDATES = 30000
 
 
@@ -45,7 +47,7 @@ def detect_layout(shape: tuple[int, ...], input_size: int, strides: tuple[int, .
         return "yolov5"
     raise ValueError(
         f"cannot tell the layout of output {shape} for input {input_size} and strides {strides}; "
-        f"set DetectorConfig.layout to one of 'yolox', 'yolov5', 'yolov8'")
+        f"set OnnxConfig.layout (detector.layout) to one of 'yolox', 'yolov5', 'yolov8'")
 
 
 def decode_yolox(raw: torch.Tensor, input_size: int, strides: tuple[int, ...]) -> torch.Tensor:
@@ -94,7 +96,7 @@ def decode_nanodet(cls_maps: list[torch.Tensor], box_maps: list[torch.Tensor], i
     TUD ground truth, where the corner point instead cost a third of the AP.
     -> (xywh, None, class scores)."""
     boxes, scores = [], []
-    for cls, reg in zip(cls_maps, box_maps):
+    for cls, reg in zip(cls_maps, box_maps, strict=True):
         cls, reg = cls.reshape(-1, cls.shape[-1]), reg.reshape(-1, reg.shape[-1])
         side = int(round(reg.shape[0] ** 0.5))
         if side * side != reg.shape[0] or input_size % side:
@@ -127,7 +129,8 @@ def split_prediction(pred: torch.Tensor, layout: str, input_size: int, strides: 
     return pred[:, :4], pred[:, 4], pred[:, 5:]
 
 
-def xywh_to_xyxy(xywh: torch.Tensor) -> torch.Tensor:
+def cxcywh_to_xyxy(xywh: torch.Tensor) -> torch.Tensor:
+    """Centre x, y, width, height (what YOLO heads emit) -> x1, y1, x2, y2."""
     half = xywh[:, 2:4] / 2
     return torch.cat((xywh[:, 0:2] - half, xywh[:, 0:2] + half), 1)
 
@@ -144,7 +147,7 @@ def select(xywh: torch.Tensor, objectness: torch.Tensor | None, class_scores: to
     if classes is not None:
         wanted = torch.tensor(classes, device=cls.device, dtype=cls.dtype)
         keep &= torch.isin(cls, wanted)
-    boxes, scores, cls = xywh_to_xyxy(xywh[keep]).float(), scores[keep].float(), cls[keep]
+    boxes, scores, cls = cxcywh_to_xyxy(xywh[keep]).float(), scores[keep].float(), cls[keep]
     if scores.numel() > MAX_NMS_CANDIDATES:
         top = scores.topk(MAX_NMS_CANDIDATES).indices
         boxes, scores, cls = boxes[top], scores[top], cls[top]
@@ -152,9 +155,8 @@ def select(xywh: torch.Tensor, objectness: torch.Tensor | None, class_scores: to
     return Selection(boxes[kept], scores[kept], cls[kept].long())
 
 
-def to_detections(selection: Selection, letterbox) -> "Detections":
+def to_detections(selection: Selection, letterbox) -> Detections:
     """Scale canvas boxes back to source pixels and hand them to the host as numpy."""
-    from smiletrack_ros.detections import Detections
 
     boxes = letterbox.boxes_to_source(selection.boxes)
     return Detections(boxes.cpu().numpy().astype("float32"), selection.scores.cpu().numpy().astype("float32"),

@@ -10,15 +10,17 @@ Written against :class:`ImageBackend`, so it serves every backend that takes ima
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
+from smiletrack_ros.boxes import iou_matrix
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
-from .config import DetectorConfig
-from .evaluation import iou_matrix
+
+from .config import DetectorConfig, ImageDetectorConfig
 
 # a tile box ending this close (pixels) to a tile edge inside the frame was cut by it
 SEAM_MARGIN_PX = 3.0
@@ -116,11 +118,11 @@ def collect(views: Sequence[View], results: Sequence[Detections], height: int, w
     if len(views) != len(results):
         raise ValueError(f"{len(results)} results for {len(views)} views")
     parts = []
-    for i, (view, det) in enumerate(zip(views, results)):
+    for i, (view, det) in enumerate(zip(views, results, strict=True)):
         boxes = view.to_frame(det.boxes)
         keep = ~view.seam_cut(boxes, width, height)
         parts.append((boxes[keep], det.scores[keep], det.class_ids[keep], np.full(int(keep.sum()), i)))
-    return ViewBoxes(*(np.concatenate(p) for p in zip(*parts)))
+    return ViewBoxes(*(np.concatenate(p) for p in zip(*parts, strict=True)))
 
 
 def merge_nms(found: ViewBoxes, iou: float) -> Detections:
@@ -177,7 +179,7 @@ class MultiViewDetector:
     """Runs ``backend`` on every view of ``config`` (one batch) and merges the results;
     keeps the final ``score_threshold`` and ``max_detections`` of the configuration."""
 
-    def __init__(self, backend: ImageBackend, config: DetectorConfig):
+    def __init__(self, backend: ImageBackend, config: ImageDetectorConfig):
         self.backend = backend
         self.config = config
 

@@ -44,7 +44,7 @@ class ModelCard:
         if self.storage_dtype not in STORAGE_DTYPES:
             raise EmbedderConfigError(f"storage_dtype: must be one of {STORAGE_DTYPES}, got {self.storage_dtype!r}")
 
-    def with_metrics(self, **metrics: Any) -> "ModelCard":
+    def with_metrics(self, **metrics: Any) -> ModelCard:
         return replace(self, metrics={**self.metrics, **metrics})
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +64,7 @@ class ModelCard:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "model card") -> "ModelCard":
+    def from_dict(cls, data: Any, source: str = "model card") -> ModelCard:
         def need(cond: bool, what: str) -> None:
             if not cond:
                 raise WeightsError(f"{source}: {what}")
@@ -95,7 +95,7 @@ class ModelCard:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def read(cls, path: str | Path) -> "ModelCard":
+    def read(cls, path: str | Path) -> ModelCard:
         path = Path(path)
         if not path.is_file():
             raise WeightsError(f"{path}: model card not found (every .safetensors needs its .json card)")

@@ -4,13 +4,16 @@ Tuning sweeps run the tracker many times over one sequence with the same
 detections; the embedder is by far the slowest part on a CPU. This wrapper
 stores each frame's embeddings together with the boxes they were computed
 for, and answers from the store only when the boxes match exactly, so a
-changed detection source can never be served stale embeddings.
+changed detection source can never be served stale embeddings. Each
+sequence and detection source has its own file (``cache_file``), so runs over
+two detection files of one sequence share a folder without overwriting.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -71,3 +74,18 @@ def weights_id(path: str | Path) -> str:
     path = Path(path).resolve()
     stat = path.stat()
     return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's content (hex): names detections by what they are, not where."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_file(folder: str | Path, sequence: str, source: str) -> Path:
+    """``folder/<sequence>-<16 hex digits of source>.npz``: one file per sequence and detection
+    source (e.g. a det file's ``file_digest`` with the options that filter its rows)."""
+    return Path(folder) / f"{sequence}-{hashlib.sha256(source.encode()).hexdigest()[:16]}.npz"

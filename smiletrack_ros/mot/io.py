@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import configparser
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Literal
 
 import numpy as np
 
+from smiletrack_ros.boxes import xywh_to_xyxy
 from smiletrack_ros.detections import Detections
 
 ScoreRescale = Literal["none", "minmax", "logistic"]
@@ -79,12 +81,6 @@ def _load_table(path: str | Path, allowed_columns: tuple[int, ...]) -> np.ndarra
     return table
 
 
-def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
-    xyxy = np.asarray(xywh, np.float64).copy()
-    xyxy[:, 2:4] += xyxy[:, 0:2]
-    return xyxy
-
-
 def rescale_scores(scores: np.ndarray, method: ScoreRescale) -> np.ndarray:
     """Map raw detector confidences into [0, 1].
 
@@ -128,7 +124,7 @@ def read_detections(path: str | Path, min_score: float = -math.inf,
     frames, boxes, scores = frames[order], boxes[order], scores[order].astype(np.float32)
     starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]]) if frames.size else np.zeros(0, int)
     ends = np.r_[starts[1:], frames.size]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=False):
         out[int(frames[s])] = Detections(boxes[s:e], scores[s:e], np.zeros(e - s, np.int64))
     return out
 
@@ -152,11 +148,11 @@ class GroundTruth:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def select(self, mask: np.ndarray) -> "GroundTruth":
+    def select(self, mask: np.ndarray) -> GroundTruth:
         return GroundTruth(self.frames[mask], self.ids[mask], self.boxes[mask], self.conf[mask],
                            self.classes[mask], self.visibility[mask], self.mot17)
 
-    def pedestrians(self) -> "GroundTruth":
+    def pedestrians(self) -> GroundTruth:
         """The boxes MOTChallenge scores: rows with conf != 0 and, in MOT17
         files, class 1 (pedestrian) only."""
         mask = self.conf != 0
@@ -164,7 +160,7 @@ class GroundTruth:
             mask &= self.classes == PEDESTRIAN_CLASS
         return self.select(mask)
 
-    def frame(self, k: int) -> "GroundTruth":
+    def frame(self, k: int) -> GroundTruth:
         return self.select(self.frames == k)
 
 
@@ -252,7 +248,8 @@ def write_detections(path: str | Path, detections: dict[int, Detections]) -> int
     with path.open("w") as f:
         for frame in sorted(detections):
             dets = detections[frame]
-            for (x1, y1, x2, y2), score in zip(dets.boxes.astype(np.float64), dets.scores.astype(np.float64)):
+            boxes, scores = dets.boxes.astype(np.float64), dets.scores.astype(np.float64)
+            for (x1, y1, x2, y2), score in zip(boxes, scores, strict=True):
                 f.write(f"{int(frame)},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.5f},-1,-1,-1\n")
                 count += 1
     return count

@@ -1,7 +1,7 @@
 """Draws tracks on a BGR image (the node's debug_image and the demo video); OpenCV only, no ROS."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

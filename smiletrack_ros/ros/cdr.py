@@ -10,7 +10,8 @@ every encoder against rclpy's own ``deserialize_message``.
 from __future__ import annotations
 
 import struct
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from smiletrack_ros.labels import class_label
 from smiletrack_ros.tracking import TrackOutput

@@ -6,7 +6,8 @@ slow detector; an item replaced before the worker took it is counted as dropped.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

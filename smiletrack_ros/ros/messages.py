@@ -6,11 +6,19 @@ centres/sizes are in source-image pixels, as the vision_msgs convention asks.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesis,
-                             ObjectHypothesisWithPose, Point2D, Pose2D)
+from vision_msgs.msg import (
+    BoundingBox2D,
+    Detection2D,
+    Detection2DArray,
+    ObjectHypothesis,
+    ObjectHypothesisWithPose,
+    Point2D,
+    Pose2D,
+)
 
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.labels import class_label
@@ -75,7 +83,7 @@ def detections_to_detection_array(header: Any, detections: Detections,
                                   class_names: Sequence[str] = ()) -> Detection2DArray:
     """Plain detections (no track ids), e.g. a scene generator's or a detector's output."""
     out = []
-    for box, score, cls in zip(detections.boxes, detections.scores, detections.class_ids):
+    for box, score, cls in zip(detections.boxes, detections.scores, detections.class_ids, strict=True):
         hypothesis = ObjectHypothesisWithPose(
             hypothesis=ObjectHypothesis(class_id=class_label(int(cls), class_names), score=float(score)))
         out.append(Detection2D(header=header, results=[hypothesis], bbox=_bbox(box)))

@@ -47,8 +47,14 @@ from smiletrack_ros.ros.messages import index_into_message  # noqa: E402
 from smiletrack_ros.ros.node_stats import NodeStats  # noqa: E402
 from smiletrack_ros.ros.process import exit_now, exit_quietly_on_signals, restore_default_signals  # noqa: E402
 from smiletrack_ros.ros.runtime_changes import prepare_detector_change  # noqa: E402
-from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,  # noqa: E402
-                                         detector_config, tracker_config)
+from smiletrack_ros.ros.settings import (  # noqa: E402
+    NodeSettings,
+    ParameterError,
+    ParamSpec,
+    all_param_specs,
+    detector_config,
+    tracker_config,
+)
 from smiletrack_ros.ros.stamp_pairing import StampPairer  # noqa: E402
 from smiletrack_ros.tracking import SmileTracker  # noqa: E402
 

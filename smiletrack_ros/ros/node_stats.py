@@ -71,5 +71,6 @@ class NodeStats:
                 latency_ms_mean=sum(lat) / len(lat) if lat else float("nan"),
                 latency_ms_max=max(lat) if lat else float("nan"),
                 processing_ms_mean=sum(proc) / len(proc) if proc else float("nan"),
-                total_frames=self.total_frames, live_tracks=self.live_tracks, rejected=dict(self.rejected), errors=self.errors,
+                total_frames=self.total_frames, live_tracks=self.live_tracks, rejected=dict(self.rejected),
+                errors=self.errors,
                 time_resets=self.time_resets)

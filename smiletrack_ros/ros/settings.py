@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from smiletrack_ros.detection.config import DetectorConfig
+from smiletrack_ros.detection.config import DetectorConfig, parameter_defaults
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
 from smiletrack_ros.ros.image_budget import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 from smiletrack_ros.tracking import PRESETS, ConfigError, TrackerConfig
@@ -131,10 +132,10 @@ def _ros_type(value: Any) -> str:
 
 
 def _detector_params() -> tuple[ParamSpec, ...]:
-    defaults = DetectorConfig()
+    defaults = parameter_defaults()
     specs = []
     for name, description in _DETECTOR_DESCRIPTIONS.items():
-        value = getattr(defaults, name)
+        value = defaults[name]
         if name in ("classes", "strides"):
             specs.append(_p(f"detector.{name}", "integer_array", list(value or ()), description,
                             name in _DETECTOR_RUNTIME))
@@ -204,7 +205,7 @@ class NodeSettings:
         return self.detector.backend == "external"
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> "NodeSettings":
+    def from_values(cls, values: Mapping[str, Any]) -> NodeSettings:
         """``values``: parameter name -> value (None for an unset tracker override)."""
         topics = {}
         for name in ("image_topic", "detections_topic", "tracks_topic", "tracks_full_topic", "debug_image_topic"):

@@ -64,7 +64,7 @@ class SceneConfig:
     det_score_noise: float = 0.06
 
     @classmethod
-    def crowd(cls, num_people: int, occupancy: float = 0.5, **overrides) -> "SceneConfig":
+    def crowd(cls, num_people: int, occupancy: float = 0.5, **overrides) -> SceneConfig:
         """A config whose people are scaled down, when needed, so that their bodies would cover
         about ``occupancy`` of the ground band's image area if none overlapped.
 

@@ -1,8 +1,8 @@
 """Write a scene as a MOTChallenge sequence folder (img1/, gt/gt.txt, det/det.txt, seqinfo.ini)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ def collect_ground_truth(truths: Iterable[tuple[int, FrameTruth]]) -> GroundTrut
     parts = [(np.full(len(t), k, np.int64), t.ids, t.boxes, t.visibility) for k, t in truths]
     if not parts:
         parts = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32))]
-    frames, ids, boxes, visibility = (np.concatenate(col) for col in zip(*parts))
+    frames, ids, boxes, visibility = (np.concatenate(col) for col in zip(*parts, strict=True))
     return GroundTruth(frames=frames, ids=ids.astype(np.int64), boxes=boxes.reshape(-1, 4).astype(np.float32),
                        conf=(visibility > 0).astype(np.float32),
                        classes=np.full(len(frames), PEDESTRIAN_CLASS, np.int64),

@@ -1,8 +1,9 @@
 """The synthetic scene: frames rendered lazily, with ground truth and simulated detections."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

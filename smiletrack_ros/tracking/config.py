@@ -107,7 +107,7 @@ class TrackerConfig:
                 raise ConfigError(f"{f.name}: must be True or False, got {getattr(self, f.name)!r}")
 
     @classmethod
-    def from_preset(cls, preset: str = "paper", **overrides: Any) -> "TrackerConfig":
+    def from_preset(cls, preset: str = "paper", **overrides: Any) -> TrackerConfig:
         """The named preset with ``overrides`` applied (unknown names are errors)."""
         _check_choice("preset", preset, tuple(PRESETS))
         known = {f.name for f in fields(cls)}

@@ -23,18 +23,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from smiletrack_ros.boxes import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
 from smiletrack_ros.image_check import check_image
 
 from . import kalman
 from .bank import AppearanceStore
 from .config import TrackerConfig
-from .geometry import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
 from .inputs import FrameInput, InputError, read_frame
 from .matching import assign, forbid_class_changes, fuse_score, fused_cost, gated_iou_cost
 from .tracks import TrackOutput, TrackState, TrackTable
+
+if TYPE_CHECKING:
+    from .cmc import CameraMotionEstimator
 
 LOG = logging.getLogger(__name__)
 _TIME_EPS = 1e-6
@@ -98,7 +102,7 @@ class SmileTracker:
                 not np.isfinite(frame_rate) or frame_rate <= 0:
             raise InputError(f"frame_rate: must be a positive number of frames per second, got {frame_rate!r}")
         self.frame_rate = float(frame_rate)
-        self._camera = None
+        self._camera: CameraMotionEstimator | None = None
         self._warned: set[str] = set()
         self._config = config if config is not None else TrackerConfig()
         self.reset()

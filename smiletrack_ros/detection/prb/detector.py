@@ -9,6 +9,7 @@ import torch
 
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
+
 from ...devices import resolve_device
 from ..config import DetectorConfig, DetectorConfigError
 from ..letterbox import Letterbox
@@ -77,4 +78,4 @@ class PRBDetector:
         c = self.config
         return [to_detections(select(pred[:, :4], pred[:, 4], pred[:, 5:], score_threshold=c.score_threshold,
                                      nms_iou=c.nms_iou, max_detections=c.max_detections, classes=c.classes), box)
-                for pred, (_, box) in zip(preds, prepared)]
+                for pred, (_, box) in zip(preds, prepared, strict=True)]

@@ -8,14 +8,14 @@ in their ``yaml`` attribute, so a converted checkpoint rebuilds from its own spe
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from .heads import Detect, IAuxDetect, IDetect
-from .modules import (BFM, MP, SPPCSPC, Bottleneck, BottleneckCSPB, Concat, Conv, DownC, RBBlockA, ReOrg,
-                      Shortcut)
+from .modules import BFM, MP, SPPCSPC, Bottleneck, BottleneckCSPB, Concat, Conv, DownC, RBBlockA, ReOrg, Shortcut
 
 
 class SpecError(ValueError):

@@ -69,14 +69,15 @@ def _elan_block(r: _Rows, src: int, hidden: int, out: int, convs: int) -> int:
 def _backbone(r: _Rows, s: VariantShape) -> dict[int, int]:
     r.add(-1, "ReOrg", [])
     level = {1: r.add(-1, "Conv", [s.stem, 3, 1])}
-    for k, (hidden, out) in enumerate(zip(s.hidden, s.out), start=2):
+    for k, (hidden, out) in enumerate(zip(s.hidden, s.out, strict=False), start=2):
         down = r.add(-1, "DownC", [out])
         blocks = [_elan_block(r, down, hidden, out, s.elan_convs) for _ in range(s.elan_blocks)]
         level[k] = blocks[0] if len(blocks) == 1 else r.add(blocks[::-1][:2], "Shortcut", [1])
     return level
 
 
-def _pyramid(r: _Rows, s: VariantShape, level: dict[int, int], base: dict[int, int], top: int, q: int) -> dict[int, int]:
+def _pyramid(r: _Rows, s: VariantShape, level: dict[int, int], base: dict[int, int], top: int,
+             q: int) -> dict[int, int]:
     """One parallel pyramid, shifted ``q`` levels down the backbone: top-down residual
     blocks (RBBlockA), then bottom-up ReOrg fusion (BFM). Returns its output per level."""
     lowest = 3
@@ -111,10 +112,10 @@ def variant_spec(name: str, nc: int = 80, width_multiple: float = 1.0, depth_mul
     base = {k: s.hidden[k - 2] for k in level if k >= 2}
     pyramids = [_pyramid(r, s, level, base, top, q) for q in range(s.pyramids)]
     heads = []
-    for j, merge in zip(range(lowest, top + 1), s.merge):
+    for j, merge in zip(range(lowest, top + 1), s.merge, strict=False):
         merged = r.add(r.add([p[j] for p in pyramids[::-1]], "Concat", [1]), "BottleneckCSPB", [merge])
         heads.append(merged)
-    lead = [r.add(h, "Conv", [s.out[j - 2], 1, 1]) for j, h in zip(range(lowest, top + 1), heads)]
+    lead = [r.add(h, "Conv", [s.out[j - 2], 1, 1]) for j, h in zip(range(lowest, top + 1), heads, strict=False)]
     r.add(lead, "IDetect", ["nc", "anchors"])
     return {"nc": nc, "depth_multiple": depth_multiple, "width_multiple": width_multiple,
             "anchors": [list(a) for a in s.anchors], "backbone": r.rows[:n_backbone], "head": r.rows[n_backbone:],

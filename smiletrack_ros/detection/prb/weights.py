@@ -59,7 +59,7 @@ def load_weights(net: nn.Module, path: Path) -> None:
         raise FileNotFoundError(f"weights not found: {path}")
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: the prb backend loads .safetensors only; convert pickled checkpoints with "
-                         f"python -m smiletrack_ros.tools.convert_prb")
+                         f"python -m smiletrack_ros.cli.convert_prb")
     tensors = load_file(str(path))
     check_state_dict(net, tensors)
     net.load_state_dict(tensors, strict=True)

@@ -1,6 +1,6 @@
 """Replay a bag's images (and detections) into a live tracker node over DDS and record its tracks.
 
-    python -m smiletrack_ros.tools.replay_bag BAG [--rate 1.0 | --lockstep] [--record OUT_BAG] [--mot OUT.txt]
+    python -m smiletrack_ros.cli.replay_bag BAG [--rate 1.0 | --lockstep] [--record OUT_BAG] [--mot OUT.txt]
 
 Messages go out as the bag stores them (raw CDR, original header stamps) at the
 bag's pace scaled by ``--rate``; ``--lockstep`` instead waits for each image's
@@ -15,9 +15,9 @@ import importlib
 import struct
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -174,7 +174,7 @@ class Replayer:
             first_log = log_ns if first_log is None else first_log
             if not opts.lockstep:
                 due = start_wall + (log_ns - first_log) / 1e9 / opts.rate
-                self._spin_until(lambda: time.monotonic() >= due, max(due - time.monotonic(), 0.0))
+                self._spin_until(lambda due=due: time.monotonic() >= due, max(due - time.monotonic(), 0.0))
             if self.clock_pub is not None:
                 self._publish_clock(log_ns)
             self.publishers[topic].publish(raw)

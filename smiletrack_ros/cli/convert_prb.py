@@ -1,6 +1,6 @@
 """Convert an official PRBNet / YOLOv7-style .pt checkpoint to safetensors + a spec yaml.
 
-    python -m smiletrack_ros.tools.convert_prb CKPT.pt OUT.safetensors
+    python -m smiletrack_ros.cli.convert_prb CKPT.pt OUT.safetensors
 
 The checkpoint is read with a restricted unpickler (no code from it runs); the
 result is then loaded strictly into our PRBNet built from the checkpoint's own

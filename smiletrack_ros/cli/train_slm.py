@@ -1,6 +1,6 @@
 """Train SLM appearance weights on identity crops from MOT sequences with ground truth.
 
-  python -m smiletrack_ros.tools.train_slm --seq SEQ_DIR [--seq ...] --out out/slm_run \
+  python -m smiletrack_ros.cli.train_slm --seq SEQ_DIR [--seq ...] --out out/slm_run \
       --backbone resnet18 --lr 1e-3 --epochs 8 --batches-per-epoch 12
 
 (the first shipped weights' recipe: that, then a second run with --init-weights

@@ -1,0 +1,1 @@
+"""Command-line tools: ``python -m smiletrack_ros.cli.NAME --help``."""

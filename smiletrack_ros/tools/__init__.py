@@ -1,1 +1,0 @@
-"""Command-line tools: ``python -m smiletrack_ros.tools.NAME --help``."""
