@@ -142,3 +142,20 @@ def test_files_score_exactly_as_trackeval_scores_them(tmp_path):
     # what the old rounded rewrite gave: the same file through arrays and 2-decimal MOT text scores differently
     rounded = evaluate({"Seq": (read_ground_truth(gt), read_results(res))}, {"Seq": 30})["Seq"]
     assert rounded["LocA"] != ours["LocA"]
+
+
+def test_a_sequence_over_the_memory_budget_is_refused_by_name(tmp_path, capsys):
+    from smiletrack_ros.cli import evaluate_mot
+
+    ids = np.arange(1, 301)
+    boxes = np.column_stack([ids * 3.0, np.zeros(300), np.full(300, 10.0), np.full(300, 20.0)])
+    gt, res = tmp_path / "Seq" / "gt" / "gt.txt", tmp_path / "res" / "Seq.txt"
+    _write_mot15(gt, np.ones(300, int), ids, boxes)
+    _write_mot15(res, np.ones(300, int), ids, boxes)
+    # 300 gt ids x 300 tracker ids, 90000 box pairs in frame 1: ~23 MB
+    with pytest.raises(ValueError, match=r"sequence Seq: scoring would need ~0.0 GiB \(300 gt ids x 300 tracker ids"):
+        evaluate_files({"Seq": (gt, res)}, max_bytes=10e6)
+    assert evaluate_files({"Seq": (gt, res)}, max_bytes=30e6)["Seq"]["HOTA"] == pytest.approx(100.0)
+    assert evaluate_mot.main([str(tmp_path / "Seq"), "--results", str(tmp_path / "res"),
+                              "--max-memory-gib", "0.01"]) == 2
+    assert "90000 box pairs in one frame" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from smiletrack_ros.mot.evaluate import evaluate_files, format_table
+from smiletrack_ros.mot.evaluate import MAX_EVAL_BYTES, evaluate_files, format_table
 from smiletrack_ros.mot.io import MotFormatError, load_sequence_info
 
 
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the metrics here")
     p.add_argument("--metrics", nargs="+", default=["HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW"],
                    help="columns to print")
+    p.add_argument("--max-memory-gib", type=float, default=MAX_EVAL_BYTES / 2 ** 30,
+                   help="refuse a sequence whose scoring would need more memory than this")
     p.add_argument("--verbose", action="store_true", help="let TrackEval print its configuration")
     args = p.parse_args(argv)
     pairs = {}
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         name = sequence_name(seq_dir)
         pairs[name] = (seq_dir / "gt" / "gt.txt", args.results / f"{name}.txt")
     try:
-        metrics = evaluate_files(pairs, verbose=args.verbose)
+        metrics = evaluate_files(pairs, verbose=args.verbose, max_bytes=args.max_memory_gib * 2 ** 30)
         table = format_table(metrics, tuple(args.metrics))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
