@@ -1,0 +1,200 @@
+"""Boxes -> people on the floor: foot point ray meets z = 0, with a covariance and a height check.
+
+The foot point is the bottom centre of a box in the (distorted) image. Its ray,
+undistorted and turned into the target frame, meets the floor at the person's
+position. The position's covariance is the pixel noise pushed through the
+Jacobian of that map (central differences, so every distortion model is
+covered); it grows with range because the map stretches towards the horizon.
+The box top gives the person's height (where the head ray passes the vertical
+line through the foot point), which must be human to be believed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from smiletrack_ros.errors import SettingError
+from smiletrack_ros.ground.camera import CameraModel
+from smiletrack_ros.ground.pose import CameraPose
+
+_JACOBIAN_STEP_PX = 0.25
+_HORIZON_EPS = 1e-9
+
+
+class Refusal(IntEnum):
+    """Why a track has no ground measurement in a frame (``NONE``: it has one)."""
+
+    NONE = 0
+    NO_CAMERA_MODEL = 1     # no camera_info (or pose) yet
+    INVALID_BOX = 2         # non-finite or empty box
+    TRUNCATED = 3           # the box touches the image bottom or a side: its foot point is not the feet
+    ABOVE_HORIZON = 4       # the foot ray does not go down to the floor
+    BEHIND_CAMERA = 5       # the foot ray points backwards (fisheye beyond 90 degrees)
+    TOO_FAR = 6             # beyond max_range, or so near the horizon that pixel noise could lift it above
+    IMPLAUSIBLE_HEIGHT = 7  # the box top puts the head outside [min_height, max_height]
+    OUTLIER = 8             # far outside the track's predicted ground position (ground filter's gate)
+    UNMATCHED = 9           # the track has no detection in this frame
+
+
+class GroundConfigError(SettingError):
+    """A ground projection or filter setting out of range; ``field`` names it."""
+
+
+def _positive(name: str, value: float, allow_zero: bool = False) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0.0 or (value == 0.0 and not allow_zero):
+        raise GroundConfigError(name, f"must be a finite number {'>=' if allow_zero else '>'} 0, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class PixelNoise:
+    """Standard deviation of a detector's foot point, per axis: ``floor_px`` combined (in quadrature)
+    with a fraction of the box width (x) and height (y), since a detector's box edges jitter in
+    proportion to the box. Calibrate the fractions on the detector in use."""
+
+    x_fraction: float = 0.03
+    y_fraction: float = 0.04
+    floor_px: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("x_fraction", "y_fraction", "floor_px"):
+            object.__setattr__(self, name, _positive(name, getattr(self, name), allow_zero=name != "floor_px"))
+
+    def foot_sigma(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) boxes -> (N, 2) pixel std of their foot points (u, v)."""
+        size = boxes[:, 2:4] - boxes[:, 0:2]
+        return np.hypot(self.floor_px, size * np.array([self.x_fraction, self.y_fraction]))
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """``min_height``/``max_height``: believable standing heights (m); ``max_range``: farthest
+    believable foot point (m, horizontal distance from the camera); ``horizon_sigmas``: a foot
+    point whose ray would rise above the horizon when moved this many pixel sigmas up is refused
+    (its range is not determined by the pixels); ``border_px``: a box edge this near the image
+    bottom or sides is cut off by it."""
+
+    noise: PixelNoise = PixelNoise()
+    min_height: float = 0.8
+    max_height: float = 2.5
+    max_range: float = 40.0
+    horizon_sigmas: float = 3.0
+    border_px: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.noise, PixelNoise):
+            raise GroundConfigError("noise", f"must be a PixelNoise, got {self.noise!r}")
+        for name in ("min_height", "max_height", "max_range"):
+            object.__setattr__(self, name, _positive(name, getattr(self, name)))
+        for name in ("horizon_sigmas", "border_px"):
+            object.__setattr__(self, name, _positive(name, getattr(self, name), allow_zero=True))
+        if self.min_height >= self.max_height:
+            raise GroundConfigError("min_height", f"must be below max_height ({self.max_height}), "
+                                                  f"got {self.min_height}")
+
+
+@dataclass(frozen=True, eq=False)
+class GroundMeasurements:
+    """Per box: ``positions`` (N, 2) x, y on the floor of the target frame (m; nan when refused),
+    ``covariances`` (N, 2, 2) m^2, ``heights`` (N,) estimated standing height (m; nan when the
+    head is cut off or the position refused), ``ranges`` (N,) horizontal distance from the camera,
+    ``refusals`` (N,) ``Refusal`` codes (0: usable)."""
+
+    positions: np.ndarray
+    covariances: np.ndarray
+    heights: np.ndarray
+    ranges: np.ndarray
+    refusals: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.refusals)
+
+    @property
+    def usable(self) -> np.ndarray:
+        return self.refusals == Refusal.NONE
+
+
+class GroundProjector:
+    """A camera at a pose over a flat floor; ``project(boxes)`` gives ``GroundMeasurements``."""
+
+    def __init__(self, camera: CameraModel, pose: CameraPose, config: ProjectionConfig | None = None):
+        if not isinstance(camera, CameraModel):
+            raise GroundConfigError("camera", f"must be a CameraModel, got {type(camera).__name__}")
+        if not isinstance(pose, CameraPose):
+            raise GroundConfigError("pose", f"must be a CameraPose, got {type(pose).__name__}")
+        self.camera = camera
+        self.pose = pose
+        self.config = config if config is not None else ProjectionConfig()
+
+    def floor_points(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 2) pixels -> ((N, 3) points where their rays meet z = 0 (nan if they do not),
+        (N,) refusals: NONE, ABOVE_HORIZON or BEHIND_CAMERA)."""
+        rays_optical = self.camera.rays(pixels)
+        directions = rays_optical @ self.pose.rotation.T
+        refusals = np.full(len(directions), Refusal.NONE, np.uint8)
+        down = directions[:, 2] < -_HORIZON_EPS
+        refusals[~down] = Refusal.ABOVE_HORIZON
+        refusals[rays_optical[:, 2] <= 0.0] = Refusal.BEHIND_CAMERA
+        scale = np.where(refusals == Refusal.NONE, -self.pose.height / np.where(down, directions[:, 2], -1.0), np.nan)
+        return self.pose.position + scale[:, None] * directions, refusals
+
+    def project(self, boxes: np.ndarray) -> GroundMeasurements:
+        """(N, 4) boxes x1, y1, x2, y2 in image pixels -> their feet on the floor."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        cfg, cam = self.config, self.camera
+        n = len(boxes)
+        refusals = np.full(n, Refusal.NONE, np.uint8)
+        valid = np.all(np.isfinite(boxes), axis=1) & np.all(boxes[:, 2:4] > boxes[:, 0:2], axis=1)
+        refusals[~valid] = Refusal.INVALID_BOX
+        safe = np.where(valid[:, None], boxes, [0.0, 0.0, 1.0, 1.0])
+        truncated = ((safe[:, 3] >= cam.height - cfg.border_px) | (safe[:, 0] <= cfg.border_px)
+                     | (safe[:, 2] >= cam.width - cfg.border_px))
+        refusals[valid & truncated] = Refusal.TRUNCATED
+
+        foot = np.column_stack([(safe[:, 0] + safe[:, 2]) * 0.5, safe[:, 3]])
+        sigma = cfg.noise.foot_sigma(safe)
+        h = _JACOBIAN_STEP_PX
+        offsets = np.array([[0.0, 0.0], [h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h], [0.0, 0.0]])
+        probes = foot[:, None, :] + offsets[None, :, :]
+        probes[:, 5, 1] -= cfg.horizon_sigmas * sigma[:, 1]   # the foot point raised by horizon_sigmas
+        points, ray_refusals = self.floor_points(probes.reshape(-1, 2))
+        points, ray_refusals = points.reshape(n, 6, 3), ray_refusals.reshape(n, 6)
+
+        unset = refusals == Refusal.NONE
+        refusals[unset] = ray_refusals[unset, 0]
+        ground = points[:, 0, :2]
+        ranges = np.hypot(*(ground - self.pose.position[:2]).T)
+        near_horizon = np.any(ray_refusals[:, 1:] != Refusal.NONE, axis=1) | ~(ranges <= cfg.max_range)
+        refusals[(refusals == Refusal.NONE) & near_horizon] = Refusal.TOO_FAR
+
+        jacobian = np.stack([(points[:, 1, :2] - points[:, 2, :2]) / (2 * h),
+                             (points[:, 3, :2] - points[:, 4, :2]) / (2 * h)], axis=2)   # (N, 2, 2)
+        covariances = jacobian @ (sigma[:, :, None] ** 2 * np.eye(2)) @ jacobian.transpose(0, 2, 1)
+
+        heights = self._heights(safe, points[:, 0])
+        head_cut = safe[:, 1] <= cfg.border_px
+        implausible = (heights > cfg.max_height) | (~head_cut & ~(heights >= cfg.min_height))
+        refusals[(refusals == Refusal.NONE) & implausible] = Refusal.IMPLAUSIBLE_HEIGHT
+        heights = np.where(head_cut, np.nan, heights)
+
+        usable = refusals == Refusal.NONE
+        return GroundMeasurements(positions=np.where(usable[:, None], ground, np.nan),
+                                  covariances=np.where(usable[:, None, None], covariances, np.nan),
+                                  heights=np.where(usable, heights, np.nan),
+                                  ranges=np.where(usable, ranges, np.nan), refusals=refusals)
+
+    def _heights(self, boxes: np.ndarray, feet: np.ndarray) -> np.ndarray:
+        """Height above the floor where the ray through each box's top centre passes nearest the
+        vertical line through its foot point (nan where that line and ray are parallel)."""
+        top = np.column_stack([(boxes[:, 0] + boxes[:, 2]) * 0.5, boxes[:, 1]])
+        d = self.camera.rays(top) @ self.pose.rotation.T
+        w = self.pose.position - feet
+        horizontal = 1.0 - d[:, 2] ** 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = (d[:, 2] * w[:, 2] - np.einsum("ij,ij->i", d, w)) / horizontal
+            height = t * d[:, 2] + w[:, 2]
+        return np.where((horizontal > 1e-12) & (t > 0), height, np.nan)
