@@ -110,11 +110,25 @@ def test_height_estimate_and_implausible_heights():
 def test_cut_off_boxes_are_truncated_and_a_cut_off_head_gives_no_height():
     camera, pose = _camera(), CameraPose.from_mounting(1.6, math.radians(12.0))
     projector = GroundProjector(camera, pose)
-    m = projector.project(np.array([[300.0, 200.0, 340.0, 480.0], [0.0, 200.0, 40.0, 400.0],
-                                    [600.0, 200.0, 640.0, 400.0], [300.0, 0.0, 340.0, 400.0],
-                                    [np.nan, 0.0, 1.0, 2.0], [10.0, 10.0, 5.0, 20.0]]))
-    assert list(m.refusals) == [Refusal.TRUNCATED] * 3 + [Refusal.NONE, Refusal.INVALID_BOX, Refusal.INVALID_BOX]
-    assert np.isnan(m.heights[3]) and np.all(np.isfinite(m.positions[3]))
+    m = projector.project(np.array([[300.0, 200.0, 340.0, 480.0], [0.0, 100.0, 640.0, 400.0],
+                                    [300.0, 0.0, 340.0, 400.0], [np.nan, 0.0, 1.0, 2.0], [10.0, 10.0, 5.0, 20.0]]))
+    assert list(m.refusals) == [Refusal.TRUNCATED] * 2 + [Refusal.NONE, Refusal.INVALID_BOX, Refusal.INVALID_BOX]
+    assert np.isnan(m.heights[2]) and np.all(np.isfinite(m.positions[2]))
+
+
+def test_a_box_cut_by_a_side_has_its_feet_half_a_person_in_from_the_uncut_edge():
+    camera, pose = _camera(), CameraPose.from_mounting(1.6, math.radians(12.0))
+    projector = GroundProjector(camera, pose)
+    feet, head = camera.project(pose.to_optical(np.array([[4.0, 2.6, 0.0], [4.0, 2.6, 1.7]])))
+    box_h = feet[1] - head[1]
+    whole = np.array([[feet[0] - 0.2 * box_h, head[1], feet[0] + 0.2 * box_h, feet[1]]])   # 0.4 h wide
+    cut = whole.copy()
+    cut[0, 0] = 0.0
+    assert whole[0, 0] < 0 < cut[0, 2]
+    middle, clipped = projector.project(_true_box(camera, pose, 4.0, 0.0, 1.7)), projector.project(cut)
+    assert clipped.refusals[0] == Refusal.NONE
+    np.testing.assert_allclose(clipped.positions[0], [4.0, 2.6], atol=1e-6)
+    assert clipped.covariances[0][1, 1] > 2.0 * middle.covariances[0][1, 1]   # less sure of the side position
 
 
 DISTORTIONS = [("plumb_bob", (-0.28, 0.09, 0.001, -0.0008, -0.012)),
@@ -230,3 +244,12 @@ def test_bad_poses_and_settings_name_the_field():
         ProjectionConfig(min_height=3.0)
     with pytest.raises(GroundConfigError, match="floor_px"):
         PixelNoise(floor_px=0.0)
+
+
+def test_low_score_detections_are_not_measured():
+    camera, pose = _camera(), CameraPose.from_mounting(1.6, math.radians(12.0))
+    projector = GroundProjector(camera, pose, ProjectionConfig(min_score=0.6))
+    boxes = np.vstack([_true_box(camera, pose, 5.0, 0.0, 1.7)] * 3)
+    m = projector.project(boxes, np.array([0.9, 0.59, np.nan]))
+    assert list(m.refusals) == [Refusal.NONE, Refusal.LOW_SCORE, Refusal.LOW_SCORE]
+    assert projector.project(boxes).usable.all()   # no scores: every box is measured

@@ -4,9 +4,10 @@ It is fed the projected foot point of the detection the 2D tracker matched to
 the track, with that point's covariance. (Not the 2D tracker's filtered box: that
 is already an average over past frames, and filtering it again would count the
 same evidence twice and make the covariance overconfident.) A measurement
-outside the gate is skipped as an outlier, unless the track was just
-re-identified after a gap or keeps disagreeing: then the person is elsewhere
-than the filter thinks, and it restarts there.
+outside the gate, out of walking reach, or of another standing height than the
+track's is skipped as an outlier, unless the track was just re-identified after
+a gap or keeps disagreeing: then the person is elsewhere than the filter thinks
+(or it is another person), and it restarts there.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from smiletrack_ros.ground.projection import GroundConfigError, GroundMeasuremen
 from smiletrack_ros.tracking import TrackOutput
 
 _H = np.hstack([np.eye(2), np.zeros((2, 2))])
+_HEIGHT_SAMPLES = 5   # heights seen before a track's own height is trusted
 
 
 class GroundStatus(IntEnum):
@@ -37,7 +39,10 @@ class MotionConfig:
     ``max_outliers``: consecutive outliers after which the filter restarts at the measurement;
     ``reidentify_gap``: seconds without a measurement after which an outlier restarts the filter
     at once (the track was re-identified somewhere else); ``max_prediction``: seconds a track
-    keeps a predicted ground state without measurements."""
+    keeps a predicted ground state without measurements; ``max_speed``: m/s no walking person
+    exceeds (a measurement farther than that from the last one is someone else);
+    ``height_tolerance``: relative difference from the track's mean standing height beyond which
+    a box is not this whole person (feet hidden, or someone else)."""
 
     acceleration_psd: float = 0.05
     initial_speed_sigma: float = 1.0
@@ -45,9 +50,12 @@ class MotionConfig:
     max_outliers: int = 3
     reidentify_gap: float = 0.5
     max_prediction: float = 2.0
+    max_speed: float = 3.0
+    height_tolerance: float = 0.15
 
     def __post_init__(self) -> None:
-        for name in ("acceleration_psd", "initial_speed_sigma", "gate", "reidentify_gap", "max_prediction"):
+        for name in ("acceleration_psd", "initial_speed_sigma", "gate", "reidentify_gap", "max_prediction",
+                     "max_speed", "height_tolerance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value <= 0:
@@ -60,7 +68,8 @@ class MotionConfig:
 class GroundEstimate:
     """One track on the floor: ``position`` (2,) m and ``velocity`` (2,) m/s in the target frame,
     ``covariance`` (4, 4) over (x, y, vx, vy); ``height`` the mean plausible standing height (m, nan
-    when none was seen); ``refusal`` why this frame gave no measurement (``Refusal.NONE`` if it did)."""
+    when none was seen); ``refusal`` why this frame gave no measurement (``Refusal.NONE`` if it did);
+    ``started`` the time of the filter's first measurement (nan without an estimate)."""
 
     track_id: int
     status: GroundStatus
@@ -69,11 +78,12 @@ class GroundEstimate:
     velocity: np.ndarray
     covariance: np.ndarray
     height: float
+    started: float
 
     @classmethod
     def none(cls, track_id: int, refusal: Refusal) -> GroundEstimate:
         nan2 = np.full(2, np.nan)
-        return cls(track_id, GroundStatus.NONE, refusal, nan2, nan2.copy(), np.full((4, 4), np.nan), math.nan)
+        return cls(track_id, GroundStatus.NONE, refusal, nan2, nan2.copy(), np.full((4, 4), np.nan), math.nan, math.nan)
 
 
 class ConstantVelocityFilter:
@@ -118,12 +128,18 @@ class ConstantVelocityFilter:
 @dataclass(slots=True)
 class _TrackMotion:
     filter: ConstantVelocityFilter
+    started: float
     last_measured: float
+    last_position: np.ndarray     # filtered position and covariance after the last measurement
+    last_covariance: np.ndarray
     outliers: int = 0
     height_sum: float = 0.0
     height_count: int = 0
 
-    def add_height(self, height: float) -> None:
+    def measured(self, timestamp: float, height: float) -> None:
+        self.last_measured = timestamp
+        self.last_position = self.filter.x[:2].copy()
+        self.last_covariance = self.filter.P[:2, :2].copy()
         if math.isfinite(height):
             self.height_sum += height
             self.height_count += 1
@@ -136,8 +152,9 @@ class _TrackMotion:
 class GroundTracker:
     """Ground filters for the live tracks of a 2D tracker, keyed by track id.
 
-    ``update(timestamp, tracks, detection_boxes, projector)`` once a frame, after the 2D tracker's
-    update: ``tracks`` its ``TrackOutput``s (``detection_index`` into ``detection_boxes``).
+    ``update(timestamp, tracks, detection_boxes, projector, detection_scores)`` once a frame, after
+    the 2D tracker's update: ``tracks`` its ``TrackOutput``s (``detection_index`` into
+    ``detection_boxes`` and ``detection_scores``).
     Filters of ids no longer in ``tracks`` are dropped; time going backwards resets everything.
     """
 
@@ -154,7 +171,8 @@ class GroundTracker:
         return len(self._tracks)
 
     def update(self, timestamp: float, tracks: Sequence[TrackOutput], detection_boxes: np.ndarray,
-               projector: GroundProjector | None) -> dict[int, GroundEstimate]:
+               projector: GroundProjector | None, detection_scores: np.ndarray | None = None
+               ) -> dict[int, GroundEstimate]:
         if not math.isfinite(timestamp):
             raise ValueError(f"timestamp must be finite, got {timestamp}")
         if self._last_time is not None and timestamp < self._last_time:
@@ -169,7 +187,9 @@ class GroundTracker:
 
         boxes = np.asarray(detection_boxes, np.float64).reshape(-1, 4)
         matched = [t for t in tracks if 0 <= t.detection_index < len(boxes)]
-        measurements = projector.project(boxes[[t.detection_index for t in matched]])
+        rows = [t.detection_index for t in matched]
+        scores = None if detection_scores is None else np.asarray(detection_scores, np.float64).reshape(-1)[rows]
+        measurements = projector.project(boxes[rows], scores)
         row = {int(t.track_id): k for k, t in enumerate(matched)}
         return {int(t.track_id): self._step(int(t.track_id), timestamp, measurements, row.get(int(t.track_id)))
                 for t in tracks}
@@ -179,23 +199,22 @@ class GroundTracker:
         motion = self._tracks.get(track_id)
         refusal = Refusal.UNMATCHED if k is None else Refusal(int(m.refusals[k]))
         if refusal == Refusal.NONE:
-            z, R = m.positions[k], m.covariances[k]
+            z, R, height = m.positions[k], m.covariances[k], float(m.heights[k])
             if motion is None:
                 motion = self._start(track_id, z, R, timestamp)
             else:
                 motion.filter.predict(timestamp)
-                _, _, distance = motion.filter.innovation(z, R)
-                if distance <= cfg.gate:
+                disagreement = self._disagreement(motion, z, R, height, timestamp)
+                if disagreement == Refusal.NONE:
                     motion.filter.update(z, R)
                     motion.outliers = 0
                 elif timestamp - motion.last_measured > cfg.reidentify_gap or motion.outliers + 1 >= cfg.max_outliers:
                     motion = self._start(track_id, z, R, timestamp)
                 else:
                     motion.outliers += 1
-                    refusal = Refusal.OUTLIER
+                    refusal = disagreement
             if refusal == Refusal.NONE:
-                motion.last_measured = timestamp
-                motion.add_height(float(m.heights[k]))
+                motion.measured(timestamp, height)
                 return self._estimate(track_id, motion, GroundStatus.MEASURED, refusal)
             return self._estimate(track_id, motion, GroundStatus.PREDICTED, refusal)
         if motion is None:
@@ -206,14 +225,32 @@ class GroundTracker:
         motion.filter.predict(timestamp)
         return self._estimate(track_id, motion, GroundStatus.PREDICTED, refusal)
 
+    def _disagreement(self, motion: _TrackMotion, z: np.ndarray, R: np.ndarray, height: float,
+                      timestamp: float) -> Refusal:
+        """Why a measurement cannot be this track's person (NONE when it can): outside the gate,
+        farther from its last position than walking at ``max_speed`` reaches, or a standing height
+        off the track's own by more than ``height_tolerance``."""
+        cfg = self.config
+        _, _, distance = motion.filter.innovation(z, R)
+        slack = math.sqrt(cfg.gate * float(np.linalg.eigvalsh(R + motion.last_covariance)[-1]))   # the gate's sigmas
+        reach = cfg.max_speed * (timestamp - motion.last_measured) + slack
+        if distance > cfg.gate or float(np.hypot(*(z - motion.last_position))) > reach:
+            return Refusal.OUTLIER
+        known = motion.height_count >= _HEIGHT_SAMPLES
+        if known and abs(height - motion.height) > cfg.height_tolerance * motion.height:
+            return Refusal.IMPLAUSIBLE_HEIGHT
+        return Refusal.NONE
+
     def _start(self, track_id: int, z: np.ndarray, R: np.ndarray, timestamp: float) -> _TrackMotion:
         cfg = self.config
         motion = _TrackMotion(ConstantVelocityFilter(z, R, timestamp, cfg.acceleration_psd, cfg.initial_speed_sigma),
-                              last_measured=timestamp)
+                              started=timestamp, last_measured=timestamp, last_position=z.copy(),
+                              last_covariance=R.copy())
         self._tracks[track_id] = motion
         return motion
 
     @staticmethod
     def _estimate(track_id: int, motion: _TrackMotion, status: GroundStatus, refusal: Refusal) -> GroundEstimate:
         f = motion.filter
-        return GroundEstimate(track_id, status, refusal, f.x[:2].copy(), f.x[2:].copy(), f.P.copy(), motion.height)
+        return GroundEstimate(track_id, status, refusal, f.x[:2].copy(), f.x[2:].copy(), f.P.copy(), motion.height,
+                              motion.started)

@@ -30,13 +30,14 @@ class Refusal(IntEnum):
     NONE = 0
     NO_CAMERA_MODEL = 1     # no camera_info (or pose) yet
     INVALID_BOX = 2         # non-finite or empty box
-    TRUNCATED = 3           # the box touches the image bottom or a side: its foot point is not the feet
+    TRUNCATED = 3           # the box touches the image bottom (or both sides): its foot point is not the feet
     ABOVE_HORIZON = 4       # the foot ray does not go down to the floor
     BEHIND_CAMERA = 5       # the foot ray points backwards (fisheye beyond 90 degrees)
     TOO_FAR = 6             # beyond max_range, or so near the horizon that pixel noise could lift it above
     IMPLAUSIBLE_HEIGHT = 7  # the box top puts the head outside [min_height, max_height]
     OUTLIER = 8             # far outside the track's predicted ground position (ground filter's gate)
     UNMATCHED = 9           # the track has no detection in this frame
+    LOW_SCORE = 10          # a low-score detection: mostly occluded, its box need not reach the feet
 
 
 class GroundConfigError(SettingError):
@@ -76,7 +77,11 @@ class ProjectionConfig:
     believable foot point (m, horizontal distance from the camera); ``horizon_sigmas``: a foot
     point whose ray would rise above the horizon when moved this many pixel sigmas up is refused
     (its range is not determined by the pixels); ``border_px``: a box edge this near the image
-    bottom or sides is cut off by it."""
+    bottom or sides is cut off by it; ``person_width``: box width per box height of a walking
+    person, to place the feet of a box cut off by one side (its uncut edge minus half that width,
+    with a quarter of that width added to the foot point's std); ``min_score``: detections scored
+    lower are not measured (a detector's low scores are mostly occluded people, whose boxes cover
+    only what shows)."""
 
     noise: PixelNoise = PixelNoise()
     min_height: float = 0.8
@@ -84,12 +89,16 @@ class ProjectionConfig:
     max_range: float = 40.0
     horizon_sigmas: float = 3.0
     border_px: float = 1.0
+    person_width: float = 0.4
+    min_score: float = 0.5
 
     def __post_init__(self) -> None:
         if not isinstance(self.noise, PixelNoise):
             raise GroundConfigError("noise", f"must be a PixelNoise, got {self.noise!r}")
-        for name in ("min_height", "max_height", "max_range"):
+        for name in ("min_height", "max_height", "max_range", "person_width"):
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
+        if not 0.0 <= self.min_score <= 1.0:
+            raise GroundConfigError("min_score", f"must be in [0, 1], got {self.min_score}")
         for name in ("horizon_sigmas", "border_px"):
             object.__setattr__(self, name, _positive(name, getattr(self, name), allow_zero=True))
         if self.min_height >= self.max_height:
@@ -142,8 +151,9 @@ class GroundProjector:
         scale = np.where(refusals == Refusal.NONE, -self.pose.height / np.where(down, directions[:, 2], -1.0), np.nan)
         return self.pose.position + scale[:, None] * directions, refusals
 
-    def project(self, boxes: np.ndarray) -> GroundMeasurements:
-        """(N, 4) boxes x1, y1, x2, y2 in image pixels -> their feet on the floor."""
+    def project(self, boxes: np.ndarray, scores: np.ndarray | None = None) -> GroundMeasurements:
+        """(N, 4) boxes x1, y1, x2, y2 in image pixels (and their detection scores, if known) ->
+        their feet on the floor."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         cfg, cam = self.config, self.camera
         n = len(boxes)
@@ -151,12 +161,21 @@ class GroundProjector:
         valid = np.all(np.isfinite(boxes), axis=1) & np.all(boxes[:, 2:4] > boxes[:, 0:2], axis=1)
         refusals[~valid] = Refusal.INVALID_BOX
         safe = np.where(valid[:, None], boxes, [0.0, 0.0, 1.0, 1.0])
-        truncated = ((safe[:, 3] >= cam.height - cfg.border_px) | (safe[:, 0] <= cfg.border_px)
-                     | (safe[:, 2] >= cam.width - cfg.border_px))
-        refusals[valid & truncated] = Refusal.TRUNCATED
+        left_cut, right_cut = safe[:, 0] <= cfg.border_px, safe[:, 2] >= cam.width - cfg.border_px
+        refusals[valid & ((safe[:, 3] >= cam.height - cfg.border_px) | (left_cut & right_cut))] = Refusal.TRUNCATED
+        if scores is not None:
+            low = ~(np.asarray(scores, np.float64).reshape(-1) >= cfg.min_score)
+            refusals[(refusals == Refusal.NONE) & low] = Refusal.LOW_SCORE
 
         foot = np.column_stack([(safe[:, 0] + safe[:, 2]) * 0.5, safe[:, 3]])
         sigma = cfg.noise.foot_sigma(safe)
+        # a box cut by one side: the feet are half a person's width in from its uncut edge
+        box_h = safe[:, 3] - safe[:, 1]
+        half = np.maximum(0.5 * cfg.person_width * box_h, 0.5 * (safe[:, 2] - safe[:, 0]))
+        one_side = left_cut ^ right_cut
+        foot[:, 0] = np.where(left_cut & one_side, safe[:, 2] - half, np.where(right_cut & one_side,
+                                                                               safe[:, 0] + half, foot[:, 0]))
+        sigma[:, 0] = np.where(one_side, np.hypot(sigma[:, 0], 0.25 * cfg.person_width * box_h), sigma[:, 0])
         h = _JACOBIAN_STEP_PX
         offsets = np.array([[0.0, 0.0], [h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h], [0.0, 0.0]])
         probes = foot[:, None, :] + offsets[None, :, :]
@@ -175,7 +194,7 @@ class GroundProjector:
                              (points[:, 3, :2] - points[:, 4, :2]) / (2 * h)], axis=2)   # (N, 2, 2)
         covariances = jacobian @ (sigma[:, :, None] ** 2 * np.eye(2)) @ jacobian.transpose(0, 2, 1)
 
-        heights = self._heights(safe, points[:, 0])
+        heights = self._heights(foot[:, 0], safe[:, 1], points[:, 0])
         head_cut = safe[:, 1] <= cfg.border_px
         implausible = (heights > cfg.max_height) | (~head_cut & ~(heights >= cfg.min_height))
         refusals[(refusals == Refusal.NONE) & implausible] = Refusal.IMPLAUSIBLE_HEIGHT
@@ -187,10 +206,10 @@ class GroundProjector:
                                   heights=np.where(usable, heights, np.nan),
                                   ranges=np.where(usable, ranges, np.nan), refusals=refusals)
 
-    def _heights(self, boxes: np.ndarray, feet: np.ndarray) -> np.ndarray:
-        """Height above the floor where the ray through each box's top centre passes nearest the
-        vertical line through its foot point (nan where that line and ray are parallel)."""
-        top = np.column_stack([(boxes[:, 0] + boxes[:, 2]) * 0.5, boxes[:, 1]])
+    def _heights(self, column: np.ndarray, top_row: np.ndarray, feet: np.ndarray) -> np.ndarray:
+        """Height above the floor where the ray through each box's top (above its foot point) passes
+        nearest the vertical line through the foot point (nan where that line and ray are parallel)."""
+        top = np.column_stack([column, top_row])
         d = self.camera.rays(top) @ self.pose.rotation.T
         w = self.pose.position - feet
         horizontal = 1.0 - d[:, 2] ** 2
