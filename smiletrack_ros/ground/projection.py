@@ -77,10 +77,10 @@ class ProjectionConfig:
     believable foot point (m, horizontal distance from the camera); ``horizon_sigmas``: a foot
     point whose ray would rise above the horizon when moved this many pixel sigmas up is refused
     (its range is not determined by the pixels); ``border_px``: a box edge this near the image
-    bottom or sides is cut off by it; ``person_width``: box width per box height of a walking
-    person, to place the feet of a box cut off by one side (its uncut edge minus half that width,
-    with a quarter of that width added to the foot point's std); ``min_score``: detections scored
-    lower are not measured (a detector's low scores are mostly occluded people, whose boxes cover
+    bottom or sides, plus ``border_sigmas`` of its pixel noise, may be cut off by it;
+    ``person_width``: box width per box height of a walking person, to place the feet of a box cut
+    off by one side (its uncut edge minus half that width, with a quarter of that width added to
+    the foot point's std); ``min_score``: detections scored lower are not measured (a detector's low scores are mostly occluded people, whose boxes cover
     only what shows)."""
 
     noise: PixelNoise = PixelNoise()
@@ -89,6 +89,7 @@ class ProjectionConfig:
     max_range: float = 40.0
     horizon_sigmas: float = 3.0
     border_px: float = 1.0
+    border_sigmas: float = 2.0
     person_width: float = 0.4
     min_score: float = 0.5
 
@@ -99,7 +100,7 @@ class ProjectionConfig:
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
         if not 0.0 <= self.min_score <= 1.0:
             raise GroundConfigError("min_score", f"must be in [0, 1], got {self.min_score}")
-        for name in ("horizon_sigmas", "border_px"):
+        for name in ("horizon_sigmas", "border_px", "border_sigmas"):
             object.__setattr__(self, name, _positive(name, getattr(self, name), allow_zero=True))
         if self.min_height >= self.max_height:
             raise GroundConfigError("min_height", f"must be below max_height ({self.max_height}), "
@@ -161,14 +162,16 @@ class GroundProjector:
         valid = np.all(np.isfinite(boxes), axis=1) & np.all(boxes[:, 2:4] > boxes[:, 0:2], axis=1)
         refusals[~valid] = Refusal.INVALID_BOX
         safe = np.where(valid[:, None], boxes, [0.0, 0.0, 1.0, 1.0])
-        left_cut, right_cut = safe[:, 0] <= cfg.border_px, safe[:, 2] >= cam.width - cfg.border_px
-        refusals[valid & ((safe[:, 3] >= cam.height - cfg.border_px) | (left_cut & right_cut))] = Refusal.TRUNCATED
+        sigma = cfg.noise.foot_sigma(safe)
+        margin = cfg.border_px + cfg.border_sigmas * sigma
+        left_cut, right_cut = safe[:, 0] <= margin[:, 0], safe[:, 2] >= cam.width - margin[:, 0]
+        bottom_cut = safe[:, 3] >= cam.height - margin[:, 1]
+        refusals[valid & (bottom_cut | (left_cut & right_cut))] = Refusal.TRUNCATED
         if scores is not None:
             low = ~(np.asarray(scores, np.float64).reshape(-1) >= cfg.min_score)
             refusals[(refusals == Refusal.NONE) & low] = Refusal.LOW_SCORE
 
         foot = np.column_stack([(safe[:, 0] + safe[:, 2]) * 0.5, safe[:, 3]])
-        sigma = cfg.noise.foot_sigma(safe)
         # a box cut by one side: the feet are half a person's width in from its uncut edge
         box_h = safe[:, 3] - safe[:, 1]
         half = np.maximum(0.5 * cfg.person_width * box_h, 0.5 * (safe[:, 2] - safe[:, 0]))
@@ -195,7 +198,7 @@ class GroundProjector:
         covariances = jacobian @ (sigma[:, :, None] ** 2 * np.eye(2)) @ jacobian.transpose(0, 2, 1)
 
         heights = self._heights(foot[:, 0], safe[:, 1], points[:, 0])
-        head_cut = safe[:, 1] <= cfg.border_px
+        head_cut = safe[:, 1] <= margin[:, 1]
         implausible = (heights > cfg.max_height) | (~head_cut & ~(heights >= cfg.min_height))
         refusals[(refusals == Refusal.NONE) & implausible] = Refusal.IMPLAUSIBLE_HEIGHT
         heights = np.where(head_cut, np.nan, heights)

@@ -10,9 +10,10 @@ every encoder against rclpy's own ``deserialize_message``.
 from __future__ import annotations
 
 import struct
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from smiletrack_ros.labels import class_label
+from smiletrack_ros.ros.ground_fields import write_ground_fields
 from smiletrack_ros.tracking import TrackOutput
 
 _ENCAPSULATION = b"\x00\x01\x00\x00"      # CDR, little-endian, no options
@@ -84,8 +85,9 @@ def detection_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names:
     return w.bytes()
 
 
-def track_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = ()) -> bytes:
-    """smiletrack_ros/TrackArray with every field of each track."""
+def track_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = (),
+                    ground: Mapping[int, Any] | None = None) -> bytes:
+    """smiletrack_ros/TrackArray with every field of each track (``ground``: GroundEstimate by track id)."""
     w = CdrWriter()
     w.header(header)
     w.u32(len(tracks))
@@ -97,4 +99,5 @@ def track_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Seq
         w.packed(_TRACK_TAIL, 4, float(t.velocity[0]), float(t.velocity[1]), min(int(t.age), _UINT32_MAX),
                  min(int(t.hits), _UINT32_MAX), min(int(t.frames_since_update), _UINT32_MAX),
                  float(t.appearance_similarity), int(t.detection_index))
+        write_ground_fields(w, None if ground is None else ground.get(int(t.track_id)))
     return w.bytes()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesis,
@@ -16,6 +16,7 @@ from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, Objec
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.labels import LabelError, class_index, class_label
 from smiletrack_ros.msg import Track, TrackArray
+from smiletrack_ros.ros.ground_fields import track_ground_fields
 from smiletrack_ros.tracking import TrackOutput
 
 _UINT32_MAX = 2**32 - 1
@@ -42,7 +43,9 @@ def tracks_to_detection_array(header: Any, tracks: Sequence[TrackOutput],
     return Detection2DArray(header=header, detections=detections)
 
 
-def tracks_to_track_array(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = ()) -> TrackArray:
+def tracks_to_track_array(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = (),
+                          ground: Mapping[int, Any] | None = None) -> TrackArray:
+    """``ground``: GroundEstimate by track id, for the ``ground_*`` fields."""
     out = []
     for t in tracks:
         out.append(Track(
@@ -51,7 +54,8 @@ def tracks_to_track_array(header: Any, tracks: Sequence[TrackOutput], class_name
             velocity_x=float(t.velocity[0]), velocity_y=float(t.velocity[1]),
             age=min(int(t.age), _UINT32_MAX), hits=min(int(t.hits), _UINT32_MAX),
             frames_since_update=min(int(t.frames_since_update), _UINT32_MAX),
-            appearance_similarity=float(t.appearance_similarity), detection_index=int(t.detection_index)))
+            appearance_similarity=float(t.appearance_similarity), detection_index=int(t.detection_index),
+            **track_ground_fields(None if ground is None else ground.get(int(t.track_id)))))
     return TrackArray(header=header, tracks=out)
 
 

@@ -12,7 +12,7 @@ import argparse
 import itertools
 import math
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import chi2
@@ -151,13 +151,14 @@ GRID_HEIGHTS = (1.2, 1.6, 2.0)
 GRID_PITCHES = (5.0, 12.0, 20.0)
 
 
-def grid_configs(fps: float, frames: int, seed: int, people: int, **camera: float) -> list[SceneConfig]:
+def grid_configs(fps: float, frames: int, seed: int, people: int, det_box_noise: float = 0.02,
+                 **camera: float) -> list[SceneConfig]:
     """One scene per (height, pitch) of the issue's range, each with its own seed."""
     out = []
     for k, (height, pitch) in enumerate(itertools.product(GRID_HEIGHTS, GRID_PITCHES)):
         cam = SceneCamera(height_m=height, pitch_deg=pitch, hfov_deg=80.0, **camera)
         out.append(SceneConfig(num_people=people, num_frames=frames, fps=fps, seed=seed + k, camera=cam,
-                               det_false_positives=0.5))
+                               det_false_positives=0.5, det_box_noise=det_box_noise))
     return out
 
 
@@ -169,16 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--heading-drift", type=float, default=SceneCamera().heading_drift,
                         help="walkers' heading random walk, rad/sqrt(s)")
+    parser.add_argument("--det-box-noise", type=float, default=0.02,
+                        help="simulated detector box-edge jitter, fraction of the box size")
     parser.add_argument("--acceleration-psd", type=float, default=MotionConfig().acceleration_psd)
     parser.add_argument("--png", help="write a top-down figure of one scene here")
     args = parser.parse_args(argv)
     motion = MotionConfig(acceleration_psd=args.acceleration_psd)
     for fps in args.fps:
-        configs = grid_configs(fps, int(round(args.seconds * fps)), args.seed, args.people,
+        configs = grid_configs(fps, int(round(args.seconds * fps)), args.seed, args.people, args.det_box_noise,
                                heading_drift=args.heading_drift)
         parts = []
         print(f"== {fps:g} Hz, {len(configs)} cameras (height {GRID_HEIGHTS} m x pitch {GRID_PITCHES} deg), "
-              f"{args.seconds:g} s each, {args.people} people, heading drift {args.heading_drift} rad/sqrt(s), "
+              f"{args.seconds:g} s each, {args.people} people, box noise {args.det_box_noise}, "
+              f"heading drift {args.heading_drift} rad/sqrt(s), "
               f"filter acceleration PSD {motion.acceleration_psd} m^2/s^3")
         for config in configs:
             samples, _ = run_scene(config, motion)
@@ -196,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.png:
         from smiletrack_ros.scene.topdown import render_topdown
 
-        config = replace(grid_configs(args.fps[0], int(round(args.seconds * args.fps[0])), args.seed, args.people,
-                                      heading_drift=args.heading_drift)[4])
+        config = grid_configs(args.fps[0], int(round(args.seconds * args.fps[0])), args.seed, args.people,
+                              args.det_box_noise, heading_drift=args.heading_drift)[4]
         _, trails = run_scene(config, motion)
         render_topdown(trails, config.camera, args.png,
                        title=f"ground tracks, camera {config.camera.height_m:g} m high, "
