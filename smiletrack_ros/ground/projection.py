@@ -78,10 +78,10 @@ class ProjectionConfig:
     point whose ray would rise above the horizon when moved this many pixel sigmas up is refused
     (its range is not determined by the pixels); ``border_px``: a box edge this near the image
     bottom or sides, plus ``border_sigmas`` of its pixel noise, may be cut off by it;
-    ``person_width``: box width per box height of a walking person, to place the feet of a box cut
-    off by one side (its uncut edge minus half that width, with a quarter of that width added to
-    the foot point's std); ``min_score``: detections scored lower are not measured (a detector's low scores are mostly occluded people, whose boxes cover
-    only what shows)."""
+    ``person_width``: box width per box height of a walking person, to place the feet of a box
+    cut off by one side (its uncut edge minus half that width, with a quarter of that width added
+    to the foot point's std); ``min_score``: detections scored lower are not measured (a
+    detector's low scores are mostly occluded people, whose boxes cover only what shows)."""
 
     noise: PixelNoise = PixelNoise()
     min_height: float = 0.8
