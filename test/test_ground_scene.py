@@ -71,9 +71,10 @@ def test_chain_against_metric_truth():
 
 def test_topdown_png(tmp_path):
     pytest.importorskip("matplotlib")
-    from smiletrack_ros.scene.topdown import render_topdown
+    from smiletrack_ros.scene.topdown import busiest_time, render_topdown
 
     _, trails = run_scene(_config(num_frames=40, det_box_noise=0.02))
     out = render_topdown(trails, CAMERA, tmp_path / "top.png", title="test")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert math.isfinite(next(iter(trails.values())).estimates[-1][0])
+    assert busiest_time(trails) > 0

@@ -111,6 +111,7 @@ class GroundOutput:
         self._projector: GroundProjector | None = None
         self.frames_without_camera_info = 0
         self.pose_failures = 0
+        self.errors = 0   # counted by GroundPublisher
 
     def on_camera_info(self, msg: Any) -> None:
         self.cameras.add(msg)
@@ -152,8 +153,11 @@ class GroundOutput:
         """Adds the ground counters to ``values``; returns a warning when there is no 3D output."""
         c = self.cameras
         values.update({"ground_camera_info_received": str(c.received), "ground_camera_info_rejected": str(c.rejected),
+                       "ground_camera_info_paired_by_stamp": str(c.paired_exact),
+                       "ground_camera_info_paired_latest": str(c.paired_latest),
                        "ground_frames_without_camera_info": str(self.frames_without_camera_info),
-                       "ground_pose_failures": str(self.pose_failures), "ground_tracks": str(len(self.tracker))})
+                       "ground_pose_failures": str(self.pose_failures), "ground_errors": str(self.errors),
+                       "ground_tracks": str(len(self.tracker))})
         if c.received == 0:
             return f"no camera_info on {self.settings.camera_info_topic}: no ground (3D) output"
         if c.rejected and self._projector is None:
@@ -236,6 +240,7 @@ class GroundPublisher:
 
     def __init__(self, node: Any, settings: GroundSettings, output_qos: Any, input_qos: Any):
         self.settings = settings
+        self._logger = node.get_logger()
         lookup = self._tf_lookup(node) if settings.use_tf else None
         self.output = GroundOutput(settings, lookup)
         from sensor_msgs.msg import CameraInfo
@@ -247,12 +252,19 @@ class GroundPublisher:
     def publish(self, header: Any, timestamp: float, tracks: Sequence[TrackOutput],
                 live_tracks: Sequence[TrackOutput], boxes: np.ndarray, scores: np.ndarray | None,
                 class_names: Sequence[str] = ()) -> Mapping[int, GroundEstimate] | None:
-        """Runs one frame; publishes the 3D outputs when there are estimates; returns them (None: none)."""
-        frame = self.output.process(header, timestamp, live_tracks, boxes, scores)
-        if frame.reason is not None:
+        """Runs one frame; publishes the 3D outputs when there are estimates; returns them (None: none).
+        A failure here is counted and logged, never passed on: the 2D outputs do not depend on it."""
+        try:
+            frame = self.output.process(header, timestamp, live_tracks, boxes, scores)
+            if frame.reason is not None:
+                return None
+            self._detections_pub.publish(detection3d_array(frame.header, tracks, frame.estimates, class_names))
+            self._markers_pub.publish(marker_array(frame.header, frame.estimates))
+        except Exception as exc:  # noqa: BLE001 - the ground stage must not take the 2D tracking down
+            self.output.errors += 1
+            self._logger.error(f"ground output failed: {type(exc).__name__}: {exc} (#{self.output.errors})",
+                               throttle_duration_sec=5.0)
             return None
-        self._detections_pub.publish(detection3d_array(frame.header, tracks, frame.estimates, class_names))
-        self._markers_pub.publish(marker_array(frame.header, frame.estimates))
         return frame.estimates
 
     def _tf_lookup(self, node: Any) -> Callable[[str, int], np.ndarray | None] | None:

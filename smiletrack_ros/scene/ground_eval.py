@@ -68,7 +68,8 @@ class Trail:
     track_id: int
     estimates: list[np.ndarray]      # (x, y, vx, vy)
     truth: list[np.ndarray]          # (x, y)
-    last_covariance: np.ndarray
+    covariances: list[np.ndarray]    # (4, 4)
+    times: list[float]
 
 
 def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
@@ -109,10 +110,11 @@ def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
             rows.append((float(np.hypot(*position)), float(np.hypot(*error[:2])), float(np.hypot(*error[2:])),
                          t - e.started, float(error @ np.linalg.solve(e.covariance, error)),
                          float(e.status == GroundStatus.MEASURED), float(bool(seen - {source}))))
-            trail = trails.setdefault(int(track.track_id), Trail(int(track.track_id), [], [], e.covariance))
+            trail = trails.setdefault(int(track.track_id), Trail(int(track.track_id), [], [], [], []))
             trail.estimates.append(np.concatenate([e.position, e.velocity]))
             trail.truth.append(position.copy())
-            trail.last_covariance = e.covariance
+            trail.covariances.append(e.covariance)
+            trail.times.append(t)
     table = np.array(rows, np.float64).reshape(-1, 7)
     samples = Samples(*table[:, :5].T, table[:, 5].astype(bool), table[:, 6].astype(bool))
     return samples, trails
