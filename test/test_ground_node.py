@@ -21,13 +21,13 @@ pytest.importorskip("visualization_msgs.msg")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from smiletrack_ros.msg import Track, TrackArray  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import Detection2DArray, Detection3DArray  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from smiletrack_ros.detections import Detections  # noqa: E402
 from smiletrack_ros.ground import CameraModel, CameraPose  # noqa: E402
-from smiletrack_ros.msg import Track, TrackArray  # noqa: E402
 from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
 from smiletrack_ros.ros.messages import detections_to_detection_array  # noqa: E402
 
