@@ -31,8 +31,10 @@ def test_people_stand_where_the_camera_sees_their_feet_and_move_at_their_velocit
         feet = model.project(pose.to_optical(np.column_stack([t.floor.positions, np.zeros(len(t))])))
         inside = (t.boxes[:, 0] > 0) & (t.boxes[:, 2] < config.width) & (t.boxes[:, 3] < config.height)
         np.testing.assert_allclose(t.boxes[inside, 3], feet[inside, 1], atol=0.6)        # box bottom on the feet
-        np.testing.assert_allclose((t.boxes[inside, 0] + t.boxes[inside, 2]) / 2, feet[inside, 0], atol=2.5)
         heads = model.project(pose.to_optical(np.column_stack([t.floor.positions, t.floor.statures])))
+        middle = (feet[inside, 0] + heads[inside, 0]) / 2   # the image of a person leans: box centred between
+        box_h = t.boxes[inside, 3] - t.boxes[inside, 1]   # (swinging arms and legs move the centre a little)
+        assert np.all(np.abs((t.boxes[inside, 0] + t.boxes[inside, 2]) / 2 - middle) < 0.08 * box_h + 1.0)
         assert np.all(np.abs(t.boxes[inside, 1] - heads[inside, 1]) < 0.06 * (feet[inside, 1] - heads[inside, 1]) + 1)
         if previous is not None:   # positions advance by the velocity (heading drift between frames is small)
             common, a, b = np.intersect1d(previous.ids, t.ids, return_indices=True)

@@ -23,6 +23,7 @@ from smiletrack_ros.tracking import TrackOutput
 
 _H = np.hstack([np.eye(2), np.zeros((2, 2))])
 _HEIGHT_SAMPLES = 5   # heights seen before a track's own height is trusted
+_MIN_HEIGHT_SPREAD = 0.02
 
 
 class GroundStatus(IntEnum):
@@ -134,6 +135,7 @@ class _TrackMotion:
     last_covariance: np.ndarray
     outliers: int = 0
     height_sum: float = 0.0
+    height_squares: float = 0.0
     height_count: int = 0
 
     def measured(self, timestamp: float, height: float) -> None:
@@ -142,11 +144,20 @@ class _TrackMotion:
         self.last_covariance = self.filter.P[:2, :2].copy()
         if math.isfinite(height):
             self.height_sum += height
+            self.height_squares += height * height
             self.height_count += 1
 
     @property
     def height(self) -> float:
         return self.height_sum / self.height_count if self.height_count else math.nan
+
+    @property
+    def height_sigma(self) -> float:
+        """Uncertainty of the head's height in one frame: the spread of this track's heights
+        (gait and box jitter), at least 2% of the height."""
+        mean = self.height
+        spread = max(self.height_squares / self.height_count - mean * mean, 0.0) if self.height_count else 0.0
+        return math.sqrt(spread + (_MIN_HEIGHT_SPREAD * mean) ** 2)
 
 
 class GroundTracker:
@@ -190,6 +201,7 @@ class GroundTracker:
         rows = [t.detection_index for t in matched]
         scores = None if detection_scores is None else np.asarray(detection_scores, np.float64).reshape(-1)[rows]
         measurements = projector.project(boxes[rows], scores)
+        self._measure_heads(projector, matched, boxes[rows], measurements)
         row = {int(t.track_id): k for k, t in enumerate(matched)}
         return {int(t.track_id): self._step(int(t.track_id), timestamp, measurements, row.get(int(t.track_id)))
                 for t in tracks}
@@ -224,6 +236,22 @@ class GroundTracker:
             return GroundEstimate.none(track_id, refusal)
         motion.filter.predict(timestamp)
         return self._estimate(track_id, motion, GroundStatus.PREDICTED, refusal)
+
+    def _measure_heads(self, projector: GroundProjector, matched: Sequence[TrackOutput], boxes: np.ndarray,
+                       m: GroundMeasurements) -> None:
+        """Tracks whose feet are cut off by the image bottom, but whose standing height is known,
+        are placed by their head instead (``GroundProjector.head_points``); ``m`` is updated."""
+        known = {k: self._tracks.get(int(t.track_id)) for k, t in enumerate(matched)
+                 if m.refusals[k] == Refusal.TRUNCATED}
+        rows = [k for k, motion in known.items() if motion is not None and motion.height_count >= _HEIGHT_SAMPLES]
+        if not rows:
+            return
+        motions = [known[k] for k in rows]
+        positions, covariances, refusals = projector.head_points(
+            boxes[rows], np.array([mo.height for mo in motions]), np.array([mo.height_sigma for mo in motions]))
+        for j, k in enumerate(rows):
+            if refusals[j] == Refusal.NONE:
+                m.positions[k], m.covariances[k], m.refusals[k], m.heights[k] = positions[j], covariances[j], 0, np.nan
 
     def _disagreement(self, motion: _TrackMotion, z: np.ndarray, R: np.ndarray, height: float,
                       timestamp: float) -> Refusal:

@@ -21,6 +21,8 @@ from smiletrack_ros.ground.camera import CameraModel
 from smiletrack_ros.ground.pose import CameraPose
 
 _JACOBIAN_STEP_PX = 0.25
+_TYPICAL_HEIGHT = 1.7      # m, for the lean of a person's image (the box's own height is not known yet)
+_LEAN_SPREAD = 0.5         # std (in leans) of where between the head and feet columns a box is centred
 _HORIZON_EPS = 1e-9
 
 
@@ -140,17 +142,64 @@ class GroundProjector:
         self.pose = pose
         self.config = config if config is not None else ProjectionConfig()
 
-    def floor_points(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 2) pixels -> ((N, 3) points where their rays meet z = 0 (nan if they do not),
-        (N,) refusals: NONE, ABOVE_HORIZON or BEHIND_CAMERA)."""
+    def floor_points(self, pixels: np.ndarray, plane_z: float | np.ndarray = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 2) pixels -> ((N, 3) points where their rays meet the plane z = ``plane_z`` (the floor
+        by default; nan where they do not), (N,) refusals: NONE, ABOVE_HORIZON (the ray does not
+        reach the plane) or BEHIND_CAMERA)."""
         rays_optical = self.camera.rays(pixels)
         directions = rays_optical @ self.pose.rotation.T
         refusals = np.full(len(directions), Refusal.NONE, np.uint8)
-        down = directions[:, 2] < -_HORIZON_EPS
-        refusals[~down] = Refusal.ABOVE_HORIZON
+        rise = np.broadcast_to(np.asarray(plane_z, np.float64), len(directions)) - self.pose.height
+        dz = directions[:, 2]
+        reaches = (np.abs(dz) > _HORIZON_EPS) & (np.sign(dz) == np.sign(rise)) & (rise != 0)
+        refusals[~reaches] = Refusal.ABOVE_HORIZON
         refusals[rays_optical[:, 2] <= 0.0] = Refusal.BEHIND_CAMERA
-        scale = np.where(refusals == Refusal.NONE, -self.pose.height / np.where(down, directions[:, 2], -1.0), np.nan)
+        scale = np.where(refusals == Refusal.NONE, rise / np.where(reaches, dz, 1.0), np.nan)
         return self.pose.position + scale[:, None] * directions, refusals
+
+    def head_points(self, boxes: np.ndarray, heights: np.ndarray, height_sigmas: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For boxes whose feet are cut off but whose head shows: where the ray through the box top
+        meets the plane of the person's known standing height -> ((N, 2) positions, (N, 2, 2)
+        covariances from the top edge's pixel noise and ``height_sigmas``, (N,) refusals)."""
+        cfg, cam = self.config, self.camera
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        heights = np.asarray(heights, np.float64).reshape(-1)
+        n = len(boxes)
+        sigma = cfg.noise.foot_sigma(boxes)
+        margin = cfg.border_px + cfg.border_sigmas * sigma
+        cut = ((boxes[:, 0] <= margin[:, 0]) | (boxes[:, 2] >= cam.width - margin[:, 0])
+               | (boxes[:, 1] <= margin[:, 1]) | ~np.isfinite(heights))
+        top = np.column_stack([(boxes[:, 0] + boxes[:, 2]) * 0.5, boxes[:, 1]])
+        first, _ = self.floor_points(top, heights)
+        lean = self._lean_px(first[:, :2], heights)
+        top[:, 0] += 0.5 * lean                                   # the head is half the lean off the centre
+        sigma[:, 0] = np.hypot(sigma[:, 0], _LEAN_SPREAD * lean)
+        h, dh = _JACOBIAN_STEP_PX, 0.01
+        offsets = np.array([[0.0, 0.0], [h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h], [0.0, 0.0], [0.0, 0.0],
+                            [0.0, 0.0], [0.0, 0.0]])
+        probes = top[:, None, :] + offsets[None, :, :]
+        probes[:, 7, 1] -= cfg.horizon_sigmas * sigma[:, 1]
+        probes[:, 8, 1] += cfg.horizon_sigmas * sigma[:, 1]
+        planes = np.repeat(heights[:, None], 9, axis=1)
+        planes[:, 5] += dh
+        planes[:, 6] -= dh
+        points, refusals = self.floor_points(probes.reshape(-1, 2), planes.reshape(-1))
+        points, refusals = points.reshape(n, 9, 3), refusals.reshape(n, 9)
+        out = np.where(cut, Refusal.TRUNCATED, refusals[:, 0]).astype(np.uint8)
+        ground = points[:, 0, :2]
+        ranges = np.hypot(*(ground - self.pose.position[:2]).T)
+        unstable = np.any(refusals[:, 1:] != Refusal.NONE, axis=1) | ~(ranges <= cfg.max_range)
+        out[(out == Refusal.NONE) & unstable] = Refusal.TOO_FAR
+        J = np.stack([(points[:, 1, :2] - points[:, 2, :2]) / (2 * h),
+                      (points[:, 3, :2] - points[:, 4, :2]) / (2 * h)], axis=2)
+        J_height = (points[:, 5, :2] - points[:, 6, :2]) / (2 * dh)
+        covariances = (J @ (sigma[:, :, None] ** 2 * np.eye(2)) @ J.transpose(0, 2, 1)
+                       + np.asarray(height_sigmas, np.float64).reshape(-1, 1, 1) ** 2
+                       * J_height[:, :, None] * J_height[:, None, :])
+        usable = out == Refusal.NONE
+        return (np.where(usable[:, None], ground, np.nan), np.where(usable[:, None, None], covariances, np.nan),
+                out)
 
     def project(self, boxes: np.ndarray, scores: np.ndarray | None = None) -> GroundMeasurements:
         """(N, 4) boxes x1, y1, x2, y2 in image pixels (and their detection scores, if known) ->
@@ -179,6 +228,17 @@ class GroundProjector:
         foot[:, 0] = np.where(left_cut & one_side, safe[:, 2] - half, np.where(right_cut & one_side,
                                                                                safe[:, 0] + half, foot[:, 0]))
         sigma[:, 0] = np.where(one_side, np.hypot(sigma[:, 0], 0.25 * cfg.person_width * box_h), sigma[:, 0])
+        # the feet are half the image's lean back from the box centre; the lean grows with the
+        # person's height, taken from the box (two rounds: the lean moves the foot point a little)
+        centre, lean, stature = foot[:, 0].copy(), np.zeros(n), np.full(n, _TYPICAL_HEIGHT)
+        for _ in range(2):
+            first, _ = self.floor_points(foot)
+            lean = self._lean_px(first[:, :2], stature)
+            foot[:, 0] = centre - 0.5 * lean
+            first, _ = self.floor_points(foot)
+            estimate = self._heights(centre + 0.5 * lean, safe[:, 1], first)
+            stature = np.where((estimate > 0.3) & (estimate < 3.0), estimate, _TYPICAL_HEIGHT)
+        sigma[:, 0] = np.hypot(sigma[:, 0], _LEAN_SPREAD * lean)   # where in between depends on the pose
         h = _JACOBIAN_STEP_PX
         offsets = np.array([[0.0, 0.0], [h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h], [0.0, 0.0]])
         probes = foot[:, None, :] + offsets[None, :, :]
@@ -197,7 +257,7 @@ class GroundProjector:
                              (points[:, 3, :2] - points[:, 4, :2]) / (2 * h)], axis=2)   # (N, 2, 2)
         covariances = jacobian @ (sigma[:, :, None] ** 2 * np.eye(2)) @ jacobian.transpose(0, 2, 1)
 
-        heights = self._heights(foot[:, 0], safe[:, 1], points[:, 0])
+        heights = self._heights(foot[:, 0] + lean, safe[:, 1], points[:, 0])
         head_cut = safe[:, 1] <= margin[:, 1]
         implausible = (heights > cfg.max_height) | (~head_cut & ~(heights >= cfg.min_height))
         refusals[(refusals == Refusal.NONE) & implausible] = Refusal.IMPLAUSIBLE_HEIGHT
@@ -208,6 +268,24 @@ class GroundProjector:
                                   covariances=np.where(usable[:, None, None], covariances, np.nan),
                                   heights=np.where(usable, heights, np.nan),
                                   ranges=np.where(usable, ranges, np.nan), refusals=refusals)
+
+    def _lean_px(self, positions: np.ndarray, heights: np.ndarray) -> np.ndarray:
+        """Image column of the head minus that of the feet of upright people standing at
+        ``positions`` (N, 2) with ``heights`` (0 where unknown or not in front of the camera).
+
+        Verticals converge in a pitched camera's image, so a person's image leans and a box drawn
+        around it is centred half way between the head's column and the feet's."""
+        n = len(positions)
+        lean = np.zeros(n)
+        ends = np.zeros((n, 2, 3))
+        ends[:, :, :2] = positions[:, None, :]
+        ends[:, 0, 2] = heights
+        optical = self.pose.to_optical(ends.reshape(-1, 3)).reshape(n, 2, 3)
+        ahead = np.all(np.isfinite(optical), axis=(1, 2)) & np.all(optical[:, :, 2] > 0.1, axis=1)
+        if ahead.any():
+            uv = self.camera.project(optical[ahead].reshape(-1, 3)).reshape(-1, 2, 2)
+            lean[ahead] = uv[:, 0, 0] - uv[:, 1, 0]
+        return lean
 
     def _heights(self, column: np.ndarray, top_row: np.ndarray, feet: np.ndarray) -> np.ndarray:
         """Height above the floor where the ray through each box's top (above its foot point) passes

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from smiletrack_ros.scene.config import SceneConfig
-from smiletrack_ros.scene.figures import Appearance, Figure, random_appearance
+from smiletrack_ros.scene.figures import Appearance, Figure, random_appearance, render_figure
 
 _STRIDE_M = 0.75          # metres walked per half stride cycle
 _FIGURE_EXTENT = 0.968    # a figure's standing box height per unit of render height (figures.render_figure)
@@ -46,6 +46,7 @@ class MetricWalker:
     x: float = 0.0         # image column of the feet (Scene's world x: the camera does not pan)
     foot_y: float = 0.0    # image row of the feet
     height_px: float = 0.0
+    lean_px: float = 0.0   # image column of the head minus that of the feet (verticals converge)
 
     @property
     def velocity(self) -> np.ndarray:
@@ -77,8 +78,11 @@ class MetricCrowd:
         t = np.clip((np.asarray(foot_y) - self.foot_lo) / max(self.foot_hi - self.foot_lo, 1.0), 0.0, 1.0)
         return self._height_lo + (self._height_hi - self._height_lo) * t
 
-    def figure_height(self, walker: MetricWalker) -> float:
-        return walker.height_px / _FIGURE_EXTENT
+    def figure(self, walker: MetricWalker) -> Figure:
+        """The walker drawn at its perspective height and sheared to its image's lean."""
+        figure = render_figure(walker.look, walker.height_px / _FIGURE_EXTENT, walker.phase)
+        shift = np.rint(figure.rows * (-walker.lean_px / max(walker.height_px, 1.0))).astype(np.int32)
+        return Figure(rows=figure.rows, cols=figure.cols + shift, colours=figure.colours)
 
     def figure_anchor(self, walker: MetricWalker, figure: Figure, camera_x: float) -> tuple[int, int]:
         """Image position of the figure's origin such that its lowest pixel stands on the foot point
@@ -126,6 +130,7 @@ class MetricCrowd:
         feet = self._project(w.position, 0.0)
         head = self._project(w.position, w.stature)
         w.x, w.foot_y, w.height_px = float(feet[0]), float(feet[1]), float(feet[1] - head[1])
+        w.lean_px = float(head[0] - feet[0])
         if depth.min() < _MIN_DEPTH_M or not 0 < w.height_px <= _MAX_HEIGHT_IMAGES * self.config.height:
             w.x, w.foot_y, w.height_px = -math.inf, math.inf, 0.0   # beside or behind the camera: out of view
 

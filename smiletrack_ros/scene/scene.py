@@ -10,7 +10,6 @@ from smiletrack_ros.detections import Detections
 from smiletrack_ros.scene.background import camera_view, make_background
 from smiletrack_ros.scene.config import SceneConfig
 from smiletrack_ros.scene.detector_model import simulate_detections
-from smiletrack_ros.scene.figures import render_figure
 from smiletrack_ros.scene.floor_walkers import FloorTruth, MetricCrowd
 from smiletrack_ros.scene.sensor import SensorNoise
 from smiletrack_ros.scene.walkers import Crowd
@@ -108,7 +107,7 @@ class Scene:
         areas = np.zeros(n, np.int64)
         placed: list[tuple[np.ndarray, np.ndarray]] = []
         for k, w in enumerate(walkers):
-            figure = render_figure(w.look, crowd.figure_height(w), w.phase)
+            figure = crowd.figure(w)
             x0, y0 = crowd.figure_anchor(w, figure, camera_x)
             x1, y1, x2, y2 = figure.box()
             full_boxes[k] = (x0 + x1, y0 + y1, x0 + x2, y0 + y2)

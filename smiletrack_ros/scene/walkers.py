@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from smiletrack_ros.scene.config import SceneConfig
-from smiletrack_ros.scene.figures import Appearance, Figure, random_appearance
+from smiletrack_ros.scene.figures import Appearance, Figure, random_appearance, render_figure
 
 _MAX_HEADING = 0.6   # radians away from the horizontal
 _HEADING_DRIFT = 0.5  # heading random-walk std per sqrt(second)
@@ -50,8 +50,8 @@ class Crowd:
         t = (np.asarray(foot_y) - self.foot_lo) / (self.foot_hi - self.foot_lo)
         return (lo + (hi - lo) * t) * self.config.height
 
-    def figure_height(self, walker: Walker) -> float:
-        return float(self.height_at(walker.foot_y)) * walker.look.stature
+    def figure(self, walker: Walker) -> Figure:
+        return render_figure(walker.look, float(self.height_at(walker.foot_y)) * walker.look.stature, walker.phase)
 
     def figure_anchor(self, walker: Walker, figure: Figure, camera_x: float) -> tuple[int, int]:
         """Image position of the figure's origin (the point between its feet)."""
