@@ -49,9 +49,10 @@ def _domain(offset: int) -> int:
 
 
 def _box(position: np.ndarray, stature: float = 1.75) -> np.ndarray:
+    """The box around an upright person's image (centred between the head's and feet's columns)."""
     feet, head = CAMERA.project(POSE.to_optical(np.array([[*position, 0.0], [*position, stature]])))
-    half = 0.2 * (feet[1] - head[1])
-    return np.array([feet[0] - half, head[1], feet[0] + half, feet[1]])
+    half, middle = 0.2 * (feet[1] - head[1]), 0.5 * (feet[0] + head[0])
+    return np.array([middle - half, head[1], middle + half, feet[1]])
 
 
 def _header(stamp: float) -> Header:
