@@ -18,7 +18,13 @@ from enum import IntEnum
 
 import numpy as np
 
-from smiletrack_ros.ground.projection import GroundConfigError, GroundMeasurements, GroundProjector, Refusal
+from smiletrack_ros.ground.projection import (
+    GroundConfigError,
+    GroundMeasurements,
+    GroundProjector,
+    Refusal,
+    positive_number,
+)
 from smiletrack_ros.tracking import TrackOutput
 
 _H = np.hstack([np.eye(2), np.zeros((2, 2))])
@@ -57,10 +63,7 @@ class MotionConfig:
     def __post_init__(self) -> None:
         for name in ("acceleration_psd", "initial_speed_sigma", "gate", "reidentify_gap", "max_prediction",
                      "max_speed", "height_tolerance"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value <= 0:
-                raise GroundConfigError(name, f"must be a finite number > 0, got {value!r}")
+            object.__setattr__(self, name, positive_number(name, getattr(self, name)))
         if isinstance(self.max_outliers, bool) or not isinstance(self.max_outliers, int) or self.max_outliers < 1:
             raise GroundConfigError("max_outliers", f"must be an int >= 1, got {self.max_outliers!r}")
 

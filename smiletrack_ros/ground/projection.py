@@ -46,11 +46,12 @@ class GroundConfigError(SettingError):
     """A ground projection or filter setting out of range; ``field`` names it."""
 
 
-def _positive(name: str, value: float, allow_zero: bool = False) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0.0 or (value == 0.0 and not allow_zero):
-        raise GroundConfigError(name, f"must be a finite number {'>=' if allow_zero else '>'} 0, got {value}")
-    return value
+def positive_number(name: str, value: object, allow_zero: bool = False) -> float:
+    """``value`` as a float, or a GroundConfigError naming the setting: the ground package's one check."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise GroundConfigError(name, f"must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class PixelNoise:
 
     def __post_init__(self) -> None:
         for name in ("x_fraction", "y_fraction", "floor_px"):
-            object.__setattr__(self, name, _positive(name, getattr(self, name), allow_zero=name != "floor_px"))
+            object.__setattr__(self, name, positive_number(name, getattr(self, name), allow_zero=name != "floor_px"))
 
     def foot_sigma(self, boxes: np.ndarray) -> np.ndarray:
         """(N, 4) boxes -> (N, 2) pixel std of their foot points (u, v)."""
@@ -99,11 +100,11 @@ class ProjectionConfig:
         if not isinstance(self.noise, PixelNoise):
             raise GroundConfigError("noise", f"must be a PixelNoise, got {self.noise!r}")
         for name in ("min_height", "max_height", "max_range", "person_width"):
-            object.__setattr__(self, name, _positive(name, getattr(self, name)))
+            object.__setattr__(self, name, positive_number(name, getattr(self, name)))
         if not 0.0 <= self.min_score <= 1.0:
             raise GroundConfigError("min_score", f"must be in [0, 1], got {self.min_score}")
         for name in ("horizon_sigmas", "border_px", "border_sigmas"):
-            object.__setattr__(self, name, _positive(name, getattr(self, name), allow_zero=True))
+            object.__setattr__(self, name, positive_number(name, getattr(self, name), allow_zero=True))
         if self.min_height >= self.max_height:
             raise GroundConfigError("min_height", f"must be below max_height ({self.max_height}), "
                                                   f"got {self.min_height}")
