@@ -174,7 +174,9 @@ def test_track_array_topic_converts_too(tmp_path):
         size_x=20.0, size_y=60.0)
     track = t["smiletrack_ros/msg/Track"](
         id=42, class_id="0", score=0.75, state=1, bbox=bbox, velocity_x=1.0, velocity_y=0.0, age=3, hits=3,
-        frames_since_update=0, appearance_similarity=float("nan"), detection_index=0)
+        frames_since_update=0, appearance_similarity=float("nan"), detection_index=0,
+        ground_status=0, ground_refusal=1, ground_x=0.0, ground_y=0.0, ground_velocity_x=0.0, ground_velocity_y=0.0,
+        ground_covariance=np.zeros(16), ground_height=float("nan"))
     with BagWriter(tmp_path / "ta", typestore=store) as bag:
         msg = t[TRACK_ARRAY](header=header(store, 0, "camera"), tracks=[track])
         bag.write("/tracks_full", TRACK_ARRAY, 0, msg)

@@ -10,10 +10,11 @@ every encoder against rclpy's own ``deserialize_message``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from smiletrack_ros.labels import class_label
+from smiletrack_ros.ros.ground_fields import write_ground_fields
 from smiletrack_ros.tracking import TrackOutput
 
 _ENCAPSULATION = b"\x00\x01\x00\x00"      # CDR, little-endian, no options
@@ -85,8 +86,9 @@ def detection_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names:
     return w.bytes()
 
 
-def track_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = ()) -> bytes:
-    """smiletrack_ros/TrackArray with every field of each track."""
+def track_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = (),
+                    ground: Mapping[int, Any] | None = None) -> bytes:
+    """smiletrack_ros/TrackArray with every field of each track (``ground``: GroundEstimate by track id)."""
     w = CdrWriter()
     w.header(header)
     w.u32(len(tracks))
@@ -98,4 +100,5 @@ def track_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Seq
         w.packed(_TRACK_TAIL, 4, float(t.velocity[0]), float(t.velocity[1]), min(int(t.age), _UINT32_MAX),
                  min(int(t.hits), _UINT32_MAX), min(int(t.frames_since_update), _UINT32_MAX),
                  float(t.appearance_similarity), int(t.detection_index))
+        write_ground_fields(w, None if ground is None else ground.get(int(t.track_id)))
     return w.bytes()

@@ -6,7 +6,7 @@ centres/sizes are in source-image pixels, as the vision_msgs convention asks.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from smiletrack_ros.detections import Detections
 from smiletrack_ros.labels import class_label
 from smiletrack_ros.msg import Track, TrackArray
 from smiletrack_ros.ros.detection_rows import read_detection_array
+from smiletrack_ros.ros.ground_fields import track_ground_fields
 from smiletrack_ros.tracking import TrackOutput
 
 _UINT32_MAX = 2**32 - 1
@@ -50,7 +51,9 @@ def tracks_to_detection_array(header: Any, tracks: Sequence[TrackOutput],
     return Detection2DArray(header=header, detections=detections)
 
 
-def tracks_to_track_array(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = ()) -> TrackArray:
+def tracks_to_track_array(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = (),
+                          ground: Mapping[int, Any] | None = None) -> TrackArray:
+    """``ground``: GroundEstimate by track id, for the ``ground_*`` fields."""
     out = []
     for t in tracks:
         out.append(Track(
@@ -59,7 +62,8 @@ def tracks_to_track_array(header: Any, tracks: Sequence[TrackOutput], class_name
             velocity_x=float(t.velocity[0]), velocity_y=float(t.velocity[1]),
             age=min(int(t.age), _UINT32_MAX), hits=min(int(t.hits), _UINT32_MAX),
             frames_since_update=min(int(t.frames_since_update), _UINT32_MAX),
-            appearance_similarity=float(t.appearance_similarity), detection_index=int(t.detection_index)))
+            appearance_similarity=float(t.appearance_similarity), detection_index=int(t.detection_index),
+            **track_ground_fields(None if ground is None else ground.get(int(t.track_id)))))
     return TrackArray(header=header, tracks=out)
 
 

@@ -40,6 +40,8 @@ from smiletrack_ros.ros.annotate import draw_tracks  # noqa: E402
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr  # noqa: E402
 from smiletrack_ros.ros.detection_rows import read_detection_array  # noqa: E402
 from smiletrack_ros.ros.graph_checks import same_name_nodes  # noqa: E402
+from smiletrack_ros.ros.ground_output import GroundPublisher  # noqa: E402
+from smiletrack_ros.ros.ground_settings import GroundSettings  # noqa: E402
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields  # noqa: E402
 from smiletrack_ros.ros.input_limits import InputLimits, detection_count  # noqa: E402
 from smiletrack_ros.ros.latest_worker import LatestWorker  # noqa: E402
@@ -118,6 +120,8 @@ class TrackerNode(Node):
             self.create_subscription(Image, s.image_topic, self._on_image, in_qos)
         if s.external_detections:
             self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections, in_qos, raw=True)
+        ground = GroundSettings.from_values(self._values, s.image_topic)   # ground plane output (issue 19)
+        self._ground = GroundPublisher(self, ground, out_qos, in_qos) if ground.enabled else None
         # steady clock: with use_sim_time the diagnostics keep coming even while /clock is paused
         self.create_timer(s.diagnostics_period, self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -311,7 +315,10 @@ class TrackerNode(Node):
         if kept is not None:
             tracks, live_tracks = index_into_message(tracks, kept), index_into_message(live_tracks, kept)
         self._tracks_pub.publish(detection_array_cdr(header, tracks, s.class_names))
-        self._full_pub.publish(track_array_cdr(header, live_tracks, s.class_names))
+        ground = None if self._ground is None else self._ground.publish(
+            header, stamp, result.tracks, result.live_tracks, result.detections.boxes, result.detections.scores,
+            s.class_names)
+        self._full_pub.publish(track_array_cdr(header, live_tracks, s.class_names, ground))
         if s.publish_debug_image:
             annotated = draw_tracks(image, result.tracks, s.class_names, copy=not image.flags.writeable)
             self._debug_pub.publish(Image(header=header, **bgr_to_raw_fields(annotated)))
@@ -375,6 +382,9 @@ class TrackerNode(Node):
             values["unpaired_images"] = str(self._pairer.unpaired_images)
             values["unpaired_detections"] = str(self._pairer.unpaired_detections)
         values.update({f"rejected_{k}": str(v) for k, v in sorted(snap.rejected.items())})
+        ground_warning = None if self._ground is None else self._ground.output.diagnostics(values)
+        if ground_warning is not None and level == DiagnosticStatus.OK:
+            level, message = DiagnosticStatus.WARN, ground_warning
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: tracker",
                                   message=message, hardware_id=self.get_fully_qualified_name(),
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])

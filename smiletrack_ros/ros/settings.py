@@ -171,7 +171,9 @@ def _tracker_params() -> tuple[ParamSpec, ...]:
 
 
 def all_param_specs() -> tuple[ParamSpec, ...]:
-    return NODE_PARAMS + _detector_params() + _tracker_params()
+    from smiletrack_ros.ros.ground_settings import GROUND_PARAMS  # imports ParamSpec from here
+
+    return NODE_PARAMS + _detector_params() + _tracker_params() + GROUND_PARAMS
 
 
 @dataclass(frozen=True)

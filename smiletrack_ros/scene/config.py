@@ -4,6 +4,10 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smiletrack_ros.scene.camera import SceneCamera
 
 MAX_PEOPLE = 300
 MIN_PERSON_PIXELS = 8
@@ -62,6 +66,7 @@ class SceneConfig:
     det_score_high: float = 0.92
     det_score_low: float = 0.2
     det_score_noise: float = 0.06
+    camera: SceneCamera | None = None             # metric floor and perspective (scene.camera); None: pixel scene
 
     @classmethod
     def crowd(cls, num_people: int, occupancy: float = 0.5, **overrides) -> SceneConfig:
@@ -131,3 +136,12 @@ class SceneConfig:
             raise SceneConfigError(f"det_box_noise must be <= 0.5, got {self.det_box_noise}")
         if self.det_false_positives > 100.0:
             raise SceneConfigError(f"det_false_positives must be <= 100 per frame, got {self.det_false_positives}")
+        self._check_camera()
+
+    def _check_camera(self) -> None:
+        from smiletrack_ros.scene.camera import SceneCamera
+
+        if self.camera is not None and not isinstance(self.camera, SceneCamera):
+            raise SceneConfigError(f"camera must be a SceneCamera or None, got {self.camera!r}")
+        if self.camera is not None and self.camera_pan != 0.0:
+            raise SceneConfigError("camera_pan must be 0 with a metric camera (the camera stands still)")

@@ -11,7 +11,7 @@ from smiletrack_ros.detections import Detections
 from smiletrack_ros.scene.background import camera_view, make_background
 from smiletrack_ros.scene.config import SceneConfig
 from smiletrack_ros.scene.detector_model import simulate_detections
-from smiletrack_ros.scene.figures import render_figure
+from smiletrack_ros.scene.floor_walkers import FloorTruth, MetricCrowd
 from smiletrack_ros.scene.sensor import SensorNoise
 from smiletrack_ros.scene.walkers import Crowd
 
@@ -28,13 +28,15 @@ class FrameTruth:
     the image border), ``visibility`` (N,) float32, the fraction of the body's
     pixels that are inside the image and not hidden by nearer people.
     ``detection_ids`` (D,) int64: the identity behind each simulated detection,
-    -1 for false positives.
+    -1 for false positives. ``floor``: the people's metric positions and velocities
+    (rows as ``ids``) when the scene has a metric camera, else None.
     """
 
     ids: np.ndarray
     boxes: np.ndarray
     visibility: np.ndarray
     detection_ids: np.ndarray
+    floor: FloorTruth | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -57,6 +59,9 @@ class Scene:
     def __init__(self, config: SceneConfig):
         self.config = config
         self.horizon_y = int(round(max(config.ground_band[0] - config.person_height[0], 0.05) * config.height))
+        if config.camera is not None:
+            horizon = config.camera.horizon_row(config.width, config.height)
+            self.horizon_y = int(round(np.clip(horizon, 0.05 * config.height, 0.95 * config.height)))
         self.background = make_background(2 * config.width, config.height, self.horizon_y,
                                           _rng(config.seed, _STREAM_BACKGROUND))
 
@@ -70,7 +75,7 @@ class Scene:
     def frames(self) -> Iterator[SceneFrame]:
         """Yield frames 1..num_frames one at a time (nothing is kept between frames)."""
         cfg = self.config
-        crowd = Crowd(cfg, _rng(cfg.seed, _STREAM_PEOPLE))
+        crowd = (MetricCrowd if cfg.camera is not None else Crowd)(cfg, _rng(cfg.seed, _STREAM_PEOPLE))
         detector_rng = _rng(cfg.seed, _STREAM_DETECTOR)
         sensor = SensorNoise(cfg.height, cfg.width, cfg.image_noise, _rng(cfg.seed, _STREAM_SENSOR)) \
             if cfg.image_noise > 0 else None
@@ -88,10 +93,11 @@ class Scene:
             on_image = ((truth_boxes[:, 2] > 0) & (truth_boxes[:, 0] < cfg.width)
                         & (truth_boxes[:, 3] > 0) & (truth_boxes[:, 1] < cfg.height))
             truth = FrameTruth(ids=ids[on_image], boxes=truth_boxes[on_image].astype(np.float32),
-                               visibility=visibility[on_image].astype(np.float32), detection_ids=sources)
+                               visibility=visibility[on_image].astype(np.float32), detection_ids=sources,
+                               floor=crowd.floor_truth(ids[on_image]) if cfg.camera is not None else None)
             yield SceneFrame(index, image, truth, detections)
 
-    def _render(self, crowd: Crowd, camera_x: float):
+    def _render(self, crowd: Crowd | MetricCrowd, camera_x: float):
         """Paint people far to near over the backdrop; measure each one's visible pixels."""
         cfg = self.config
         image = camera_view(self.background, camera_x, cfg.width)
@@ -102,8 +108,8 @@ class Scene:
         areas = np.zeros(n, np.int64)
         placed: list[tuple[np.ndarray, np.ndarray]] = []
         for k, w in enumerate(walkers):
-            figure = render_figure(w.look, float(crowd.height_at(w.foot_y)) * w.look.stature, w.phase)
-            x0, y0 = int(round(w.x - camera_x)), int(round(w.foot_y))
+            figure = crowd.figure(w)
+            x0, y0 = crowd.figure_anchor(w, figure, camera_x)
             x1, y1, x2, y2 = figure.box()
             full_boxes[k] = (x0 + x1, y0 + y1, x0 + x2, y0 + y2)
             areas[k] = len(figure.rows)

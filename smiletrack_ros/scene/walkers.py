@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from smiletrack_ros.scene.config import SceneConfig
-from smiletrack_ros.scene.figures import Appearance, random_appearance
+from smiletrack_ros.scene.figures import Appearance, Figure, random_appearance, render_figure
 
 _MAX_HEADING = 0.6   # radians away from the horizontal
 _HEADING_DRIFT = 0.5  # heading random-walk std per sqrt(second)
@@ -49,6 +49,13 @@ class Crowd:
         lo, hi = self.config.person_height
         t = (np.asarray(foot_y) - self.foot_lo) / (self.foot_hi - self.foot_lo)
         return (lo + (hi - lo) * t) * self.config.height
+
+    def figure(self, walker: Walker) -> Figure:
+        return render_figure(walker.look, float(self.height_at(walker.foot_y)) * walker.look.stature, walker.phase)
+
+    def figure_anchor(self, walker: Walker, figure: Figure, camera_x: float) -> tuple[int, int]:
+        """Image position of the figure's origin (the point between its feet)."""
+        return int(round(walker.x - camera_x)), int(round(walker.foot_y))
 
     def _new_walker(self, camera_x: float, entering: bool) -> Walker:
         rng, cfg = self.rng, self.config

@@ -1,0 +1,287 @@
+"""Each track's motion on the floor: a constant-velocity Kalman filter in metres and m/s.
+
+It is fed the projected foot point of the detection the 2D tracker matched to
+the track, with that point's covariance. (Not the 2D tracker's filtered box: that
+is already an average over past frames, and filtering it again would count the
+same evidence twice and make the covariance overconfident.) A measurement
+outside the gate, out of walking reach, or of another standing height than the
+track's is skipped as an outlier, unless the track was just re-identified after
+a gap or keeps disagreeing: then the person is elsewhere than the filter thinks
+(or it is another person), and it restarts there.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from smiletrack_ros.ground.projection import (
+    GroundConfigError,
+    GroundMeasurements,
+    GroundProjector,
+    Refusal,
+    positive_number,
+)
+from smiletrack_ros.tracking import TrackOutput
+
+_H = np.hstack([np.eye(2), np.zeros((2, 2))])
+_HEIGHT_SAMPLES = 5   # heights seen before a track's own height is trusted
+_MIN_HEIGHT_SPREAD = 0.02
+
+
+class GroundStatus(IntEnum):
+    NONE = 0       # no ground estimate (see the refusal)
+    MEASURED = 1   # updated with this frame's foot point
+    PREDICTED = 2  # carried forward from earlier measurements (see the refusal for why not this frame)
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """``acceleration_psd``: white-acceleration noise (m^2/s^3) of walking people;
+    ``initial_speed_sigma``: velocity std (m/s, per axis) of a new track; ``gate``: Mahalanobis
+    distance squared beyond which a measurement is an outlier (chi-square, 2 dof);
+    ``max_outliers``: consecutive outliers after which the filter restarts at the measurement;
+    ``reidentify_gap``: seconds without a measurement after which an outlier restarts the filter
+    at once (the track was re-identified somewhere else); ``max_prediction``: seconds a track
+    keeps a predicted ground state without measurements; ``max_speed``: m/s no walking person
+    exceeds (a measurement farther than that from the last one is someone else);
+    ``height_tolerance``: relative difference from the track's mean standing height beyond which
+    a box is not this whole person (feet hidden, or someone else)."""
+
+    acceleration_psd: float = 0.05
+    initial_speed_sigma: float = 1.0
+    gate: float = 18.4
+    max_outliers: int = 3
+    reidentify_gap: float = 0.5
+    max_prediction: float = 2.0
+    max_speed: float = 3.0
+    height_tolerance: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name in ("acceleration_psd", "initial_speed_sigma", "gate", "reidentify_gap", "max_prediction",
+                     "max_speed", "height_tolerance"):
+            object.__setattr__(self, name, positive_number(name, getattr(self, name)))
+        if isinstance(self.max_outliers, bool) or not isinstance(self.max_outliers, int) or self.max_outliers < 1:
+            raise GroundConfigError("max_outliers", f"must be an int >= 1, got {self.max_outliers!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class GroundEstimate:
+    """One track on the floor: ``position`` (2,) m and ``velocity`` (2,) m/s in the target frame,
+    ``covariance`` (4, 4) over (x, y, vx, vy); ``height`` the mean plausible standing height (m, nan
+    when none was seen); ``refusal`` why this frame gave no measurement (``Refusal.NONE`` if it did);
+    ``started`` the time of the filter's first measurement (nan without an estimate)."""
+
+    track_id: int
+    status: GroundStatus
+    refusal: Refusal
+    position: np.ndarray
+    velocity: np.ndarray
+    covariance: np.ndarray
+    height: float
+    started: float
+
+    @classmethod
+    def none(cls, track_id: int, refusal: Refusal) -> GroundEstimate:
+        nan2 = np.full(2, np.nan)
+        return cls(track_id, GroundStatus.NONE, refusal, nan2, nan2.copy(), np.full((4, 4), np.nan), math.nan, math.nan)
+
+
+class ConstantVelocityFilter:
+    """State (x, y, vx, vy) with covariance; ``predict`` to a time, ``update`` with a 2D position."""
+
+    __slots__ = ("x", "P", "time", "psd")
+
+    def __init__(self, position: np.ndarray, covariance: np.ndarray, time: float, psd: float, speed_sigma: float):
+        self.x = np.concatenate([position, np.zeros(2)])
+        self.P = np.zeros((4, 4))
+        self.P[:2, :2] = covariance
+        self.P[2:, 2:] = np.eye(2) * speed_sigma**2
+        self.time = time
+        self.psd = psd
+
+    def predicted(self, time: float) -> tuple[np.ndarray, np.ndarray]:
+        dt = max(time - self.time, 0.0)
+        F = np.eye(4)
+        F[0, 2] = F[1, 3] = dt
+        q = self.psd
+        Q = np.kron(np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]]) * q, np.eye(2))
+        return F @ self.x, F @ self.P @ F.T + Q
+
+    def predict(self, time: float) -> None:
+        self.x, self.P = self.predicted(time)
+        self.time = max(time, self.time)
+
+    def innovation(self, z: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(residual, its covariance S, squared Mahalanobis distance) of a position measurement."""
+        y = z - self.x[:2]
+        S = self.P[:2, :2] + R
+        return y, S, float(y @ np.linalg.solve(S, y))
+
+    def update(self, z: np.ndarray, R: np.ndarray) -> None:
+        y, S, _ = self.innovation(z, R)
+        K = np.linalg.solve(S, _H @ self.P).T          # P H^T S^-1 (S symmetric)
+        self.x = self.x + K @ y
+        I_KH = np.eye(4) - K @ _H
+        self.P = I_KH @ self.P @ I_KH.T + K @ R @ K.T   # Joseph form: stays symmetric positive definite
+
+
+@dataclass(slots=True)
+class _TrackMotion:
+    filter: ConstantVelocityFilter
+    started: float
+    last_measured: float
+    last_position: np.ndarray     # filtered position and covariance after the last measurement
+    last_covariance: np.ndarray
+    outliers: int = 0
+    height_sum: float = 0.0
+    height_squares: float = 0.0
+    height_count: int = 0
+
+    def measured(self, timestamp: float, height: float) -> None:
+        self.last_measured = timestamp
+        self.last_position = self.filter.x[:2].copy()
+        self.last_covariance = self.filter.P[:2, :2].copy()
+        if math.isfinite(height):
+            self.height_sum += height
+            self.height_squares += height * height
+            self.height_count += 1
+
+    @property
+    def height(self) -> float:
+        return self.height_sum / self.height_count if self.height_count else math.nan
+
+    @property
+    def height_sigma(self) -> float:
+        """Uncertainty of the head's height in one frame: the spread of this track's heights
+        (gait and box jitter), at least 2% of the height."""
+        mean = self.height
+        spread = max(self.height_squares / self.height_count - mean * mean, 0.0) if self.height_count else 0.0
+        return math.sqrt(spread + (_MIN_HEIGHT_SPREAD * mean) ** 2)
+
+
+class GroundTracker:
+    """Ground filters for the live tracks of a 2D tracker, keyed by track id.
+
+    ``update(timestamp, tracks, detection_boxes, projector, detection_scores)`` once a frame, after
+    the 2D tracker's update: ``tracks`` its ``TrackOutput``s (``detection_index`` into
+    ``detection_boxes`` and ``detection_scores``).
+    Filters of ids no longer in ``tracks`` are dropped; time going backwards resets everything.
+    """
+
+    def __init__(self, config: MotionConfig | None = None):
+        self.config = config if config is not None else MotionConfig()
+        self._tracks: dict[int, _TrackMotion] = {}
+        self._last_time: float | None = None
+
+    def reset(self) -> None:
+        self._tracks.clear()
+        self._last_time = None
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def update(self, timestamp: float, tracks: Sequence[TrackOutput], detection_boxes: np.ndarray,
+               projector: GroundProjector | None, detection_scores: np.ndarray | None = None
+               ) -> dict[int, GroundEstimate]:
+        if not math.isfinite(timestamp):
+            raise ValueError(f"timestamp must be finite, got {timestamp}")
+        if self._last_time is not None and timestamp < self._last_time:
+            self.reset()
+        self._last_time = timestamp
+        live = {int(t.track_id) for t in tracks}
+        for gone in [k for k in self._tracks if k not in live]:
+            del self._tracks[gone]
+        if projector is None:
+            self._tracks.clear()
+            return {int(t.track_id): GroundEstimate.none(int(t.track_id), Refusal.NO_CAMERA_MODEL) for t in tracks}
+
+        boxes = np.asarray(detection_boxes, np.float64).reshape(-1, 4)
+        matched = [t for t in tracks if 0 <= t.detection_index < len(boxes)]
+        rows = [t.detection_index for t in matched]
+        scores = None if detection_scores is None else np.asarray(detection_scores, np.float64).reshape(-1)[rows]
+        measurements = projector.project(boxes[rows], scores)
+        self._measure_heads(projector, matched, boxes[rows], measurements)
+        row = {int(t.track_id): k for k, t in enumerate(matched)}
+        return {int(t.track_id): self._step(int(t.track_id), timestamp, measurements, row.get(int(t.track_id)))
+                for t in tracks}
+
+    def _step(self, track_id: int, timestamp: float, m: GroundMeasurements, k: int | None) -> GroundEstimate:
+        cfg = self.config
+        motion = self._tracks.get(track_id)
+        refusal = Refusal.UNMATCHED if k is None else Refusal(int(m.refusals[k]))
+        if refusal == Refusal.NONE:
+            z, R, height = m.positions[k], m.covariances[k], float(m.heights[k])
+            if motion is None:
+                motion = self._start(track_id, z, R, timestamp)
+            else:
+                motion.filter.predict(timestamp)
+                disagreement = self._disagreement(motion, z, R, height, timestamp)
+                if disagreement == Refusal.NONE:
+                    motion.filter.update(z, R)
+                    motion.outliers = 0
+                elif timestamp - motion.last_measured > cfg.reidentify_gap or motion.outliers + 1 >= cfg.max_outliers:
+                    motion = self._start(track_id, z, R, timestamp)
+                else:
+                    motion.outliers += 1
+                    refusal = disagreement
+            if refusal == Refusal.NONE:
+                motion.measured(timestamp, height)
+                return self._estimate(track_id, motion, GroundStatus.MEASURED, refusal)
+            return self._estimate(track_id, motion, GroundStatus.PREDICTED, refusal)
+        if motion is None:
+            return GroundEstimate.none(track_id, refusal)
+        if timestamp - motion.last_measured > cfg.max_prediction:
+            del self._tracks[track_id]
+            return GroundEstimate.none(track_id, refusal)
+        motion.filter.predict(timestamp)
+        return self._estimate(track_id, motion, GroundStatus.PREDICTED, refusal)
+
+    def _measure_heads(self, projector: GroundProjector, matched: Sequence[TrackOutput], boxes: np.ndarray,
+                       m: GroundMeasurements) -> None:
+        """Tracks whose feet are cut off by the image bottom, but whose standing height is known,
+        are placed by their head instead (``GroundProjector.head_points``); ``m`` is updated."""
+        known = {k: self._tracks.get(int(t.track_id)) for k, t in enumerate(matched)
+                 if m.refusals[k] == Refusal.TRUNCATED}
+        rows = [k for k, motion in known.items() if motion is not None and motion.height_count >= _HEIGHT_SAMPLES]
+        if not rows:
+            return
+        motions = [known[k] for k in rows]
+        positions, covariances, refusals = projector.head_points(
+            boxes[rows], np.array([mo.height for mo in motions]), np.array([mo.height_sigma for mo in motions]))
+        for j, k in enumerate(rows):
+            if refusals[j] == Refusal.NONE:
+                m.positions[k], m.covariances[k], m.refusals[k], m.heights[k] = positions[j], covariances[j], 0, np.nan
+
+    def _disagreement(self, motion: _TrackMotion, z: np.ndarray, R: np.ndarray, height: float,
+                      timestamp: float) -> Refusal:
+        """Why a measurement cannot be this track's person (NONE when it can): outside the gate,
+        farther from its last position than walking at ``max_speed`` reaches, or a standing height
+        off the track's own by more than ``height_tolerance``."""
+        cfg = self.config
+        _, _, distance = motion.filter.innovation(z, R)
+        slack = math.sqrt(cfg.gate * float(np.linalg.eigvalsh(R + motion.last_covariance)[-1]))   # the gate's sigmas
+        reach = cfg.max_speed * (timestamp - motion.last_measured) + slack
+        if distance > cfg.gate or float(np.hypot(*(z - motion.last_position))) > reach:
+            return Refusal.OUTLIER
+        known = motion.height_count >= _HEIGHT_SAMPLES
+        if known and abs(height - motion.height) > cfg.height_tolerance * motion.height:
+            return Refusal.IMPLAUSIBLE_HEIGHT
+        return Refusal.NONE
+
+    def _start(self, track_id: int, z: np.ndarray, R: np.ndarray, timestamp: float) -> _TrackMotion:
+        cfg = self.config
+        motion = _TrackMotion(ConstantVelocityFilter(z, R, timestamp, cfg.acceleration_psd, cfg.initial_speed_sigma),
+                              started=timestamp, last_measured=timestamp, last_position=z.copy(),
+                              last_covariance=R.copy())
+        self._tracks[track_id] = motion
+        return motion
+
+    @staticmethod
+    def _estimate(track_id: int, motion: _TrackMotion, status: GroundStatus, refusal: Refusal) -> GroundEstimate:
+        f = motion.filter
+        return GroundEstimate(track_id, status, refusal, f.x[:2].copy(), f.x[2:].copy(), f.P.copy(), motion.height,
+                              motion.started)

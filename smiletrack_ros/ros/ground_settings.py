@@ -1,0 +1,111 @@
+"""The node's ground-plane parameters (``ground.*``) as data, and their validation (no rclpy).
+
+The camera pose comes from the ``ground.camera_*`` mounting parameters (the camera
+link's x, y, height, roll, pitch, yaw in ``ground.target_frame``: any rigid
+transform), or, with ``ground.use_tf`` where tf2_ros is importable, from TF
+(``camera_info.header.frame_id`` -> ``ground.target_frame``).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from smiletrack_ros.errors import SettingError
+from smiletrack_ros.ground import CameraPose, MotionConfig, PixelNoise, ProjectionConfig
+from smiletrack_ros.ros.settings import ParameterError, ParamSpec, _topic
+
+_D = ProjectionConfig()
+_N = PixelNoise()
+_M = MotionConfig()
+
+GROUND_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("ground.enabled", "bool", False, "project tracks to the floor (needs camera_info and the camera pose) "
+              "and publish ground.detections_topic / ground.markers_topic"),
+    ParamSpec("ground.camera_info_topic", "string", "", "sensor_msgs/CameraInfo topic; empty: camera_info beside "
+              "image_topic (image_raw -> camera_info in the same namespace), as image pipelines name it"),
+    ParamSpec("ground.target_frame", "string", "base_link", "frame whose z = 0 is the floor; header frame of the "
+              "3D outputs"),
+    ParamSpec("ground.use_tf", "bool", False, "camera pose from TF (camera_info frame -> target_frame) when "
+              "tf2_ros is importable; else, and when false, from the ground.camera_* parameters"),
+    ParamSpec("ground.camera_height", "double", 1.5, "camera height above the floor, m (optical centre)"),
+    ParamSpec("ground.camera_pitch_deg", "double", 10.0, "camera pitch, degrees, positive looking down"),
+    ParamSpec("ground.camera_roll_deg", "double", 0.0, "camera roll about its viewing axis, degrees"),
+    ParamSpec("ground.camera_yaw_deg", "double", 0.0, "camera yaw in the target frame, degrees (0: looking along x)"),
+    ParamSpec("ground.camera_x", "double", 0.0, "camera position in the target frame, m"),
+    ParamSpec("ground.camera_y", "double", 0.0, "camera position in the target frame, m"),
+    ParamSpec("ground.noise_x_fraction", "double", _N.x_fraction, "foot point std across, fraction of the box width"),
+    ParamSpec("ground.noise_y_fraction", "double", _N.y_fraction, "foot point std down, fraction of the box height"),
+    ParamSpec("ground.noise_floor_px", "double", _N.floor_px, "foot point std floor, pixels"),
+    ParamSpec("ground.min_height", "double", _D.min_height, "shortest believable standing height, m"),
+    ParamSpec("ground.max_height", "double", _D.max_height, "tallest believable standing height, m"),
+    ParamSpec("ground.max_range", "double", _D.max_range, "farthest believable foot point, m from the camera"),
+    ParamSpec("ground.min_score", "double", _D.min_score, "detections scored lower are not projected "
+              "(mostly occluded: their boxes need not reach the feet)"),
+    ParamSpec("ground.acceleration_psd", "double", _M.acceleration_psd, "walking people's white-acceleration "
+              "noise, m^2/s^3 (ground filter)"),
+    ParamSpec("ground.detections_topic", "string", "tracks_3d", "output: vision_msgs/Detection3DArray, id = track "
+              "id, box centre at the person's mid-height above the ground position"),
+    ParamSpec("ground.markers_topic", "string", "tracks_markers", "output: visualization_msgs/MarkerArray for RViz "
+              "(cylinder, id text and velocity arrow per person)"),
+)
+
+
+@dataclass(frozen=True)
+class GroundSettings:
+    enabled: bool
+    camera_info_topic: str
+    target_frame: str
+    use_tf: bool
+    pose: CameraPose
+    projection: ProjectionConfig
+    motion: MotionConfig
+    detections_topic: str
+    markers_topic: str
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], image_topic: str = "image") -> GroundSettings:
+        """``values``: parameter name -> value (every ``ground.*`` parameter)."""
+        v = {k[len("ground."):]: values[k] for k in (s.name for s in GROUND_PARAMS)}
+        info_topic = v["camera_info_topic"] or camera_info_beside(image_topic)
+        _topic("ground.camera_info_topic", info_topic)
+        for name in ("detections_topic", "markers_topic"):
+            _topic(f"ground.{name}", v[name])
+        frame = v["target_frame"].strip().lstrip("/")
+        if not frame:
+            raise ParameterError("ground.target_frame", "must name a frame")
+        with _as_parameter():
+            pose = CameraPose.from_mounting(v["camera_height"], math.radians(v["camera_pitch_deg"]),
+                                            math.radians(v["camera_roll_deg"]), math.radians(v["camera_yaw_deg"]),
+                                            v["camera_x"], v["camera_y"])
+        with _as_parameter():
+            noise = PixelNoise(v["noise_x_fraction"], v["noise_y_fraction"], v["noise_floor_px"])
+        with _as_parameter():
+            projection = ProjectionConfig(noise=noise, min_height=v["min_height"], max_height=v["max_height"],
+                                          max_range=v["max_range"], min_score=v["min_score"])
+            motion = MotionConfig(acceleration_psd=v["acceleration_psd"])
+        return cls(enabled=bool(v["enabled"]), camera_info_topic=info_topic, target_frame=frame,
+                   use_tf=bool(v["use_tf"]), pose=pose, projection=projection, motion=motion,
+                   detections_topic=v["detections_topic"], markers_topic=v["markers_topic"])
+
+
+def camera_info_beside(image_topic: str) -> str:
+    """``camera/image_raw`` -> ``camera/camera_info`` (image_transport's convention)."""
+    head, _, _ = image_topic.rpartition("/")
+    return f"{head}/camera_info" if head else "camera_info"
+
+
+_PARAMETER_OF_FIELD = {"height": "camera_height", "pitch": "camera_pitch_deg", "roll": "camera_roll_deg",
+                       "yaw": "camera_yaw_deg", "x": "camera_x", "y": "camera_y", "x_fraction": "noise_x_fraction",
+                       "y_fraction": "noise_y_fraction", "floor_px": "noise_floor_px"}
+
+
+@contextmanager
+def _as_parameter() -> Iterator[None]:
+    """Re-raises a library SettingError as the ParameterError of the ground parameter it is about."""
+    try:
+        yield
+    except SettingError as exc:
+        raise ParameterError(f"ground.{_PARAMETER_OF_FIELD.get(exc.field, exc.field)}", exc.reason) from exc
