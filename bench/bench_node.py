@@ -34,7 +34,7 @@ from smiletrack_ros.msg import TrackArray
 from smiletrack_ros.ros.images import ImageConverter, bgr_to_raw_fields
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.ros.messages import detection_array_to_detections, detections_to_detection_array
-from smiletrack_ros.ros.process import stop_node_process
+from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process
 from smiletrack_ros.tracking import TrackOutput, TrackState
 
 WIDTH, HEIGHT, TRACKS = 640, 480, 50
@@ -124,9 +124,8 @@ def bench_latency(frames: int, rate: float) -> None:
         params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
             "detector.backend": "external", "embedder.enabled": False, "input_qos.reliability": "reliable",
             "input_qos.depth": 10, "tracker.preset": "bytetrack", "frame_rate": 30.0}}}))
-        env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "smiletrack_ros.ros.node", "--ros-args",
-                                 "--params-file", str(params)], env=env, cwd=tmp, stdout=subprocess.DEVNULL,
+        env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"))
+        proc = subprocess.Popen(node_command("--params-file", str(params)), env=env, cwd=tmp, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             _measure_latency(domain, frames, rate, proc)

@@ -103,8 +103,9 @@ def test_launch_file_runs_the_installed_node_with_the_shipped_config():
     assert "generate_launch_description" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     # the executable is the script CMake installs to lib/<package>, where launch_ros looks
     cmake = (REPO / "CMakeLists.txt").read_text()
-    assert re.search(r"install\(PROGRAMS scripts/tracker_node DESTINATION lib/\$\{PROJECT_NAME\}\)", cmake)
-    assert "smiletrack_ros.ros.node import main" in (REPO / "scripts" / "tracker_node").read_text()
+    assert re.search(r"install\(PROGRAMS \$\{CMAKE_CURRENT_BINARY_DIR\}/tracker_node DESTINATION lib/\$\{PROJECT_NAME\}\)",
+                     cmake)
+    assert (REPO / "scripts" / "tracker_node.in").read_text().startswith("#!@Python3_EXECUTABLE@\n")
     # the default config is share/smiletrack_ros/config/tracker.yaml, which CMake installs
     config_call = next(c for c in ast.walk(tree) if isinstance(c, ast.Call)
                        and getattr(c.func, "attr", None) == "join")

@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.append(str(REPO))  # after site-packages: bench.suite from the checkout, smiletrack_ros installed
 
-from smiletrack_ros.ros.process import stop_node_process  # noqa: E402
+from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process  # noqa: E402
 
 WIDTH, HEIGHT, FRAME_RATE = 640, 480, 30.0
 # Measured frames are stamped after the warm-up ones (a stamp going back resets the tracker).
@@ -42,11 +42,9 @@ def start_node(workdir: Path, domain: int, preset: str) -> subprocess.Popen:
 
     params = workdir / "params.yaml"
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {**NODE_PARAMS, "tracker.preset": preset}}}))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1")
-    env.pop("PYTHONPATH", None)
-    return subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
-                             str(params)], cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+    env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                                PYTHONUNBUFFERED="1"))
+    return subprocess.Popen(node_command("--params-file", str(params)), cwd=workdir, env=env, stdout=subprocess.DEVNULL,
                             stderr=open(workdir / "node.log", "w"), start_new_session=True)
 
 

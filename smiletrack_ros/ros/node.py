@@ -6,47 +6,42 @@ which converts, runs the pipeline and publishes; all tracking logic lives in
 """
 from __future__ import annotations
 
-if __name__ == "__main__":  # the executable: quiet, immediate exit on a signal while loading
-    from smiletrack_ros.ros.process import exit_quietly_on_signals
+import dataclasses
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-    exit_quietly_on_signals()
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions, install_signal_handlers
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray
 
-import dataclasses  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import rclpy  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult  # noqa: E402
-from rclpy.clock import Clock, ClockType  # noqa: E402
-from rclpy.exceptions import ParameterException  # noqa: E402
-from rclpy.executors import ExternalShutdownException  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from rclpy.signals import SignalHandlerOptions, install_signal_handlers  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from vision_msgs.msg import Detection2DArray  # noqa: E402
-
-from smiletrack_ros.detection.external import kept_detections  # noqa: E402
-from smiletrack_ros.msg import TrackArray  # noqa: E402
-from smiletrack_ros.pipeline import LateFrameError, Pipeline  # noqa: E402
-from smiletrack_ros.ros.annotate import draw_tracks  # noqa: E402
-from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr  # noqa: E402
-from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields  # noqa: E402
-from smiletrack_ros.ros.latest_worker import LatestWorker  # noqa: E402
-from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,  # noqa: E402
+from smiletrack_ros.detection.external import kept_detections
+from smiletrack_ros.msg import TrackArray
+from smiletrack_ros.pipeline import LateFrameError, Pipeline
+from smiletrack_ros.ros.annotate import draw_tracks
+from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
+from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields
+from smiletrack_ros.ros.latest_worker import LatestWorker
+from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,
                                          index_into_message)
-from smiletrack_ros.ros.node_stats import NodeStats  # noqa: E402
-from smiletrack_ros.ros.process import exit_now, exit_quietly_on_signals, restore_default_signals  # noqa: E402
-from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,  # noqa: E402
+from smiletrack_ros.ros.node_stats import NodeStats
+from smiletrack_ros.ros.process import restore_default_signals
+from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,
                                          detector_config, tracker_config)
-from smiletrack_ros.ros.stamp_pairing import StampPairer  # noqa: E402
-from smiletrack_ros.tracking import SmileTracker  # noqa: E402
+from smiletrack_ros.ros.stamp_pairing import StampPairer
+from smiletrack_ros.tracking import SmileTracker
 
 NODE_NAME = "smiletrack_tracker"
 _TYPES = {"bool": Parameter.Type.BOOL, "int": Parameter.Type.INTEGER, "double": Parameter.Type.DOUBLE,
@@ -338,7 +333,7 @@ def _header_now(node: Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the node until SIGINT/SIGTERM; returns the exit status (2: invalid configuration)."""
-    exit_quietly_on_signals()           # model loading below can take seconds
+    # run_node installed the quiet signal handlers before the imports: model loading takes seconds
     rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
@@ -358,6 +353,3 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
     return 0
 
-
-if __name__ == "__main__":
-    exit_now(main())
