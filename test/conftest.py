@@ -323,6 +323,17 @@ class RosClient:
 
         return list(self._call(GetParameters, "get_parameters", GetParameters.Request(names=names)).values)
 
+    def list_parameters(self) -> list[str]:
+        from rcl_interfaces.srv import ListParameters
+
+        return list(self._call(ListParameters, "list_parameters", ListParameters.Request()).result.names)
+
+    def describe_parameters(self, names: list[str]) -> list[Any]:
+        from rcl_interfaces.srv import DescribeParameters
+
+        request = DescribeParameters.Request(names=names)
+        return list(self._call(DescribeParameters, "describe_parameters", request).descriptors)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -276,3 +276,60 @@ def test_node_processes_import_the_package_this_run_imported(ros_nodes):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).resolve() == Path(smiletrack_ros.__file__).resolve()
+
+
+def test_every_parameter_is_readable_and_a_dump_loads_back(live, ros_nodes):
+    """GetParameters answers for every declared name (the tracker.* fields included, issue 15
+    defect 2), and the values written as a params file, as `ros2 param dump` does, start an
+    identical node."""
+    from rclpy.parameter import parameter_value_to_python
+
+    h, _ = live
+    assert len(h.get_parameters(["image_topic", "tracker.alpha"])) == 2
+    names = h.list_parameters()
+    assert {"tracker.alpha", "tracker.high_threshold", "detector.stamp_tolerance", "frame_rate"} <= set(names)
+    values = dict(zip(names, (parameter_value_to_python(v) for v in h.get_parameters(names)), strict=True))
+    assert values["tracker.preset"] == "bytetrack" and values["tracker.high_threshold"] == 0.6
+    assert values["tracker.appearance_gate"] == -2.0                    # None in the bytetrack preset
+    again = ros_nodes.start(values)
+    client = ros_nodes.client(again.domain)
+    client.wait_connected(again)
+    reloaded = dict(zip(names, (parameter_value_to_python(v) for v in client.get_parameters(names)), strict=True))
+    assert reloaded == values
+    client.close()
+    again.stop()
+
+
+def test_compressed_topic_follows_the_remapped_image_topic(ros_nodes):
+    """`-r image:=/camera/image_raw` with compressed: true subscribes to /camera/image_raw/compressed
+    (image_transport's convention; issue 15 defect 3)."""
+    node = ros_nodes.start(BASE_PARAMS | {"compressed": True}, ros_args=("-r", "image:=/camera/image_raw"))
+    h = ros_nodes.client(node.domain, image_topic="/camera/image_raw")
+    h.wait_connected(node, compressed=True)
+    ok, data = cv2.imencode(".jpg", h.scene(_walkers(0)))
+    assert ok
+    h.frame(1.0, _walkers(0), image=CompressedImage(format="jpeg", data=data.tobytes()))   # tracks came back
+    assert "/camera/image_raw/compressed" in node.output()
+    node.stop()
+
+
+@pytest.mark.parametrize("name, value", [
+    ("frame_rate", float("inf")), ("frame_rate", float("nan")), ("diagnostics_period", float("inf")),
+    ("detector.stamp_tolerance", float("inf")), ("detector.stamp_tolerance", 1e300), ("input_qos.depth", 10**6),
+])
+def test_non_finite_or_out_of_range_settings_are_refused_at_start(ros_nodes, name, value):
+    """Issue 16 item 7: the documented message and exit 2, no traceback."""
+    node = ros_nodes.start(BASE_PARAMS | {name: value})
+    assert node.wait_exit() == 2, node.output()
+    out = node.output()
+    assert f"invalid configuration: parameter '{name}'" in out and "Traceback" not in out, out
+
+
+def test_descriptors_show_the_validated_limits(live):
+    h, _ = live
+    rate, depth, gate = h.describe_parameters(["frame_rate", "input_qos.depth", "tracker.appearance_gate"])
+    assert (rate.floating_point_range[0].from_value, rate.floating_point_range[0].to_value) == (0.1, 1000.0)
+    assert "finite" in rate.additional_constraints and rate.read_only
+    assert (depth.integer_range[0].from_value, depth.integer_range[0].to_value) == (1, 1000)
+    assert "none (no gate)" in gate.additional_constraints and not gate.read_only
+    assert not h.set_parameter("tracker.alpha", float("nan")).successful

@@ -16,7 +16,7 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
@@ -34,12 +34,20 @@ from smiletrack_ros.ros.annotate import draw_tracks
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields
 from smiletrack_ros.ros.latest_worker import LatestWorker
-from smiletrack_ros.ros.messages import (DetectionsError, detection_array_to_detections,
-                                         index_into_message)
+from smiletrack_ros.ros.messages import DetectionsError, detection_array_to_detections, index_into_message
 from smiletrack_ros.ros.node_stats import NodeStats
 from smiletrack_ros.ros.process import restore_default_signals
-from smiletrack_ros.ros.settings import (NodeSettings, ParameterError, ParamSpec, all_param_specs,
-                                         detector_config, tracker_config)
+from smiletrack_ros.ros.settings import (
+    NodeSettings,
+    ParameterError,
+    ParamSpec,
+    all_param_specs,
+    check_limits,
+    detector_config,
+    tracker_config,
+    tracker_overrides,
+    tracker_values,
+)
 from smiletrack_ros.ros.stamp_pairing import StampPairer
 from smiletrack_ros.tracking import SmileTracker
 
@@ -92,10 +100,13 @@ class TrackerNode(Node):
         self._worker: LatestWorker[Frame] = LatestWorker(self._process, self._on_worker_error)
 
         in_qos = qos(s.input_reliability, s.input_depth)
+        # image_transport's convention: the compressed topic hangs off the resolved (remapped) base topic
+        image_topic = self.resolve_topic_name(s.image_topic)
         if s.compressed:
-            self.create_subscription(CompressedImage, f"{s.image_topic}/compressed", self._on_image, in_qos)
+            image_topic = f"{image_topic.rstrip('/')}/compressed"
+            self.create_subscription(CompressedImage, image_topic, self._on_image, in_qos)
         else:
-            self.create_subscription(Image, s.image_topic, self._on_image, in_qos)
+            self.create_subscription(Image, image_topic, self._on_image, in_qos)
         if s.external_detections:
             self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections, in_qos)
         # steady clock: with use_sim_time the diagnostics keep coming even while /clock is paused
@@ -103,26 +114,27 @@ class TrackerNode(Node):
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
-            f"tracking {self.resolve_topic_name(s.image_topic)}{'/compressed' if s.compressed else ''}"
-            f" -> {self.resolve_topic_name(s.tracks_topic)}; detector {s.detector.backend}, "
+            f"tracking {image_topic} -> {self.resolve_topic_name(s.tracks_topic)}; detector {s.detector.backend}, "
             f"embedder {self._models['embedder']}, tracker preset {s.tracker_preset}, "
             f"images via {self._converter.backend}")
 
     # ---- set-up -------------------------------------------------------------------------
     def _declare_parameters(self) -> dict[str, Any]:
-        """Declares every parameter; returns name -> value (None: tracker override left unset).
-
-        Unset overrides and empty-list defaults are declared by type, since rclpy cannot
-        infer an array's element type from an empty list."""
-        values = {}
+        """Declares every parameter with a value, so that each one can be read, dumped and loaded
+        back: the tracker.* fields default to the values of ``tracker.preset`` (declared before them).
+        Empty-list defaults are declared by type (rclpy cannot infer an element type from [])."""
+        values: dict[str, Any] = {}
+        preset_values: dict[str, Any] = {}
         for spec in self._specs.values():
-            descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.runtime)
-            by_type = spec.default is None or spec.default == []
+            if spec.name.startswith("tracker.") and not preset_values and spec.name != "tracker.preset":
+                preset_values = tracker_values(values["tracker.preset"])
+            default = preset_values.get(spec.name, spec.default)
             try:
-                param = self.declare_parameter(spec.name, _TYPES[spec.type] if by_type else spec.default, descriptor)
+                param = self.declare_parameter(spec.name, _TYPES[spec.type] if default == [] else default,
+                                               _descriptor(spec))
             except ParameterException as exc:
-                raise ParameterError(spec.name, f"expected a {spec.type}: {exc}") from exc
-            values[spec.name] = spec.default if param.type_ == Parameter.Type.NOT_SET else param.value
+                raise ParameterError(spec.name, f"expected a {spec.type}{_limits_text(spec)}: {exc}") from exc
+            values[spec.name] = default if param.type_ == Parameter.Type.NOT_SET else param.value
         return values
 
     def _build_pipeline(self) -> tuple[Pipeline, dict[str, str]]:
@@ -195,8 +207,9 @@ class TrackerNode(Node):
         with self._pending_lock:
             candidate = self._values | changes
         try:
+            check_limits(changes)
             if any(k.startswith("tracker.") for k in changes):
-                tracker_config(candidate["tracker.preset"], _tracker_overrides(candidate))
+                tracker_config(candidate["tracker.preset"], tracker_overrides(candidate))
             if any(k.startswith("detector.") for k in changes):
                 detector_config(candidate)
         except Exception as exc:  # noqa: BLE001 - any refusal goes back to the caller, never crashes the node
@@ -217,15 +230,15 @@ class TrackerNode(Node):
         if "publish_debug_image" in changes:
             self.settings = _replace(self.settings, publish_debug_image=values["publish_debug_image"])
         if any(k.startswith("tracker.") for k in changes):
-            config = tracker_config(values["tracker.preset"], _tracker_overrides(values))
-            self._pipeline.tracker.config = config  # read afresh by every update()
+            config = tracker_config(values["tracker.preset"], tracker_overrides(values))
+            self._pipeline.reconfigure_tracker(config)
             self.settings = _replace(self.settings, tracker=config)
         if any(k.startswith("detector.") for k in changes):
             config = detector_config(values)
             if self._pipeline.detector is not None:
                 from smiletrack_ros.detection import build_detector
 
-                self._pipeline.detector = build_detector(config)
+                self._pipeline.replace_detector(build_detector(config))
             self.settings = _replace(self.settings, detector=config)
 
     def _process(self, frame: Frame) -> None:
@@ -316,9 +329,21 @@ class TrackerNode(Node):
             self.get_logger().warning("worker still busy at shutdown; leaving it to exit with the process")
 
 
-def _tracker_overrides(values: dict[str, Any]) -> dict[str, Any]:
-    return {k[len("tracker."):]: v for k, v in values.items()
-            if k.startswith("tracker.") and k != "tracker.preset" and v is not None}
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """What ``ros2 param describe`` shows: the description, the limits the validation enforces
+    as a range, and the other constraints in words."""
+    descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.runtime,
+                                     additional_constraints=spec.constraints)
+    if spec.limits is not None and spec.type == "double":
+        descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.limits[0]),
+                                                              to_value=float(spec.limits[1]))]
+    elif spec.limits is not None and spec.type == "int":
+        descriptor.integer_range = [IntegerRange(from_value=int(spec.limits[0]), to_value=int(spec.limits[1]))]
+    return descriptor
+
+
+def _limits_text(spec: ParamSpec) -> str:
+    return f" ({spec.constraints})" if spec.constraints else ""
 
 
 def _replace(settings: NodeSettings, **changes: Any) -> NodeSettings:
