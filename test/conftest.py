@@ -6,6 +6,7 @@ import itertools
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,6 +152,45 @@ def ros_nodes(tmp_path_factory):
     launcher = NodeLauncher(tmp_path_factory.mktemp("nodes"))
     yield launcher
     launcher.close()
+
+
+class Ros2Tools:
+    """The ROS 2 command-line tools (``ros2 launch``, ``ros2 param`` ...) built by tools/setup_env.sh
+    from ../shared/ros2-tools, run as subprocesses in a node's environment (same domain, the
+    package copy this run imported first on PYTHONPATH, the installed package on AMENT_PREFIX_PATH)."""
+
+    def __init__(self, target: Path, launcher: NodeLauncher):
+        self.target, self.launcher = target, launcher
+        self.site = next(target.glob("lib/python3*/site-packages"))
+
+    def env(self, domain: int) -> dict[str, str]:
+        env = self.launcher.env(domain)
+        join = os.pathsep.join
+        env["PATH"] = join([str(self.target / "bin"), str(Path(sys.executable).parent), env.get("PATH", "")])
+        env["PYTHONPATH"] = join([env["PYTHONPATH"], str(self.site)])
+        env["AMENT_PREFIX_PATH"] = join([p for p in (env.get("AMENT_PREFIX_PATH"), str(self.target)) if p])
+        env["LD_LIBRARY_PATH"] = join([p for p in (str(self.target / "lib"), env.get("LD_LIBRARY_PATH")) if p])
+        return env
+
+    def launch(self, *args: str, domain: int | None = None, env: dict[str, str] | None = None) -> NodeProcess:
+        """``ros2 launch ARGS`` in its own process group, as a user starts it."""
+        domain = self.launcher.new_domain() if domain is None else domain
+        return self.launcher.start(command=[str(self.target / "bin" / "ros2"), "launch", *args], domain=domain,
+                                   env=self.env(domain) | (env or {}))
+
+    def run(self, *args: str, domain: int, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        """``ros2 ARGS`` (e.g. ``param get /smiletrack_tracker image_topic``) to completion."""
+        return subprocess.run([str(self.target / "bin" / "ros2"), *args], env=self.env(domain), capture_output=True,
+                              text=True, timeout=timeout, cwd=self.launcher.workdir)
+
+
+@pytest.fixture(scope="session")
+def ros2_tools(ros_nodes) -> Ros2Tools:
+    """Skips without the tool set (tools/setup_env.sh builds it when ../shared/ros2-tools exists)."""
+    target = Path(os.environ.get("SMILETRACK_ROS2_TOOLS", REPO / ".venv-ros2-tools"))
+    if not (target / "bin" / "ros2").is_file():
+        pytest.skip(f"ROS 2 launch tools not built at {target} (tools/setup_env.sh builds them from ../shared)")
+    return Ros2Tools(target, ros_nodes)
 
 
 def stamp_key(header: Any) -> int:

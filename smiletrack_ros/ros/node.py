@@ -32,6 +32,7 @@ from smiletrack_ros.msg import TrackArray
 from smiletrack_ros.pipeline import LateFrameError, Pipeline
 from smiletrack_ros.ros.annotate import draw_tracks
 from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
+from smiletrack_ros.ros.frame_gaps import FrameGaps
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields
 from smiletrack_ros.ros.latest_worker import LatestWorker
 from smiletrack_ros.ros.messages import DetectionsError, detection_array_to_detections, index_into_message
@@ -84,6 +85,8 @@ class TrackerNode(Node):
         self.settings = NodeSettings.from_values(self._values)
         s = self.settings
         self.stats = NodeStats()
+        self._gaps = FrameGaps(s.frame_rate)
+        self._missing_reported = 0
         self._converter = ImageConverter()
         self._pipeline, self._models = self._build_pipeline()
         self._pending_lock = threading.Lock()
@@ -122,7 +125,8 @@ class TrackerNode(Node):
     def _declare_parameters(self) -> dict[str, Any]:
         """Declares every parameter with a value, so that each one can be read, dumped and loaded
         back: the tracker.* fields default to the values of ``tracker.preset`` (declared before them).
-        Empty-list defaults are declared by type (rclpy cannot infer an element type from [])."""
+        An empty-list default is declared by type (rclpy cannot infer an element type from []) and
+        then given its typed empty value, before the descriptor makes it read-only."""
         values: dict[str, Any] = {}
         preset_values: dict[str, Any] = {}
         for spec in self._specs.values():
@@ -130,11 +134,16 @@ class TrackerNode(Node):
                 preset_values = tracker_values(values["tracker.preset"])
             default = preset_values.get(spec.name, spec.default)
             try:
-                param = self.declare_parameter(spec.name, _TYPES[spec.type] if default == [] else default,
-                                               _descriptor(spec))
+                if default == []:
+                    param = self.declare_parameter(spec.name, _TYPES[spec.type])
+                    if param.type_ == Parameter.Type.NOT_SET:
+                        self.set_parameters([Parameter(spec.name, _TYPES[spec.type], [])])
+                    self.set_descriptor(spec.name, _descriptor(spec))
+                else:
+                    self.declare_parameter(spec.name, default, _descriptor(spec))
             except ParameterException as exc:
                 raise ParameterError(spec.name, f"expected a {spec.type}{_limits_text(spec)}: {exc}") from exc
-            values[spec.name] = default if param.type_ == Parameter.Type.NOT_SET else param.value
+            values[spec.name] = self.get_parameter(spec.name).value
         return values
 
     def _build_pipeline(self) -> tuple[Pipeline, dict[str, str]]:
@@ -178,6 +187,7 @@ class TrackerNode(Node):
     # ---- callbacks (never block) --------------------------------------------------------
     def _on_image(self, msg: Any) -> None:
         arrived = time.monotonic()
+        self._gaps.add(stamp_ns(msg.header))
         if self._pairer is None:
             self._worker.submit(Frame(msg, None, arrived))
             return
@@ -306,9 +316,13 @@ class TrackerNode(Node):
             level, message = DiagnosticStatus.WARN, "no frames processed in the last period"
         if rejected or snap.errors:
             level, message = DiagnosticStatus.WARN, f"{rejected} rejected inputs, {snap.errors} processing errors"
+        missing, self._missing_reported = self._gaps.missing - self._missing_reported, self._gaps.missing
+        if missing:
+            level, message = DiagnosticStatus.WARN, f"{missing} frames missing from the stream (DDS loss?)"
         values = {
             "rate_hz": f"{snap.rate_hz:.2f}", "latency_ms_mean": f"{snap.latency_ms_mean:.2f}",
             "latency_ms_max": f"{snap.latency_ms_max:.2f}", "processing_ms_mean": f"{snap.processing_ms_mean:.2f}",
+            "frames_received": str(self._gaps.received), "frames_missing": str(self._gaps.missing),
             "frames_processed": str(snap.total_frames), "frames_dropped_busy": str(dropped),
             "live_tracks": str(snap.live_tracks),
             "detector": self._models["detector"], "embedder": self._models["embedder"],
@@ -332,8 +346,8 @@ class TrackerNode(Node):
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     """What ``ros2 param describe`` shows: the description, the limits the validation enforces
     as a range, and the other constraints in words."""
-    descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.runtime,
-                                     additional_constraints=spec.constraints)
+    descriptor = ParameterDescriptor(type=_TYPES[spec.type].value, description=spec.description,
+                                     read_only=not spec.runtime, additional_constraints=spec.constraints)
     if spec.limits is not None and spec.type == "double":
         descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.limits[0]),
                                                               to_value=float(spec.limits[1]))]
