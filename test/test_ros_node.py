@@ -22,7 +22,7 @@ from smiletrack_ros.msg import Track  # noqa: E402
 from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-BASE_PARAMS = {"detector.backend": "external", "embedder.enabled": False, "diagnostics_period": 0.2,
+BASE_PARAMS = {"detector.backend": "external", "embedder.enabled": False, "diagnostics_period": 0.2, "frame_rate": 10.0,
                "input_qos.depth": 5, "class_names": ["person"], "tracker.preset": "bytetrack"}
 
 

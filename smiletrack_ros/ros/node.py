@@ -20,10 +20,12 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions, install_signal_handlers
+from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
@@ -75,22 +77,32 @@ def qos(reliability: str, depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
 
 
-class TrackerNode(Node):
-    """Every setting comes from parameters, validated here once; a bad one raises ParameterError."""
+class TrackerCore:
+    """The tracker's behaviour, shared by the plain and the managed node: parameters are declared
+    and validated once at construction (a bad one raises ParameterError); ``_configure`` loads the
+    models and opens the outputs, ``_activate`` subscribes, ``_deactivate`` unsubscribes and
+    ``_cleanup`` frees the models. Mixed into an rclpy Node or LifecycleNode."""
 
-    def __init__(self, **kwargs: Any):
-        super().__init__(NODE_NAME, **kwargs)
+    def _declare(self) -> None:
         self._specs = {s.name: s for s in all_param_specs()}
         self._values = self._declare_parameters()
         self.settings = NodeSettings.from_values(self._values)
+        self._pending_lock = threading.Lock()
+        self._pending_changes: dict[str, Any] = {}
+        self._converter = ImageConverter()
+        self._worker: LatestWorker[Frame] | None = None
+        self._pipeline: Pipeline | None = None
+        self._inputs: list[Any] = []
+        self._outputs: list[Any] = []
+        self._timer = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _configure(self) -> None:
         s = self.settings
         self.stats = NodeStats()
         self._gaps = FrameGaps(s.frame_rate)
         self._missing_reported = 0
-        self._converter = ImageConverter()
         self._pipeline, self._models = self._build_pipeline()
-        self._pending_lock = threading.Lock()
-        self._pending_changes: dict[str, Any] = {}
         self._pairer: StampPairer | None = None
         if s.external_detections:
             self._pairer = StampPairer(s.sync_max_pending, round(s.detector.stamp_tolerance * 1e9))
@@ -100,26 +112,45 @@ class TrackerNode(Node):
         self._full_pub = self.create_publisher(TrackArray, s.tracks_full_topic, out_qos)
         self._debug_pub = self.create_publisher(Image, s.debug_image_topic, out_qos)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._worker: LatestWorker[Frame] = LatestWorker(self._process, self._on_worker_error)
+        self._outputs = [self._tracks_pub, self._full_pub, self._debug_pub, self._diag_pub]
+        self._worker = LatestWorker(self._process, self._on_worker_error)
 
+    def _activate(self) -> None:
+        s = self.settings
         in_qos = qos(s.input_reliability, s.input_depth)
         # image_transport's convention: the compressed topic hangs off the resolved (remapped) base topic
         image_topic = self.resolve_topic_name(s.image_topic)
         if s.compressed:
             image_topic = f"{image_topic.rstrip('/')}/compressed"
-            self.create_subscription(CompressedImage, image_topic, self._on_image, in_qos)
+            self._inputs.append(self.create_subscription(CompressedImage, image_topic, self._on_image, in_qos))
         else:
-            self.create_subscription(Image, image_topic, self._on_image, in_qos)
+            self._inputs.append(self.create_subscription(Image, image_topic, self._on_image, in_qos))
         if s.external_detections:
-            self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections, in_qos)
+            self._inputs.append(self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections,
+                                                         in_qos))
         # steady clock: with use_sim_time the diagnostics keep coming even while /clock is paused
-        self.create_timer(s.diagnostics_period, self._publish_diagnostics,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"tracking {image_topic} -> {self.resolve_topic_name(s.tracks_topic)}; detector {s.detector.backend}, "
             f"embedder {self._models['embedder']}, tracker preset {s.tracker_preset}, "
             f"images via {self._converter.backend}")
+
+    def _deactivate(self) -> None:
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs.clear()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+
+    def _cleanup(self) -> None:
+        """Stops the worker, closes the outputs and drops the models (their memory is freed)."""
+        self.shutdown()
+        for publisher in self._outputs:
+            self.destroy_publisher(publisher)
+        self._outputs.clear()
+        self._pipeline = self._worker = None
 
     # ---- set-up -------------------------------------------------------------------------
     def _declare_parameters(self) -> dict[str, Any]:
@@ -311,14 +342,16 @@ class TrackerNode(Node):
         snap = self.stats.snapshot()
         dropped = self._worker.dropped
         rejected = sum(snap.rejected.values())
-        level, message = DiagnosticStatus.OK, "tracking"
-        if snap.frames == 0:
-            level, message = DiagnosticStatus.WARN, "no frames processed in the last period"
-        if rejected or snap.errors:
-            level, message = DiagnosticStatus.WARN, f"{rejected} rejected inputs, {snap.errors} processing errors"
         missing, self._missing_reported = self._gaps.missing - self._missing_reported, self._gaps.missing
+        problems = []
+        if snap.frames == 0:
+            problems.append("no frames processed in the last period")
+        if rejected or snap.errors:
+            problems.append(f"{rejected} rejected inputs, {snap.errors} processing errors")
         if missing:
-            level, message = DiagnosticStatus.WARN, f"{missing} frames missing from the stream (DDS loss?)"
+            problems.append(f"{missing} frames missing from the stream in the last period (DDS loss?)")
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        message = "; ".join(problems) or "tracking"
         values = {
             "rate_hz": f"{snap.rate_hz:.2f}", "latency_ms_mean": f"{snap.latency_ms_mean:.2f}",
             "latency_ms_max": f"{snap.latency_ms_max:.2f}", "processing_ms_mean": f"{snap.processing_ms_mean:.2f}",
@@ -339,8 +372,53 @@ class TrackerNode(Node):
         self._diag_pub.publish(DiagnosticArray(header=_header_now(self), status=[status]))
 
     def shutdown(self) -> None:
-        if not self._worker.stop(timeout=0.5):
+        if self._worker is not None and not self._worker.stop(timeout=0.5):
             self.get_logger().warning("worker still busy at shutdown; leaving it to exit with the process")
+
+
+class TrackerNode(TrackerCore, Node):
+    """The plain node: configured and active from construction."""
+
+    def __init__(self, **kwargs: Any):
+        Node.__init__(self, NODE_NAME, **kwargs)
+        self._declare()
+        self._configure()
+        self._activate()
+
+
+class ManagedTrackerNode(TrackerCore, LifecycleNode):
+    """The managed (lifecycle) node: unconfigured until ``ros2 lifecycle set <node> configure``.
+    A model that fails to load fails the configure transition (logged) and the node stays up."""
+
+    def __init__(self, **kwargs: Any):
+        LifecycleNode.__init__(self, NODE_NAME, **kwargs)
+        self._declare()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except ParameterError as exc:
+            self.get_logger().error(f"configure failed: invalid configuration: {exc}")
+            self._cleanup()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -371,12 +449,15 @@ def _header_now(node: Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the node until SIGINT/SIGTERM; returns the exit status (2: invalid configuration)."""
+    """Runs the node until SIGINT/SIGTERM; returns the exit status (2: invalid configuration).
+    ``--managed`` (before ``--ros-args``) starts the lifecycle node."""
     # run_node installed the quiet signal handlers before the imports: model loading takes seconds
-    rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    argv = list(sys.argv if argv is None else argv)
+    managed = "--managed" in remove_ros_args(argv)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
-        node = TrackerNode()
+        node = ManagedTrackerNode() if managed else TrackerNode()
         restore_default_signals()
         install_signal_handlers(SignalHandlerOptions.ALL)
         rclpy.spin(node)
