@@ -39,7 +39,7 @@ from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fie
 from smiletrack_ros.ros.latest_worker import LatestWorker
 from smiletrack_ros.ros.messages import DetectionsError, detection_array_to_detections, index_into_message
 from smiletrack_ros.ros.node_stats import NodeStats
-from smiletrack_ros.ros.process import restore_default_signals
+from smiletrack_ros.ros.process import ignore_interrupts_while_ending, restore_default_signals
 from smiletrack_ros.ros.settings import (
     NodeSettings,
     ParameterError,
@@ -467,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_interrupts_while_ending()
         if node is not None:
             node.shutdown()
             node.destroy_node()

@@ -31,6 +31,14 @@ def exit_quietly_on_signals() -> None:
         signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
 
 
+def ignore_interrupts_while_ending() -> None:
+    """Once spinning has stopped: a terminal's Ctrl-C reaches the node twice under ``ros2 launch``
+    (from the terminal and forwarded by launch); the second must not interrupt the teardown.
+    SIGTERM still ends the process at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, _frame: os._exit(128 + signum))
+
+
 def restore_default_signals() -> None:
     """Python's own handlers again, for rclpy to install its handlers over."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
