@@ -89,7 +89,7 @@ def test_read_frames_pairs_images_with_late_detections(tmp_path, tiny_frames):
             stamp = frame_stamp_ns(f.index, TINY.fps)
             bag.write_image("/camera/image_raw", stamp, f.image)
             if f.index != 4:
-                msg = detections_message(bag.store, f.detections, stamp, "camera")
+                msg = detections_message(f.detections, stamp, "camera")
                 bag.write("/detections", DETECTION_ARRAY, stamp + lag, msg)
     frames = list(read_frames(path, detections_topic="/detections", max_lag_ns=2 * lag))
     assert [f.stamp_ns for f in frames] == [frame_stamp_ns(k, TINY.fps) for k in range(1, 9)]
@@ -337,7 +337,7 @@ def test_cdr_is_interchangeable_with_rclpy(tmp_path, tiny_frames):
     assert (image.header.stamp.sec, image.header.stamp.nanosec, image.header.frame_id) == (123, 456, "cam")
     assert np.array_equal(np.asarray(image.data, np.uint8).reshape(72, 96, 3), frame.image)
 
-    raw = store.serialize_cdr(tracks_message(store, _truth_tracks(frame), 0, "cam"), DETECTION_ARRAY)
+    raw = tracks_message(_truth_tracks(frame), 1, "cam")
     tracks = serialization.deserialize_message(bytes(raw), vision_msgs.Detection2DArray)
     assert [d.id for d in tracks.detections] == [str(i) for i in frame.truth.ids]
     assert tracks.detections[0].bbox.size_x == pytest.approx(frame.truth.boxes[0, 2] - frame.truth.boxes[0, 0])

@@ -107,11 +107,11 @@ class Feeder:
         from sensor_msgs.msg import Image
         from std_msgs.msg import Header
 
-        from smiletrack_ros.ros.messages import detections_to_detection_array
+        from smiletrack_ros.cdr import detections_cdr
 
         header = Header(frame_id="camera")
         header.stamp.sec, header.stamp.nanosec = divmod(key_ns, 1_000_000_000)
-        det_msg = detections_to_detection_array(header, dets, ("person",))
+        det_msg = detections_cdr(header, dets.boxes, dets.scores, dets.class_ids, class_names=("person",))
         image_msg = Image(header=header, **image_fields)
         with self.lock:
             self.sent[key_ns] = time.perf_counter()

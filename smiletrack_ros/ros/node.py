@@ -29,11 +29,11 @@ from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
+from smiletrack_ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.detection.external import kept_detections
 from smiletrack_ros.msg import TrackArray
 from smiletrack_ros.pipeline import LateFrameError, Pipeline
 from smiletrack_ros.ros.annotate import draw_tracks
-from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.ros.frame_gaps import FrameGaps
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields
 from smiletrack_ros.ros.latest_worker import LatestWorker

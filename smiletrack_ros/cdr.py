@@ -1,16 +1,24 @@
-"""Serialises the node's outputs straight to CDR bytes for ``Publisher.publish(bytes)``.
+"""The one message encoder: detections and tracks straight to CDR bytes.
 
+The node publishes these bytes (``Publisher.publish(bytes)``), the bags write them
+(``BagWriter``), the tests and benchmarks decode them with rclpy's
+``deserialize_message`` (which also checks every field against rclpy's own layout).
 Building 50 Detection2D / Track messages through rclpy's Python classes and then
-serialising them costs several milliseconds a frame (every nested default, e.g.
-each hypothesis' 36-float covariance, is constructed and type-checked); writing
-the same bytes with ``struct`` costs a fraction of that. The layout is plain
-(XCDR1) little-endian CDR as the ROS 2 rmw layers exchange it; the tests check
-every encoder against rclpy's own ``deserialize_message``.
+serialising them costs several milliseconds a frame (every nested default, e.g. each
+hypothesis' 36-float covariance, is constructed and type-checked); writing the same
+bytes with ``struct`` costs a fraction of that. The layout is plain (XCDR1)
+little-endian CDR as the ROS 2 rmw layers exchange it. Headers are any object with
+``stamp.sec``, ``stamp.nanosec`` and ``frame_id`` (rclpy's, rosbags', or ``Header``).
+No ROS import: usable by the node, the bags and plain Python alike.
 """
 from __future__ import annotations
 
 import struct
-from typing import Any, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from smiletrack_ros.labels import class_label
 from smiletrack_ros.tracking import TrackOutput
@@ -68,20 +76,56 @@ class CdrWriter:
         return bytes(self.buf)
 
 
-def detection_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = ()) -> bytes:
-    """vision_msgs/Detection2DArray: one Detection2D per track, id = track id, one hypothesis."""
+@dataclass(frozen=True)
+class Stamp:
+    sec: int
+    nanosec: int
+
+
+@dataclass(frozen=True)
+class Header:
+    """A std_msgs/Header for the encoders, from nanoseconds."""
+
+    stamp: Stamp
+    frame_id: str
+
+    @classmethod
+    def at(cls, stamp_ns: int, frame_id: str) -> Header:
+        if stamp_ns < 0:
+            raise ValueError(f"stamps must be >= 0 ns, got {stamp_ns}")
+        return cls(Stamp(stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000), frame_id)
+
+
+def _detection_array(header: Any, rows: Iterable[tuple[Any, float, str, str]]) -> bytes:
+    """vision_msgs/Detection2DArray from (box x1 y1 x2 y2, score, class label, id) rows,
+    one hypothesis each, every detection with the array's header."""
+    rows = list(rows)
     w = CdrWriter()
     w.header(header)
-    w.u32(len(tracks))
-    for t in tracks:
+    w.u32(len(rows))
+    for box, score, label, ident in rows:
         w.header(header)
         w.u32(1)                                   # results: one ObjectHypothesisWithPose
-        w.string(class_label(t.class_id, class_names))
-        w.packed(_F64, 8, float(t.score))
+        w.string(label)
+        w.packed(_F64, 8, float(score))
         w.buf += _IDENTITY_POSE                    # already 8-aligned after the score
-        w.bbox(t.box)
-        w.string(str(t.track_id))
+        w.bbox(box)
+        w.string(ident)
     return w.bytes()
+
+
+def detection_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = ()) -> bytes:
+    """The node's ``tracks``: one Detection2D per track, id = track id."""
+    return _detection_array(header, ((t.box, t.score, class_label(t.class_id, class_names), str(t.track_id))
+                                     for t in tracks))
+
+
+def detections_cdr(header: Any, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
+                   ids: Sequence[int] | None = None, class_names: Sequence[str] = ()) -> bytes:
+    """Detection2DArray from arrays: detections (``ids`` None: empty ids) or tracks (``ids``)."""
+    texts = [""] * len(boxes) if ids is None else [str(int(i)) for i in ids]
+    return _detection_array(header, ((b, s, class_label(int(c), class_names), i)
+                                     for b, s, c, i in zip(boxes, scores, class_ids, texts, strict=True)))
 
 
 def track_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = ()) -> bytes:
