@@ -9,7 +9,8 @@ hypothesis' 36-float covariance, is constructed and type-checked); writing the s
 bytes with ``struct`` costs a fraction of that. The layout is plain (XCDR1)
 little-endian CDR as the ROS 2 rmw layers exchange it. Headers are any object with
 ``stamp.sec``, ``stamp.nanosec`` and ``frame_id`` (rclpy's, rosbags', or ``Header``).
-No ROS import: usable by the node, the bags and plain Python alike.
+Tracks are the tracker's ``TrackOutput`` (read by attribute). Imports numpy and ``labels``
+only (a bottom-layer format): usable by the node, the bags and plain Python alike.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from smiletrack_ros.labels import class_label
-from smiletrack_ros.tracking import TrackOutput
 
 _ENCAPSULATION = b"\x00\x01\x00\x00"      # CDR, little-endian, no options
 _U32 = struct.Struct("<I")
@@ -114,7 +114,7 @@ def _detection_array(header: Any, rows: Iterable[tuple[Any, float, str, str]]) -
     return w.bytes()
 
 
-def detection_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = ()) -> bytes:
+def detection_array_cdr(header: Any, tracks: Sequence[Any], class_names: Sequence[str] = ()) -> bytes:
     """The node's ``tracks``: one Detection2D per track, id = track id."""
     return _detection_array(header, ((t.box, t.score, class_label(t.class_id, class_names), str(t.track_id))
                                      for t in tracks))
@@ -128,7 +128,7 @@ def detections_cdr(header: Any, boxes: np.ndarray, scores: np.ndarray, class_ids
                                      for b, s, c, i in zip(boxes, scores, class_ids, texts, strict=True)))
 
 
-def track_array_cdr(header: Any, tracks: Sequence[TrackOutput], class_names: Sequence[str] = ()) -> bytes:
+def track_array_cdr(header: Any, tracks: Sequence[Any], class_names: Sequence[str] = ()) -> bytes:
     """smiletrack_ros/TrackArray with every field of each track."""
     w = CdrWriter()
     w.header(header)
