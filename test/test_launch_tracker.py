@@ -101,8 +101,12 @@ def test_two_cameras_by_including_the_launch_file_twice(ros2_tools, ros_nodes, l
         left = clients["/cam_left"].frame(10.0 + 0.1 * k, _walkers(k))
         right = clients["/cam_right"].frame(50.0 + 0.1 * k, _walkers(k)[:1])
     assert clients["/cam_left"].ids(left) == ["1", "2"] and clients["/cam_right"].ids(right) == ["1"]
-    nodes = _ok(ros2_tools.run("node", "list", "--no-daemon", "--spin-time", "2", domain=launched.domain))
-    assert "/cam_left/smiletrack_tracker" in nodes and "/cam_right/smiletrack_tracker" in nodes
+    wanted = {"/cam_left/smiletrack_tracker", "/cam_right/smiletrack_tracker"}
+    for _ in range(3):      # discovery within the spin time is not guaranteed on a loaded machine
+        nodes = _ok(ros2_tools.run("node", "list", "--no-daemon", "--spin-time", "3", domain=launched.domain))
+        if wanted <= set(nodes.split()):
+            break
+    assert wanted <= set(nodes.split()), nodes
     for client in clients.values():
         client.close()
     launched.stop(timeout=10)
