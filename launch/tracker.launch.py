@@ -19,9 +19,10 @@ The shipped config is keyed ``/**:`` so it applies to every instance whatever it
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import LifecycleNode, Node
+
+from launch import LaunchContext, LaunchDescription
 
 PACKAGE = "smiletrack_ros"
 EXECUTABLE = "tracker_node"

@@ -67,9 +67,10 @@ def test_launch_arguments_override_the_params_file_only_when_given(ros2_tools, r
     given.stop(timeout=10)
 
 
-def test_refused_configuration_ends_the_launch_with_the_message(ros2_tools, ros_nodes, launch_file):
+def test_refused_configuration_ends_the_launch_with_the_message(ros2_tools, ros_nodes):
+    """By package name, as users launch it: the installed launch file found through the ament index."""
     config = ros_nodes.params_file(EXTERNAL | {"frame_rate": math.inf})
-    launched = ros2_tools.launch(launch_file, f"config:={config}")
+    launched = ros2_tools.launch("smiletrack_ros", "tracker.launch.py", f"config:={config}")
     launched.wait_exit(timeout=60)
     out = launched.output()
     assert "invalid configuration: parameter 'frame_rate'" in out and "Traceback" not in out, out

@@ -17,7 +17,6 @@ from smiletrack_ros.labels import LabelError, class_index
 from smiletrack_ros.tracking import TrackOutput
 
 
-
 class DetectionsError(ValueError):
     """An external Detection2DArray that cannot be used (unknown class, non-finite box)."""
 
