@@ -37,7 +37,9 @@ def _ok(done: subprocess.CompletedProcess) -> str:
 
 
 def _param(ros2_tools, domain: int, verb: str, *args: str) -> str:
-    return _ok(ros2_tools.run("param", verb, "--no-daemon", "--spin-time", "2", *args, domain=domain))
+    """``ros2 param VERB``, waiting up to 20 s for the node (discovery is slow on a loaded machine)."""
+    return _ok(ros2_tools.run("param", verb, "--no-daemon", "--spin-time", "2", "--timeout", "20", *args,
+                              domain=domain))
 
 
 # ---- launch arguments --------------------------------------------------------------------------
@@ -162,8 +164,8 @@ def test_ros2_param_and_topic_tools_against_the_launched_node(onnx_launch, ros2_
     domain = launched.domain
     assert "Double value is: 0.1" in _param(ros2_tools, domain, "get", NODE, "detector.score_threshold")
     assert "Set parameter successful" in _param(ros2_tools, domain, "set", NODE, "detector.score_threshold", "0.3")
-    refused = ros2_tools.run("param", "set", "--no-daemon", "--spin-time", "2", NODE, "frame_rate", "50.0",
-                             domain=domain)
+    refused = ros2_tools.run("param", "set", "--no-daemon", "--spin-time", "2", "--timeout", "20", NODE,
+                             "frame_rate", "50.0", domain=domain)
     assert "Setting parameter failed" in refused.stdout + refused.stderr
     dumped = yaml.safe_load(_param(ros2_tools, domain, "dump", NODE))[NODE]["ros__parameters"]
     assert dumped["detector"]["score_threshold"] == 0.3 and dumped["tracker"]["preset"] == "paper"
@@ -190,7 +192,11 @@ def test_managed_node_follows_ros2_lifecycle(ros2_tools, ros_nodes, launch_file)
     client = ros_nodes.client(domain)
 
     def lifecycle(*args: str) -> str:
-        return _ok(ros2_tools.run("lifecycle", *args, "--no-daemon", "--spin-time", "2", domain=domain))
+        for _ in range(3):   # no --timeout for lifecycle verbs: retry when discovery missed the node
+            done = ros2_tools.run("lifecycle", *args, "--no-daemon", "--spin-time", "3", domain=domain)
+            if "Node not found" not in done.stdout + done.stderr:
+                break
+        return _ok(done)
 
     deadline = time.monotonic() + 60
     while "unconfigured" not in ros2_tools.run("lifecycle", "get", "--no-daemon", "--spin-time", "2", NODE,
