@@ -112,7 +112,10 @@ def test_two_cameras_by_including_the_launch_file_twice(ros2_tools, ros_nodes, l
     assert wanted <= set(nodes.split()), nodes
     for client in clients.values():
         client.close()
-    launched.stop(timeout=10)
+    launched.stop(timeout=10)          # SIGINT to the group, as a terminal's Ctrl-C: each node gets two
+    out = launched.output()
+    assert out.count("process has finished cleanly") == 2 and "Traceback" not in out, out
+    assert launched.proc.returncode == 0
 
 
 # ---- a real detector on a real video ----------------------------------------------------------
