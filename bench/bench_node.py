@@ -25,16 +25,17 @@ import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from smiletrack_ros.msg import TrackArray
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
+from smiletrack_ros.cdr import detection_array_cdr, detections_cdr, track_array_cdr
 from smiletrack_ros.detections import Detections
-from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.ros.images import ImageConverter, bgr_to_raw_fields
-from smiletrack_ros.ros.messages import detection_array_to_detections, detections_to_detection_array
-from smiletrack_ros.ros.process import stop_node_process
+from smiletrack_ros.ros.messages import detection_array_to_detections
+from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process
 from smiletrack_ros.tracking import TrackOutput, TrackState
 
 WIDTH, HEIGHT, TRACKS = 640, 480, 50
@@ -46,6 +47,10 @@ def grid_boxes(frame: int) -> np.ndarray:
     xs, ys = np.meshgrid(np.arange(10) * 62 + 5 + frame % 20, np.arange(5) * 92 + 10)
     x1, y1 = xs.ravel().astype(np.float32), ys.ravel().astype(np.float32)
     return np.stack([x1, y1, x1 + 40, y1 + 85], axis=1)
+
+
+def _detections_cdr(header, dets: Detections) -> bytes:
+    return detections_cdr(header, dets.boxes, dets.scores, dets.class_ids)
 
 
 def detections(frame: int) -> Detections:
@@ -90,7 +95,7 @@ def bench_overhead(frames: int) -> None:
     for k in range(frames):
         h = header(k)
         msg = Image(header=h, **bgr_to_raw_fields(image))              # as a subscription delivers it
-        det_msg = detections_to_detection_array(h, detections(k))
+        det_msg = deserialize_message(_detections_cdr(h, detections(k)), Detection2DArray)  # as delivered
         t0 = time.perf_counter()
         bgr = converter.raw_to_bgr(msg)
         t1 = time.perf_counter()
@@ -124,9 +129,8 @@ def bench_latency(frames: int, rate: float) -> None:
         params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
             "detector.backend": "external", "embedder.enabled": False, "input_qos.reliability": "reliable",
             "input_qos.depth": 10, "tracker.preset": "bytetrack", "frame_rate": 30.0}}}))
-        env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "smiletrack_ros.ros.node", "--ros-args",
-                                 "--params-file", str(params)], env=env, cwd=tmp, stdout=subprocess.DEVNULL,
+        env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"))
+        proc = subprocess.Popen(node_command("--params-file", str(params)), env=env, cwd=tmp, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             _measure_latency(domain, frames, rate, proc)
@@ -172,7 +176,7 @@ def _measure_latency(domain: int, frames: int, rate: float, proc: subprocess.Pop
         while time.perf_counter() < due:
             executor.spin_once(timeout_sec=max(0.0, min(0.002, due - time.perf_counter())))
         h = header(k)
-        det_pub.publish(detections_to_detection_array(h, detections(k)))
+        det_pub.publish(_detections_cdr(h, detections(k)))
         msg = Image(header=h, **fields)
         sent[h.stamp.sec * 1_000_000_000 + h.stamp.nanosec] = time.perf_counter()
         image_pub.publish(msg)

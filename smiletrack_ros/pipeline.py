@@ -19,7 +19,7 @@ import numpy as np
 from smiletrack_ros.detection.base import Detector
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_check import check_image
-from smiletrack_ros.tracking import SmileTracker, TrackOutput
+from smiletrack_ros.tracking import SmileTracker, TrackerConfig, TrackOutput
 
 
 class LateFrameError(ValueError):
@@ -61,6 +61,14 @@ class Pipeline:
     def reset(self) -> None:
         self.tracker.reset(restart_ids=False)
         self._last_timestamp = None
+
+    def reconfigure_tracker(self, config: TrackerConfig) -> None:
+        """New thresholds for the live tracker between frames (its tracks are kept)."""
+        self.tracker.config = config
+
+    def replace_detector(self, detector: Detector) -> None:
+        """A rebuilt detector (new settings) for the next frame."""
+        self.detector = detector
 
     def process(self, image_bgr: np.ndarray, timestamp: float,
                 detections: Detections | None = None) -> FrameResult:

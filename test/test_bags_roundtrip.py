@@ -110,7 +110,7 @@ def test_read_frames_pairs_images_with_late_detections(tmp_path, tiny_frames):
             stamp = frame_stamp_ns(f.index, TINY.fps)
             bag.write_image("/camera/image_raw", stamp, f.image)
             if f.index != 4:
-                msg = detections_message(bag.store, f.detections, stamp, "camera")
+                msg = detections_message(f.detections, stamp, "camera")
                 bag.write("/detections", DETECTION_ARRAY, stamp + lag, msg)
     frames = list(read_frames(path, detections_topic="/detections", max_lag_ns=2 * lag))
     assert [f.stamp_ns for f in frames] == [frame_stamp_ns(k, TINY.fps) for k in range(1, 9)]
@@ -322,7 +322,8 @@ def test_real_video_with_public_detections(tmp_path, shared_dir):
                            "--det-file", str(seq / "det" / "det.txt"), "--score-rescale", "logistic"]) == 0
     dets = read_det_file(seq / "det" / "det.txt", rescale="logistic")
     frames = list(read_frames(bag, detections_topic="/detections"))
-    assert [f.stamp_ns for f in frames] == [k * 40_000_000 for k in range(10)]  # the mp4's 25 fps
+    first = frames[0].stamp_ns                                   # now, not 0 (ROS: 0 = unset)
+    assert first > 0 and [f.stamp_ns - first for f in frames] == [k * 40_000_000 for k in range(10)]  # 25 fps
     assert frames[0].image.shape == (480, 640, 3)
     for k, f in enumerate(frames, start=1):
         np.testing.assert_allclose(f.detections.boxes, dets[k].boxes, atol=1e-3)
@@ -359,7 +360,7 @@ def test_cdr_is_interchangeable_with_rclpy(tmp_path, tiny_frames):
     assert (image.header.stamp.sec, image.header.stamp.nanosec, image.header.frame_id) == (123, 456, "cam")
     assert np.array_equal(np.asarray(image.data, np.uint8).reshape(72, 96, 3), frame.image)
 
-    raw = store.serialize_cdr(tracks_message(store, _truth_tracks(frame), 0, "cam"), DETECTION_ARRAY)
+    raw = tracks_message(_truth_tracks(frame), 1, "cam")
     tracks = serialization.deserialize_message(bytes(raw), vision_msgs.Detection2DArray)
     assert [d.id for d in tracks.detections] == [str(i) for i in frame.truth.ids]
     assert tracks.detections[0].bbox.size_x == pytest.approx(frame.truth.boxes[0, 2] - frame.truth.boxes[0, 0])
@@ -369,3 +370,21 @@ def test_cdr_is_interchangeable_with_rclpy(tmp_path, tiny_frames):
     assert np.array_equal(decoded.ids, frame.truth.ids)
     np.testing.assert_allclose(decoded.boxes, frame.truth.boxes, atol=1e-3)
 
+
+
+def test_cli_stamps_start_now_not_at_zero(tmp_path, capsys):
+    """ROS reads a zero stamp as unset: from-video / from-scene stamp the first frame now by default
+    (as a camera driver would) and refuse --start 0."""
+    import time
+
+    from smiletrack_ros.scene import write_mot_sequence
+
+    seq = write_mot_sequence(generate_scene(TINY), tmp_path / "SYN")
+    before = time.time_ns()
+    assert bag_tools.main(["from-video", str(seq / "img1"), str(tmp_path / "now"), "--fps", "20"]) == 0
+    stamps = [i.stamp_ns for i in read_images(tmp_path / "now")]
+    assert before - 10**9 <= stamps[0] <= time.time_ns() and stamps[1] - stamps[0] == 50_000_000
+    with pytest.raises(SystemExit) as info:
+        bag_tools.main(["from-video", str(seq / "img1"), str(tmp_path / "zero"), "--fps", "20", "--start", "0"])
+    assert info.value.code == 2
+    assert "unset" in capsys.readouterr().err

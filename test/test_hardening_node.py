@@ -14,7 +14,6 @@ import math
 import os
 import struct
 import subprocess
-import sys
 import time
 
 import cv2
@@ -35,10 +34,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray
 
-from smiletrack_ros.detections import Detections
+from smiletrack_ros.cdr import detections_cdr
 from smiletrack_ros.ros.images import bgr_to_raw_fields
-from smiletrack_ros.ros.messages import detections_to_detection_array
-from smiletrack_ros.ros.process import stop_node_process
+from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 NODE_FQN = "/smiletrack_tracker"
@@ -77,8 +75,8 @@ def _image(boxes, size=SIZE) -> Image:
 def _detections(header: Header, boxes, scores=None) -> Detection2DArray:
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     scores = np.full(len(boxes), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
-    return detections_to_detection_array(header, Detections(boxes, scores, np.zeros(len(boxes), np.int64)),
-                                         ("person",))
+    data = detections_cdr(header, boxes, scores, np.zeros(len(boxes), np.int64), class_names=("person",))
+    return deserialize_message(data, Detection2DArray)
 
 
 class Client:
@@ -174,13 +172,12 @@ class Client:
 
 
 def start_node(tmp, repo_dir, domain: int, params: dict, name: str = "params") -> subprocess.Popen:
-    """This checkout's node (PYTHONPATH), as a user runs it: from outside the repository."""
+    """The node from the copy of the package this run imported, as a user runs it: from outside
+    the repository (``repo_dir`` unused: kept for the callers' signature)."""
     (tmp / f"{name}.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONPATH=str(repo_dir))
-    return subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
-                             str(tmp / f"{name}.yaml")], cwd=tmp, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"))
+    return subprocess.Popen(node_command("--params-file", str(tmp / f"{name}.yaml")), cwd=tmp, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def _domain(offset: int) -> int:

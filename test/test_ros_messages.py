@@ -8,18 +8,14 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
 import smiletrack_ros.msg as msg_pkg
+from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
+from smiletrack_ros.cdr import detection_array_cdr, detections_cdr, track_array_cdr
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.ros.annotate import colour_for_id, draw_tracks
-from smiletrack_ros.ros.messages import (
-    DetectionsError,
-    detection_array_to_detections,
-    detections_to_detection_array,
-    tracks_to_detection_array,
-    tracks_to_track_array,
-)
+from smiletrack_ros.ros.messages import DetectionsError, detection_array_to_detections
 from smiletrack_ros.tracking import TrackOutput, TrackState
 
 
@@ -42,7 +38,7 @@ def _tracks() -> list[TrackOutput]:
 
 def test_tracks_become_vision_msgs_detections():
     header = _header()
-    msg = tracks_to_detection_array(header, _tracks(), class_names=("person",))
+    msg = deserialize_message(detection_array_cdr(header, _tracks(), class_names=("person",)), Detection2DArray)
     assert msg.header == header
     assert [d.id for d in msg.detections] == ["7", str(2**33)]
     first, second = msg.detections
@@ -56,7 +52,7 @@ def test_tracks_become_vision_msgs_detections():
 
 
 def test_track_array_carries_every_field():
-    msg = tracks_to_track_array(_header(), _tracks())
+    msg = deserialize_message(track_array_cdr(_header(), _tracks()), msg_pkg.TrackArray)
     assert msg.header.frame_id == "cam_left"
     a, b = msg.tracks
     assert (a.id, a.class_id, a.state, a.age, a.hits, a.frames_since_update, a.detection_index) == \
@@ -72,7 +68,7 @@ def test_detections_round_trip_through_detection2darray():
     dets = Detections(np.array([[10, 20, 30, 60], [100, 50, 180, 250]], np.float32),
                       np.array([0.75, 0.25], np.float32), np.array([0, 1], np.int64))
     names = ("person", "bicycle")
-    msg = detections_to_detection_array(_header(), dets, names)
+    msg = _detections_msg(dets, names)
     assert [d.results[0].hypothesis.class_id for d in msg.detections] == ["person", "bicycle"]
     back = detection_array_to_detections(msg, names)
     np.testing.assert_allclose(back.boxes, dets.boxes)
@@ -80,16 +76,22 @@ def test_detections_round_trip_through_detection2darray():
     np.testing.assert_array_equal(back.class_ids, dets.class_ids)
     # without names, integer strings are read as class indices
     np.testing.assert_array_equal(
-        detection_array_to_detections(detections_to_detection_array(_header(), dets)).class_ids, [0, 1])
+        detection_array_to_detections(_detections_msg(dets)).class_ids, [0, 1])
+    assert [d.id for d in msg.detections] == ["", ""]                       # not tracked: no id
+
+
+def _detections_msg(dets: Detections, names=()) -> Detection2DArray:
+    return deserialize_message(detections_cdr(_header(), dets.boxes, dets.scores, dets.class_ids, class_names=names),
+                               Detection2DArray)
 
 
 def test_unusable_external_detections_are_refused():
     dets = Detections(np.array([[10, 20, 30, 60]], np.float32), np.array([0.5], np.float32),
                       np.array([0], np.int64))
-    msg = detections_to_detection_array(_header(), dets, ("car",))
+    msg = _detections_msg(dets, ("car",))
     with pytest.raises(DetectionsError, match="unknown class_id 'car'"):
         detection_array_to_detections(msg, ("person",))
-    msg = detections_to_detection_array(_header(), dets)
+    msg = _detections_msg(dets)
     msg.detections[0].bbox.size_x = float("nan")
     with pytest.raises(DetectionsError, match="invalid box"):
         detection_array_to_detections(msg)
@@ -107,11 +109,7 @@ def test_debug_drawing_colours_each_id():
 @pytest.mark.parametrize("names", [(), ("person", "bicycle", "car", "motorcycle")])
 @pytest.mark.parametrize("frame_id", ["", "cam", "camera_optical_frame_x"])
 def test_cdr_encoders_match_rclpy(names, frame_id):
-    """The node's fast path: bytes that rclpy decodes to exactly what the message builders give."""
-    from rclpy.serialization import deserialize_message, serialize_message
-
-    from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr
-
+    """The one encoder: bytes that rclpy decodes to every track's fields, in rclpy's own layout."""
     header = _header()
     header.frame_id = frame_id
     rng = np.random.default_rng(len(frame_id) + len(names))
@@ -122,14 +120,23 @@ def test_cdr_encoders_match_rclpy(names, frame_id):
                     frames_since_update=int(rng.integers(0, 9)), velocity=tuple(rng.normal(size=2) * 50),
                     appearance_similarity=float(rng.uniform()), detection_index=int(rng.integers(-1, 40)))
         for _ in range(7)]
-    for encode, build, msg_type in ((detection_array_cdr, tracks_to_detection_array, Detection2DArray),
-                                    (track_array_cdr, tracks_to_track_array, msg_pkg.TrackArray)):
-        raw = encode(header, tracks, names)
-        decoded = deserialize_message(raw, msg_type)
-        expected = build(header, tracks, names)
-        assert _plain(decoded) == _plain(expected)
-        # and it is the very layout rclpy writes (padding bytes aside, which rclpy leaves uninitialised)
-        assert len(raw) == len(serialize_message(expected))
+    detections = deserialize_message(detection_array_cdr(header, tracks, names), Detection2DArray)
+    full = deserialize_message(track_array_cdr(header, tracks, names), msg_pkg.TrackArray)
+    for t, d, f in zip(tracks, detections.detections, full.tracks, strict=True):
+        label = names[t.class_id] if t.class_id < len(names) else str(t.class_id)
+        assert (d.id, d.header, d.results[0].hypothesis.class_id) == (str(t.track_id), header, label)
+        assert d.results[0].pose.pose.orientation.w == 1.0 and not any(d.results[0].pose.covariance)
+        assert (f.id, f.class_id, f.state, f.age, f.hits, f.frames_since_update, f.detection_index) == (
+            t.track_id, label, int(t.state), t.age, t.hits, t.frames_since_update, t.detection_index)
+        for got in (d.bbox, f.bbox):
+            assert got.center.position.x == pytest.approx((t.box[0] + t.box[2]) / 2)
+            assert got.size_y == pytest.approx(t.box[3] - t.box[1])
+        assert _plain(f.score) == _plain(t.score) and _plain(f.velocity_x) == _plain(t.velocity[0])
+        assert _plain(f.appearance_similarity) == _plain(t.appearance_similarity)
+    # the very layout rclpy writes (padding bytes aside, which rclpy leaves uninitialised)
+    for raw, msg in ((detection_array_cdr(header, tracks, names), detections),
+                     (track_array_cdr(header, tracks, names), full)):
+        assert len(raw) == len(serialize_message(msg))
     empty = deserialize_message(detection_array_cdr(header, []), Detection2DArray)
     assert empty.detections == [] and empty.header == header
 

@@ -1,10 +1,9 @@
 """The tracker node as a process over real DDS: images + external detections in, tracks out.
 
-The node runs from the installed package (cwd outside the repo) with a params file,
-the external detector backend and no embedder, so no model weights are needed.
+The node runs from the package copy this test run imported (``ros_nodes`` in conftest) with a
+params file, the external detector backend and no embedder, so no model weights are needed.
 Frames go in lock-step (publish, wait for that stamp's tracks) so runs are deterministic.
 """
-import os
 import signal
 import subprocess
 import sys
@@ -14,161 +13,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.srv import SetParameters
-from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
-from smiletrack_ros.msg import Track, TrackArray
-from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray
+from smiletrack_ros.msg import Track
 
-from smiletrack_ros.detections import Detections
 from smiletrack_ros.ros.images import bgr_to_raw_fields
-from smiletrack_ros.ros.messages import detections_to_detection_array
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-NODE = "/smiletrack_tracker"
-WIDTH, HEIGHT = 320, 240
-BASE_PARAMS = {"detector.backend": "external", "embedder.enabled": False, "diagnostics_period": 0.2,
+BASE_PARAMS = {"detector.backend": "external", "embedder.enabled": False, "diagnostics_period": 0.2, "frame_rate": 10.0,
                "input_qos.depth": 5, "class_names": ["person"], "tracker.preset": "bytetrack"}
 
 
-def _domain(offset: int) -> int:
-    return (int(os.environ["ROS_DOMAIN_ID"]) + offset) % 200 + 1
-
-
-def _start_node(tmp_path: Path, domain: int, params: dict, namespace: str = "") -> subprocess.Popen:
-    params_file = tmp_path / f"params_{domain}{namespace.replace('/', '_')}.yaml"
-    params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1")
-    env.pop("PYTHONPATH", None)
-    remap = ["-r", f"__ns:={namespace}"] if namespace else []
-    return subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
-                             str(params_file), *remap], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen, sig=signal.SIGINT, timeout: float = 5.0) -> tuple[float, str]:
-    """Signals the node's process group; returns (seconds to exit, stderr)."""
-    start = time.monotonic()
-    os.killpg(proc.pid, sig)
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        pytest.fail(f"node did not stop within {timeout} s after {sig!r}: {err}")
-    return time.monotonic() - start, err
-
-
-def _stamp_ns(header) -> int:
+def _key(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-class Harness:
-    """Test-side rclpy node publishing frames to the node and collecting its outputs."""
-
-    def __init__(self, domain: int, namespace: str = ""):
-        self.namespace, self.fqn = namespace, f"{namespace}{NODE}"
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("node_test_harness", context=self.context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, f"{namespace}/image", reliable)
-        self.compressed_pub = self.node.create_publisher(CompressedImage, f"{namespace}/image/compressed", reliable)
-        self.debug_images: list[Image] = []
-        self.node.create_subscription(Image, f"{namespace}/debug_image", self.debug_images.append, reliable)
-        self.det_pub = self.node.create_publisher(Detection2DArray, f"{namespace}/detections", reliable)
-        self.tracks: dict[int, Detection2DArray] = {}
-        self.full: dict[int, TrackArray] = {}
-        self.diagnostics: list[DiagnosticArray] = []
-        self.node.create_subscription(Detection2DArray, f"{namespace}/tracks", self._on_tracks, reliable)
-        self.node.create_subscription(TrackArray, f"{namespace}/tracks_full", self._on_full, reliable)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.set_client = self.node.create_client(SetParameters, f"{self.fqn}/set_parameters")
-
-    def _on_tracks(self, msg):
-        self.tracks[_stamp_ns(msg.header)] = msg
-
-    def _on_diagnostics(self, msg):
-        if msg.status and msg.status[0].hardware_id == self.fqn:    # several nodes share /diagnostics
-            self.diagnostics.append(msg)
-
-    def _on_full(self, msg):
-        self.full[_stamp_ns(msg.header)] = msg
-
-    def spin_until(self, condition, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if condition():
-                return True
-            self.executor.spin_once(timeout_sec=0.02)
-        return condition()
-
-    def wait_connected(self, proc: subprocess.Popen, compressed: bool = False) -> None:
-        image_pub = self.compressed_pub if compressed else self.image_pub
-        ok = self.spin_until(lambda: proc.poll() is not None or (
-            image_pub.get_subscription_count() > 0 and self.det_pub.get_subscription_count() > 0
-            and self.node.count_publishers(f"{self.namespace}/tracks") > 0
-            and self.node.count_publishers(f"{self.namespace}/tracks_full") > 0),
-            timeout=20.0)
-        if not ok or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"node did not come up (exit {proc.poll()}): {proc.communicate()[1]}")
-        self.spin_until(lambda: False, 0.3)
-
-    def send(self, stamp: float, boxes, image=None, frame_id="cam_front", scores=None) -> Header:
-        header = Header(frame_id=frame_id)
-        header.stamp.sec, header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9))
-        image = _scene(boxes) if image is None else image
-        msg = image if isinstance(image, (Image, CompressedImage)) else Image(**bgr_to_raw_fields(image))
-        msg.header = header
-        scores = np.full(len(boxes), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
-        dets = Detections(np.asarray(boxes, np.float32).reshape(-1, 4), scores, np.zeros(len(boxes), np.int64))
-        self.det_pub.publish(detections_to_detection_array(header, dets, ("person",)))
-        (self.compressed_pub if isinstance(msg, CompressedImage) else self.image_pub).publish(msg)
-        return header
-
-    def frame(self, stamp: float, boxes, **kw) -> Detection2DArray:
-        """Publishes one frame and waits for its tracks (one resend if DDS lost it)."""
-        for _ in range(2):
-            header = self.send(stamp, boxes, **kw)
-            key = _stamp_ns(header)
-            self.tracks.pop(key, None)
-            self.full.pop(key, None)
-            if self.spin_until(lambda key=key: key in self.tracks and key in self.full, 2.0):
-                return self.tracks[key]
-        pytest.fail(f"no tracks for stamp {stamp}")
-
-    def set_parameter(self, name: str, value):
-        assert self.set_client.wait_for_service(timeout_sec=5.0)
-        future = self.set_client.call_async(
-            SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
-        assert self.spin_until(future.done, 5.0)
-        return future.result().results[0]
-
-    def latest_diagnostics(self) -> dict[str, str]:
-        return {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
-
-    def close(self):
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-
-
-def _scene(boxes) -> np.ndarray:
-    image = np.full((HEIGHT, WIDTH, 3), 60, np.uint8)
-    for i, (x1, y1, x2, y2) in enumerate(boxes):
-        image[int(y1):int(y2), int(x1):int(x2)] = (40 * i + 80, 200 - 50 * i, 120)
-    return image
 
 
 def _walkers(k: int, occluded: bool = False) -> list:
@@ -177,23 +36,18 @@ def _walkers(k: int, occluded: bool = False) -> list:
     return [a] if occluded else [a, b]
 
 
-def _ids(msg: Detection2DArray) -> list[str]:
+def _ids(msg) -> list[str]:
     return sorted(d.id for d in msg.detections)
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("node")
-    domain = _domain(0)
-    proc = _start_node(tmp, domain, BASE_PARAMS)
-    harness = Harness(domain)
-    try:
-        harness.wait_connected(proc)
-        yield harness, proc
-    finally:
-        harness.close()
-        if proc.poll() is None:
-            _stop(proc)
+def live(ros_nodes):
+    node = ros_nodes.start(BASE_PARAMS)
+    client = ros_nodes.client(node.domain)
+    client.wait_connected(node)
+    yield client, node
+    client.close()
+    node.stop()
 
 
 def test_ids_persist_and_survive_a_short_occlusion(live):
@@ -214,7 +68,7 @@ def test_headers_propagate_and_track_array_agrees(live):
     t0 = 200.0
     for k in range(5):
         msg = h.frame(t0 + 0.1 * k, _walkers(k), frame_id="cam_rear")
-    key = _stamp_ns(msg.header)
+    key = _key(msg.header)
     assert msg.header.frame_id == "cam_rear" and key == int(round((t0 + 0.4) * 1e9))
     assert all(d.header == msg.header for d in msg.detections)
     full = h.full[key]
@@ -240,7 +94,7 @@ def test_detection_index_points_into_the_received_message(live):
     for k in range(4):  # index 0: a box under the detector's score threshold, dropped before tracking
         boxes = [[150, 10, 170, 50], *_walkers(k)]
         msg = h.frame(t0 + 0.1 * k, boxes, scores=[0.01, 0.9, 0.9])
-    full = h.full[_stamp_ns(msg.header)]
+    full = h.full[_key(msg.header)]
     matched = sorted((t.detection_index, round(t.bbox.center.position.x)) for t in full.tracks
                      if t.state == Track.STATE_TRACKED)
     assert [i for i, _ in matched] == [1, 2]
@@ -249,27 +103,26 @@ def test_detection_index_points_into_the_received_message(live):
 
 
 def test_malformed_images_are_rejected_and_tracking_continues(live):
-    h, proc = live
+    h, node = live
     t0 = 300.0
     for k in range(4):
         good = h.frame(t0 + 0.1 * k, _walkers(k))
     ids = _ids(good)
-    bad = Image(**bgr_to_raw_fields(_scene(_walkers(4))))
+    bad = Image(**bgr_to_raw_fields(h.scene(_walkers(4))))
     bad.step = bad.step + 7                                  # step x height != data size
-    odd = Image(**bgr_to_raw_fields(_scene(_walkers(6))))
+    odd = Image(**bgr_to_raw_fields(h.scene(_walkers(6))))
     odd.encoding = "yuv422_yuy2"
     malformed = [(bad, "size_mismatch"), (Image(height=0, width=0, encoding="bgr8", step=0), "zero_size"),
                  (odd, "unsupported_encoding")]
     for k, (image, reason) in enumerate(malformed, start=4):
         h.send(t0 + 0.1 * k, _walkers(k), image=image)   # one at a time: the node keeps only the newest
-        assert h.spin_until(lambda reason=reason: h.diagnostics and int(
-            h.latest_diagnostics().get(f"rejected_{reason}", 0)) >= 1, 5.0), str(h.latest_diagnostics())
-    assert proc.poll() is None
+        h.wait_count(f"rejected_{reason}", 1)
+    assert node.running()
     after = [h.frame(t0 + 0.1 * k, _walkers(k)) for k in range(7, 10)]
     assert _ids(after[-1]) == ids
     diag = h.diagnostics[-1].status[0]
     assert diag.level == diag.WARN and "rejected" in diag.message
-    values = h.latest_diagnostics()
+    values = h.counters
     assert {"rate_hz", "latency_ms_mean", "frames_dropped_busy", "live_tracks", "device", "detector",
             "embedder"} <= set(values)
     assert values["detector"] == "external" and values["embedder"] == "off"
@@ -297,98 +150,91 @@ def test_runtime_parameter_change_takes_effect_and_is_validated(live):
     assert len(msg.detections) == 2
     assert h.spin_until(lambda: any(d.header == msg.header for d in h.debug_images), 3.0)
     debug = next(d for d in h.debug_images if d.header == msg.header)
-    drawn = np.frombuffer(debug.data, np.uint8).reshape(HEIGHT, WIDTH, 3)
-    assert debug.encoding == "bgr8" and not np.array_equal(drawn, _scene(_walkers(7)))
+    drawn = np.frombuffer(debug.data, np.uint8).reshape(h.scene([]).shape)
+    assert debug.encoding == "bgr8" and not np.array_equal(drawn, h.scene(_walkers(7)))
     assert h.set_parameter("publish_debug_image", False).successful
 
 
 def test_time_going_backwards_resets_cleanly(live):
-    h, proc = live
+    h, node = live
     t0 = 500.0
     for k in range(4):
         first = h.frame(t0 + 0.1 * k, _walkers(k))
     again = [h.frame(t0 - 5.0 + 0.1 * k, _walkers(k)) for k in range(4)]   # the bag loops
-    assert proc.poll() is None
+    assert node.running()
     assert len(again[-1].detections) == 2
     assert set(_ids(again[-1])).isdisjoint(_ids(first))             # fresh tracks, ids never reused
-    assert h.spin_until(lambda: int(h.latest_diagnostics().get("time_resets", 0)) >= 1, 3.0)
+    h.wait_count("time_resets", 1)
 
 
-def test_bad_parameter_fails_startup_naming_it(tmp_path):
-    proc = _start_node(tmp_path, _domain(1), BASE_PARAMS | {"tracker.stage1_match_threshold": 5.0})
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode != 0
-    assert "tracker.stage1_match_threshold" in err and "Traceback" not in err
-    proc = _start_node(tmp_path, _domain(1), BASE_PARAMS | {"input_qos.reliability": "mostly"})
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode != 0 and "'input_qos.reliability'" in err
+def test_bad_parameter_fails_startup_naming_it(ros_nodes):
+    for bad, name in (({"tracker.stage1_match_threshold": 5.0}, "tracker.stage1_match_threshold"),
+                      ({"input_qos.reliability": "mostly"}, "'input_qos.reliability'")):
+        node = ros_nodes.start(BASE_PARAMS | bad)
+        assert node.wait_exit() == 2
+        out = node.output()
+        assert name in out and "invalid configuration" in out and "Traceback" not in out, out
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signals_stop_the_node_quickly_without_traceback(tmp_path, sig):
-    domain = _domain(2 + int(sig))
-    proc = _start_node(tmp_path, domain, BASE_PARAMS)
-    harness = Harness(domain)
-    try:
-        harness.wait_connected(proc)
-        harness.frame(1.0, _walkers(0))
-    finally:
-        harness.close()
-    elapsed, err = _stop(proc, sig)
+def test_signals_stop_the_node_quickly_without_traceback(ros_nodes, sig):
+    node = ros_nodes.start(BASE_PARAMS)
+    client = ros_nodes.client(node.domain)
+    client.wait_connected(node)
+    client.frame(1.0, _walkers(0))
+    client.close()
+    elapsed = node.stop(sig)
     assert elapsed < 1.0, f"took {elapsed:.2f} s"
-    assert "Traceback" not in err, err
-    assert proc.returncode == 0
+    assert "Traceback" not in node.output(), node.output()
+    assert node.proc.returncode == 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_while_loading_exits_at_once(tmp_path, sig):
-    proc = _start_node(tmp_path, _domain(60 + int(sig)), BASE_PARAMS)
+def test_signal_while_loading_exits_at_once(ros_nodes, sig):
+    node = ros_nodes.start(BASE_PARAMS)
     time.sleep(0.3)                                   # still importing
-    elapsed, err = _stop(proc, sig)
-    assert elapsed < 1.0 and "Traceback" not in err, err
-    assert proc.returncode in (0, 128 + sig)
+    elapsed = node.stop(sig)
+    assert elapsed < 1.0 and "Traceback" not in node.output(), node.output()
+    assert node.proc.returncode in (0, 128 + sig)
 
 
-def test_installed_executable_reports_bad_parameters(tmp_path):
-    """lib/smiletrack_ros/tracker_node, where launch_ros looks for it."""
-    executable = Path(sys.prefix) / "lib" / "smiletrack_ros" / "tracker_node"
-    if not executable.exists():
-        pytest.skip(f"{executable} not installed (tools/setup_env.sh installs it)")
-    params = tmp_path / "bad.yaml"
-    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": BASE_PARAMS | {"output_qos.depth": 0}}}))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(_domain(70)))
-    env.pop("PYTHONPATH", None)
-    done = subprocess.run([sys.executable, str(executable), "--ros-args", "--params-file", str(params)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "'output_qos.depth'" in done.stderr and "Traceback" not in done.stderr
+def test_installed_executable_runs_with_its_own_interpreter(ros_nodes):
+    """lib/smiletrack_ros/tracker_node, where launch_ros looks for it, started as launch_ros does
+    (exec, no interpreter named) with no venv on PATH: its first line must name the venv's python."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
-
-def test_compressed_images_with_sim_time(tmp_path):
-    """use_sim_time without any /clock: tracking follows the image stamps, diagnostics still flow."""
-    domain = _domain(30)
-    proc = _start_node(tmp_path, domain, BASE_PARAMS | {"compressed": True, "use_sim_time": True})
-    h = Harness(domain)
     try:
-        h.wait_connected(proc, compressed=True)
-
-        def jpeg(k):
-            ok, data = cv2.imencode(".jpg", _scene(_walkers(k)))
-            return CompressedImage(format="jpeg", data=data.tobytes())
-
-        for k in range(4):
-            msg = h.frame(10.0 + 0.1 * k, _walkers(k), image=jpeg(k))
-        ids = _ids(msg)
-        assert len(ids) == 2
-        h.send(10.4, _walkers(4), image=CompressedImage(format="jpeg", data=b"\xff\xd8garbage"))
-        assert h.spin_until(lambda: h.diagnostics and int(
-            h.latest_diagnostics().get("rejected_corrupt_compressed", 0)) >= 1, 5.0)
-        assert _ids(h.frame(10.5, _walkers(5), image=jpeg(5))) == ids
-    finally:
-        h.close()
-        _stop(proc)
+        executable = Path(get_package_prefix("smiletrack_ros")) / "lib" / "smiletrack_ros" / "tracker_node"
+    except PackageNotFoundError:
+        pytest.skip("smiletrack_ros not installed on AMENT_PREFIX_PATH (tools/setup_env.sh installs it)")
+    params = ros_nodes.params_file(BASE_PARAMS | {"output_qos.depth": 0})
+    node = ros_nodes.start(command=[str(executable), "--ros-args", "--params-file", str(params)],
+                           env={"PATH": "/usr/bin:/bin"})
+    assert node.wait_exit() == 2, node.output()
+    assert "'output_qos.depth'" in node.output() and "Traceback" not in node.output()
 
 
-def test_namespaced_cameras_one_with_the_slm_embedder(tmp_path):
+def test_compressed_images_with_sim_time(ros_nodes):
+    """use_sim_time without any /clock: tracking follows the image stamps, diagnostics still flow."""
+    node = ros_nodes.start(BASE_PARAMS | {"compressed": True, "use_sim_time": True})
+    h = ros_nodes.client(node.domain)
+    h.wait_connected(node, compressed=True)
+
+    def jpeg(k):
+        ok, data = cv2.imencode(".jpg", h.scene(_walkers(k)))
+        return CompressedImage(format="jpeg", data=data.tobytes())
+
+    for k in range(4):
+        msg = h.frame(10.0 + 0.1 * k, _walkers(k), image=jpeg(k))
+    ids = _ids(msg)
+    assert len(ids) == 2
+    h.send(10.4, _walkers(4), image=CompressedImage(format="jpeg", data=b"\xff\xd8garbage"))
+    h.wait_count("rejected_corrupt_compressed", 1)
+    assert _ids(h.frame(10.5, _walkers(5), image=jpeg(5))) == ids
+    node.stop()
+
+
+def test_namespaced_cameras_one_with_the_slm_embedder(ros_nodes, tmp_path):
     """Two cameras = two namespaced nodes with the same relative topics; camera a runs the real SLM
     embedder (untrained weights written here, so no shipped file is needed)."""
     torch = pytest.importorskip("torch")
@@ -397,31 +243,94 @@ def test_namespaced_cameras_one_with_the_slm_embedder(tmp_path):
     torch.manual_seed(0)
     weights = tmp_path / "slm_test.safetensors"
     save_weights(SLMNet(SlmSpec()), weights, ModelCard(spec=SlmSpec(), name="untrained-test"))
-    domain = _domain(50)
+    domain = ros_nodes.new_domain()
     slm = {"embedder.enabled": True, "embedder.weights": str(weights), "embedder.device": "cpu",
            "tracker.preset": "paper"}
-    procs = {"/cam_a": _start_node(tmp_path, domain, BASE_PARAMS | slm, "/cam_a"),
-             "/cam_b": _start_node(tmp_path, domain, BASE_PARAMS, "/cam_b")}
-    harnesses = {ns: Harness(domain, ns) for ns in procs}
-    try:
-        for ns, h in harnesses.items():
-            h.wait_connected(procs[ns])
-        for k in range(5):
-            a = harnesses["/cam_a"].frame(20.0 + 0.1 * k, _walkers(k))
-            b = harnesses["/cam_b"].frame(30.0 + 0.1 * k, _walkers(k, occluded=True))
-        assert len(a.detections) == 2 and len(b.detections) == 1
-        assert _ids(b) == ["1"] and _ids(a) == ["1", "2"]          # separate trackers, separate ids
-        full = harnesses["/cam_a"].full[_stamp_ns(a.header)]
-        assert all(0.0 <= t.appearance_similarity <= 1.0 for t in full.tracks if t.state == Track.STATE_TRACKED)
-        ha = harnesses["/cam_a"]
-        assert ha.spin_until(lambda: ha.diagnostics and "slm" in ha.latest_diagnostics()["embedder"], 5.0)
-        assert ha.latest_diagnostics()["device"] == "cpu"
-        hb = harnesses["/cam_b"]
-        assert hb.spin_until(lambda: bool(hb.diagnostics), 5.0) and hb.latest_diagnostics()["embedder"] == "off"
-    finally:
-        for h in harnesses.values():
-            h.close()
-        try:
-            _stop(procs["/cam_a"])
-        finally:  # camera b is stopped even when camera a fails to stop in time
-            _stop(procs["/cam_b"])
+    nodes = {"/cam_a": ros_nodes.start(BASE_PARAMS | slm, domain=domain, namespace="/cam_a"),
+             "/cam_b": ros_nodes.start(BASE_PARAMS, domain=domain, namespace="/cam_b")}
+    clients = {ns: ros_nodes.client(domain, ns) for ns in nodes}
+    for ns, h in clients.items():
+        h.wait_connected(nodes[ns])
+    for k in range(5):
+        a = clients["/cam_a"].frame(20.0 + 0.1 * k, _walkers(k))
+        b = clients["/cam_b"].frame(30.0 + 0.1 * k, _walkers(k, occluded=True))
+    assert len(a.detections) == 2 and len(b.detections) == 1
+    assert _ids(b) == ["1"] and _ids(a) == ["1", "2"]          # separate trackers, separate ids
+    full = clients["/cam_a"].full[_key(a.header)]
+    assert all(0.0 <= t.appearance_similarity <= 1.0 for t in full.tracks if t.state == Track.STATE_TRACKED)
+    ha, hb = clients["/cam_a"], clients["/cam_b"]
+    assert ha.spin_until(lambda: "slm" in ha.counters.get("embedder", ""), 5.0)
+    assert ha.counters["device"] == "cpu"
+    assert hb.spin_until(lambda: bool(hb.counters), 5.0) and hb.counters["embedder"] == "off"
+    for node in nodes.values():
+        node.stop()
+
+
+def test_node_processes_import_the_package_this_run_imported(ros_nodes):
+    """Under ``python -m pytest`` from a checkout the node must run the checkout's code, not the
+    installed copy (and under tools/test.sh the installed copy): the same file either way."""
+    import smiletrack_ros
+
+    probe = [sys.executable, "-c", "import smiletrack_ros, smiletrack_ros.msg; print(smiletrack_ros.__file__)"]
+    done = subprocess.run(probe, env=ros_nodes.env(ros_nodes.new_domain()), cwd=ros_nodes.workdir,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).resolve() == Path(smiletrack_ros.__file__).resolve()
+
+
+def test_every_parameter_is_readable_and_a_dump_loads_back(live, ros_nodes):
+    """GetParameters answers for every declared name (the tracker.* fields included, issue 15
+    defect 2), and the values written as a params file, as `ros2 param dump` does, start an
+    identical node."""
+    from rclpy.parameter import parameter_value_to_python
+
+    h, _ = live
+    assert len(h.get_parameters(["image_topic", "tracker.alpha"])) == 2
+    names = h.list_parameters()
+    assert {"tracker.alpha", "tracker.high_threshold", "detector.stamp_tolerance", "frame_rate"} <= set(names)
+    values = dict(zip(names, (parameter_value_to_python(v) for v in h.get_parameters(names)), strict=True))
+    assert values["tracker.preset"] == "bytetrack" and values["tracker.high_threshold"] == 0.6
+    assert values["tracker.appearance_gate"] == -2.0                    # None in the bytetrack preset
+    # reloaded without class_names: its empty-list default must be readable too
+    again = ros_nodes.start({k: v for k, v in values.items() if k != "class_names"})
+    client = ros_nodes.client(again.domain)
+    client.wait_connected(again)
+    reloaded = dict(zip(names, (parameter_value_to_python(v) for v in client.get_parameters(names)), strict=True))
+    assert reloaded == values | {"class_names": []}
+    client.close()
+    again.stop()
+
+
+def test_compressed_topic_follows_the_remapped_image_topic(ros_nodes):
+    """`-r image:=/camera/image_raw` with compressed: true subscribes to /camera/image_raw/compressed
+    (image_transport's convention; issue 15 defect 3)."""
+    node = ros_nodes.start(BASE_PARAMS | {"compressed": True}, ros_args=("-r", "image:=/camera/image_raw"))
+    h = ros_nodes.client(node.domain, image_topic="/camera/image_raw")
+    h.wait_connected(node, compressed=True)
+    ok, data = cv2.imencode(".jpg", h.scene(_walkers(0)))
+    assert ok
+    h.frame(1.0, _walkers(0), image=CompressedImage(format="jpeg", data=data.tobytes()))   # tracks came back
+    assert "/camera/image_raw/compressed" in node.output()
+    node.stop()
+
+
+@pytest.mark.parametrize("name, value", [
+    ("frame_rate", float("inf")), ("frame_rate", float("nan")), ("diagnostics_period", float("inf")),
+    ("detector.stamp_tolerance", float("inf")), ("detector.stamp_tolerance", 1e300), ("input_qos.depth", 10**6),
+])
+def test_non_finite_or_out_of_range_settings_are_refused_at_start(ros_nodes, name, value):
+    """Issue 16 item 7: the documented message and exit 2, no traceback."""
+    node = ros_nodes.start(BASE_PARAMS | {name: value})
+    assert node.wait_exit() == 2, node.output()
+    out = node.output()
+    assert f"invalid configuration: parameter '{name}'" in out and "Traceback" not in out, out
+
+
+def test_descriptors_show_the_validated_limits(live):
+    h, _ = live
+    rate, depth, gate = h.describe_parameters(["frame_rate", "input_qos.depth", "tracker.appearance_gate"])
+    assert (rate.floating_point_range[0].from_value, rate.floating_point_range[0].to_value) == (0.1, 1000.0)
+    assert "finite" in rate.additional_constraints and rate.read_only
+    assert (depth.integer_range[0].from_value, depth.integer_range[0].to_value) == (1, 1000)
+    assert "none (no gate)" in gate.additional_constraints and not gate.read_only
+    assert not h.set_parameter("tracker.alpha", float("nan")).successful

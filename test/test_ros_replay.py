@@ -1,12 +1,6 @@
 """replay_bag: a scene bag replayed into the live node over DDS, its tracks recorded and made a MOT file."""
-import os
-import signal
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
@@ -31,22 +25,13 @@ def scene_bag(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("replay_node")
-    domain = (int(os.environ["ROS_DOMAIN_ID"]) + 40) % 200 + 1
-    params = tmp / "params.yaml"
-    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
+def node(ros_nodes):
+    proc = ros_nodes.start({
         "image_topic": "/camera/image_raw", "detector.backend": "external", "embedder.enabled": False,
-        "input_qos.reliability": "reliable", "input_qos.depth": 10, "frame_rate": FPS}}}))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
-                             str(params)], cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    yield domain
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
-    assert "Traceback" not in err, err
+        "input_qos.reliability": "reliable", "input_qos.depth": 10, "frame_rate": FPS})
+    yield proc.domain
+    proc.stop(timeout=10)
+    assert "Traceback" not in proc.output(), proc.output()
 
 
 def test_header_stamp_read_from_raw_cdr():

@@ -3,7 +3,10 @@
 #   1. system tools (cmake, g++, Python headers), installed with apt where missing;
 #   2. a Python 3.11 venv with requirements/env.txt (torch, ROS 2 wheels, ...);
 #   3. a vision_msgs-compatible interface package, only when no vision_msgs is importable;
-#   4. this package (msg/ + Python + node + launch + config) installed into the venv.
+#   4. this package (msg/ + Python + node + launch + config) installed into the venv;
+#   5. when ../shared/ros2-tools exists: the ROS 2 launch / CLI tools (ros2 launch, ros2 param, ...,
+#      launch_testing) built from its sources into .venv-ros2-tools (git-ignored; `source
+#      .venv-ros2-tools/setup.sh` puts them on PATH, tools/test.sh does it for the tests).
 # Each step is skipped when a stamp of its inputs is unchanged, so a second run takes seconds.
 set -euo pipefail
 
@@ -99,8 +102,24 @@ ensure_package() {
     cmake_install "$ROOT" smiletrack_ros
 }
 
+# The launch tool set is built from ../shared (no registry ships it); without ../shared nothing
+# depends on it and the launch tests skip.
+ensure_ros2_tools() {
+    local tools=${SMILETRACK_SHARED:-$ROOT/../shared}/ros2-tools target=$ROOT/.venv-ros2-tools h
+    if [[ ! -x $tools/install.sh ]]; then
+        log "no $tools: the ROS 2 launch tools are not built (launch tests will skip)"
+        return
+    fi
+    h=$(hash_of "$tools/install.sh" "$tools/sources.tar.gz" <(echo "$VENV"))
+    if [[ -f $target/setup.sh && -f $target/.stamp && $(cat "$target/.stamp") == "$h" ]]; then return; fi
+    log "building the ROS 2 launch / CLI tools into $target (about 1.5 min)"
+    "$tools/install.sh" "$target" "$VENV"
+    echo "$h" >"$target/.stamp"
+}
+
 ensure_system_tools
 ensure_python_packages
 ensure_vision_msgs
 ensure_package
+ensure_ros2_tools
 log "environment ready: $VENV"

@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.append(str(REPO))  # after site-packages: bench.suite from the checkout, smiletrack_ros installed
 
-from smiletrack_ros.ros.process import stop_node_process  # noqa: E402
+from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process  # noqa: E402
 
 WIDTH, HEIGHT, FRAME_RATE = 640, 480, 30.0
 # Measured frames are stamped after the warm-up ones (a stamp going back resets the tracker).
@@ -42,11 +42,9 @@ def start_node(workdir: Path, domain: int, preset: str) -> subprocess.Popen:
 
     params = workdir / "params.yaml"
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {**NODE_PARAMS, "tracker.preset": preset}}}))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1")
-    env.pop("PYTHONPATH", None)
-    return subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
-                             str(params)], cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+    env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                                PYTHONUNBUFFERED="1"))
+    return subprocess.Popen(node_command("--params-file", str(params)), cwd=workdir, env=env, stdout=subprocess.DEVNULL,
                             stderr=open(workdir / "node.log", "w"), start_new_session=True)
 
 
@@ -109,11 +107,11 @@ class Feeder:
         from sensor_msgs.msg import Image
         from std_msgs.msg import Header
 
-        from smiletrack_ros.ros.messages import detections_to_detection_array
+        from smiletrack_ros.cdr import detections_cdr
 
         header = Header(frame_id="camera")
         header.stamp.sec, header.stamp.nanosec = divmod(key_ns, 1_000_000_000)
-        det_msg = detections_to_detection_array(header, dets, ("person",))
+        det_msg = detections_cdr(header, dets.boxes, dets.scores, dets.class_ids, class_names=("person",))
         image_msg = Image(header=header, **image_fields)
         with self.lock:
             self.sent[key_ns] = time.perf_counter()

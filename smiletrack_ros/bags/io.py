@@ -117,6 +117,7 @@ class BagWriter:
         self.close()
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, msg: Any) -> None:
+        """``msg``: a rosbags message object of ``msgtype``, or its CDR bytes."""
         connection = self._connections.get(topic)
         if connection is not None and connection.msgtype != msgtype:
             raise BagError(f"topic {topic} already carries {connection.msgtype}, cannot write {msgtype}")
@@ -125,7 +126,8 @@ class BagWriter:
                 connection = self._writer.add_connection(topic, msgtype, typestore=self.store)
                 self._connections[topic] = connection
                 self.counts[topic] = 0
-            self._writer.write(connection, int(stamp_ns), self.store.serialize_cdr(msg, msgtype))
+            data = msg if isinstance(msg, bytes) else self.store.serialize_cdr(msg, msgtype)
+            self._writer.write(connection, int(stamp_ns), data)
         except WriterError as err:  # e.g. not opened, or already closed
             raise BagError(f"{self.path}: {err}") from None
         self.counts[topic] += 1
@@ -134,12 +136,12 @@ class BagWriter:
         self.write(topic, IMAGE, stamp_ns, image_message(self.store, image_bgr, stamp_ns, frame_id))
 
     def write_detections(self, topic: str, stamp_ns: int, detections: Detections, frame_id: str = "camera") -> None:
-        self.write(topic, DETECTION_ARRAY, stamp_ns, detections_message(self.store, detections, stamp_ns, frame_id))
+        self.write(topic, DETECTION_ARRAY, stamp_ns, detections_message(detections, stamp_ns, frame_id))
 
     def write_tracks(self, topic: str, stamp_ns: int, tracks: TrackBoxes | list, frame_id: str = "camera") -> None:
         """``tracks``: a ``TrackBoxes`` or the tracker's ``TrackOutput`` list."""
         boxes = tracks if isinstance(tracks, TrackBoxes) else TrackBoxes.from_tracks(tracks)
-        self.write(topic, DETECTION_ARRAY, stamp_ns, tracks_message(self.store, boxes, stamp_ns, frame_id))
+        self.write(topic, DETECTION_ARRAY, stamp_ns, tracks_message(boxes, stamp_ns, frame_id))
 
 
 @dataclass(frozen=True)

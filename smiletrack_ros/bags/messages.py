@@ -1,4 +1,5 @@
-"""numpy <-> rosbags message objects: images, detections and tracks.
+"""numpy <-> bag messages: images (rosbags objects), detections and tracks (CDR bytes from
+``smiletrack_ros.cdr``, the encoder the node publishes with; read back as rosbags objects).
 
 Detection2DArray carries both detections (``id`` empty) and tracks (``id`` =
 track id); every header holds the source image's stamp and frame_id and box
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 from rosbags.typesys.store import Typestore
 
+from smiletrack_ros.cdr import Header, detections_cdr
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.labels import LabelError, class_index
 from smiletrack_ros.ros.images import bgr_to_raw_fields, compressed_to_bgr, raw_to_bgr_numpy
@@ -74,43 +76,15 @@ def image_from_message(msg: Any, msgtype: str) -> np.ndarray:
     return compressed_to_bgr(msg) if msgtype == COMPRESSED_IMAGE else raw_to_bgr_numpy(msg)
 
 
-def _bbox(store: Typestore, box: np.ndarray) -> Any:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    t = store.types
-    center = t["vision_msgs/msg/Pose2D"](position=t["vision_msgs/msg/Point2D"](x=(x1 + x2) / 2, y=(y1 + y2) / 2),
-                                         theta=0.0)
-    return t["vision_msgs/msg/BoundingBox2D"](center=center, size_x=x2 - x1, size_y=y2 - y1)
+def detections_message(detections: Detections, stamp_ns: int, frame_id: str) -> bytes:
+    """Detection2DArray CDR with empty ids (not tracked yet), by the node's own encoder."""
+    return detections_cdr(Header.at(stamp_ns, frame_id), detections.boxes, detections.scores, detections.class_ids)
 
 
-def _hypothesis(store: Typestore, class_id: int, score: float) -> Any:
-    t = store.types
-    pose = t["geometry_msgs/msg/PoseWithCovariance"](
-        pose=t["geometry_msgs/msg/Pose"](position=t["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
-                                         orientation=t["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0)),
-        covariance=np.zeros(36, np.float64))
-    return t["vision_msgs/msg/ObjectHypothesisWithPose"](
-        hypothesis=t["vision_msgs/msg/ObjectHypothesis"](class_id=str(int(class_id)), score=float(score)), pose=pose)
-
-
-def _detection_array(store: Typestore, stamp_ns: int, frame_id: str, boxes: np.ndarray, scores: np.ndarray,
-                     class_ids: np.ndarray, ids: Sequence[str]) -> Any:
-    head = header(store, stamp_ns, frame_id)
-    detection = store.types["vision_msgs/msg/Detection2D"]
-    items = [detection(header=head, results=[_hypothesis(store, c, s)], bbox=_bbox(store, b), id=i)
-             for b, s, c, i in zip(boxes, scores, class_ids, ids, strict=True)]
-    return store.types[DETECTION_ARRAY](header=head, detections=items)
-
-
-def detections_message(store: Typestore, detections: Detections, stamp_ns: int, frame_id: str) -> Any:
-    """Detection2DArray with empty ids (not tracked yet)."""
-    return _detection_array(store, stamp_ns, frame_id, detections.boxes, detections.scores, detections.class_ids,
-                            [""] * len(detections))
-
-
-def tracks_message(store: Typestore, tracks: TrackBoxes, stamp_ns: int, frame_id: str) -> Any:
-    """Detection2DArray with ``id`` = track id, the shape of the node's ``tracks`` topic."""
-    return _detection_array(store, stamp_ns, frame_id, tracks.boxes, tracks.scores, tracks.class_ids,
-                            [str(int(i)) for i in tracks.ids])
+def tracks_message(tracks: TrackBoxes, stamp_ns: int, frame_id: str) -> bytes:
+    """Detection2DArray CDR with ``id`` = track id, the bytes of the node's ``tracks`` topic."""
+    return detections_cdr(Header.at(stamp_ns, frame_id), tracks.boxes, tracks.scores, tracks.class_ids,
+                          ids=tracks.ids)
 
 
 def _box_from_bbox(bbox: Any) -> tuple[float, float, float, float]:

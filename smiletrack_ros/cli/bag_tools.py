@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from smiletrack_ros.bags import BagError, MessageContentError, bag_info, tracks_to_mot, write_scene_bag, write_video_bag
 from smiletrack_ros.bags.convert import DEFAULT_DETECTIONS_TOPIC, DEFAULT_IMAGE_TOPIC
@@ -29,10 +30,21 @@ def _seconds_to_ns(seconds: float) -> int:
     return int(round(seconds * 1e9))
 
 
+def _first_stamp_ns(seconds: float | None) -> int:
+    """The first frame's stamp: ``--start`` or, by default, now (as a camera driver stamps);
+    never 0, which ROS reads as an unset stamp."""
+    if seconds is None:
+        return time.time_ns() // 1_000_000 * 1_000_000
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"start time must be > 0 s (ROS reads a zero stamp as unset), got {seconds}")
+    return _seconds_to_ns(seconds)
+
+
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC)
     parser.add_argument("--frame-id", default="camera")
-    parser.add_argument("--start", type=float, default=0.0, help="stamp of the first frame, seconds")
+    parser.add_argument("--start", type=float, help="stamp of the first frame, seconds since the epoch "
+                        "(default: now; 0 is refused, ROS reads it as unset)")
     parser.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
     parser.add_argument("--compress", action="store_true", help="zstd-compressed mcap chunks")
 
@@ -40,7 +52,7 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 def _from_video(args: argparse.Namespace) -> str:
     detections = read_detections(args.det_file, rescale=args.score_rescale) if args.det_file else None
     count = write_video_bag(args.source, args.out, fps=args.fps, image_topic=args.image_topic,
-                            frame_id=args.frame_id, start_ns=_seconds_to_ns(args.start),
+                            frame_id=args.frame_id, start_ns=_first_stamp_ns(args.start),
                             max_frames=args.max_frames, storage=args.storage, compress=args.compress,
                             detections=detections,
                             detections_topic=args.detections_topic)
@@ -51,7 +63,7 @@ def _from_video(args: argparse.Namespace) -> str:
 def _from_scene(args: argparse.Namespace) -> str:
     counts = write_scene_bag(generate_scene(scene_config_from_args(args)), args.out, image_topic=args.image_topic,
                              detections_topic=args.detections_topic or None, frame_id=args.frame_id,
-                             start_ns=_seconds_to_ns(args.start), storage=args.storage, compress=args.compress)
+                             start_ns=_first_stamp_ns(args.start), storage=args.storage, compress=args.compress)
     return f"wrote {args.out}: " + ", ".join(f"{topic} {n}" for topic, n in counts.items())
 
 

@@ -32,7 +32,7 @@ from smiletrack_ros.cli.replay_bag import ReplayOptions, replay
 from smiletrack_ros.mot.evaluate import evaluate, format_table
 from smiletrack_ros.mot.io import read_ground_truth, read_results
 from smiletrack_ros.ros.annotate import draw_boxes
-from smiletrack_ros.ros.process import stop_node_process
+from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process
 from smiletrack_ros.scene import SceneConfig, SceneConfigError, collect_ground_truth, generate_scene
 
 NODE_START_TIMEOUT_S = 60.0
@@ -93,11 +93,10 @@ def start_node(out: Path, params: dict, domain: int) -> tuple[subprocess.Popen, 
     params_file = out / "node_params.yaml"
     params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}, sort_keys=True))
     log_path = out / "node.log"
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1")
+    env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                                PYTHONUNBUFFERED="1"))
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "smiletrack_ros.ros.node", "--ros-args",
-                                 "--params-file", str(params_file)], env=env, stdout=log,
+        proc = subprocess.Popen(node_command("--params-file", str(params_file)), env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     return proc, log_path
 

@@ -22,6 +22,7 @@ from std_msgs.msg import ColorRGBA, Header
 from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose
 from visualization_msgs.msg import Marker, MarkerArray
 
+from smiletrack_ros.cdr import GroundFields
 from smiletrack_ros.ground import (
     CameraModel,
     CameraModelError,
@@ -33,6 +34,7 @@ from smiletrack_ros.ground import (
     GroundTracker,
 )
 from smiletrack_ros.labels import class_label
+from smiletrack_ros.ros.ground_fields import ground_fields
 from smiletrack_ros.ros.ground_settings import GroundSettings
 from smiletrack_ros.tracking import TrackOutput
 
@@ -251,8 +253,9 @@ class GroundPublisher:
 
     def publish(self, header: Any, timestamp: float, tracks: Sequence[TrackOutput],
                 live_tracks: Sequence[TrackOutput], boxes: np.ndarray, scores: np.ndarray | None,
-                class_names: Sequence[str] = ()) -> Mapping[int, GroundEstimate] | None:
-        """Runs one frame; publishes the 3D outputs when there are estimates; returns them (None: none).
+                class_names: Sequence[str] = ()) -> Mapping[int, GroundFields] | None:
+        """Runs one frame; publishes the 3D outputs when there are estimates; returns each track's
+        ``ground_*`` fields for the TrackArray (None: none).
         A failure here is counted and logged, never passed on: the 2D outputs do not depend on it."""
         try:
             frame = self.output.process(header, timestamp, live_tracks, boxes, scores)
@@ -265,7 +268,7 @@ class GroundPublisher:
             self._logger.error(f"ground output failed: {type(exc).__name__}: {exc} (#{self.output.errors})",
                                throttle_duration_sec=5.0)
             return None
-        return frame.estimates
+        return {track_id: ground_fields(e) for track_id, e in frame.estimates.items()}
 
     def _tf_lookup(self, node: Any) -> Callable[[str, int], np.ndarray | None] | None:
         try:

@@ -6,59 +6,60 @@ which converts, runs the pipeline and publishes; all tracking logic lives in
 """
 from __future__ import annotations
 
-if __name__ == "__main__":  # the executable: quiet, immediate exit on a signal while loading
-    from smiletrack_ros.ros.process import exit_quietly_on_signals
+import dataclasses
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-    exit_quietly_on_signals()
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
+from rclpy.signals import SignalHandlerOptions, install_signal_handlers
+from rclpy.utilities import remove_ros_args
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray
 
-import dataclasses  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import rclpy  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult  # noqa: E402
-from rclpy.clock import Clock, ClockType  # noqa: E402
-from rclpy.exceptions import ParameterException  # noqa: E402
-from rclpy.executors import ExternalShutdownException  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from rclpy.serialization import deserialize_message  # noqa: E402
-from rclpy.signals import SignalHandlerOptions, install_signal_handlers  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from vision_msgs.msg import Detection2DArray  # noqa: E402
-
-from smiletrack_ros.detection.external import kept_detections  # noqa: E402
-from smiletrack_ros.msg import TrackArray  # noqa: E402
-from smiletrack_ros.pipeline import LateFrameError, Pipeline  # noqa: E402
-from smiletrack_ros.ros.annotate import draw_tracks  # noqa: E402
-from smiletrack_ros.ros.cdr import detection_array_cdr, track_array_cdr  # noqa: E402
-from smiletrack_ros.ros.detection_rows import read_detection_array  # noqa: E402
-from smiletrack_ros.ros.graph_checks import same_name_nodes  # noqa: E402
-from smiletrack_ros.ros.ground_output import GroundPublisher  # noqa: E402
-from smiletrack_ros.ros.ground_settings import GroundSettings  # noqa: E402
-from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields  # noqa: E402
-from smiletrack_ros.ros.input_limits import InputLimits, detection_count  # noqa: E402
-from smiletrack_ros.ros.latest_worker import LatestWorker  # noqa: E402
-from smiletrack_ros.ros.messages import index_into_message  # noqa: E402
-from smiletrack_ros.ros.node_stats import NodeStats  # noqa: E402
-from smiletrack_ros.ros.process import exit_now, exit_quietly_on_signals, restore_default_signals  # noqa: E402
-from smiletrack_ros.ros.runtime_changes import prepare_detector_change  # noqa: E402
-from smiletrack_ros.ros.settings import (  # noqa: E402
+from smiletrack_ros.cdr import detection_array_cdr, track_array_cdr
+from smiletrack_ros.detection.external import kept_detections
+from smiletrack_ros.msg import TrackArray
+from smiletrack_ros.pipeline import LateFrameError, Pipeline
+from smiletrack_ros.ros.annotate import draw_tracks
+from smiletrack_ros.ros.detection_rows import read_detection_array
+from smiletrack_ros.ros.frame_gaps import FrameGaps
+from smiletrack_ros.ros.graph_checks import same_name_nodes
+from smiletrack_ros.ros.ground_output import GroundPublisher
+from smiletrack_ros.ros.ground_settings import GroundSettings
+from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields
+from smiletrack_ros.ros.input_limits import InputLimits, detection_count
+from smiletrack_ros.ros.latest_worker import LatestWorker
+from smiletrack_ros.ros.messages import index_into_message
+from smiletrack_ros.ros.node_stats import NodeStats
+from smiletrack_ros.ros.process import ignore_interrupts_while_ending, restore_default_signals
+from smiletrack_ros.ros.runtime_changes import prepare_detector_change
+from smiletrack_ros.ros.settings import (
     NodeSettings,
     ParameterError,
     ParamSpec,
     all_param_specs,
+    check_limits,
     detector_config,
     tracker_config,
+    tracker_overrides,
+    tracker_values,
 )
-from smiletrack_ros.ros.stamp_pairing import StampPairer  # noqa: E402
-from smiletrack_ros.tracking import SmileTracker  # noqa: E402
+from smiletrack_ros.ros.stamp_pairing import StampPairer
+from smiletrack_ros.tracking import SmileTracker
 
 NODE_NAME = "smiletrack_tracker"
 _TYPES = {"bool": Parameter.Type.BOOL, "int": Parameter.Type.INTEGER, "double": Parameter.Type.DOUBLE,
@@ -83,22 +84,35 @@ def qos(reliability: str, depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
 
 
-class TrackerNode(Node):
-    """Every setting comes from parameters, validated here once; a bad one raises ParameterError."""
+class TrackerCore:
+    """The tracker's behaviour, shared by the plain and the managed node: parameters are declared
+    and validated once at construction (a bad one raises ParameterError); ``_configure`` loads the
+    models and opens the outputs, ``_activate`` subscribes, ``_deactivate`` unsubscribes and
+    ``_cleanup`` frees the models. Mixed into an rclpy Node or LifecycleNode."""
 
-    def __init__(self, **kwargs: Any):
-        super().__init__(NODE_NAME, **kwargs)
+    def _declare(self) -> None:
         self._specs = {s.name: s for s in all_param_specs()}
         self._values = self._declare_parameters()
         self.settings = NodeSettings.from_values(self._values)
-        s = self.settings
-        self.stats = NodeStats()
-        self.limits = InputLimits.from_values(self._values)
-        self._converter = ImageConverter(budget=self.limits.image)
-        self._pipeline, self._models = self._build_pipeline()
-        self._stamps = self.limits.stamp_guard(self._pipeline.max_reorder_s)
         self._pending_lock = threading.Lock()
         self._pending_changes: dict[str, Any] = {}
+        self.limits = InputLimits.from_values(self._values)
+        self._converter = ImageConverter(budget=self.limits.image)
+        self._worker: LatestWorker[Frame] | None = None
+        self._pipeline: Pipeline | None = None
+        self._ground: GroundPublisher | None = None
+        self._inputs: list[Any] = []
+        self._outputs: list[Any] = []
+        self._timer = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _configure(self) -> None:
+        s = self.settings
+        self.stats = NodeStats()
+        self._gaps = FrameGaps(s.frame_rate)
+        self._missing_reported = 0
+        self._pipeline, self._models = self._build_pipeline()
+        self._stamps = self.limits.stamp_guard(self._pipeline.max_reorder_s)
         self._detector_swap: tuple[Any, Any] = (s.detector, None)   # newest accepted config, its prepared swap
         self._pairer: StampPairer | None = None
         if s.external_detections:
@@ -109,44 +123,74 @@ class TrackerNode(Node):
         self._full_pub = self.create_publisher(TrackArray, s.tracks_full_topic, out_qos)
         self._debug_pub = self.create_publisher(Image, s.debug_image_topic, out_qos)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._worker: LatestWorker[Frame] = LatestWorker(self._process, self._on_worker_error)
+        self._outputs = [self._tracks_pub, self._full_pub, self._debug_pub, self._diag_pub]
+        self._worker = LatestWorker(self._process, self._on_worker_error)
         self._failures_in_a_row = 0     # worker thread only
         self._recoveries = 0
 
+    def _activate(self) -> None:
+        s = self.settings
         in_qos = qos(s.input_reliability, s.input_depth)
+        # image_transport's convention: the compressed topic hangs off the resolved (remapped) base topic
+        image_topic = self.resolve_topic_name(s.image_topic)
         if s.compressed:
-            self.create_subscription(CompressedImage, f"{s.image_topic}/compressed", self._on_image, in_qos)
+            image_topic = f"{image_topic.rstrip('/')}/compressed"
+            self._inputs.append(self.create_subscription(CompressedImage, image_topic, self._on_image, in_qos))
         else:
-            self.create_subscription(Image, s.image_topic, self._on_image, in_qos)
+            self._inputs.append(self.create_subscription(Image, image_topic, self._on_image, in_qos))
         if s.external_detections:
-            self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections, in_qos, raw=True)
+            self._inputs.append(self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections,
+                                                         in_qos, raw=True))
         ground = GroundSettings.from_values(self._values, s.image_topic)   # ground plane output (issue 19)
-        self._ground = GroundPublisher(self, ground, out_qos, in_qos) if ground.enabled else None
+        if ground.enabled and self._ground is None:
+            self._ground = GroundPublisher(self, ground, qos(s.output_reliability, s.output_depth), in_qos)
         # steady clock: with use_sim_time the diagnostics keep coming even while /clock is paused
-        self.create_timer(s.diagnostics_period, self._publish_diagnostics,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
-            f"tracking {self.resolve_topic_name(s.image_topic)}{'/compressed' if s.compressed else ''}"
-            f" -> {self.resolve_topic_name(s.tracks_topic)}; detector {s.detector.backend}, "
+            f"tracking {image_topic} -> {self.resolve_topic_name(s.tracks_topic)}; detector {s.detector.backend}, "
             f"embedder {self._models['embedder']}, tracker preset {s.tracker_preset}, "
             f"images via {self._converter.backend}")
 
+    def _deactivate(self) -> None:
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs.clear()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+
+    def _cleanup(self) -> None:
+        """Stops the worker, closes the outputs and drops the models (their memory is freed)."""
+        self.shutdown()
+        for publisher in self._outputs:
+            self.destroy_publisher(publisher)
+        self._outputs.clear()
+        self._pipeline = self._worker = None
+
     # ---- set-up -------------------------------------------------------------------------
     def _declare_parameters(self) -> dict[str, Any]:
-        """Declares every parameter; returns name -> value (None: tracker override left unset).
-
-        Unset overrides and empty-list defaults are declared by type, since rclpy cannot
-        infer an array's element type from an empty list."""
-        values = {}
+        """Declares every parameter with a value, so that each one can be read, dumped and loaded
+        back: the tracker.* fields default to the values of ``tracker.preset`` (declared before them).
+        An empty-list default is declared by type (rclpy cannot infer an element type from []) and
+        then given its typed empty value, before the descriptor makes it read-only."""
+        values: dict[str, Any] = {}
+        preset_values: dict[str, Any] = {}
         for spec in self._specs.values():
-            descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.runtime)
-            by_type = spec.default is None or spec.default == []
+            if spec.name.startswith("tracker.") and not preset_values and spec.name != "tracker.preset":
+                preset_values = tracker_values(values["tracker.preset"])
+            default = preset_values.get(spec.name, spec.default)
             try:
-                param = self.declare_parameter(spec.name, _TYPES[spec.type] if by_type else spec.default, descriptor)
+                if default == []:
+                    param = self.declare_parameter(spec.name, _TYPES[spec.type])
+                    if param.type_ == Parameter.Type.NOT_SET:
+                        self.set_parameters([Parameter(spec.name, _TYPES[spec.type], [])])
+                    self.set_descriptor(spec.name, _descriptor(spec))
+                else:
+                    self.declare_parameter(spec.name, default, _descriptor(spec))
             except ParameterException as exc:
-                raise ParameterError(spec.name, f"expected a {spec.type}: {exc}") from exc
-            values[spec.name] = spec.default if param.type_ == Parameter.Type.NOT_SET else param.value
+                raise ParameterError(spec.name, f"expected a {spec.type}{_limits_text(spec)}: {exc}") from exc
+            values[spec.name] = self.get_parameter(spec.name).value
         return values
 
     def _build_pipeline(self) -> tuple[Pipeline, dict[str, str]]:
@@ -190,6 +234,7 @@ class TrackerNode(Node):
     # ---- callbacks (never block) --------------------------------------------------------
     def _on_image(self, msg: Any) -> None:
         arrived = time.monotonic()
+        self._gaps.add(stamp_ns(msg.header))
         if self._pairer is None:
             self._worker.submit(Frame(msg, None, arrived))
             return
@@ -237,8 +282,9 @@ class TrackerNode(Node):
             candidate = self._values | changes
         swap = None
         try:
+            check_limits(changes)
             if any(k.startswith("tracker.") for k in changes):
-                tracker_config(candidate["tracker.preset"], _tracker_overrides(candidate))
+                tracker_config(candidate["tracker.preset"], tracker_overrides(candidate))
             if any(k.startswith("detector.") for k in changes):
                 config = detector_config(candidate)     # built now if it must be: a failure is refused here
                 swap = (config, prepare_detector_change(self._pipeline.detector, self._detector_swap[0], config))
@@ -263,11 +309,11 @@ class TrackerNode(Node):
         if "publish_debug_image" in changes:
             self.settings = _replace(self.settings, publish_debug_image=values["publish_debug_image"])
         if any(k.startswith("tracker.") for k in changes):
-            config = tracker_config(values["tracker.preset"], _tracker_overrides(values))
-            self._pipeline.tracker.config = config  # read afresh by every update()
+            config = tracker_config(values["tracker.preset"], tracker_overrides(values))
+            self._pipeline.reconfigure_tracker(config)
             self.settings = _replace(self.settings, tracker=config)
         if swap is not None and any(k.startswith("detector.") for k in changes):
-            self._pipeline.detector = swap()
+            self._pipeline.replace_detector(swap())
             self.settings = _replace(self.settings, detector=detector_config_)
 
     def _process(self, frame: Frame) -> None:
@@ -356,14 +402,20 @@ class TrackerNode(Node):
         snap = self.stats.snapshot()
         dropped = self._worker.dropped
         rejected = sum(snap.rejected.values())
-        level, message = DiagnosticStatus.OK, "tracking"
+        missing, self._missing_reported = self._gaps.missing - self._missing_reported, self._gaps.missing
+        problems = []
         if snap.frames == 0:
-            level, message = DiagnosticStatus.WARN, "no frames processed in the last period"
+            problems.append("no frames processed in the last period")
         if rejected or snap.errors:
-            level, message = DiagnosticStatus.WARN, f"{rejected} rejected inputs, {snap.errors} processing errors"
+            problems.append(f"{rejected} rejected inputs, {snap.errors} processing errors")
+        if missing:
+            problems.append(f"{missing} frames missing from the stream in the last period (DDS loss?)")
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        message = "; ".join(problems) or "tracking"
         values = {
             "rate_hz": f"{snap.rate_hz:.2f}", "latency_ms_mean": f"{snap.latency_ms_mean:.2f}",
             "latency_ms_max": f"{snap.latency_ms_max:.2f}", "processing_ms_mean": f"{snap.processing_ms_mean:.2f}",
+            "frames_received": str(self._gaps.received), "frames_missing": str(self._gaps.missing),
             "frames_processed": str(snap.total_frames), "frames_dropped_busy": str(dropped),
             "live_tracks": str(snap.live_tracks),
             "detector": self._models["detector"], "embedder": self._models["embedder"],
@@ -391,13 +443,70 @@ class TrackerNode(Node):
         self._diag_pub.publish(DiagnosticArray(header=_header_now(self), status=[status]))
 
     def shutdown(self) -> None:
-        if not self._worker.stop(timeout=0.5):
+        if self._worker is not None and not self._worker.stop(timeout=0.5):
             self.get_logger().warning("worker still busy at shutdown; leaving it to exit with the process")
 
 
-def _tracker_overrides(values: dict[str, Any]) -> dict[str, Any]:
-    return {k[len("tracker."):]: v for k, v in values.items()
-            if k.startswith("tracker.") and k != "tracker.preset" and v is not None}
+class TrackerNode(TrackerCore, Node):
+    """The plain node: configured and active from construction."""
+
+    def __init__(self, **kwargs: Any):
+        Node.__init__(self, NODE_NAME, **kwargs)
+        self._declare()
+        self._configure()
+        self._activate()
+
+
+class ManagedTrackerNode(TrackerCore, LifecycleNode):
+    """The managed (lifecycle) node: unconfigured until ``ros2 lifecycle set <node> configure``.
+    A model that fails to load fails the configure transition (logged) and the node stays up."""
+
+    def __init__(self, **kwargs: Any):
+        LifecycleNode.__init__(self, NODE_NAME, **kwargs)
+        self._declare()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except ParameterError as exc:
+            self.get_logger().error(f"configure failed: invalid configuration: {exc}")
+            self._cleanup()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """What ``ros2 param describe`` shows: the description, the limits the validation enforces
+    as a range, and the other constraints in words."""
+    descriptor = ParameterDescriptor(type=_TYPES[spec.type].value, description=spec.description,
+                                     read_only=not spec.runtime, additional_constraints=spec.constraints)
+    if spec.limits is not None and spec.type == "double":
+        descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.limits[0]),
+                                                              to_value=float(spec.limits[1]))]
+    elif spec.limits is not None and spec.type == "int":
+        descriptor.integer_range = [IntegerRange(from_value=int(spec.limits[0]), to_value=int(spec.limits[1]))]
+    return descriptor
+
+
+def _limits_text(spec: ParamSpec) -> str:
+    return f" ({spec.constraints})" if spec.constraints else ""
 
 
 def _replace(settings: NodeSettings, **changes: Any) -> NodeSettings:
@@ -411,12 +520,15 @@ def _header_now(node: Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the node until SIGINT/SIGTERM; returns the exit status (2: invalid configuration)."""
-    exit_quietly_on_signals()           # model loading below can take seconds
-    rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    """Runs the node until SIGINT/SIGTERM; returns the exit status (2: invalid configuration).
+    ``--managed`` (before ``--ros-args``) starts the lifecycle node."""
+    # run_node installed the quiet signal handlers before the imports: model loading takes seconds
+    argv = list(sys.argv if argv is None else argv)
+    managed = "--managed" in remove_ros_args(argv)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
-        node = TrackerNode()
+        node = ManagedTrackerNode() if managed else TrackerNode()
         restore_default_signals()
         install_signal_handlers(SignalHandlerOptions.ALL)
         rclpy.spin(node)
@@ -426,12 +538,10 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_interrupts_while_ending()
         if node is not None:
             node.shutdown()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
 
-
-if __name__ == "__main__":
-    exit_now(main())

@@ -5,7 +5,7 @@ process at once (no KeyboardInterrupt traceback from deep inside an import). Onc
 the node exists, rclpy's handlers take over so that spinning stops cleanly. At the
 end the process leaves with ``os._exit``: the interpreter's own teardown of loaded
 model runtimes can take over a second, and there is nothing left to clean by then.
-Only the executable's entry points call these; importing the package changes nothing.
+Only the executable's entry point (``run_node``) calls these; importing the package changes nothing.
 """
 from __future__ import annotations
 
@@ -13,13 +13,30 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run_node() -> None:
+    """The executable's whole body: quiet signals first, then the slow imports and the node."""
+    exit_quietly_on_signals()
+    from smiletrack_ros.ros.node import main  # rclpy, numpy, maybe torch: seconds to load
+
+    exit_now(main())
 
 
 def exit_quietly_on_signals() -> None:
     for sig in _SIGNALS:
         signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
+
+
+def ignore_interrupts_while_ending() -> None:
+    """Once spinning has stopped: a terminal's Ctrl-C reaches the node twice under ``ros2 launch``
+    (from the terminal and forwarded by launch); the second must not interrupt the teardown.
+    SIGTERM still ends the process at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, _frame: os._exit(128 + signum))
 
 
 def restore_default_signals() -> None:
@@ -32,6 +49,19 @@ def exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def node_command(*ros_args: str) -> list[str]:
+    """The node as a child process of this interpreter: ``node_command("--params-file", path)``."""
+    return [sys.executable, "-m", "smiletrack_ros.ros", "--ros-args", *ros_args]
+
+
+def same_package_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with PYTHONPATH leading to the copy of smiletrack_ros that this process imported,
+    so that a child node runs the same code (a checkout's or the installed copy), never the other."""
+    root = str(Path(__file__).resolve().parents[2])
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    return dict(env, PYTHONPATH=os.pathsep.join([root, *rest]))
 
 
 def stop_node_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:

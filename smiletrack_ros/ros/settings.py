@@ -7,14 +7,16 @@ through the parameter service and are re-validated by the same code.
 """
 from __future__ import annotations
 
-import dataclasses
+import math
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from smiletrack_ros.detection.config import DetectorConfig, parameter_defaults
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
+from smiletrack_ros.errors import SettingError
 from smiletrack_ros.ros.image_budget import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 from smiletrack_ros.tracking import PRESETS, ConfigError, TrackerConfig
 
@@ -32,17 +34,35 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """``default`` None: declared without a value (a tracker override that keeps the preset's)."""
+    """``default`` None: a tracker field, whose value comes from ``tracker.preset``.
+    ``limits`` (low, high), inclusive: checked here and shown by ``ros2 param describe``
+    (FloatingPointRange / IntegerRange); every double must also be finite."""
 
     name: str
     type: str
     default: Any
     description: str
     runtime: bool = False
+    limits: tuple[float, float] | None = None
+
+    @property
+    def constraints(self) -> str:
+        """The descriptor's additional_constraints: what the validation enforces, in words."""
+        parts = []
+        if self.limits is not None:
+            parts.append(f"in [{self.limits[0]:g}, {self.limits[1]:g}]")
+        if self.type == "double":
+            parts.append("finite")
+        if self.name.startswith("tracker.") and self.name in TRACKER_OPTIONAL:
+            parts.append(f"{NONE_VALUE:g}: none ({TRACKER_OPTIONAL[self.name]})")
+        if self.name.startswith("tracker.") and self.name != "tracker.preset":
+            parts.append("validated with the preset by TrackerConfig")
+        return "; ".join(parts)
 
 
-def _p(name: str, type_: str, default: Any, description: str, runtime: bool = False) -> ParamSpec:
-    return ParamSpec(name, type_, default, description, runtime)
+def _p(name: str, type_: str, default: Any, description: str, runtime: bool = False,
+       limits: tuple[float, float] | None = None) -> ParamSpec:
+    return ParamSpec(name, type_, default, description, runtime, limits)
 
 
 NODE_PARAMS: tuple[ParamSpec, ...] = (
@@ -60,14 +80,17 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
        runtime=True),
     _p("input_qos.reliability", "string", "best_effort", "QoS reliability of the image and detections "
        "subscriptions: best_effort (sensor data) or reliable"),
-    _p("input_qos.depth", "int", 1, "QoS history depth of the image and detections subscriptions"),
+    _p("input_qos.depth", "int", 1, "QoS history depth of the image and detections subscriptions",
+       limits=(1, 1000)),
     _p("output_qos.reliability", "string", "reliable", "QoS reliability of the outputs: best_effort or reliable"),
-    _p("output_qos.depth", "int", 10, "QoS history depth of the outputs"),
-    _p("sync.max_pending", "int", 10, "images / detection arrays kept while waiting for their partner stamp"),
+    _p("output_qos.depth", "int", 10, "QoS history depth of the outputs", limits=(1, 1000)),
+    _p("sync.max_pending", "int", 10, "images / detection arrays kept while waiting for their partner stamp",
+       limits=(1, 1000)),
     _p("class_names", "string_array", [], "class names by class index for the outputs' class_id (and to read "
        "external detections' class_id); empty: the index as text"),
-    _p("frame_rate", "double", 30.0, "nominal camera rate; the tracker scales its lost-track buffer by it"),
-    _p("diagnostics_period", "double", 1.0, "seconds between /diagnostics messages"),
+    _p("frame_rate", "double", 30.0, "nominal camera rate (Hz); the tracker scales its lost-track buffer by it "
+       "and the diagnostics count frames missing from the stamps by it", limits=(0.1, 1000.0)),
+    _p("diagnostics_period", "double", 1.0, "seconds between /diagnostics messages", limits=(0.01, 3600.0)),
     _p("embedder.enabled", "bool", True, "compute SLM appearance embeddings (off: motion + IoU only)"),
     _p("embedder.weights", "string", "", "SLM weights (.safetensors); empty: the weights shipped with the "
        "package when present, else appearance is off (with a warning)"),
@@ -131,6 +154,9 @@ def _ros_type(value: Any) -> str:
     raise TypeError(f"no ROS parameter type for {value!r}")
 
 
+_DETECTOR_LIMITS = {"stamp_tolerance": (0.0, 10.0)}
+
+
 def _detector_params() -> tuple[ParamSpec, ...]:
     defaults = parameter_defaults()
     specs = []
@@ -142,32 +168,55 @@ def _detector_params() -> tuple[ParamSpec, ...]:
             continue
         if value is None:
             value = {"weights": "", "pad_mode": "", "channel_order": "", "input_size": 0, "input_scale": 0.0}[name]
-        specs.append(_p(f"detector.{name}", _ros_type(value), value, description, name in _DETECTOR_RUNTIME))
+        specs.append(_p(f"detector.{name}", _ros_type(value), value, description, name in _DETECTOR_RUNTIME,
+                        _DETECTOR_LIMITS.get(name)))
     return tuple(specs)
 
 
-# TrackerConfig field annotation -> ROS parameter type
-_TRACKER_TYPES = {"float": "double", "int": "int", "bool": "bool", "str": "string"}
+_ROS_TYPES = {float: "double", int: "int", bool: "bool", str: "string"}
 # Thresholds and weights the live tracker may take at run time; the rest shape state
 # (feature bank, buffers, camera-motion compensation) and are fixed at start-up.
 TRACKER_RUNTIME = {"min_score", "high_threshold", "new_track_threshold", "alpha", "appearance_gate", "min_iou",
                    "stage1_match_threshold", "stage2_match_threshold", "unconfirmed_match_threshold",
                    "duplicate_iou_distance", "mahalanobis_gate", "motion_fusion_lambda"}
+# A ROS parameter cannot be null: the tracker fields that may be None take NONE_VALUE for it
+# (below every such field's range), so that every parameter has a value to read, dump and load.
+NONE_VALUE = -2.0
+TRACKER_OPTIONAL = {"tracker.high_threshold": "the adaptive score split",
+                    "tracker.new_track_threshold": "the frame's high threshold",
+                    "tracker.appearance_gate": "no gate"}
+
+
+def _tracker_fields() -> dict[str, type]:
+    """TrackerConfig's scalar fields -> their Python type (Optional unwrapped), from the real annotations."""
+    out = {}
+    for name, hint in typing.get_type_hints(TrackerConfig).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0] if args else hint
+        if name != "preset" and base in _ROS_TYPES:
+            out[name] = base
+    return out
 
 
 def _tracker_params() -> tuple[ParamSpec, ...]:
-    """One optional override per scalar TrackerConfig field; unset keeps the preset's value
-    (fields whose preset value is None, e.g. the adaptive high_threshold, can be set but not unset)."""
+    """One parameter per scalar TrackerConfig field; its value comes from ``tracker.preset`` unless given."""
     specs = []
-    for f in dataclasses.fields(TrackerConfig):
-        base = str(f.type).replace(" | None", "").replace("Optional[", "").rstrip("]")
-        if f.name == "preset" or base not in _TRACKER_TYPES:
-            continue
-        runtime = f.name in TRACKER_RUNTIME
-        specs.append(_p(f"tracker.{f.name}", _TRACKER_TYPES[base], None,
-                        f"override of the preset's {f.name} (unset: the preset's value)"
-                        + ("" if runtime else "; fixed at start-up"), runtime=runtime))
+    for name, base in _tracker_fields().items():
+        runtime = name in TRACKER_RUNTIME
+        specs.append(_p(f"tracker.{name}", _ROS_TYPES[base], None,
+                        f"the preset's {name} unless set here" + ("" if runtime else "; fixed at start-up"),
+                        runtime=runtime))
     return tuple(specs)
+
+
+def tracker_values(preset: str) -> dict[str, Any]:
+    """The tracker.* parameter values of a preset (what the node declares when none is given)."""
+    config = tracker_config(preset, {})
+    values = {}
+    for name in _tracker_fields():
+        value = getattr(config, name)
+        values[f"tracker.{name}"] = NONE_VALUE if value is None else value
+    return values
 
 
 def all_param_specs() -> tuple[ParamSpec, ...]:
@@ -198,7 +247,6 @@ class NodeSettings:
     embedder_device: str
     embedder_fp16: bool
     tracker_preset: str
-    tracker_overrides: Mapping[str, Any]
     tracker: TrackerConfig
     detector: DetectorConfig
 
@@ -208,16 +256,13 @@ class NodeSettings:
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> NodeSettings:
-        """``values``: parameter name -> value (None for an unset tracker override)."""
+        """``values``: parameter name -> value (None for a tracker field left to the preset)."""
+        check_limits(values)
         topics = {}
         for name in ("image_topic", "detections_topic", "tracks_topic", "tracks_full_topic", "debug_image_topic"):
             topics[name] = _topic(name, values[name])
         for name in ("input_qos.reliability", "output_qos.reliability"):
             _require(values[name] in QOS_RELIABILITY, name, f"must be one of {QOS_RELIABILITY}, got {values[name]!r}")
-        for name in ("input_qos.depth", "output_qos.depth", "sync.max_pending"):
-            _require(values[name] >= 1, name, f"must be >= 1, got {values[name]}")
-        for name in ("frame_rate", "diagnostics_period"):
-            _require(values[name] > 0, name, f"must be > 0, got {values[name]}")
         names = tuple(values["class_names"])
         _require(all(n.strip() for n in names), "class_names", "names must be non-empty")
         _require(len(set(names)) == len(names), "class_names", f"names must be unique, got {list(names)}")
@@ -225,8 +270,6 @@ class NodeSettings:
                  f"must be {DEVICE_SYNTAX}, got {values['embedder.device']!r}")
         preset = values["tracker.preset"]
         _require(preset in TRACKER_PRESETS, "tracker.preset", f"must be one of {TRACKER_PRESETS}, got {preset!r}")
-        overrides = {k[len("tracker."):]: v for k, v in values.items()
-                     if k.startswith("tracker.") and k != "tracker.preset" and v is not None}
         detector = detector_config(values)
         _require(detector.backend == "external" or detector.weights is not None, "detector.weights",
                  f"the {detector.backend} backend needs weights (an untrained detector finds nothing useful); "
@@ -238,15 +281,36 @@ class NodeSettings:
             sync_max_pending=values["sync.max_pending"], class_names=names, frame_rate=float(values["frame_rate"]),
             diagnostics_period=float(values["diagnostics_period"]), embedder_enabled=values["embedder.enabled"],
             embedder_weights=values["embedder.weights"], embedder_device=values["embedder.device"],
-            embedder_fp16=values["embedder.fp16"], tracker_preset=preset, tracker_overrides=overrides,
-            tracker=tracker_config(preset, overrides), detector=detector)
+            embedder_fp16=values["embedder.fp16"], tracker_preset=preset,
+            tracker=tracker_config(preset, tracker_overrides(values)), detector=detector)
+
+
+def check_limits(values: Mapping[str, Any]) -> None:
+    """Every double finite, every value with limits within them (what the descriptors show)."""
+    for spec in all_param_specs():
+        value = values.get(spec.name)
+        if value is None or spec.type not in ("double", "int"):
+            continue
+        _require(spec.type != "double" or math.isfinite(value), spec.name, f"must be finite, got {value!r}")
+        if spec.limits is not None:
+            low, high = spec.limits
+            _require(low <= value <= high, spec.name, f"must lie in [{low:g}, {high:g}], got {value!r}")
+
+
+def tracker_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """TrackerConfig fields from the tracker.* parameters (None: left to the preset; NONE_VALUE: None)."""
+    out = {}
+    for key, value in values.items():
+        if key.startswith("tracker.") and key != "tracker.preset" and value is not None:
+            out[key[len("tracker."):]] = None if key in TRACKER_OPTIONAL and value == NONE_VALUE else value
+    return out
 
 
 def tracker_config(preset: str, overrides: Mapping[str, Any]) -> TrackerConfig:
     try:
         return TrackerConfig.from_preset(preset, **overrides)
     except ConfigError as exc:
-        raise ParameterError(_field_param("tracker", str(exc), overrides), str(exc)) from exc
+        raise ParameterError(_error_param("tracker", exc, overrides), str(exc)) from exc
 
 
 def detector_config(values: Mapping[str, Any]) -> DetectorConfig:
@@ -265,15 +329,16 @@ def detector_config(values: Mapping[str, Any]) -> DetectorConfig:
     try:
         return DetectorConfig.from_mapping(fields)
     except ValueError as exc:
-        raise ParameterError(_field_param("detector", str(exc), fields), str(exc)) from exc
+        raise ParameterError(_error_param("detector", exc, fields), str(exc)) from exc
 
 
-def _field_param(prefix: str, message: str, candidates: Mapping[str, Any]) -> str:
-    """The parameter a config error is about: the first field name the message mentions."""
-    for name in sorted(candidates, key=len, reverse=True):
-        if re.search(rf"\b{re.escape(name)}\b", message):
-            return f"{prefix}.{name}"
-    return f"{prefix}.*"
+def _error_param(prefix: str, exc: Exception, candidates: Mapping[str, Any]) -> str:
+    """The parameter a config error is about: its ``SettingError.field``. Config classes not yet
+    derived from SettingError name the field in their message only: the longest name found there."""
+    if isinstance(exc, SettingError):
+        return f"{prefix}.{exc.field}"
+    found = [name for name in candidates if re.search(rf"\b{re.escape(name)}\b", str(exc))]
+    return f"{prefix}.{max(found, key=len)}" if found else f"{prefix}.*"
 
 
 def _topic(name: str, value: str) -> str:
