@@ -8,7 +8,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -20,16 +19,17 @@ pytest.importorskip("smiletrack_ros.msg", reason="generated messages not install
 pytest.importorskip("visualization_msgs.msg")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.serialization import deserialize_message  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from smiletrack_ros.msg import Track, TrackArray  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import Detection2DArray, Detection3DArray  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from smiletrack_ros.detections import Detections  # noqa: E402
+from smiletrack_ros.cdr import detections_cdr  # noqa: E402
 from smiletrack_ros.ground import CameraModel, CameraPose  # noqa: E402
 from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
-from smiletrack_ros.ros.messages import detections_to_detection_array  # noqa: E402
+from smiletrack_ros.ros.process import node_command, same_package_env  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 WIDTH, HEIGHT = 640, 480
@@ -102,8 +102,9 @@ class Harness:
         if camera_info:
             self.info_pub.publish(CameraInfo(header=header, width=WIDTH, height=HEIGHT, k=K, d=[0.0] * 5,
                                              distortion_model="plumb_bob"))
-        dets = Detections(boxes.astype(np.float32), np.full(len(boxes), 0.9, np.float32), np.zeros(len(boxes), int))
-        self.det_pub.publish(detections_to_detection_array(header, dets, ("person",)))
+        data = detections_cdr(header, boxes.astype(np.float32), np.full(len(boxes), 0.9, np.float32),
+                              np.zeros(len(boxes), np.int64), class_names=("person",))
+        self.det_pub.publish(deserialize_message(data, Detection2DArray))
         image = Image(header=header, **bgr_to_raw_fields(np.full((HEIGHT, WIDTH, 3), 90, np.uint8)))
         self.image_pub.publish(image)
         return header
@@ -119,10 +120,10 @@ def running(tmp_path, request):
     domain = _domain(request.param)
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": PARAMS}}))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
-                             str(params_file)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                                PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen(node_command("--params-file", str(params_file)), cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     harness = Harness(domain)
     up = harness.spin_until(lambda: proc.poll() is not None or (
         harness.image_pub.get_subscription_count() > 0 and harness.info_pub.get_subscription_count() > 0

@@ -15,13 +15,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "smiletrack_ros"
 LAYERS = {
     # data types and formats: numpy only, no models
     "__init__": 0, "boxes": 0, "detections": 0, "image_check": 0, "devices": 0, "errors": 0, "labels": 0,
-    "mot": 0, "msg": 0,
+    "mot": 0, "msg": 0, "cdr": 0,
     # the models: each stands alone
-    "tracking": 1, "detection": 1, "embedding": 1, "scene": 1,
-    # one frame through detector -> embedder -> tracker
-    "pipeline": 2,
-    # the edges: the ROS node, rosbags, command-line tools (they may use each other)
-    "ros": 3, "bags": 3, "cli": 3,
+    "tracking": 1, "detection": 1, "embedding": 1,
+    # one frame through detector -> embedder -> tracker; tracks lifted to the floor
+    "pipeline": 2, "ground": 2,
+    # the edges: the ROS node, rosbags, command-line tools, synthetic scenes (they may use each other)
+    "ros": 3, "bags": 3, "cli": 3, "scene": 3,
 }
 TOP = max(LAYERS.values())
 

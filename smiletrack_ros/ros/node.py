@@ -435,8 +435,9 @@ class TrackerCore:
             values["unpaired_detections"] = str(self._pairer.unpaired_detections)
         values.update({f"rejected_{k}": str(v) for k, v in sorted(snap.rejected.items())})
         ground_warning = None if self._ground is None else self._ground.output.diagnostics(values)
-        if ground_warning is not None and level == DiagnosticStatus.OK:
-            level, message = DiagnosticStatus.WARN, ground_warning
+        if ground_warning is not None:   # said beside any other problem of the period
+            message = ground_warning if level == DiagnosticStatus.OK else f"{message}; {ground_warning}"
+            level = DiagnosticStatus.WARN
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: tracker",
                                   message=message, hardware_id=self.get_fully_qualified_name(),
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
