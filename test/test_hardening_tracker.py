@@ -115,7 +115,7 @@ class Invariants:
             assert t.box[2] >= t.box[0] and t.box[3] >= t.box[1]
             assert 0.0 <= t.score <= 1.0
             assert math.isnan(t.appearance_similarity) or -1.0 <= t.appearance_similarity <= 1.0
-        store = trk._appearance  # the feature banks have no public view
+        store = trk._tracks.appearance  # the feature banks have no public view
         assert store.bank.shape[1] == BANK_SIZE and (store.count <= BANK_SIZE).all()
         assert len(store) == len(live)
 
@@ -186,7 +186,7 @@ def _run(preset: str, plan: dict) -> None:
     clock = 10.0
     accepted = 0
     embedded_once = False
-    for k, (kind, step) in enumerate(zip(plan["kinds"], plan["steps"])):
+    for k, (kind, step) in enumerate(zip(plan["kinds"], plan["steps"], strict=True)):
         timestamp = clock + step if plan["timestamps"] else None
         boxes, scores, looks, classes = scene.frame(k, crowd=plan["crowd"] if kind == "crowd" else 0)
         if kind == "empty":

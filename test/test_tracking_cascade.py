@@ -1,12 +1,13 @@
 """The Similarity Matching Cascade on tiny synthetic frames: adaptive split, stage 1
 and its gate, stage 2 and the feature bank, the unconfirmed stage, presets, class-aware
 association and the motion-only fallback."""
+import dataclasses
 import logging
 
 import numpy as np
 import pytest
 
-from smiletrack_ros.tracking import SmileTracker, TrackerConfig, TrackState
+from smiletrack_ros.tracking import SmileTracker, Stage, TrackerConfig, TrackState
 from smiletrack_ros.tracking.tracker import adaptive_high_threshold
 
 E = np.eye(4)  # four mutually orthogonal appearances
@@ -137,13 +138,15 @@ def test_stage2_is_gated_too_and_low_boxes_never_start_tracks():
 
 
 def test_stage2_iou_only_preset_ignores_appearance():
-    trk, out = _two_tracks_then_second_is_low(E[3], stage2_appearance="none")
+    paper = TrackerConfig().stages
+    iou_stage2 = dataclasses.replace(paper[1], cost="iou")
+    trk, out = _two_tracks_then_second_is_low(E[3], stages=(paper[0], iou_stage2, paper[2]))
     assert sorted(ids(out)) == [1, 2]
     assert np.isnan({t.track_id: t for t in out}[2].appearance_similarity)
 
 
-def _lost_then_low(preset):
-    trk = SmileTracker(TrackerConfig.from_preset(preset, high_threshold=0.5))
+def _lost_then_low(preset, **overrides):
+    trk = SmileTracker(TrackerConfig.from_preset(preset, high_threshold=0.5, **overrides))
     trk.update(boxes(100, 400), np.array([0.9, 0.9]), embeddings=E[:2])
     trk.update(boxes(100), np.array([0.9]), embeddings=E[:1])  # B missed: lost
     return trk.update(boxes(100, 400), np.array([0.9, 0.3]), embeddings=E[:2])
@@ -153,6 +156,18 @@ def test_paper_stage2_also_refinds_lost_tracks_the_public_code_does_not():
     assert sorted(ids(_lost_then_low("paper"))) == [1, 2]
     assert ids(_lost_then_low("official")) == [1]
     assert ids(_lost_then_low("bytetrack")) == [1]
+
+
+def test_a_new_stage_is_added_by_configuration_alone():
+    # ByteTrack's stage 2 sees tracked tracks only; one more stage, declared as data,
+    # lets lost tracks take the low-score boxes still left, on IoU.
+    byte = TrackerConfig.from_preset("bytetrack").stages
+    lost_low = Stage("lost-low", tracks="lost", detections="low", cost="iou", threshold=0.5)
+    out = _lost_then_low("bytetrack", stages=(*byte[:2], lost_low, byte[2]))
+    assert sorted(ids(out)) == [1, 2]
+    # Its pools are honoured: the same stage over the high band finds nothing to take.
+    lost_high = dataclasses.replace(lost_low, detections="high")
+    assert ids(_lost_then_low("bytetrack", stages=(*byte[:2], lost_high, byte[2]))) == [1]
 
 
 def test_unconfirmed_stage_confirms_with_appearance_gate_in_paper():

@@ -114,7 +114,7 @@ def test_ids_are_per_instance_and_never_reused():
     assert [t.track_id for t in see(b, 500)] == [1]
     rng = np.random.default_rng(3)
     seen: set[int] = set()
-    for frame in range(200):  # objects appear and vanish at random positions
+    for _ in range(200):  # objects appear and vanish at random positions
         n = int(rng.integers(0, 6))
         xs = rng.uniform(0, 2000, n)
         boxes = np.stack([xs, np.full(n, 50.0), xs + 30, np.full(n, 150.0)], axis=1)

@@ -107,7 +107,7 @@ def test_camera_warp_moves_mean_and_covariance():
 def test_assign_respects_threshold_and_minimises_cost():
     cost = np.array([[0.1, 0.5], [0.2, np.inf]])
     rows, cols = assign(cost, 0.8)
-    assert sorted(zip(rows.tolist(), cols.tolist())) == [(0, 1), (1, 0)]  # 0.7 total beats 0.1 + a miss
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 1), (1, 0)]  # 0.7 total beats 0.1 + a miss
     rows, cols = assign(np.array([[0.85, 0.9]]), 0.8)
     assert len(rows) == 0
     rows, cols = assign(np.array([[0.3], [0.1], [np.nan]]), 0.5)
@@ -118,9 +118,9 @@ def test_assign_prefers_leaving_unmatched_over_costly_pairs():
     # (0,0) alone costs 0.1 + two misses at 0.4 = 0.9; the two 0.75 pairs cost 1.5, so
     # unlike a maximum-cardinality assignment, the cheap pair alone wins.
     rows, cols = assign(np.array([[0.1, 0.75], [0.75, np.inf]]), 0.8)
-    assert list(zip(rows.tolist(), cols.tolist())) == [(0, 0)]
+    assert list(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 0)]
     rows, cols = assign(np.array([[0.1, 0.3], [0.3, np.inf]]), 0.8)  # 0.6 < 0.9: both pairs
-    assert sorted(zip(rows.tolist(), cols.tolist())) == [(0, 1), (1, 0)]
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 1), (1, 0)]
 
 
 def test_fused_cost_gate_and_iou_fallback():
@@ -266,7 +266,7 @@ def test_bank_similarity_equals_a_plain_list_model_through_updates_and_resizes()
             rows = np.flatnonzero(rng.random(len(model)) < 0.5)
             feats = _unit(rng.normal(size=(len(rows), 8))).astype(np.float32)
             store.update(rows, feats, np.ones(len(rows), bool))
-            for i, f in zip(rows, feats):
+            for i, f in zip(rows, feats, strict=True):
                 model[i] = (model[i] + [f])[-store.bank_size:]
         if model:
             probe = _unit(rng.normal(size=(3, 8))).astype(np.float32)

@@ -75,6 +75,7 @@ class AppearanceStore:
         self._home = np.concatenate([self._home, self._free[:n]])
         self._free = self._free[n:]
         if features is not None:
+            assert valid is not None, "features come with their validity"
             self.update(np.arange(old, old + n), features, valid)
 
     def resize(self, bank_size: int) -> None:
@@ -126,6 +127,7 @@ class AppearanceStore:
         self.count[rows] = np.minimum(self.count[rows] + 1, self.bank_size)
 
     def _blend_ema(self, rows: np.ndarray, features: np.ndarray, fresh: np.ndarray) -> None:
+        assert self.ema_momentum is not None, "called only when an EMA is kept"
         blended = self.ema[rows]
         blended *= self.ema_momentum
         blended += (1.0 - self.ema_momentum) * features

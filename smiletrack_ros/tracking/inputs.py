@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 # Larger coordinates cannot come from a camera and would overflow areas/covariances.
 MAX_COORDINATE = 1e6
@@ -48,7 +50,8 @@ def _as_array(name: str, value: object, dtype: type) -> np.ndarray:
         raise InputError(f"{name}: cannot be read as a numeric array ({exc})") from exc
 
 
-def read_frame(boxes: object, scores: object, class_ids: object = None, embeddings: object = None,
+def read_frame(boxes: npt.ArrayLike, scores: npt.ArrayLike, class_ids: npt.ArrayLike | None = None,
+               embeddings: npt.ArrayLike | None = None,
                timestamp: float | None = None, previous_timestamp: float | None = None,
                feature_dim: int | None = None) -> FrameInput:
     boxes = _as_array("boxes", boxes, np.float64)
@@ -98,7 +101,8 @@ def read_frame(boxes: object, scores: object, class_ids: object = None, embeddin
     feature_valid = np.zeros(len(index), bool)
     if features is not None:
         features, feature_valid = _unit_rows(features)
-    return FrameInput(boxes=boxes, scores=np.minimum(np.maximum(scores, 0.0), 1.0), class_ids=classes.astype(np.int64),
+    return FrameInput(boxes=cast(np.ndarray, boxes), scores=np.minimum(np.maximum(scores, 0.0), 1.0),
+                      class_ids=classes.astype(np.int64),
                       features=features, feature_valid=feature_valid, index=index, rejected=int(n - len(index)),
                       timestamp=timestamp)
 
