@@ -27,7 +27,7 @@ def test_presets_differ_where_the_paper_and_the_public_code_differ():
     byte = TrackerConfig.from_preset("bytetrack")
     assert not byte.use_appearance
     assert (byte.high_threshold, byte.new_track_threshold, byte.stage1_match_threshold) == (0.6, 0.7, 0.9)
-    assert set(PRESETS) == {"paper", "official", "bytetrack"}
+    assert set(PRESETS) == {"paper", "official", "bytetrack", "reid"}
 
 
 def test_overrides_apply_on_top_of_a_preset():

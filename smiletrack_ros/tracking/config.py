@@ -23,6 +23,11 @@ class ConfigError(ValueError):
 
 
 TRACK_FEATURES = ("last", "ema")
+REID_GATES = ("speed", "mahalanobis", "both")
+# Upper bounds of settings that size memory or time spans (hostile or mistaken values
+# would otherwise allocate without limit or keep every track forever).
+MAX_BANK_SIZE = 10_000
+MAX_LOST_TRACK_SECONDS = 3600.0
 # Which still-unmatched tracks a stage sees, by state.
 TRACK_POOLS = ("confirmed", "tracked", "lost", "tentative")
 # Which still-unmatched detections: the high band, the low band, or those that could
@@ -78,6 +83,14 @@ OFFICIAL_STAGES = (
     Stage("unconfirmed", tracks="tentative", detections="startable", cost="motion",
           threshold="unconfirmed_match_threshold"),
 )
+# Re-identification after occlusion: the paper's cascade, then lost tracks still
+# unmatched may take, on appearance alone, a box that could start a track where the
+# person can have walked since last seen; before tentative tracks take them.
+REID_STAGES = (
+    PAPER_STAGES[0], PAPER_STAGES[1],
+    Stage("reid", tracks="lost", detections="startable", cost="reid", threshold="reid_match_threshold"),
+    PAPER_STAGES[2],
+)
 # ByteTrack: stage 1's fused cost falls back to (score-fused) IoU, as the preset turns appearance off.
 BYTETRACK_STAGES = (PAPER_STAGES[0], OFFICIAL_STAGES[1], OFFICIAL_STAGES[2])
 
@@ -130,6 +143,20 @@ class TrackerConfig:
     duplicate_iou_distance: float = 0.15
     # Frames a track survives unmatched at 30 fps; scaled to seconds (buffer/30).
     track_buffer: int = 30
+    # Seconds a lost track (and its feature bank) is kept; None: track_buffer / 30.
+    lost_track_seconds: float | None = None
+    # None: one Kalman step per frame at the tracker's nominal frame rate (ByteTrack,
+    # the paper). A rate: one step per 1/rate seconds of elapsed time, so the motion
+    # model (noise, velocity) is the same whatever rate the camera delivers.
+    motion_reference_fps: float | None = None
+    # The "reid" cost: the farthest a person is expected from the track's predicted
+    # centre, in box heights: base + max_speed * seconds unseen ("speed" gate), and/or
+    # the predicted position's chi-square gate ("mahalanobis"), or both.
+    reid_gate: str = "speed"
+    reid_base_radius: float = 0.5
+    reid_max_speed: float = 1.0
+    # Max cost (1 - best bank similarity) of a re-identification.
+    reid_match_threshold: float = 0.3
     bank_size: int = 50
     # Tracks born in the first frame after construction/reset are confirmed.
     activate_first_frame: bool = True
@@ -140,6 +167,7 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         _check_choice("preset", self.preset, tuple(PRESETS))
         _check_choice("track_feature", self.track_feature, TRACK_FEATURES)
+        _check_choice("reid_gate", self.reid_gate, REID_GATES)
         self._check_stages()
         for name in ("min_score", "alpha", "min_iou", "ema_momentum", "motion_fusion_lambda"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
@@ -148,10 +176,19 @@ class TrackerConfig:
                 _check_range(name, getattr(self, name), 0.0, 1.0)
         if self.appearance_gate is not None:
             _check_range("appearance_gate", self.appearance_gate, -1.0, 1.0)
-        for name in ("stage1_match_threshold", "stage2_match_threshold",
-                     "unconfirmed_match_threshold", "duplicate_iou_distance"):
+        for name in ("stage1_match_threshold", "stage2_match_threshold", "unconfirmed_match_threshold",
+                     "reid_match_threshold", "duplicate_iou_distance"):
             _check_range(name, getattr(self, name), 0.0, 2.0)
         _check_range("mahalanobis_gate", self.mahalanobis_gate, 0.0, math.inf)
+        for name in ("reid_base_radius", "reid_max_speed"):
+            _check_range(name, getattr(self, name), 0.0, 100.0)
+        if self.lost_track_seconds is not None:
+            _check_range("lost_track_seconds", self.lost_track_seconds, 0.0, MAX_LOST_TRACK_SECONDS)
+        if self.motion_reference_fps is not None:
+            _check_range("motion_reference_fps", self.motion_reference_fps, 0.1, 1000.0)
+        if isinstance(self.bank_size, int) and not isinstance(self.bank_size, bool) and \
+                self.bank_size > MAX_BANK_SIZE:
+            raise ConfigError(f"bank_size: must be at most {MAX_BANK_SIZE}, got {self.bank_size!r}")
         for name in ("track_buffer", "bank_size", "cmc_downscale"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -204,6 +241,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "track_feature": "ema",
         "fuse_score": True,
         "remove_duplicates": True,
+    },
+    # Not the paper's: re-identification of lost tracks on appearance (see REID_STAGES),
+    # kept 5 s (the longest occlusion we aim to bridge), motion in elapsed time.
+    "reid": {
+        "stages": REID_STAGES,
+        "lost_track_seconds": 5.0,
+        "motion_reference_fps": 30.0,
     },
     "bytetrack": {
         "high_threshold": 0.6,

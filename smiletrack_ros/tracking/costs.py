@@ -36,6 +36,7 @@ class CostInputs:
     tracks: TrackTable
     frame: FrameInput
     det_xyah: np.ndarray  # (N, 4) the detections as Kalman measurements
+    unseen_s: np.ndarray  # (T,) seconds since each track was last matched
 
 
 def motion(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray, max_cost: float) -> CostResult:
@@ -99,6 +100,38 @@ def bank(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
     return fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou), (sim, has)
 
 
+def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray, max_cost: float) -> CostResult:
+    """Appearance-led re-identification of tracks that lost their object: 1 - the max
+    similarity over the track's feature bank, for detections where the person can be
+    after the time unseen, and inf elsewhere (no appearance: no match).
+
+    Where a person can be: within ``reid_base_radius + reid_max_speed * seconds unseen``
+    box heights of the track's predicted centre ("speed"), inside the chi-square gate
+    of the predicted position's covariance, which grows with the prediction steps
+    ("mahalanobis"), or both. The appearance gate applies as in every stage."""
+    cfg, frame, t = inputs.config, inputs.frame, inputs.tracks
+    if frame.features is None:
+        return np.full(iou.shape, np.inf), None
+    near = np.ones(iou.shape, bool)
+    centre, det_centre = t.mean[rows, :2], inputs.det_xyah[dets, :2]
+    if cfg.reid_gate in ("speed", "both"):
+        radius = t.mean[rows, 3] * (cfg.reid_base_radius + cfg.reid_max_speed * inputs.unseen_s[rows])
+        offset = det_centre[None, :, :] - centre[:, None, :]
+        near &= np.einsum("tni,tni->tn", offset, offset) <= (radius * radius)[:, None]
+    if cfg.reid_gate in ("mahalanobis", "both"):
+        near &= kalman.squared_position_mahalanobis(t.mean[rows], t.cov[rows], det_centre) <= REID_CHI2_GATE
+    sim, has = t.appearance.bank_similarity(rows, frame.features[dets], frame.feature_valid[dets], near)
+    cost = 1.0 - sim.astype(np.float64)
+    rejected = ~(near & has)
+    if cfg.appearance_gate is not None:
+        rejected |= sim < cfg.appearance_gate
+    cost[rejected] = np.inf
+    return cost, (sim, has)
+
+
+# Chi-square 99% quantile, 2 degrees of freedom: the position part of the state.
+REID_CHI2_GATE = 9.2103
+
 CostFunction = Callable[[CostInputs, np.ndarray, np.ndarray, np.ndarray, float], CostResult]
 COSTS: dict[str, CostFunction] = {
     "fused": fused,
@@ -106,4 +139,5 @@ COSTS: dict[str, CostFunction] = {
     "bank": bank,
     "iou": iou_only,
     "motion": motion,
+    "reid": reid,
 }

@@ -16,9 +16,9 @@ One ``update()`` per frame, in numbered steps:
 11. optional duplicate removal (a tracked and a lost track on one object);
 12. report the confirmed tracks matched in this frame.
 
-Lost tracks are removed once unmatched for longer than ``track_buffer / 30``
-seconds: measured by timestamps when both ends have one, otherwise in frames at
-the tracker's frame rate (``track_buffer * frame_rate / 30`` frames).
+Lost tracks are removed once unmatched for longer than ``lost_track_seconds``
+(by default ``track_buffer / 30``) seconds: measured by timestamps when both ends
+have one, otherwise in frames at the tracker's nominal frame rate.
 """
 from __future__ import annotations
 
@@ -148,8 +148,14 @@ class SmileTracker:
         if self._camera is not None and config.cmc_downscale != self._config.cmc_downscale:
             self._camera = None
         self._config = config
-        self.lost_timeout_s = config.track_buffer / 30.0
-        self.lost_timeout_frames = max(1, int(round(config.track_buffer * self.frame_rate / 30.0)))
+        if config.lost_track_seconds is None:
+            self.lost_timeout_s = config.track_buffer / 30.0
+            self.lost_timeout_frames = max(1, int(round(config.track_buffer * self.frame_rate / 30.0)))
+        else:
+            self.lost_timeout_s = config.lost_track_seconds
+            self.lost_timeout_frames = max(1, int(round(config.lost_track_seconds * self.frame_rate)))
+        # Kalman steps per second of elapsed time.
+        self._motion_rate = self.frame_rate if config.motion_reference_fps is None else config.motion_reference_fps
         self._tracks.appearance.set_ema_momentum(_ema_momentum(config))
         self._tracks.appearance.resize(config.bank_size)
 
@@ -214,7 +220,7 @@ class SmileTracker:
         # of its pool to still-unmatched detections of its pool.
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
         pools = _Pools(self._tracks.state, high, low, frame.scores >= new_threshold)
-        inputs = CostInputs(cfg, self._tracks, frame, det_xyah)
+        inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._unseen_seconds(frame.timestamp))
         matches = _Matches([], [], [])
         for stage in cfg.stages:
             rows, dets = pools.tracks(stage.tracks), pools.detections(stage.detections)
@@ -255,10 +261,20 @@ class SmileTracker:
             LOG.warning("SmileTracker: %s", message)
 
     def _elapsed_frames(self, timestamp: float | None) -> float:
-        """Prediction step length in nominal frames: from timestamps when known."""
+        """Prediction step length in Kalman steps: from timestamps when known, else one nominal frame."""
         if timestamp is None or self._last_timestamp is None:
-            return 1.0
-        return (timestamp - self._last_timestamp) * self.frame_rate
+            return self._motion_rate / self.frame_rate
+        return (timestamp - self._last_timestamp) * self._motion_rate
+
+    def _unseen_seconds(self, timestamp: float | None) -> np.ndarray:
+        """Seconds since each track was last matched: by timestamps where both ends
+        have one, else in frames at the nominal rate."""
+        t = self._tracks
+        frames = (self._frame_id - t.last_frame) / self.frame_rate
+        if timestamp is None:
+            return frames
+        elapsed = timestamp - t.last_time
+        return np.where(np.isnan(elapsed), frames, elapsed)
 
     def _predict(self, dt: float) -> None:
         t = self._tracks
@@ -380,7 +396,7 @@ class SmileTracker:
         t = self._tracks
         boxes = xyah_to_xyxy(t.mean[rows])
         boxes.flags.writeable = False
-        velocity = t.mean[rows, 4:6] * self.frame_rate
+        velocity = t.mean[rows, 4:6] * self._motion_rate
         # Columns in TrackOutput field order, built as lists: one positional call per track.
         return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(),
                         t.class_id[rows].tolist(), [_STATES[s] for s in t.state[rows].tolist()],
