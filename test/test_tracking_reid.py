@@ -99,3 +99,46 @@ def test_an_overlapping_person_whose_appearance_disagrees_never_takes_the_id():
             if not a_hidden:
                 assert by_det[0] == a_id, k
     assert a_id != b_id
+
+
+def test_the_impostor_quantile_is_learnt_from_people_seen_together():
+    from smiletrack_ros.tracking.calibration import MIN_PAIRS, ImpostorSimilarity
+
+    imp = ImpostorSimilarity()
+    rng = np.random.default_rng(0)
+    assert imp.quantile(0.99) is None
+    # Looks that are all alike (a weak embedder): pairwise similarity about 0.9.
+    base = rng.normal(size=16)
+    while imp.counts.sum() < MIN_PAIRS:
+        looks = base + 0.33 * np.linalg.norm(base) / 4 * rng.normal(size=(6, 16))
+        imp.observe(looks / np.linalg.norm(looks, axis=1, keepdims=True))
+    assert 0.88 < imp.quantile(0.99) <= 1.0
+    assert imp.quantile(0.5) < imp.quantile(0.99)
+
+
+def _lookalike_reappears(quantile):
+    """Six people seen together whose looks all score about 0.9 against each other;
+    person 0 is lost for 1 s, then a look-alike (about 0.9 too) shows below where
+    person 0 was predicted (no overlap, well inside the speed gate)."""
+    fps = 5.0
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=8)
+    looks = base + 0.4 * np.linalg.norm(base) * rng.normal(size=(7, 8)) / np.sqrt(8)
+    looks = (looks / np.linalg.norm(looks, axis=1, keepdims=True)).astype(np.float32)
+    trk = SmileTracker(TrackerConfig.from_preset("reid", reid_impostor_quantile=quantile), frame_rate=fps)
+    xs = 60.0 + 90.0 * np.arange(6)
+    for k in range(10):
+        rows = xs if k < 5 else xs[1:]
+        trk.update(np.concatenate([box(x) for x in rows]), np.full(len(rows), 0.9),
+                   embeddings=looks[:6][-len(rows):], timestamp=k / fps)
+    if quantile is not None:
+        assert 0.7 < float(looks[6] @ looks[0]) < trk._reid_min_similarity()
+    moved = [box(xs[0], y=320.0), *(box(x) for x in xs[1:])]
+    return trk.update(np.concatenate(moved), np.full(6, 0.9), embeddings=np.concatenate([looks[6:], looks[1:6]]),
+                      timestamp=10 / fps)
+
+
+def test_with_a_weak_embedder_a_lookalike_is_not_re_identified():
+    assert 0 not in {o.detection_index for o in _lookalike_reappears(0.99)}  # a new, tentative track
+    # Without the learnt floor, the 0.7 appearance gate alone lets the look-alike take the id.
+    assert 0 in {o.detection_index for o in _lookalike_reappears(None)}

@@ -211,6 +211,9 @@ def run(settings: SuiteSettings) -> Report:
                  ["source", "tracker", *METRICS, "ms/frame"], combined, digits=1)
     _gaps(report, combined)
     _plot(report, table, seqs, trackers)
+    from bench.suite import rates
+
+    rates.run(settings, maker, seqs, report)
     return report
 
 

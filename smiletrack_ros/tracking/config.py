@@ -157,6 +157,9 @@ class TrackerConfig:
     reid_max_speed: float = 1.0
     # Max cost (1 - best bank similarity) of a re-identification.
     reid_match_threshold: float = 0.3
+    # A re-identification also needs a similarity above this quantile of the similarities
+    # seen between different people (tracks matched in one frame); None: no such floor.
+    reid_impostor_quantile: float | None = None
     bank_size: int = 50
     # Tracks born in the first frame after construction/reset are confirmed.
     activate_first_frame: bool = True
@@ -171,7 +174,7 @@ class TrackerConfig:
         self._check_stages()
         for name in ("min_score", "alpha", "min_iou", "ema_momentum", "motion_fusion_lambda"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
-        for name in ("high_threshold", "new_track_threshold"):
+        for name in ("high_threshold", "new_track_threshold", "reid_impostor_quantile"):
             if getattr(self, name) is not None:
                 _check_range(name, getattr(self, name), 0.0, 1.0)
         if self.appearance_gate is not None:
@@ -248,6 +251,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "stages": REID_STAGES,
         "lost_track_seconds": 5.0,
         "motion_reference_fps": 30.0,
+        # A wrong re-identification as rare as 1 in 100 impostor pairs, with any embedder.
+        "reid_impostor_quantile": 0.99,
     },
     "bytetrack": {
         "high_threshold": 0.6,

@@ -37,6 +37,7 @@ class CostInputs:
     frame: FrameInput
     det_xyah: np.ndarray  # (N, 4) the detections as Kalman measurements
     unseen_s: np.ndarray  # (T,) seconds since each track was last matched
+    reid_min_similarity: float  # the "reid" cost's similarity floor learnt from the scene (-inf: none yet)
 
 
 def motion(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray, max_cost: float) -> CostResult:
@@ -108,7 +109,8 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
     Where a person can be: within ``reid_base_radius + reid_max_speed * seconds unseen``
     box heights of the track's predicted centre ("speed"), inside the chi-square gate
     of the predicted position's covariance, which grows with the prediction steps
-    ("mahalanobis"), or both. The appearance gate applies as in every stage."""
+    ("mahalanobis"), or both. The appearance gate applies as in every stage, and the
+    similarity must also pass the scene's impostor quantile (``calibration``)."""
     cfg, frame, t = inputs.config, inputs.frame, inputs.tracks
     if frame.features is None:
         return np.full(iou.shape, np.inf), None
@@ -122,7 +124,7 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
         near &= kalman.squared_position_mahalanobis(t.mean[rows], t.cov[rows], det_centre) <= REID_CHI2_GATE
     sim, has = t.appearance.bank_similarity(rows, frame.features[dets], frame.feature_valid[dets], near)
     cost = 1.0 - sim.astype(np.float64)
-    rejected = ~(near & has)
+    rejected = ~(near & has) | (sim < inputs.reid_min_similarity)
     if cfg.appearance_gate is not None:
         rejected |= sim < cfg.appearance_gate
     cost[rejected] = np.inf

@@ -32,6 +32,7 @@ from smiletrack_ros.image_check import check_image
 
 from . import kalman
 from .bank import AppearanceStore
+from .calibration import ImpostorSimilarity
 from .config import Stage, TrackerConfig
 from .costs import COSTS, CostInputs
 from .geometry import iou_matrix, xyah_to_xyxy, xyxy_to_xyah
@@ -162,6 +163,7 @@ class SmileTracker:
     def reset(self, restart_ids: bool = True) -> None:
         """Forget every track (a new sequence). IDs restart at 1 unless ``restart_ids`` is False."""
         self._tracks = TrackTable(AppearanceStore(self.config.bank_size, _ema_momentum(self.config)))
+        self._impostors = ImpostorSimilarity()
         self._frame_id = 0
         self._last_timestamp: float | None = None
         if restart_ids or not hasattr(self, "_next_id"):
@@ -220,7 +222,8 @@ class SmileTracker:
         # of its pool to still-unmatched detections of its pool.
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
         pools = _Pools(self._tracks.state, high, low, frame.scores >= new_threshold)
-        inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._unseen_seconds(frame.timestamp))
+        inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._unseen_seconds(frame.timestamp),
+                            self._reid_min_similarity())
         matches = _Matches([], [], [])
         for stage in cfg.stages:
             rows, dets = pools.tracks(stage.tracks), pools.detections(stage.detections)
@@ -231,6 +234,10 @@ class SmileTracker:
 
         # 8. Apply matches.
         rows, dets, sims = matches.arrays()
+        if cfg.reid_impostor_quantile is not None and frame.features is not None:
+            # Boxes matched to distinct confirmed tracks in one frame are different people.
+            people = dets[(self._tracks.state[rows] != TENTATIVE) & frame.feature_valid[dets]]
+            self._impostors.observe(frame.features[people])
         self._apply_matches(rows, dets, sims, frame, det_xyah)
         # 9. Lost and removed.
         self._retire(frame.timestamp)
@@ -265,6 +272,11 @@ class SmileTracker:
         if timestamp is None or self._last_timestamp is None:
             return self._motion_rate / self.frame_rate
         return (timestamp - self._last_timestamp) * self._motion_rate
+
+    def _reid_min_similarity(self) -> float:
+        q = self.config.reid_impostor_quantile
+        floor = None if q is None else self._impostors.quantile(q)
+        return -np.inf if floor is None else floor
 
     def _unseen_seconds(self, timestamp: float | None) -> np.ndarray:
         """Seconds since each track was last matched: by timestamps where both ends

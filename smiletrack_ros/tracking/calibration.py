@@ -1,0 +1,45 @@
+"""How alike two different people look to the embedder in use, learnt from the scene.
+
+Tracks matched in the same frame are different people, so the similarities of
+their features sample the embedder's "impostor" distribution on this very
+camera, whatever embedder it is (a weak one gives high similarities to
+everybody). Re-identification demands a similarity above a high quantile of it,
+so that a wrong re-identification is as rare (e.g. 1 in 100) with any embedder.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BINS = 400  # over cosine similarity [-1, 1]: 0.005 wide
+MIN_PAIRS = 100  # fewer pairs than this: no estimate yet
+
+
+class ImpostorSimilarity:
+    """A histogram of similarities between features of different people."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(BINS)
+
+    def copy(self) -> ImpostorSimilarity:
+        other = ImpostorSimilarity()
+        other.counts = self.counts.copy()
+        return other
+
+    def observe(self, features: np.ndarray) -> None:
+        """Add every pair among (M, D) unit features of M different people."""
+        m = len(features)
+        if m < 2:
+            return
+        upper = np.triu_indices(m, 1)
+        sims = (features @ features.T)[upper]
+        bins = np.clip(((sims + 1.0) * (BINS / 2)).astype(np.int64), 0, BINS - 1)
+        self.counts += np.bincount(bins, minlength=BINS)
+
+    def quantile(self, q: float) -> float | None:
+        """The similarity below which a fraction ``q`` of impostor pairs fall (the bin's
+        upper edge), or None before ``MIN_PAIRS`` pairs were seen."""
+        total = self.counts.sum()
+        if total < MIN_PAIRS:
+            return None
+        k = int(np.searchsorted(np.cumsum(self.counts), q * total))
+        return (min(k, BINS - 1) + 1) * 2.0 / BINS - 1.0
