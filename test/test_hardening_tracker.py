@@ -245,3 +245,72 @@ def test_a_confirmed_track_lives_exactly_its_buffer_then_its_id_is_never_reused(
     assert gone_after == 1 + trk.lost_timeout_frames + 1
     out = trk.update(box, np.array([0.9]), embeddings=look)
     assert [t.track_id for t in trk.live_tracks()] == [2] and out == []
+
+
+@pytest.mark.parametrize("preset", ["paper", "reid"])
+def test_an_error_during_a_birth_leaves_the_previous_state_and_later_frames_track(monkeypatch, preset):
+    """A MemoryError while the feature-bank pool grows for a new track (as a huge
+    bank_size would cause) is raised, the tracker is as it was before that frame,
+    and the next frames track as if the failed call had never been made."""
+    from smiletrack_ros.tracking import bank
+
+    def frames():
+        looks = np.eye(6, dtype=np.float32)
+        for k in range(12):
+            n = 2 if k < 6 else 3  # a third person arrives at frame 6
+            xs = 50.0 + 150.0 * np.arange(n) + 3.0 * k
+            yield (np.column_stack([xs, np.full(n, 80.0), xs + 40, np.full(n, 180.0)]), np.full(n, 0.9),
+                   looks[:n], k / 10.0)
+
+    reference = SmileTracker(TrackerConfig.from_preset(preset), frame_rate=10.0)
+    expected = [[(t.track_id, tuple(t.box)) for t in reference.update(b, s, embeddings=e, timestamp=ts)]
+                for b, s, e, ts in frames()]
+
+    trk = SmileTracker(TrackerConfig.from_preset(preset), frame_rate=10.0)
+    real_concatenate = np.concatenate
+    got = []
+    for k, (b, s, e, ts) in enumerate(frames()):
+        if k == 6:
+            before = [(t.track_id, t.state, t.age, tuple(t.box)) for t in trk.live_tracks()]
+            banks = trk._tracks.appearance.bank.copy()
+
+            def failing(arrays, *args, **kwargs):
+                if any(getattr(a, "ndim", 0) == 3 and a.dtype == np.float32 for a in arrays):
+                    raise MemoryError("bank pool growth")
+                return real_concatenate(arrays, *args, **kwargs)
+
+            monkeypatch.setattr(bank.np, "concatenate", failing)
+            with pytest.raises(MemoryError):
+                trk.update(b, s, embeddings=e, timestamp=ts)
+            monkeypatch.setattr(bank.np, "concatenate", real_concatenate)
+            assert [(t.track_id, t.state, t.age, tuple(t.box)) for t in trk.live_tracks()] == before
+            assert np.array_equal(trk._tracks.appearance.bank, banks) and trk.frame_count == 6
+        got.append([(t.track_id, tuple(t.box)) for t in trk.update(b, s, embeddings=e, timestamp=ts)])
+    assert got == expected
+
+
+def test_concurrent_updates_raise_a_clear_error_and_leave_the_tracker_working():
+    import threading
+
+    from smiletrack_ros.tracking import ConcurrentUpdateError
+
+    trk = SmileTracker(TrackerConfig(), frame_rate=10.0)
+    inside, release = threading.Event(), threading.Event()
+    real_predict = trk._predict
+
+    def slow_predict(dt):
+        inside.set()
+        assert release.wait(10)
+        real_predict(dt)
+
+    trk._predict = slow_predict
+    box = np.array([[10.0, 10.0, 50.0, 110.0]])
+    worker = threading.Thread(target=trk.update, args=(box, np.array([0.9])), kwargs={"timestamp": 0.0})
+    worker.start()
+    assert inside.wait(10)
+    with pytest.raises(ConcurrentUpdateError, match="not thread-safe"):
+        trk.update(box, np.array([0.9]), timestamp=0.1)
+    release.set()
+    worker.join(10)
+    trk._predict = real_predict
+    assert [t.track_id for t in trk.update(box, np.array([0.9]), timestamp=0.1)] == [1]

@@ -2,8 +2,8 @@
 camera-motion compensation, imported lazily). No torch, no ROS."""
 from .config import PRESETS, ConfigError, Stage, TrackerConfig
 from .inputs import InputError
-from .tracker import SmileTracker
+from .tracker import ConcurrentUpdateError, SmileTracker
 from .tracks import TrackOutput, TrackState
 
-__all__ = ["PRESETS", "ConfigError", "InputError", "SmileTracker", "Stage", "TrackOutput", "TrackState",
-           "TrackerConfig"]
+__all__ = ["PRESETS", "ConcurrentUpdateError", "ConfigError", "InputError", "SmileTracker", "Stage", "TrackOutput",
+           "TrackState", "TrackerConfig"]

@@ -20,11 +20,6 @@ class ImpostorSimilarity:
     def __init__(self) -> None:
         self.counts = np.zeros(BINS)
 
-    def copy(self) -> ImpostorSimilarity:
-        other = ImpostorSimilarity()
-        other.counts = self.counts.copy()
-        return other
-
     def observe(self, features: np.ndarray) -> None:
         """Add every pair among (M, D) unit features of M different people."""
         m = len(features)
@@ -33,7 +28,7 @@ class ImpostorSimilarity:
         upper = np.triu_indices(m, 1)
         sims = (features @ features.T)[upper]
         bins = np.clip(((sims + 1.0) * (BINS / 2)).astype(np.int64), 0, BINS - 1)
-        self.counts += np.bincount(bins, minlength=BINS)
+        self.counts = self.counts + np.bincount(bins, minlength=BINS)  # a new array: transactions keep the old
 
     def quantile(self, q: float) -> float | None:
         """The similarity below which a fraction ``q`` of impostor pairs fall (the bin's

@@ -23,6 +23,7 @@ have one, otherwise in frames at the tracker's nominal frame rate.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -118,8 +119,18 @@ class _Pools:
 _POOL_STATES = {"tracked": TRACKED, "lost": LOST, "tentative": TENTATIVE}
 
 
+class ConcurrentUpdateError(RuntimeError):
+    """``update()`` was called while another call on the same tracker was running."""
+
+
 class SmileTracker:
     """Multi-object tracker; see the module docstring for the per-frame steps.
+
+    ``update()`` is transactional: it works on a copy of the track table and commits
+    it at the end, so an exception (bad input, MemoryError) leaves the tracker as it
+    was before the call. An instance is not thread-safe: a second ``update()``
+    entered while one runs raises ``ConcurrentUpdateError`` (use one tracker per
+    stream, or serialise the calls).
 
     After each ``update()``, ``last_rejected`` holds how many input rows were
     dropped as unusable (non-finite or non-positive-size boxes, non-finite
@@ -132,6 +143,7 @@ class SmileTracker:
             raise InputError(f"frame_rate: must be a positive number of frames per second, got {frame_rate!r}")
         self.frame_rate = float(frame_rate)
         self._camera: CameraMotionEstimator | None = None
+        self._busy = threading.Lock()
         self._warned: set[str] = set()
         self._config = config if config is not None else TrackerConfig()
         self.reset()
@@ -188,6 +200,26 @@ class SmileTracker:
         ``reset()``; ``image`` HxWx3 BGR uint8 (camera-motion compensation only);
         ``timestamp`` in seconds, non-decreasing (prediction steps and the lost
         timeout then follow real elapsed time)."""
+        if not self._busy.acquire(blocking=False):
+            raise ConcurrentUpdateError("SmileTracker.update() called while another update() of the same tracker "
+                                        "runs: a tracker instance is not thread-safe")
+        saved = (self._tracks, self._impostors.counts, self._frame_id, self._last_timestamp, self._next_id,
+                 self.last_rejected, self.last_missing_appearance)
+        try:
+            self._tracks = self._tracks.copy()
+            outputs = self._update(boxes, scores, class_ids, embeddings, image, timestamp)
+            self._tracks.appearance.flush()  # commit: the only write to state shared with ``saved``
+            return outputs
+        except BaseException:
+            (self._tracks, self._impostors.counts, self._frame_id, self._last_timestamp, self._next_id,
+             self.last_rejected, self.last_missing_appearance) = saved
+            raise
+        finally:
+            self._busy.release()
+
+    def _update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None,
+                embeddings: np.ndarray | None, image: np.ndarray | None,
+                timestamp: float | None) -> list[TrackOutput]:
         cfg = self.config
         # 1. Input.
         frame = read_frame(boxes, scores, class_ids, embeddings if cfg.use_appearance else None,

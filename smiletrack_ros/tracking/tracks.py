@@ -77,6 +77,10 @@ class TrackTable:
             setattr(self, name, np.concatenate([getattr(self, name), columns[name]]))
         self.appearance.append(len(columns["ids"]), features, feature_valid)
 
+    def copy(self) -> TrackTable:
+        """A copy to change within one transaction (see ``AppearanceStore.copy``)."""
+        return TrackTable(self.appearance.copy(), **{name: getattr(self, name).copy() for name in self.COLUMNS})
+
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (in that order), appearance included."""
         for name in self.COLUMNS:
