@@ -41,7 +41,7 @@ from smiletrack_ros.tracking import SmileTracker, TrackerConfig  # noqa: E402
 PEER_DIR = REPO / "out" / "peers"
 PEER_VENV = PEER_DIR / "venv"
 BOXMOT = "boxmot==25.0.0"
-PRESETS = ("paper", "official", "bytetrack")
+PRESETS = ("paper", "official", "bytetrack", "reid")
 PEERS = ("bytetrack", "botsort")
 WARMUP = 10
 FRAME_RATE = 30.0

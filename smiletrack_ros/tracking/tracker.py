@@ -324,9 +324,14 @@ class SmileTracker:
         t = self._tracks
         if len(t) == 0:
             return
-        # As ByteTrack: a lost track keeps moving but stops growing or shrinking.
-        t.mean[t.state == LOST, 7] = 0.0
-        t.mean, t.cov = kalman.predict(t.mean, t.cov, dt)
+        # As ByteTrack: a lost track keeps moving but stops growing or shrinking. (Never
+        # written in place: the table's copy shares mean and cov with the committed one.)
+        lost = t.state == LOST
+        mean = t.mean
+        if lost.any():
+            mean = mean.copy()
+            mean[lost, 7] = 0.0
+        t.mean, t.cov = kalman.predict(mean, t.cov, dt)
         t.age += 1
         t.since_update += 1
 

@@ -78,8 +78,11 @@ class TrackTable:
         self.appearance.append(len(columns["ids"]), features, feature_valid)
 
     def copy(self) -> TrackTable:
-        """A copy to change within one transaction (see ``AppearanceStore.copy``)."""
-        return TrackTable(self.appearance.copy(), **{name: getattr(self, name).copy() for name in self.COLUMNS})
+        """A copy to change within one transaction (see ``AppearanceStore.copy``). ``mean``
+        and ``cov`` are shared, not copied: the tracker's prediction replaces them with
+        new arrays before anything writes to them."""
+        return TrackTable(self.appearance.copy(), mean=self.mean, cov=self.cov,
+                          **{name: getattr(self, name).copy() for name in self.COLUMNS if name not in ("mean", "cov")})
 
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (in that order), appearance included."""
