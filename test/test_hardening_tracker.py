@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from smiletrack_ros.tracking import InputError, SmileTracker, TrackerConfig, TrackState
 
-PRESETS = ("paper", "official", "bytetrack")
+PRESETS = ("paper", "official", "bytetrack", "reid")
 BANK_SIZE = 3  # small, so the cap is reached within a run
 FRAME_RATE = 30.0
 
@@ -294,7 +294,7 @@ def test_concurrent_updates_raise_a_clear_error_and_leave_the_tracker_working():
 
     from smiletrack_ros.tracking import ConcurrentUpdateError
 
-    trk = SmileTracker(TrackerConfig(), frame_rate=10.0)
+    trk = SmileTracker(TrackerConfig.from_preset("paper"), frame_rate=10.0)
     inside, release = threading.Event(), threading.Event()
     real_predict = trk._predict
 

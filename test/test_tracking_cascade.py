@@ -33,7 +33,7 @@ def test_births_come_from_either_band_above_the_birth_threshold():
     scores = np.array([0.9, 0.8, 0.3, 0.2])
     frame = boxes(0, 200, 400, 600)
     born = {}
-    for name, config in {"paper": TrackerConfig(), "high-only": TrackerConfig(new_track_threshold=None),
+    for name, config in {"paper": TrackerConfig.from_preset("paper"), "high-only": TrackerConfig.from_preset("paper", new_track_threshold=None),
                          "official": TrackerConfig.from_preset("official"),
                          "bytetrack": TrackerConfig.from_preset("bytetrack")}.items():
         trk = SmileTracker(config)
@@ -43,7 +43,7 @@ def test_births_come_from_either_band_above_the_birth_threshold():
 
 @pytest.mark.parametrize("new_track_threshold, confirmed", [(0.6, True), (None, False)])
 def test_a_low_band_box_over_the_birth_threshold_confirms_a_tentative_track(new_track_threshold, confirmed):
-    trk = SmileTracker(TrackerConfig(new_track_threshold=new_track_threshold))
+    trk = SmileTracker(TrackerConfig.from_preset("paper", new_track_threshold=new_track_threshold))
     trk.update(boxes(0), np.array([0.9]), embeddings=E[:1])  # first frame: confirmed at once
     trk.update(boxes(0, 400), np.array([0.9, 0.9]), embeddings=E[:2])  # box 1 starts a tentative track
     assert [t.state for t in trk.live_tracks()] == [TrackState.TRACKED, TrackState.TENTATIVE]
@@ -54,7 +54,7 @@ def test_a_low_band_box_over_the_birth_threshold_confirms_a_tentative_track(new_
 
 
 def test_scores_below_min_score_are_ignored():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     assert trk.update(boxes(0), np.array([0.09]), embeddings=E[:1]) == []
     assert trk.live_tracks() == []
 
@@ -94,7 +94,7 @@ def test_stage1_fuses_iou_and_appearance():
 
 
 def test_stage1_prefers_appearance_between_two_overlapping_candidates():
-    trk = SmileTracker(TrackerConfig(appearance_gate=None))
+    trk = SmileTracker(TrackerConfig.from_preset("paper", appearance_gate=None))
     trk.update(boxes(100, 130), np.array([0.9, 0.9]), embeddings=E[:2])
     # Detection 0 overlaps track 1 more (IoU 0.54 vs 0.38), but looks like track 2;
     # detection 1 overlaps track 2 more (0.90 vs 0.18), but looks like track 1.
@@ -138,7 +138,7 @@ def test_stage2_is_gated_too_and_low_boxes_never_start_tracks():
 
 
 def test_stage2_iou_only_preset_ignores_appearance():
-    paper = TrackerConfig().stages
+    paper = TrackerConfig.from_preset("paper").stages
     iou_stage2 = dataclasses.replace(paper[1], cost="iou")
     trk, out = _two_tracks_then_second_is_low(E[3], stages=(paper[0], iou_stage2, paper[2]))
     assert sorted(ids(out)) == [1, 2]
@@ -171,7 +171,7 @@ def test_a_new_stage_is_added_by_configuration_alone():
 
 
 def test_unconfirmed_stage_confirms_with_appearance_gate_in_paper():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     trk.update(np.zeros((0, 4)), np.zeros(0), embeddings=np.zeros((0, 4)))
     trk.update(boxes(100), np.array([0.9]), embeddings=E[:1])
     assert trk.update(boxes(100), np.array([0.9]), embeddings=E[1:2]) == []  # other appearance
@@ -194,7 +194,7 @@ def test_official_unconfirmed_stage_fuses_iou_with_score():
 
 def test_class_aware_association_never_matches_across_classes():
     def second_frame(class_aware):
-        trk = SmileTracker(TrackerConfig(class_aware=class_aware))
+        trk = SmileTracker(TrackerConfig.from_preset("paper", class_aware=class_aware))
         trk.update(boxes(100), np.array([0.9]), class_ids=np.array([0]), embeddings=E[:1])
         return trk, trk.update(boxes(100), np.array([0.9]), class_ids=np.array([3]), embeddings=E[:1])
 
@@ -209,7 +209,7 @@ def test_class_aware_association_never_matches_across_classes():
 def test_missing_embeddings_fall_back_to_motion_with_one_warning_per_tracker(caplog):
     caplog.set_level(logging.WARNING, logger="smiletrack_ros.tracking")
     for _ in range(2):
-        trk = SmileTracker(TrackerConfig())
+        trk = SmileTracker(TrackerConfig.from_preset("paper"))
         for k in range(4):
             out = trk.update(boxes(100 + 3 * k), np.array([0.9]))
         assert ids(out) == [1] and np.isnan(out[0].appearance_similarity)
@@ -264,7 +264,7 @@ def test_reported_appearance_similarity_stays_a_cosine():
     unit, _ = _unit_rows(candidates)
     over = candidates[np.einsum("ij,ij->i", unit, unit) > 1.0]
     assert len(over), "no float32 vector whose self-similarity rounds above 1"
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     trk.update(boxes(0), np.array([0.9]), embeddings=over[:1])
     out = trk.update(boxes(1), np.array([0.9]), embeddings=over[:1])
     assert out[0].appearance_similarity == 1.0

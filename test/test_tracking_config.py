@@ -6,9 +6,19 @@ import pytest
 from smiletrack_ros.tracking import PRESETS, ConfigError, SmileTracker, TrackerConfig
 
 
-def test_default_is_the_paper_preset():
+def test_default_is_the_reid_preset_which_differs_from_the_paper_in_stages_and_memory():
     cfg = TrackerConfig()
-    assert cfg == TrackerConfig.from_preset("paper")
+    assert cfg == TrackerConfig.from_preset("reid") and cfg.preset == "reid"
+    assert [s.name for s in cfg.stages] == ["stage1", "stage2", "reid", "unconfirmed"]
+    assert (cfg.lost_track_seconds, cfg.reid_impostor_quantile, cfg.motion_reference_fps) == (5.0, 0.99, None)
+    paper = TrackerConfig.from_preset("paper")
+    assert (paper.lost_track_seconds, paper.reid_impostor_quantile) == (None, None)
+    differ = {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(paper, f.name)}
+    assert differ == {"preset", "stages", "lost_track_seconds", "reid_impostor_quantile"}
+
+
+def test_the_paper_preset():
+    cfg = TrackerConfig.from_preset("paper")
     assert cfg.high_threshold is None  # adaptive split
     assert (cfg.min_score, cfg.alpha, cfg.appearance_gate) == (0.1, 0.5, 0.7)
     assert (cfg.bank_size, cfg.track_buffer) == (50, 30)

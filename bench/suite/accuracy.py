@@ -115,9 +115,7 @@ def _ground_truth(seq: Sequence):
 
 
 def _evaluate(seqs: list[Sequence], rows: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    from smiletrack_ros.mot.evaluate import evaluate
-
-    from smiletrack_ros.mot.evaluate import COMBINED
+    from smiletrack_ros.mot.evaluate import COMBINED, evaluate
 
     out = {}
     for group in ([s for s in seqs if not s.format_check], [s for s in seqs if s.format_check]):
@@ -180,7 +178,8 @@ def run(settings: SuiteSettings) -> Report:
     report.text("Same detections for every tracker (per source), same embeddings for every appearance "
                 "tracker; default parameters, no per-sequence tuning. `ours-paper-no-gate` (appearance gate off) "
                 "and `ours-paper-motion-only` (appearance off) are diagnostics of the `paper` preset, not tuning. "
-                "TrackEval HOTA/DetA/AssA/MOTA/IDF1 in %, IDSW a count; ms = mean update() time per frame (one thread for peers).\n\n"
+                "TrackEval HOTA/DetA/AssA/MOTA/IDF1 in %, IDSW a count; "
+                "ms = mean update() time per frame (one thread for peers).\n\n"
                 + "\n".join(f"- {n}" for n in notes))
 
     report.table("inputs (cached once, replayed to every tracker)", ["sequence", "source", "frames", "boxes/frame",
@@ -211,9 +210,10 @@ def run(settings: SuiteSettings) -> Report:
                  ["source", "tracker", *METRICS, "ms/frame"], combined, digits=1)
     _gaps(report, combined)
     _plot(report, table, seqs, trackers)
-    from bench.suite import rates
+    from bench.suite import occlusion, rates
 
     rates.run(settings, maker, seqs, report)
+    occlusion.run(settings, maker, report)
     return report
 
 
