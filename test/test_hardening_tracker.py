@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smiletrack_ros.tracking import InputError, SmileTracker, TrackerConfig, TrackState
+from smiletrack_ros.tracking import ConfigError, InputError, SmileTracker, TrackerConfig, TrackState
 
 PRESETS = ("paper", "official", "bytetrack", "reid")
 BANK_SIZE = 3  # small, so the cap is reached within a run
@@ -314,3 +314,17 @@ def test_concurrent_updates_raise_a_clear_error_and_leave_the_tracker_working():
     worker.join(10)
     trk._predict = real_predict
     assert [t.track_id for t in trk.update(box, np.array([0.9]), timestamp=0.1)] == [1]
+
+
+def test_sizes_that_allocate_are_bounded():
+    from smiletrack_ros.tracking.config import MAX_BANK_SIZE
+    from smiletrack_ros.tracking.inputs import MAX_EMBEDDING_DIM
+
+    with pytest.raises(ConfigError, match="^bank_size: must be at most"):
+        TrackerConfig.from_preset("paper", bank_size=100_000_000)
+    TrackerConfig.from_preset("paper", bank_size=MAX_BANK_SIZE)
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
+    box = np.array([[0.0, 0.0, 10.0, 20.0]])
+    with pytest.raises(InputError, match="^embeddings: 4097 columns"):
+        trk.update(box, np.array([0.9]), embeddings=np.ones((1, MAX_EMBEDDING_DIM + 1)))
+    assert [t.track_id for t in trk.update(box, np.array([0.9]), embeddings=np.ones((1, 8)))] == [1]

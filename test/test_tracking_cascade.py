@@ -33,7 +33,8 @@ def test_births_come_from_either_band_above_the_birth_threshold():
     scores = np.array([0.9, 0.8, 0.3, 0.2])
     frame = boxes(0, 200, 400, 600)
     born = {}
-    for name, config in {"paper": TrackerConfig.from_preset("paper"), "high-only": TrackerConfig.from_preset("paper", new_track_threshold=None),
+    for name, config in {"paper": TrackerConfig.from_preset("paper"),
+                         "high-only": TrackerConfig.from_preset("paper", new_track_threshold=None),
                          "official": TrackerConfig.from_preset("official"),
                          "bytetrack": TrackerConfig.from_preset("bytetrack")}.items():
         trk = SmileTracker(config)

@@ -26,7 +26,7 @@ TRACK_FEATURES = ("last", "ema")
 REID_GATES = ("speed", "mahalanobis", "both")
 # Upper bounds of settings that size memory or time spans (hostile or mistaken values
 # would otherwise allocate without limit or keep every track forever).
-MAX_BANK_SIZE = 10_000
+MAX_BANK_SIZE = 1000
 MAX_LOST_TRACK_SECONDS = 3600.0
 # Which still-unmatched tracks a stage sees, by state.
 TRACK_POOLS = ("confirmed", "tracked", "lost", "tentative")
