@@ -14,8 +14,8 @@ import numpy as np
 
 from bench.suite.framecache import CachedFrame, FrameCache, load_if_matching
 from bench.suite.measure import progress
-from bench.suite.peers import APPEARANCE_PEERS, PEER_TRACKERS, PeerRun, find_peer_python, run_peers
-from bench.suite.rates import STEPS, run_ours, subsample
+from bench.suite.peers import APPEARANCE_PEERS, PEER_TRACKERS, PeerRun, run_peers
+from bench.suite.rates import STEPS, peer_python, run_ours, subsample
 from bench.suite.report import Report
 
 SEEDS = (0, 1, 2)
@@ -93,22 +93,19 @@ def run(settings, maker, report: Report) -> None:
         for preset in PRESETS:
             runs.setdefault((step, f"ours-{preset}"), []).append(run_ours(cache, FPS, preset, {}))
     notes = []
-    if settings.peers:
-        python, description = find_peer_python(install=True)
-        if python is None:
-            notes.append(f"Peers skipped: {description}.")
-        else:
-            jobs = [PeerRun(f"occlusion_{seed}__{step}", cache.save(cache_dir / f"occlusion_{seed}__{step}.npz"),
-                            cache.frame_rate, PEER_TRACKERS, seq_dir=None, image_size=(480, 640),
-                            rows_dir=cache_dir / f"occlusion_{seed}__{step}")
-                    for (seed, step), cache in subsampled.items()]
-            for key, per_tracker in run_peers(python, jobs, settings.folder("accuracy") / "peers_occlusion").items():
-                step = int(key.rsplit("__", 1)[1])
-                for peer, res in per_tracker.items():
-                    if res.error:
-                        notes.append(f"{peer} on {key} failed: {res.error}")
-                    else:
-                        runs.setdefault((step, f"boxmot-{peer}"), []).append(np.load(res.rows))
+    python = peer_python(notes) if settings.peers else None
+    if python is not None:
+        jobs = [PeerRun(f"occlusion_{seed}__{step}", cache.save(cache_dir / f"occlusion_{seed}__{step}.npz"),
+                        cache.frame_rate, PEER_TRACKERS, seq_dir=None, image_size=(480, 640),
+                        rows_dir=cache_dir / f"occlusion_{seed}__{step}")
+                for (seed, step), cache in subsampled.items()]
+        for key, per_tracker in run_peers(python, jobs, settings.folder("accuracy") / "peers_occlusion").items():
+            step = int(key.rsplit("__", 1)[1])
+            for peer, res in per_tracker.items():
+                if res.error:
+                    notes.append(f"{peer} on {key} failed: {res.error}")
+                else:
+                    runs.setdefault((step, f"boxmot-{peer}"), []).append(np.load(res.rows))
     length = int(inputs[SEEDS[0]][0].frames.max())
     table = []
     for (step, tracker), per_seed in runs.items():

@@ -114,6 +114,13 @@ def _score(seqs, step: int, rows: dict[str, np.ndarray]) -> dict[str, float]:
     return result[COMBINED] if COMBINED in result else result[seqs[0].name]
 
 
+def peer_python(notes: list[str]):
+    """The peer venv's python (made when missing), or None; says which in ``notes``."""
+    python, description = find_peer_python(install=True)
+    notes.append(f"Peers skipped: {description}." if python is None else peer_note(description))
+    return python
+
+
 def run(settings, maker, seqs, report: Report) -> None:
     """Adds the frame-rate tables and the HOTA-vs-rate plot to the accuracy ``report``."""
     seqs = [s for s in seqs if not s.format_check]
@@ -138,29 +145,25 @@ def run(settings, maker, seqs, report: Report) -> None:
             runs.setdefault((src, emb, step, label), {})[name] = run_ours(cache, native[name], preset, overrides)
     notes = []
     peers: list[str] = []
-    if settings.peers:
-        python, description = find_peer_python(install=True)
-        if python is None:
-            notes.append(f"Peers skipped: {description}.")
-        else:
-            notes.append(peer_note(description))
-            jobs, keys = [], {}
-            for (name, src, emb, step), cache in caches.items():
-                key = f"{name}__{src}__{emb}__{step}"
-                path = cache.save(work / f"{key}.npz")
-                trackers = APPEARANCE_PEERS + (MOTION_PEERS if emb == "slm" else ())
-                seq_dir = next(s.folder for s in seqs if s.name == name)
-                jobs.append(PeerRun(key, path, cache.frame_rate, trackers, seq_dir=seq_dir, rows_dir=work / key))
-                keys[key] = (name, src, emb, step)
-            for key, per_tracker in run_peers(python, jobs, settings.folder("accuracy") / "peers_rates").items():
-                name, src, emb, step = keys[key]
-                for peer, res in per_tracker.items():
-                    if res.error:
-                        notes.append(f"{peer} on {key} failed: {res.error}")
-                        continue
-                    for e in ((emb,) if peer in APPEARANCE_PEERS else EMBEDDERS):
-                        runs.setdefault((src, e, step, f"boxmot-{peer}"), {})[name] = np.load(res.rows)
-            peers = [f"boxmot-{p}" for p in MOTION_PEERS + APPEARANCE_PEERS]
+    python = peer_python(notes) if settings.peers else None
+    if python is not None:
+        jobs, keys = [], {}
+        for (name, src, emb, step), cache in caches.items():
+            key = f"{name}__{src}__{emb}__{step}"
+            path = cache.save(work / f"{key}.npz")
+            trackers = APPEARANCE_PEERS + (MOTION_PEERS if emb == "slm" else ())
+            seq_dir = next(s.folder for s in seqs if s.name == name)
+            jobs.append(PeerRun(key, path, cache.frame_rate, trackers, seq_dir=seq_dir, rows_dir=work / key))
+            keys[key] = (name, src, emb, step)
+        for key, per_tracker in run_peers(python, jobs, settings.folder("accuracy") / "peers_rates").items():
+            name, src, emb, step = keys[key]
+            for peer, res in per_tracker.items():
+                if res.error:
+                    notes.append(f"{peer} on {key} failed: {res.error}")
+                    continue
+                for e in ((emb,) if peer in APPEARANCE_PEERS else EMBEDDERS):
+                    runs.setdefault((src, e, step, f"boxmot-{peer}"), {})[name] = np.load(res.rows)
+        peers = [f"boxmot-{p}" for p in MOTION_PEERS + APPEARANCE_PEERS]
     trackers = [t for t in variants if not t.startswith("abl-")] + peers
     scores: dict[tuple[str, str, int, str], dict[str, float]] = {}
     for key, rows in progress(runs.items(), len(runs), "TrackEval", settings.progress):
