@@ -18,7 +18,7 @@ from bench.suite.peers import APPEARANCE_PEERS, PEER_TRACKERS, PeerRun, run_peer
 from bench.suite.rates import STEPS, peer_python, run_ours, subsample
 from bench.suite.report import Report
 
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1)
 FPS = 25.0
 PRESETS = ("reid", "paper", "official", "bytetrack")
 
@@ -26,8 +26,8 @@ PRESETS = ("reid", "paper", "official", "bytetrack")
 def scene_config(seed: int):
     from smiletrack_ros.scene import SceneConfig
 
-    return SceneConfig(num_people=5, num_frames=375, fps=FPS, seed=seed, walk_speed=(0.3, 0.7),
-                       occluders=((0.28, 0.44), (0.64, 0.8)), det_false_positives=0.3)
+    return SceneConfig(num_people=5, num_frames=300, fps=FPS, seed=seed, walk_speed=(0.3, 0.7),
+                       occluders=((0.2, 0.44), (0.6, 0.84)), det_false_positives=0.3)
 
 
 def scene_inputs(seed: int, embedder, cache_dir: Path, show: bool) -> tuple[FrameCache, np.ndarray]:
@@ -58,12 +58,13 @@ def scene_inputs(seed: int, embedder, cache_dir: Path, show: bool) -> tuple[Fram
     return cache, rows
 
 
-def hidden_seconds(truth: np.ndarray) -> np.ndarray:
-    """Length of every span in which a person who was seen and is seen again shows nothing."""
+def hidden_seconds(truth: np.ndarray, visible: float = 0.2) -> np.ndarray:
+    """Length of every span in which a person who was seen and is seen again shows less
+    than ``visible`` of the body (the simulated detector then finds them rarely)."""
     spans = []
     for pid in np.unique(truth[:, 1]):
         rows = truth[truth[:, 1] == pid]
-        seen = rows[rows[:, 6] > 0, 0]
+        seen = rows[rows[:, 6] >= visible, 0]
         gaps = np.diff(np.sort(seen)) - 1
         spans.extend(gaps[gaps > 0] / FPS)
     return np.asarray(spans)
@@ -118,9 +119,10 @@ def run(settings, maker, report: Report) -> None:
     report.text("## Synthetic long occlusions\n\n"
                 f"{len(SEEDS)} seeded scenes ({length} frames at {FPS:g} fps, 5 slow walkers, two pillars), "
                 f"subsampled like the real sequences; our shipped SLM's embeddings of the rendered crops for every "
-                f"appearance tracker ({', '.join(APPEARANCE_PEERS)} among the peers). People hidden between two "
-                f"sightings: {len(spans)} spans, median {np.median(spans):.1f} s, {np.mean(spans >= 1.0) * 100:.0f}% "
-                f">= 1 s, longest {spans.max():.1f} s.\n\n" + "\n".join(f"- {n}" for n in notes))
+                f"appearance tracker ({', '.join(APPEARANCE_PEERS)} among the peers). People hidden (under a fifth of "
+                f"the body showing) between two sightings: {len(spans)} spans, median {np.median(spans):.1f} s, "
+                f"{np.mean(spans >= 1.0) * 100:.0f}% >= 1 s, longest {spans.max():.1f} s.\n\n"
+                + "\n".join(f"- {n}" for n in notes))
     report.table("synthetic long-occlusion scenes (mean over scenes; IDSW summed)",
                  ["fps", "tracker", "HOTA", "AssA", "IDF1", "IDSW"], table, digits=1)
     report.data["occlusion"] = {f"{r[0]}|{r[1]}": r[2:] for r in table}
