@@ -50,6 +50,7 @@ def ours() -> dict[str, tuple[str, dict]]:
         "abl-reid-gate-both": ("reid", {"reid_gate": "both"}),
         "abl-reid-high-boxes-only": ("reid", {"stages": _reid_stages(detections="high")}),
         "abl-reid-no-appearance-gate": ("reid", {"appearance_gate": None}),
+        "abl-reid-no-impostor-floor": ("reid", {"reid_impostor_quantile": None}),
     }
 
 
