@@ -238,7 +238,7 @@ def test_a_confirmed_track_lives_exactly_its_buffer_then_its_id_is_never_reused(
     look = np.ones((1, 4))
     trk.update(box, np.array([0.9]), embeddings=look)
     gone_after = None
-    for k in range(2, 12):
+    for k in range(2, trk.lost_timeout_frames + 5):
         trk.update(np.zeros((0, 4)), np.zeros(0), embeddings=np.zeros((0, 4)))
         if not trk.live_tracks() and gone_after is None:
             gone_after = k

@@ -132,7 +132,7 @@ def _lookalike_reappears(quantile):
         trk.update(np.concatenate([box(x) for x in rows]), np.full(len(rows), 0.9),
                    embeddings=looks[:6][-len(rows):], timestamp=k / fps)
     if quantile is not None:
-        assert 0.7 < float(looks[6] @ looks[0]) < trk._reid_min_similarity()
+        assert 0.7 < float(looks[6] @ looks[0]) < trk._impostors.quantile(0.99)
     moved = [box(xs[0], y=320.0), *(box(x) for x in xs[1:])]
     return trk.update(np.concatenate(moved), np.full(6, 0.9), embeddings=np.concatenate([looks[6:], looks[1:6]]),
                       timestamp=10 / fps)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import kalman
+from .calibration import ImpostorSimilarity
 from .inputs import FrameInput
 from .matching import fuse_score, fused_cost, gated_iou_cost
 
@@ -37,7 +38,7 @@ class CostInputs:
     frame: FrameInput
     det_xyah: np.ndarray  # (N, 4) the detections as Kalman measurements
     unseen_s: np.ndarray  # (T,) seconds since each track was last matched
-    reid_min_similarity: float  # the "reid" cost's similarity floor learnt from the scene (-inf: none yet)
+    impostors: ImpostorSimilarity  # similarities between different people, for the "reid" cost's floor
 
 
 def motion(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray, max_cost: float) -> CostResult:
@@ -124,7 +125,10 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
         near &= kalman.squared_position_mahalanobis(t.mean[rows], t.cov[rows], det_centre) <= REID_CHI2_GATE
     sim, has = t.appearance.bank_similarity(rows, frame.features[dets], frame.feature_valid[dets], near)
     cost = 1.0 - sim.astype(np.float64)
-    rejected = ~(near & has) | (sim < inputs.reid_min_similarity)
+    rejected = ~(near & has)
+    floor = None if cfg.reid_impostor_quantile is None else inputs.impostors.quantile(cfg.reid_impostor_quantile)
+    if floor is not None:
+        rejected |= sim < floor
     if cfg.appearance_gate is not None:
         rejected |= sim < cfg.appearance_gate
     cost[rejected] = np.inf

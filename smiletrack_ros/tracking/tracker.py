@@ -255,7 +255,7 @@ class SmileTracker:
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
         pools = _Pools(self._tracks.state, high, low, frame.scores >= new_threshold)
         inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._unseen_seconds(frame.timestamp),
-                            self._reid_min_similarity())
+                            self._impostors)
         matches = _Matches([], [], [])
         for stage in cfg.stages:
             rows, dets = pools.tracks(stage.tracks), pools.detections(stage.detections)
@@ -304,11 +304,6 @@ class SmileTracker:
         if timestamp is None or self._last_timestamp is None:
             return self._motion_rate / self.frame_rate
         return (timestamp - self._last_timestamp) * self._motion_rate
-
-    def _reid_min_similarity(self) -> float:
-        q = self.config.reid_impostor_quantile
-        floor = None if q is None else self._impostors.quantile(q)
-        return -np.inf if floor is None else floor
 
     def _unseen_seconds(self, timestamp: float | None) -> np.ndarray:
         """Seconds since each track was last matched: by timestamps where both ends
