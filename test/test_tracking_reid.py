@@ -102,18 +102,23 @@ def test_an_overlapping_person_whose_appearance_disagrees_never_takes_the_id():
 
 
 def test_the_impostor_quantile_is_learnt_from_people_seen_together():
-    from smiletrack_ros.tracking.calibration import MIN_PAIRS, ImpostorSimilarity
+    from smiletrack_ros.tracking.calibration import ENOUGH_PAIRS, MIN_PAIRS, ImpostorSimilarity
 
     imp = ImpostorSimilarity()
     rng = np.random.default_rng(0)
     assert imp.quantile(0.99) is None
     # Looks that are all alike (a weak embedder): pairwise similarity about 0.9.
     base = rng.normal(size=16)
-    while imp.counts.sum() < MIN_PAIRS:
+    while imp.total < MIN_PAIRS:
         looks = base + 0.33 * np.linalg.norm(base) / 4 * rng.normal(size=(6, 16))
         imp.observe(looks / np.linalg.norm(looks, axis=1, keepdims=True))
     assert 0.88 < imp.quantile(0.99) <= 1.0
     assert imp.quantile(0.5) < imp.quantile(0.99)
+    while imp.total < ENOUGH_PAIRS:  # then it stops sampling: bounded work and state
+        imp.observe(looks / np.linalg.norm(looks, axis=1, keepdims=True))
+    settled = imp.counts
+    imp.observe(looks / np.linalg.norm(looks, axis=1, keepdims=True))
+    assert imp.counts is settled
 
 
 def _lookalike_reappears(quantile):

@@ -203,16 +203,16 @@ class SmileTracker:
         if not self._busy.acquire(blocking=False):
             raise ConcurrentUpdateError("SmileTracker.update() called while another update() of the same tracker "
                                         "runs: a tracker instance is not thread-safe")
-        saved = (self._tracks, self._impostors.counts, self._frame_id, self._last_timestamp, self._next_id,
-                 self.last_rejected, self.last_missing_appearance)
+        saved = (self._tracks, self._impostors.counts, self._impostors.total, self._frame_id, self._last_timestamp,
+                 self._next_id, self.last_rejected, self.last_missing_appearance)
         try:
             self._tracks = self._tracks.copy()
             outputs = self._update(boxes, scores, class_ids, embeddings, image, timestamp)
             self._tracks.appearance.flush()  # commit: the only write to state shared with ``saved``
             return outputs
         except BaseException:
-            (self._tracks, self._impostors.counts, self._frame_id, self._last_timestamp, self._next_id,
-             self.last_rejected, self.last_missing_appearance) = saved
+            (self._tracks, self._impostors.counts, self._impostors.total, self._frame_id, self._last_timestamp,
+             self._next_id, self.last_rejected, self.last_missing_appearance) = saved
             raise
         finally:
             self._busy.release()
