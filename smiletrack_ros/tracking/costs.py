@@ -37,7 +37,8 @@ class CostInputs:
     tracks: TrackTable
     frame: FrameInput
     det_xyah: np.ndarray  # (N, 4) the detections as Kalman measurements
-    unseen_s: np.ndarray  # (T,) seconds since each track was last matched
+    frame_id: int  # this frame's number (1-based)
+    frame_rate: float  # the tracker's nominal rate
     impostors: ImpostorSimilarity  # similarities between different people, for the "reid" cost's floor
 
 
@@ -102,6 +103,17 @@ def bank(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
     return fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou), (sim, has)
 
 
+def unseen_seconds(inputs: CostInputs, rows: np.ndarray) -> np.ndarray:
+    """Seconds since each track of ``rows`` was last matched: by timestamps where both
+    ends have one, else in frames at the nominal rate."""
+    t, stamp = inputs.tracks, inputs.frame.timestamp
+    frames = (inputs.frame_id - t.last_frame[rows]) / inputs.frame_rate
+    if stamp is None:
+        return frames
+    elapsed = stamp - t.last_time[rows]
+    return np.where(np.isnan(elapsed), frames, elapsed)
+
+
 def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray, max_cost: float) -> CostResult:
     """Appearance-led re-identification of tracks that lost their object: 1 - the max
     similarity over the track's feature bank, for detections where the person can be
@@ -118,7 +130,7 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
     near = np.ones(iou.shape, bool)
     centre, det_centre = t.mean[rows, :2], inputs.det_xyah[dets, :2]
     if cfg.reid_gate in ("speed", "both"):
-        radius = t.mean[rows, 3] * (cfg.reid_base_radius + cfg.reid_max_speed * inputs.unseen_s[rows])
+        radius = t.mean[rows, 3] * (cfg.reid_base_radius + cfg.reid_max_speed * unseen_seconds(inputs, rows))
         offset = det_centre[None, :, :] - centre[:, None, :]
         near &= np.einsum("tni,tni->tn", offset, offset) <= (radius * radius)[:, None]
     if cfg.reid_gate in ("mahalanobis", "both"):

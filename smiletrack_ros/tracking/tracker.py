@@ -254,8 +254,7 @@ class SmileTracker:
         # of its pool to still-unmatched detections of its pool.
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
         pools = _Pools(self._tracks.state, high, low, frame.scores >= new_threshold)
-        inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._unseen_seconds(frame.timestamp),
-                            self._impostors)
+        inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._frame_id, self.frame_rate, self._impostors)
         matches = _Matches([], [], [])
         for stage in cfg.stages:
             rows, dets = pools.tracks(stage.tracks), pools.detections(stage.detections)
@@ -304,16 +303,6 @@ class SmileTracker:
         if timestamp is None or self._last_timestamp is None:
             return self._motion_rate / self.frame_rate
         return (timestamp - self._last_timestamp) * self._motion_rate
-
-    def _unseen_seconds(self, timestamp: float | None) -> np.ndarray:
-        """Seconds since each track was last matched: by timestamps where both ends
-        have one, else in frames at the nominal rate."""
-        t = self._tracks
-        frames = (self._frame_id - t.last_frame) / self.frame_rate
-        if timestamp is None:
-            return frames
-        elapsed = timestamp - t.last_time
-        return np.where(np.isnan(elapsed), frames, elapsed)
 
     def _predict(self, dt: float) -> None:
         t = self._tracks
