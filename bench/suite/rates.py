@@ -211,4 +211,5 @@ def _plot(report: Report, scores: dict, trackers: list[str], rate: dict[int, flo
         ax.set_xticks([rate[s] for s in STEPS])
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
     report.figure(fig, "accuracy_hota_vs_fps", "HOTA against frame rate, TUD combined")
