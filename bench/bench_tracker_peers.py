@@ -35,7 +35,7 @@ import numpy as np
 from bench.suite.peers import PEER_DIR, REPO, ensure_peer_venv
 from smiletrack_ros.tracking import SmileTracker, TrackerConfig
 
-PRESETS = ("paper", "official", "bytetrack")
+PRESETS = ("paper", "official", "bytetrack", "reid")
 PEERS = ("bytetrack", "botsort")
 WARMUP = 10
 FRAME_RATE = 30.0

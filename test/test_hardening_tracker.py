@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smiletrack_ros.tracking import InputError, SmileTracker, TrackerConfig, TrackState
+from smiletrack_ros.tracking import ConfigError, InputError, SmileTracker, TrackerConfig, TrackState
 
-PRESETS = ("paper", "official", "bytetrack")
+PRESETS = ("paper", "official", "bytetrack", "reid")
 BANK_SIZE = 3  # small, so the cap is reached within a run
 FRAME_RATE = 30.0
 
@@ -115,7 +115,7 @@ class Invariants:
             assert t.box[2] >= t.box[0] and t.box[3] >= t.box[1]
             assert 0.0 <= t.score <= 1.0
             assert math.isnan(t.appearance_similarity) or -1.0 <= t.appearance_similarity <= 1.0
-        store = trk._appearance  # the feature banks have no public view
+        store = trk._tracks.appearance  # the feature banks have no public view
         assert store.bank.shape[1] == BANK_SIZE and (store.count <= BANK_SIZE).all()
         assert len(store) == len(live)
 
@@ -238,10 +238,93 @@ def test_a_confirmed_track_lives_exactly_its_buffer_then_its_id_is_never_reused(
     look = np.ones((1, 4))
     trk.update(box, np.array([0.9]), embeddings=look)
     gone_after = None
-    for k in range(2, 12):
+    for k in range(2, trk.lost_timeout_frames + 5):
         trk.update(np.zeros((0, 4)), np.zeros(0), embeddings=np.zeros((0, 4)))
         if not trk.live_tracks() and gone_after is None:
             gone_after = k
     assert gone_after == 1 + trk.lost_timeout_frames + 1
     out = trk.update(box, np.array([0.9]), embeddings=look)
     assert [t.track_id for t in trk.live_tracks()] == [2] and out == []
+
+
+@pytest.mark.parametrize("preset", ["paper", "reid"])
+def test_an_error_during_a_birth_leaves_the_previous_state_and_later_frames_track(monkeypatch, preset):
+    """A MemoryError while the feature-bank pool grows for a new track (as a huge
+    bank_size would cause) is raised, the tracker is as it was before that frame,
+    and the next frames track as if the failed call had never been made."""
+    from smiletrack_ros.tracking import bank
+
+    def frames():
+        looks = np.eye(6, dtype=np.float32)
+        for k in range(12):
+            n = 2 if k < 6 else 3  # a third person arrives at frame 6
+            xs = 50.0 + 150.0 * np.arange(n) + 3.0 * k
+            yield (np.column_stack([xs, np.full(n, 80.0), xs + 40, np.full(n, 180.0)]), np.full(n, 0.9),
+                   looks[:n], k / 10.0)
+
+    reference = SmileTracker(TrackerConfig.from_preset(preset), frame_rate=10.0)
+    expected = [[(t.track_id, tuple(t.box)) for t in reference.update(b, s, embeddings=e, timestamp=ts)]
+                for b, s, e, ts in frames()]
+
+    trk = SmileTracker(TrackerConfig.from_preset(preset), frame_rate=10.0)
+    real_concatenate = np.concatenate
+    got = []
+    for k, (b, s, e, ts) in enumerate(frames()):
+        if k == 6:
+            before = [(t.track_id, t.state, t.age, tuple(t.box)) for t in trk.live_tracks()]
+            banks = trk._tracks.appearance.bank.copy()
+
+            def failing(arrays, *args, **kwargs):
+                if any(getattr(a, "ndim", 0) == 3 and a.dtype == np.float32 for a in arrays):
+                    raise MemoryError("bank pool growth")
+                return real_concatenate(arrays, *args, **kwargs)
+
+            monkeypatch.setattr(bank.np, "concatenate", failing)
+            with pytest.raises(MemoryError):
+                trk.update(b, s, embeddings=e, timestamp=ts)
+            monkeypatch.setattr(bank.np, "concatenate", real_concatenate)
+            assert [(t.track_id, t.state, t.age, tuple(t.box)) for t in trk.live_tracks()] == before
+            assert np.array_equal(trk._tracks.appearance.bank, banks) and trk.frame_count == 6
+        got.append([(t.track_id, tuple(t.box)) for t in trk.update(b, s, embeddings=e, timestamp=ts)])
+    assert got == expected
+
+
+def test_concurrent_updates_raise_a_clear_error_and_leave_the_tracker_working():
+    import threading
+
+    from smiletrack_ros.tracking import ConcurrentUpdateError
+
+    trk = SmileTracker(TrackerConfig.from_preset("paper"), frame_rate=10.0)
+    inside, release = threading.Event(), threading.Event()
+    real_predict = trk._predict
+
+    def slow_predict(dt):
+        inside.set()
+        assert release.wait(10)
+        real_predict(dt)
+
+    trk._predict = slow_predict
+    box = np.array([[10.0, 10.0, 50.0, 110.0]])
+    worker = threading.Thread(target=trk.update, args=(box, np.array([0.9])), kwargs={"timestamp": 0.0})
+    worker.start()
+    assert inside.wait(10)
+    with pytest.raises(ConcurrentUpdateError, match="not thread-safe"):
+        trk.update(box, np.array([0.9]), timestamp=0.1)
+    release.set()
+    worker.join(10)
+    trk._predict = real_predict
+    assert [t.track_id for t in trk.update(box, np.array([0.9]), timestamp=0.1)] == [1]
+
+
+def test_sizes_that_allocate_are_bounded():
+    from smiletrack_ros.tracking.config import MAX_BANK_SIZE
+    from smiletrack_ros.tracking.inputs import MAX_EMBEDDING_DIM
+
+    with pytest.raises(ConfigError, match="^bank_size: must be at most"):
+        TrackerConfig.from_preset("paper", bank_size=100_000_000)
+    TrackerConfig.from_preset("paper", bank_size=MAX_BANK_SIZE)
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
+    box = np.array([[0.0, 0.0, 10.0, 20.0]])
+    with pytest.raises(InputError, match="^embeddings: 4097 columns"):
+        trk.update(box, np.array([0.9]), embeddings=np.ones((1, MAX_EMBEDDING_DIM + 1)))
+    assert [t.track_id for t in trk.update(box, np.array([0.9]), embeddings=np.ones((1, 8)))] == [1]

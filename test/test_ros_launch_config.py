@@ -52,7 +52,7 @@ def test_shipped_config_and_documented_overrides_validate():
     assert info.value.name == "detector.weights"
     values["detector.weights"] = "/models/prb.safetensors"
     settings = NodeSettings.from_values(values)
-    assert settings.tracker.preset == "paper" and settings.input_reliability == "best_effort"
+    assert settings.tracker.preset == "reid" and settings.input_reliability == "best_effort"
     assert settings.input_depth == 1
     documented = {k: v for k, v in _documented_overrides().items()}
     settings = NodeSettings.from_values(values | documented)

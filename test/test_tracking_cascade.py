@@ -1,12 +1,13 @@
 """The Similarity Matching Cascade on tiny synthetic frames: adaptive split, stage 1
 and its gate, stage 2 and the feature bank, the unconfirmed stage, presets, class-aware
 association and the motion-only fallback."""
+import dataclasses
 import logging
 
 import numpy as np
 import pytest
 
-from smiletrack_ros.tracking import SmileTracker, TrackerConfig, TrackState
+from smiletrack_ros.tracking import SmileTracker, Stage, TrackerConfig, TrackState
 from smiletrack_ros.tracking.tracker import adaptive_high_threshold
 
 E = np.eye(4)  # four mutually orthogonal appearances
@@ -32,7 +33,8 @@ def test_births_come_from_either_band_above_the_birth_threshold():
     scores = np.array([0.9, 0.8, 0.3, 0.2])
     frame = boxes(0, 200, 400, 600)
     born = {}
-    for name, config in {"paper": TrackerConfig(), "high-only": TrackerConfig(new_track_threshold=None),
+    for name, config in {"paper": TrackerConfig.from_preset("paper"),
+                         "high-only": TrackerConfig.from_preset("paper", new_track_threshold=None),
                          "official": TrackerConfig.from_preset("official"),
                          "bytetrack": TrackerConfig.from_preset("bytetrack")}.items():
         trk = SmileTracker(config)
@@ -42,7 +44,7 @@ def test_births_come_from_either_band_above_the_birth_threshold():
 
 @pytest.mark.parametrize("new_track_threshold, confirmed", [(0.6, True), (None, False)])
 def test_a_low_band_box_over_the_birth_threshold_confirms_a_tentative_track(new_track_threshold, confirmed):
-    trk = SmileTracker(TrackerConfig(new_track_threshold=new_track_threshold))
+    trk = SmileTracker(TrackerConfig.from_preset("paper", new_track_threshold=new_track_threshold))
     trk.update(boxes(0), np.array([0.9]), embeddings=E[:1])  # first frame: confirmed at once
     trk.update(boxes(0, 400), np.array([0.9, 0.9]), embeddings=E[:2])  # box 1 starts a tentative track
     assert [t.state for t in trk.live_tracks()] == [TrackState.TRACKED, TrackState.TENTATIVE]
@@ -53,7 +55,7 @@ def test_a_low_band_box_over_the_birth_threshold_confirms_a_tentative_track(new_
 
 
 def test_scores_below_min_score_are_ignored():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     assert trk.update(boxes(0), np.array([0.09]), embeddings=E[:1]) == []
     assert trk.live_tracks() == []
 
@@ -93,7 +95,7 @@ def test_stage1_fuses_iou_and_appearance():
 
 
 def test_stage1_prefers_appearance_between_two_overlapping_candidates():
-    trk = SmileTracker(TrackerConfig(appearance_gate=None))
+    trk = SmileTracker(TrackerConfig.from_preset("paper", appearance_gate=None))
     trk.update(boxes(100, 130), np.array([0.9, 0.9]), embeddings=E[:2])
     # Detection 0 overlaps track 1 more (IoU 0.54 vs 0.38), but looks like track 2;
     # detection 1 overlaps track 2 more (0.90 vs 0.18), but looks like track 1.
@@ -137,13 +139,15 @@ def test_stage2_is_gated_too_and_low_boxes_never_start_tracks():
 
 
 def test_stage2_iou_only_preset_ignores_appearance():
-    trk, out = _two_tracks_then_second_is_low(E[3], stage2_appearance="none")
+    paper = TrackerConfig.from_preset("paper").stages
+    iou_stage2 = dataclasses.replace(paper[1], cost="iou")
+    trk, out = _two_tracks_then_second_is_low(E[3], stages=(paper[0], iou_stage2, paper[2]))
     assert sorted(ids(out)) == [1, 2]
     assert np.isnan({t.track_id: t for t in out}[2].appearance_similarity)
 
 
-def _lost_then_low(preset):
-    trk = SmileTracker(TrackerConfig.from_preset(preset, high_threshold=0.5))
+def _lost_then_low(preset, **overrides):
+    trk = SmileTracker(TrackerConfig.from_preset(preset, high_threshold=0.5, **overrides))
     trk.update(boxes(100, 400), np.array([0.9, 0.9]), embeddings=E[:2])
     trk.update(boxes(100), np.array([0.9]), embeddings=E[:1])  # B missed: lost
     return trk.update(boxes(100, 400), np.array([0.9, 0.3]), embeddings=E[:2])
@@ -155,8 +159,20 @@ def test_paper_stage2_also_refinds_lost_tracks_the_public_code_does_not():
     assert ids(_lost_then_low("bytetrack")) == [1]
 
 
+def test_a_new_stage_is_added_by_configuration_alone():
+    # ByteTrack's stage 2 sees tracked tracks only; one more stage, declared as data,
+    # lets lost tracks take the low-score boxes still left, on IoU.
+    byte = TrackerConfig.from_preset("bytetrack").stages
+    lost_low = Stage("lost-low", tracks="lost", detections="low", cost="iou", threshold=0.5)
+    out = _lost_then_low("bytetrack", stages=(*byte[:2], lost_low, byte[2]))
+    assert sorted(ids(out)) == [1, 2]
+    # Its pools are honoured: the same stage over the high band finds nothing to take.
+    lost_high = dataclasses.replace(lost_low, detections="high")
+    assert ids(_lost_then_low("bytetrack", stages=(*byte[:2], lost_high, byte[2]))) == [1]
+
+
 def test_unconfirmed_stage_confirms_with_appearance_gate_in_paper():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     trk.update(np.zeros((0, 4)), np.zeros(0), embeddings=np.zeros((0, 4)))
     trk.update(boxes(100), np.array([0.9]), embeddings=E[:1])
     assert trk.update(boxes(100), np.array([0.9]), embeddings=E[1:2]) == []  # other appearance
@@ -179,7 +195,7 @@ def test_official_unconfirmed_stage_fuses_iou_with_score():
 
 def test_class_aware_association_never_matches_across_classes():
     def second_frame(class_aware):
-        trk = SmileTracker(TrackerConfig(class_aware=class_aware))
+        trk = SmileTracker(TrackerConfig.from_preset("paper", class_aware=class_aware))
         trk.update(boxes(100), np.array([0.9]), class_ids=np.array([0]), embeddings=E[:1])
         return trk, trk.update(boxes(100), np.array([0.9]), class_ids=np.array([3]), embeddings=E[:1])
 
@@ -194,7 +210,7 @@ def test_class_aware_association_never_matches_across_classes():
 def test_missing_embeddings_fall_back_to_motion_with_one_warning_per_tracker(caplog):
     caplog.set_level(logging.WARNING, logger="smiletrack_ros.tracking")
     for _ in range(2):
-        trk = SmileTracker(TrackerConfig())
+        trk = SmileTracker(TrackerConfig.from_preset("paper"))
         for k in range(4):
             out = trk.update(boxes(100 + 3 * k), np.array([0.9]))
         assert ids(out) == [1] and np.isnan(out[0].appearance_similarity)
@@ -249,7 +265,7 @@ def test_reported_appearance_similarity_stays_a_cosine():
     unit, _ = _unit_rows(candidates)
     over = candidates[np.einsum("ij,ij->i", unit, unit) > 1.0]
     assert len(over), "no float32 vector whose self-similarity rounds above 1"
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     trk.update(boxes(0), np.array([0.9]), embeddings=over[:1])
     out = trk.update(boxes(1), np.array([0.9]), embeddings=over[:1])
     assert out[0].appearance_similarity == 1.0

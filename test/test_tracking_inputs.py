@@ -13,7 +13,7 @@ def boxes(*xs):
 
 
 def started():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     trk.update(boxes(100), np.array([0.9]), embeddings=E[:1], timestamp=1.0)
     return trk
 
@@ -50,7 +50,7 @@ def test_input_error_is_a_value_error():
 
 
 def test_bad_rows_are_dropped_counted_and_indices_refer_to_the_callers_arrays():
-    trk = SmileTracker(TrackerConfig(high_threshold=0.5))
+    trk = SmileTracker(TrackerConfig.from_preset("paper", high_threshold=0.5))
     rows = np.array([
         [np.nan, 0, 10, 10],  # not finite
         [0, 0, 0, 10],  # zero width
@@ -82,7 +82,7 @@ def test_zero_norm_embedding_counts_as_no_appearance():
 
 def test_track_states_stay_finite_under_hostile_input():
     rng = np.random.default_rng(11)
-    trk = SmileTracker(TrackerConfig(cmc=False))
+    trk = SmileTracker(TrackerConfig.from_preset("paper", cmc=False))
     t = 0.0
     seen = 0
     for _ in range(150):
@@ -103,7 +103,7 @@ def test_track_states_stay_finite_under_hostile_input():
 
 
 def test_rows_with_unusable_class_ids_are_dropped():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     out = trk.update(boxes(0, 100, 200), np.full(3, 0.9), class_ids=np.array([np.nan, 1e30, 7.0]),
                      embeddings=E[:3])
     assert trk.last_rejected == 2

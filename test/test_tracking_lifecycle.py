@@ -22,7 +22,7 @@ def states(tracker):
 
 
 def test_birth_confirmation_loss_and_deletion_at_30_fps():
-    trk = SmileTracker(TrackerConfig(), frame_rate=30)
+    trk = SmileTracker(TrackerConfig.from_preset("paper"), frame_rate=30)
     assert trk.update(*NONE, embeddings=np.zeros((0, 4))) == []  # frame 1: nothing seen
     assert see(trk, 100) == []  # frame 2: born, not yet confirmed
     assert states(trk) == [(1, TrackState.TENTATIVE)]
@@ -44,7 +44,7 @@ def test_birth_confirmation_loss_and_deletion_at_30_fps():
 
 
 def test_unconfirmed_track_missed_once_is_removed():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     trk.update(*NONE)
     see(trk, 100)
     trk.update(*NONE)
@@ -52,15 +52,15 @@ def test_unconfirmed_track_missed_once_is_removed():
 
 
 def test_tracks_of_the_first_frame_are_confirmed_at_once():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     out = see(trk, 100)
     assert [(t.track_id, t.state) for t in out] == [(1, TrackState.TRACKED)]
-    trk = SmileTracker(TrackerConfig(activate_first_frame=False))
+    trk = SmileTracker(TrackerConfig.from_preset("paper", activate_first_frame=False))
     assert see(trk, 100) == []
 
 
 def test_lost_track_is_reactivated_with_its_id():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     for k in range(5):
         see(trk, 100 + 4 * k)
     for _ in range(10):
@@ -76,7 +76,7 @@ def test_lost_track_is_reactivated_with_its_id():
 
 @pytest.mark.parametrize("rate, kept_frames", [(30, 30), (10, 10), (25, 25), (15, 15)])
 def test_deletion_scales_with_frame_rate_to_the_same_seconds(rate, kept_frames):
-    trk = SmileTracker(TrackerConfig(), frame_rate=rate)
+    trk = SmileTracker(TrackerConfig.from_preset("paper"), frame_rate=rate)
     see(trk, 100)
     for _ in range(kept_frames):
         trk.update(*NONE)
@@ -87,7 +87,7 @@ def test_deletion_scales_with_frame_rate_to_the_same_seconds(rate, kept_frames):
 
 def test_deletion_by_timestamps_uses_elapsed_seconds():
     # Nominal 30 fps, but the camera really delivers 10 Hz: one second is 10 frames.
-    trk = SmileTracker(TrackerConfig(), frame_rate=30)
+    trk = SmileTracker(TrackerConfig.from_preset("paper"), frame_rate=30)
     see(trk, 100, timestamp=5.0)
     for k in range(1, 11):  # t = 5.1 .. 6.0: at most one second unmatched
         trk.update(*NONE, timestamp=5.0 + 0.1 * k)
@@ -98,7 +98,7 @@ def test_deletion_by_timestamps_uses_elapsed_seconds():
 
 def test_timestamps_scale_the_prediction_step():
     for step_s, rate in ((1 / 30, 30.0), (0.1, 10.0)):
-        trk = SmileTracker(TrackerConfig(), frame_rate=rate)
+        trk = SmileTracker(TrackerConfig.from_preset("paper"), frame_rate=rate)
         for k in range(20):  # 60 px/s to the right, whatever the rate
             see(trk, 100 + 60 * step_s * k, timestamp=k * step_s)
         trk.update(*NONE, timestamp=19 * step_s + 0.5)
@@ -109,7 +109,7 @@ def test_timestamps_scale_the_prediction_step():
 
 
 def test_ids_are_per_instance_and_never_reused():
-    a, b = SmileTracker(TrackerConfig()), SmileTracker(TrackerConfig())
+    a, b = SmileTracker(TrackerConfig.from_preset("paper")), SmileTracker(TrackerConfig.from_preset("paper"))
     assert [t.track_id for t in see(a, 100)] == [1]
     assert [t.track_id for t in see(b, 500)] == [1]
     rng = np.random.default_rng(3)
@@ -127,7 +127,7 @@ def test_ids_are_per_instance_and_never_reused():
 
 
 def test_reset_forgets_tracks_and_restarts_ids():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     see(trk, 100)
     trk.update(box(100).repeat(2, 0) + [[0, 0, 0, 0], [300, 0, 300, 0]], np.array([0.9, 0.9]),
                embeddings=np.eye(4)[:2])
@@ -140,7 +140,7 @@ def test_reset_forgets_tracks_and_restarts_ids():
 
 
 def test_reset_allows_a_new_embedding_width_and_earlier_timestamps():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     see(trk, 100, timestamp=10.0)
     trk.reset()
     out = trk.update(box(100), np.array([0.9]), embeddings=np.ones((1, 7)), timestamp=1.0)
@@ -148,7 +148,7 @@ def test_reset_allows_a_new_embedding_width_and_earlier_timestamps():
 
 
 def test_swapping_the_config_between_frames_applies_it_and_keeps_tracks():
-    trk = SmileTracker(TrackerConfig(), frame_rate=30)
+    trk = SmileTracker(TrackerConfig.from_preset("paper"), frame_rate=30)
     see(trk, 100)
     trk.config = TrackerConfig.from_preset("paper", track_buffer=3, bank_size=5)
     assert trk.lost_timeout_frames == 3
@@ -162,7 +162,7 @@ def test_swapping_the_config_between_frames_applies_it_and_keeps_tracks():
 
 
 def test_ids_are_python_ints_that_do_not_wrap_past_64_bits():
-    trk = SmileTracker(TrackerConfig())
+    trk = SmileTracker(TrackerConfig.from_preset("paper"))
     trk._next_id = 2 ** 63 - 1  # as after a (very) long run
     out = trk.update(np.array([[0, 0, 10, 20], [100, 0, 110, 20], [200, 0, 210, 20]], float),
                      np.full(3, 0.9), embeddings=np.eye(3))

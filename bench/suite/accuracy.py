@@ -210,6 +210,10 @@ def run(settings: SuiteSettings) -> Report:
                  ["source", "tracker", *METRICS, "ms/frame"], combined, digits=1)
     _gaps(report, combined)
     _plot(report, table, seqs, trackers)
+    from bench.suite import occlusion, rates
+
+    rates.run(settings, maker, seqs, report)
+    occlusion.run(settings, maker, report)
     return report
 
 

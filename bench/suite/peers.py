@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PEER_TRACKERS = ("bytetrack", "ocsort", "botsort", "deepocsort", "strongsort")
-APPEARANCE_PEERS = ("botsort", "deepocsort", "strongsort")
+PEER_TRACKERS = ("bytetrack", "ocsort", "botsort", "deepocsort", "strongsort", "boosttrack")
+APPEARANCE_PEERS = ("botsort", "deepocsort", "strongsort", "boosttrack")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # BoxMOT (AGPL) never enters the project's venv: it gets its own, seeing our torch through a .pth file.
 PEER_DIR = REPO / "out" / "peers"

@@ -96,8 +96,8 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
        "package when present, else appearance is off (with a warning)"),
     _p("embedder.device", "string", "auto", "auto, cpu or cuda[:N] for the embedder"),
     _p("embedder.fp16", "bool", True, "half precision on CUDA (the CPU always runs fp32)"),
-    _p("tracker.preset", "string", "paper", "tracker preset: paper, official or bytetrack; the tracker.* "
-       "parameters below override single fields of it"),
+    _p("tracker.preset", "string", "reid", "tracker preset: reid (default), paper, official or bytetrack; "
+       "the tracker.* parameters below override single fields of it"),
     # bounds on input (validated by ros/input_limits.py)
     _p("input_limits.max_pixels", "int", DEFAULT_MAX_PIXELS, "largest image (width x height) converted or "
        "decoded, read from a compressed image's header before decoding; bigger ones are refused (4096x2160)"),
@@ -182,9 +182,13 @@ TRACKER_RUNTIME = {"min_score", "high_threshold", "new_track_threshold", "alpha"
 # A ROS parameter cannot be null: the tracker fields that may be None take NONE_VALUE for it
 # (below every such field's range), so that every parameter has a value to read, dump and load.
 NONE_VALUE = -2.0
-TRACKER_OPTIONAL = {"tracker.high_threshold": "the adaptive score split",
-                    "tracker.new_track_threshold": "the frame's high threshold",
-                    "tracker.appearance_gate": "no gate"}
+# What None means for the tracker fields that may be None (any other such field: "none").
+_NONE_MEANS = {"tracker.high_threshold": "the adaptive score split",
+               "tracker.new_track_threshold": "the frame's high threshold",
+               "tracker.appearance_gate": "no gate",
+               "tracker.lost_track_seconds": "track_buffer frames at 30 fps",
+               "tracker.motion_reference_fps": "steps in frames at the tracker frame rate",
+               "tracker.reid_impostor_quantile": "no learnt similarity floor"}
 
 
 def _tracker_fields() -> dict[str, type]:
@@ -196,6 +200,16 @@ def _tracker_fields() -> dict[str, type]:
         if name != "preset" and base in _ROS_TYPES:
             out[name] = base
     return out
+
+
+def _optional_tracker_fields() -> dict[str, str]:
+    """tracker.<field> -> what None means, for every scalar field whose annotation admits None."""
+    hints = typing.get_type_hints(TrackerConfig)
+    return {f"tracker.{n}": _NONE_MEANS.get(f"tracker.{n}", "none") for n in _tracker_fields()
+            if type(None) in typing.get_args(hints[n])}
+
+
+TRACKER_OPTIONAL = _optional_tracker_fields()
 
 
 def _tracker_params() -> tuple[ParamSpec, ...]:

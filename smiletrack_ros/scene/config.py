@@ -67,6 +67,8 @@ class SceneConfig:
     det_score_low: float = 0.2
     det_score_noise: float = 0.06
     camera: SceneCamera | None = None             # metric floor and perspective (scene.camera); None: pixel scene
+    # Static occluders in front of everyone (pillars): (left, right) x, fractions of the width.
+    occluders: tuple[tuple[float, float], ...] = ()
 
     @classmethod
     def crowd(cls, num_people: int, occupancy: float = 0.5, **overrides) -> SceneConfig:
@@ -134,6 +136,7 @@ class SceneConfig:
                 raise SceneConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.det_box_noise > 0.5:
             raise SceneConfigError(f"det_box_noise must be <= 0.5, got {self.det_box_noise}")
+        object.__setattr__(self, "occluders", tuple(_range_pair("occluders", o, 0.0, 1.0) for o in self.occluders))
         if self.det_false_positives > 100.0:
             raise SceneConfigError(f"det_false_positives must be <= 100 per frame, got {self.det_false_positives}")
         self._check_camera()

@@ -120,6 +120,10 @@ class Scene:
             owner[rows, cols] = k
             placed.append((rows, cols))
 
+        for left, right in cfg.occluders:  # pillars hide whoever walks behind them
+            a, b = int(round(left * cfg.width)), int(round(right * cfg.width))
+            image[:, a:b] = 90
+            owner[:, a:b] = -1
         seen = np.bincount(owner[owner >= 0], minlength=n)
         visibility = seen / np.maximum(areas, 1)
         visible_boxes = full_boxes.copy()

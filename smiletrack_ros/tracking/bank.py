@@ -24,7 +24,38 @@ class AppearanceStore:
         self.bank_size = bank_size
         self.ema_momentum = ema_momentum
         self.dim: int | None = None
+        # Pool writes held back until ``flush()`` while this store is a transaction's copy.
+        self._pending: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] | None = None
         self._alloc(0, 1)
+
+    def copy(self) -> AppearanceStore:
+        """A copy for one transaction: its own row columns, the same pool, whose writes wait
+        for ``flush()``; until then the pool rows this store's original uses stay unchanged
+        (new tracks take free pool rows, or a grown copy of the pool)."""
+        other = AppearanceStore.__new__(AppearanceStore)
+        other.__dict__.update(self.__dict__)
+        for name in ("last", "ema", "has", "count", "next_slot", "_home", "_free"):
+            setattr(other, name, getattr(self, name).copy())
+        other._pending = []
+        return other
+
+    def flush(self) -> None:
+        """Apply the held-back pool writes (a transaction's commit)."""
+        pending, self._pending = self._pending, None
+        for homes, slots, features in pending or ():
+            if slots is None:
+                self._pool[homes] = features[:, None, :]
+            else:
+                self._pool[homes, slots] = features
+
+    def _write(self, homes: np.ndarray, slots: np.ndarray | None, features: np.ndarray) -> None:
+        """Write whole banks (``slots`` None) or one slot per bank, now or at ``flush()``."""
+        if self._pending is not None:
+            self._pending.append((homes, slots, features))
+        elif slots is None:
+            self._pool[homes] = features[:, None, :]
+        else:
+            self._pool[homes, slots] = features
 
     def set_ema_momentum(self, momentum: float | None) -> None:
         """Start (from each track's latest feature), change or stop the EMA."""
@@ -114,13 +145,13 @@ class AppearanceStore:
         fresh = ~self.has[rows]
         homes = self._home[rows]
         if fresh.any():
-            self._pool[homes[fresh]] = features[fresh][:, None, :]
+            self._write(homes[fresh], None, features[fresh])
         if self.ema_momentum is not None:
             self._blend_ema(rows, features, fresh)
         self.last[rows] = features
         self.has[rows] = True
         slots = self.next_slot[rows]
-        self._pool[homes, slots] = features
+        self._write(homes, slots.copy(), features)
         slots += 1
         slots[slots == self.bank_size] = 0
         self.next_slot[rows] = slots

@@ -22,6 +22,8 @@ import numpy.typing as npt
 MAX_COORDINATE = 1e6
 # Class ids must fit an int64 exactly (and so also hold no nan/inf).
 MAX_CLASS_ID = 2 ** 53
+# Widest embedding accepted: feature banks hold tracks x bank_size x this many floats.
+MAX_EMBEDDING_DIM = 4096
 
 
 class InputError(ValueError):
@@ -78,6 +80,8 @@ def read_frame(boxes: npt.ArrayLike, scores: npt.ArrayLike, class_ids: npt.Array
                              np.float32 if getattr(embeddings, "dtype", None) == np.float32 else np.float64)
         if features.ndim != 2 or len(features) != n or features.shape[1] < 1:
             raise InputError(f"embeddings: expected shape ({n}, D) to match boxes, got {features.shape}")
+        if features.shape[1] > MAX_EMBEDDING_DIM:
+            raise InputError(f"embeddings: {features.shape[1]} columns, more than the {MAX_EMBEDDING_DIM} accepted")
         if feature_dim is not None and features.shape[1] != feature_dim:
             raise InputError(f"embeddings have {features.shape[1]} columns but this tracker's "
                              f"tracks use {feature_dim}; call reset() to change models")

@@ -106,6 +106,15 @@ def squared_mahalanobis(mean: np.ndarray, cov: np.ndarray, measurements: np.ndar
     return out
 
 
+def squared_position_mahalanobis(mean: np.ndarray, cov: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance of (N, 2) box centres to every track's predicted
+    centre, under the centre's innovation covariance -> (T, N)."""
+    projected, innovation_cov = project(mean, cov)
+    diff = centres[None, :, :] - projected[:, None, :2]
+    inverse = np.linalg.inv(innovation_cov[:, :2, :2])
+    return np.einsum("tni,tij,tnj->tn", diff, inverse, diff)
+
+
 def warp(mean: np.ndarray, cov: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Move states by a 2x3 camera affine (rotation/scale + translation).
 

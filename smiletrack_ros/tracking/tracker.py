@@ -5,9 +5,10 @@ One ``update()`` per frame, in numbered steps:
  2. predict every track one step (one vectorised Kalman step; lost tracks stop growing);
  3. camera-motion compensation (optional);
  4. drop boxes scoring < ``min_score``; split high / low (adaptive threshold by default);
- 5. stage 1: tracked + lost tracks vs high-score boxes;
- 6. stage 2: still-unmatched tracks vs low-score boxes;
- 7. unconfirmed (tentative) tracks vs the remaining boxes that could start a
+ 5.-7. the cascade, ``config.stages`` in order; the paper's three stages are
+    stage 1: tracked + lost tracks vs high-score boxes;
+    stage 2: still-unmatched tracks vs low-score boxes;
+    unconfirmed: tentative tracks vs the remaining boxes that could start a
     track (high-score ones, and low-score ones scoring >= ``new_track_threshold``);
  8. apply every match at once (Kalman correction, appearance, counters);
  9. unmatched tracked -> lost; unmatched tentative and timed-out lost removed;
@@ -15,13 +16,14 @@ One ``update()`` per frame, in numbered steps:
 11. optional duplicate removal (a tracked and a lost track on one object);
 12. report the confirmed tracks matched in this frame.
 
-Lost tracks are removed once unmatched for longer than ``track_buffer / 30``
-seconds: measured by timestamps when both ends have one, otherwise in frames at
-the tracker's frame rate (``track_buffer * frame_rate / 30`` frames).
+Lost tracks are removed once unmatched for longer than ``lost_track_seconds``
+(by default ``track_buffer / 30``) seconds: measured by timestamps when both ends
+have one, otherwise in frames at the tracker's nominal frame rate.
 """
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,9 +34,11 @@ from smiletrack_ros.image_check import check_image
 
 from . import kalman
 from .bank import AppearanceStore
-from .config import TrackerConfig
+from .calibration import ImpostorSimilarity
+from .config import Stage, TrackerConfig
+from .costs import COSTS, CostInputs
 from .inputs import FrameInput, InputError, read_frame
-from .matching import assign, forbid_class_changes, fuse_score, fused_cost, gated_iou_cost
+from .matching import assign, forbid_class_changes
 from .tracks import TrackOutput, TrackState, TrackTable
 
 if TYPE_CHECKING:
@@ -45,9 +49,6 @@ _TIME_EPS = 1e-6
 
 TRACKED, LOST, TENTATIVE = int(TrackState.TRACKED), int(TrackState.LOST), int(TrackState.TENTATIVE)
 _STATES = {int(state): state for state in TrackState}
-# What a stage's cost helper returns beside the cost: None when the stage used
-# motion only, else (appearance similarity, pair has appearance).
-Appearance = tuple[np.ndarray, np.ndarray] | None
 
 
 @dataclass
@@ -82,15 +83,54 @@ def _ema_momentum(config: TrackerConfig) -> float | None:
     return config.ema_momentum if config.track_feature == "ema" else None
 
 
-def _others(items: np.ndarray, taken: np.ndarray) -> np.ndarray:
-    """``items`` without the entries at positions ``taken``."""
-    keep = np.ones(len(items), bool)
-    keep[taken] = False
-    return items[keep]
+class _Pools:
+    """The tracks and detections still unmatched while the cascade runs, by pool name
+    (config.TRACK_POOLS, config.DETECTION_POOLS). Pools list table rows in row order,
+    and detections band by band in score-band order."""
+
+    def __init__(self, state: np.ndarray, high: np.ndarray, low: np.ndarray, can_start: np.ndarray) -> None:
+        self._state = state
+        self._free_tracks = np.ones(len(state), bool)
+        self._free_dets = np.zeros(len(can_start), bool)
+        self._free_dets[high] = True
+        self._free_dets[low] = True
+        self._high, self._low, self._can_start = high, low, can_start
+
+    def tracks(self, pool: str) -> np.ndarray:
+        state, free = self._state, self._free_tracks
+        if pool == "confirmed":
+            return (free & (state != TENTATIVE)).nonzero()[0]
+        return (free & (state == _POOL_STATES[pool])).nonzero()[0]
+
+    def detections(self, pool: str) -> np.ndarray:
+        free = self._free_dets
+        high, low = self._high[free[self._high]], self._low[free[self._low]]
+        if pool == "high":
+            return high
+        if pool == "low":
+            return low
+        return np.concatenate([high, low[self._can_start[low]]])  # "startable"
+
+    def take(self, rows: np.ndarray, dets: np.ndarray) -> None:
+        self._free_tracks[rows] = False
+        self._free_dets[dets] = False
+
+
+_POOL_STATES = {"tracked": TRACKED, "lost": LOST, "tentative": TENTATIVE}
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """``update()`` was called while another call on the same tracker was running."""
 
 
 class SmileTracker:
     """Multi-object tracker; see the module docstring for the per-frame steps.
+
+    ``update()`` is transactional: it works on a copy of the track table and commits
+    it at the end, so an exception (bad input, MemoryError) leaves the tracker as it
+    was before the call. An instance is not thread-safe: a second ``update()``
+    entered while one runs raises ``ConcurrentUpdateError`` (use one tracker per
+    stream, or serialise the calls).
 
     After each ``update()``, ``last_rejected`` holds how many input rows were
     dropped as unusable (non-finite or non-positive-size boxes, non-finite
@@ -103,6 +143,7 @@ class SmileTracker:
             raise InputError(f"frame_rate: must be a positive number of frames per second, got {frame_rate!r}")
         self.frame_rate = float(frame_rate)
         self._camera: CameraMotionEstimator | None = None
+        self._busy = threading.Lock()
         self._warned: set[str] = set()
         self._config = config if config is not None else TrackerConfig()
         self.reset()
@@ -120,15 +161,21 @@ class SmileTracker:
         if self._camera is not None and config.cmc_downscale != self._config.cmc_downscale:
             self._camera = None
         self._config = config
-        self.lost_timeout_s = config.track_buffer / 30.0
-        self.lost_timeout_frames = max(1, int(round(config.track_buffer * self.frame_rate / 30.0)))
-        self._appearance.set_ema_momentum(_ema_momentum(config))
-        self._appearance.resize(config.bank_size)
+        if config.lost_track_seconds is None:
+            self.lost_timeout_s = config.track_buffer / 30.0
+            self.lost_timeout_frames = max(1, int(round(config.track_buffer * self.frame_rate / 30.0)))
+        else:
+            self.lost_timeout_s = config.lost_track_seconds
+            self.lost_timeout_frames = max(1, int(round(config.lost_track_seconds * self.frame_rate)))
+        # Kalman steps per second of elapsed time.
+        self._motion_rate = self.frame_rate if config.motion_reference_fps is None else config.motion_reference_fps
+        self._tracks.appearance.set_ema_momentum(_ema_momentum(config))
+        self._tracks.appearance.resize(config.bank_size)
 
     def reset(self, restart_ids: bool = True) -> None:
         """Forget every track (a new sequence). IDs restart at 1 unless ``restart_ids`` is False."""
-        self._tracks = TrackTable()
-        self._appearance = AppearanceStore(self.config.bank_size, _ema_momentum(self.config))
+        self._tracks = TrackTable(AppearanceStore(self.config.bank_size, _ema_momentum(self.config)))
+        self._impostors = ImpostorSimilarity()
         self._frame_id = 0
         self._last_timestamp: float | None = None
         if restart_ids or not hasattr(self, "_next_id"):
@@ -153,15 +200,35 @@ class SmileTracker:
         ``reset()``; ``image`` HxWx3 BGR uint8 (camera-motion compensation only);
         ``timestamp`` in seconds, non-decreasing (prediction steps and the lost
         timeout then follow real elapsed time)."""
+        if not self._busy.acquire(blocking=False):
+            raise ConcurrentUpdateError("SmileTracker.update() called while another update() of the same tracker "
+                                        "runs: a tracker instance is not thread-safe")
+        saved = (self._tracks, self._impostors.counts, self._impostors.total, self._frame_id, self._last_timestamp,
+                 self._next_id, self.last_rejected, self.last_missing_appearance)
+        try:
+            self._tracks = self._tracks.copy()
+            outputs = self._update(boxes, scores, class_ids, embeddings, image, timestamp)
+            self._tracks.appearance.flush()  # commit: the only write to state shared with ``saved``
+            return outputs
+        except BaseException:
+            (self._tracks, self._impostors.counts, self._impostors.total, self._frame_id, self._last_timestamp,
+             self._next_id, self.last_rejected, self.last_missing_appearance) = saved
+            raise
+        finally:
+            self._busy.release()
+
+    def _update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None,
+                embeddings: np.ndarray | None, image: np.ndarray | None,
+                timestamp: float | None) -> list[TrackOutput]:
         cfg = self.config
         # 1. Input.
         frame = read_frame(boxes, scores, class_ids, embeddings if cfg.use_appearance else None,
-                           timestamp, self._last_timestamp, self._appearance.dim)
+                           timestamp, self._last_timestamp, self._tracks.appearance.dim)
         self._check_image(image)
         if cfg.use_appearance and embeddings is None and len(frame.boxes):
             self._warn_once("no-embeddings", "no embeddings given: association uses motion only")
         if frame.features is not None:
-            self._appearance.adopt_dim(frame.features.shape[1])
+            self._tracks.appearance.adopt_dim(frame.features.shape[1])
         self.last_rejected = frame.rejected
         self.last_missing_appearance = int((~frame.feature_valid).sum()) if frame.features is not None else 0
         self._frame_id += 1
@@ -183,29 +250,25 @@ class SmileTracker:
         # Every stage reads its IoU from one (tracks x detections) matrix.
         iou = iou_matrix(xyah_to_xyxy(self._tracks.mean), frame.boxes)
 
-        state = self._tracks.state
-        matches = _Matches([], [], [])
-        # 5. Stage 1.
-        pool = (state != TENTATIVE).nonzero()[0]
-        r, d, s = self._match(pool, high, frame, iou, det_xyah, "stage1")
-        matches.add(pool[r], high[d], s)
-        unmatched_pool, unmatched_high = _others(pool, r), _others(high, d)
-        # 6. Stage 2.
-        second = unmatched_pool if cfg.stage2_includes_lost else unmatched_pool[state[unmatched_pool] == TRACKED]
-        r, d, s = self._match(second, low, frame, iou, det_xyah, "stage2")
-        matches.add(second[r], low[d], s)
-        unmatched_low = _others(low, d)
-        # 7. Unconfirmed tracks, against the boxes that could start a track: high
-        # ones, and low ones scoring at least the birth threshold.
+        # 5.-7. The cascade (config.stages): each stage matches still-unmatched tracks
+        # of its pool to still-unmatched detections of its pool.
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
-        candidates = np.concatenate([unmatched_high, unmatched_low[frame.scores[unmatched_low] >= new_threshold]])
-        tentative = (state == TENTATIVE).nonzero()[0]
-        r, d, s = self._match(tentative, candidates, frame, iou, det_xyah, "unconfirmed")
-        matches.add(tentative[r], candidates[d], s)
-        candidates = _others(candidates, d)
+        pools = _Pools(self._tracks.state, high, low, frame.scores >= new_threshold)
+        inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._frame_id, self.frame_rate, self._impostors)
+        matches = _Matches([], [], [])
+        for stage in cfg.stages:
+            rows, dets = pools.tracks(stage.tracks), pools.detections(stage.detections)
+            r, d, s = self._match(stage, rows, dets, inputs, iou)
+            pools.take(rows[r], dets[d])
+            matches.add(rows[r], dets[d], s)
+        candidates = pools.detections("startable")
 
         # 8. Apply matches.
         rows, dets, sims = matches.arrays()
+        if cfg.reid_impostor_quantile is not None and frame.features is not None:
+            # Boxes matched to distinct confirmed tracks in one frame are different people.
+            people = dets[(self._tracks.state[rows] != TENTATIVE) & frame.feature_valid[dets]]
+            self._impostors.observe(frame.features[people])
         self._apply_matches(rows, dets, sims, frame, det_xyah)
         # 9. Lost and removed.
         self._retire(frame.timestamp)
@@ -236,18 +299,23 @@ class SmileTracker:
             LOG.warning("SmileTracker: %s", message)
 
     def _elapsed_frames(self, timestamp: float | None) -> float:
-        """Prediction step length in nominal frames: from timestamps when known."""
+        """Prediction step length in Kalman steps: from timestamps when known, else one nominal frame."""
         if timestamp is None or self._last_timestamp is None:
-            return 1.0
-        return (timestamp - self._last_timestamp) * self.frame_rate
+            return self._motion_rate / self.frame_rate
+        return (timestamp - self._last_timestamp) * self._motion_rate
 
     def _predict(self, dt: float) -> None:
         t = self._tracks
         if len(t) == 0:
             return
-        # As ByteTrack: a lost track keeps moving but stops growing or shrinking.
-        t.mean[t.state == LOST, 7] = 0.0
-        t.mean, t.cov = kalman.predict(t.mean, t.cov, dt)
+        # As ByteTrack: a lost track keeps moving but stops growing or shrinking. (Never
+        # written in place: the table's copy shares mean and cov with the committed one.)
+        lost = t.state == LOST
+        mean = t.mean
+        if lost.any():
+            mean = mean.copy()
+            mean[lost, 7] = 0.0
+        t.mean, t.cov = kalman.predict(mean, t.cov, dt)
         t.age += 1
         t.since_update += 1
 
@@ -265,73 +333,22 @@ class SmileTracker:
             return self.config.high_threshold
         return adaptive_high_threshold(scores)
 
-    def _match(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput, all_iou: np.ndarray,
-               det_xyah: np.ndarray, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _match(self, stage: Stage, rows: np.ndarray, dets: np.ndarray, inputs: CostInputs,
+               all_iou: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Assign table ``rows`` to detection ``dets`` for one stage -> (row positions,
         det positions, appearance similarity used or nan)."""
         empty = np.zeros(0, np.intp)
         if len(rows) == 0 or len(dets) == 0:
             return empty, empty, np.zeros(0)
-        cfg = self.config
-        iou = all_iou[rows[:, None], dets]
-        if stage == "stage1":
-            cost, appearance = self._one_feature_cost(rows, dets, frame, iou, det_xyah, cfg.stage1_cost)
-            threshold = cfg.stage1_match_threshold
-        elif stage == "stage2":
-            cost, appearance = self._bank_cost(rows, dets, frame, iou)
-            threshold = cfg.stage2_match_threshold
-        else:
-            cost, appearance = (self._one_feature_cost(rows, dets, frame, iou, det_xyah, "fused")
-                                if cfg.unconfirmed_appearance else self._motion_cost(iou, frame.scores[dets]))
-            threshold = cfg.unconfirmed_match_threshold
-        if cfg.class_aware:
-            cost = forbid_class_changes(cost, self._tracks.class_id[rows], frame.class_ids[dets])
+        threshold = stage.max_cost(self.config)
+        cost, appearance = COSTS[stage.cost](inputs, rows, dets, all_iou[rows[:, None], dets], threshold)
+        if self.config.class_aware:
+            cost = forbid_class_changes(cost, self._tracks.class_id[rows], inputs.frame.class_ids[dets])
         r, d = assign(cost, threshold)
         if appearance is None:
             return r, d, np.full(len(r), np.nan)
         similarity, has = appearance
         return r, d, np.where(has[r, d], similarity[r, d], np.nan)
-
-    def _motion_cost(self, iou: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, None]:
-        cost = 1.0 - iou
-        if self.config.fuse_score:
-            cost = fuse_score(cost, scores, np.ones(iou.shape, bool))
-        return cost, None
-
-    def _one_feature_cost(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput, iou: np.ndarray,
-                          det_xyah: np.ndarray, kind: str) -> tuple[np.ndarray, Appearance]:
-        """Stage 1 and unconfirmed stage: the track's latest (or EMA) feature."""
-        cfg = self.config
-        if frame.features is None:
-            return self._motion_cost(iou, frame.scores[dets])
-        sim, has = self._appearance.similarity(rows, frame.features[dets], frame.feature_valid[dets],
-                                               cfg.track_feature)
-        if kind == "gated_iou":
-            # Pairs already over the threshold on IoU alone stay unmatched whatever the gate says.
-            candidates = has & (1.0 - iou <= cfg.stage1_match_threshold)
-            maha = kalman.squared_mahalanobis(self._tracks.mean[rows], self._tracks.cov[rows], det_xyah[dets],
-                                              candidates)
-            cost = gated_iou_cost(iou, sim, has, maha, cfg.motion_fusion_lambda, cfg.mahalanobis_gate,
-                                  cfg.appearance_gate)
-        else:
-            cost = fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou)
-        if cfg.fuse_score:
-            cost = fuse_score(cost, frame.scores[dets], ~has)
-        return cost, (sim, has)
-
-    def _bank_cost(self, rows: np.ndarray, dets: np.ndarray, frame: FrameInput,
-                   iou: np.ndarray) -> tuple[np.ndarray, Appearance]:
-        """Stage 2: multi-template similarity (max over the feature bank), or IoU only."""
-        cfg = self.config
-        if frame.features is None or cfg.stage2_appearance == "none":
-            return 1.0 - iou, None
-        # The bank is searched only for pairs that a perfect appearance match (cost
-        # alpha * (1 - IoU)) could bring under the threshold; the others keep
-        # similarity 0, which gates them out or leaves them over the threshold.
-        least_iou = 1.0 - cfg.stage2_match_threshold / cfg.alpha if cfg.alpha > 0 else 0.0
-        sim, has = self._appearance.bank_similarity(rows, frame.features[dets], frame.feature_valid[dets],
-                                                    iou >= max(cfg.min_iou, least_iou))
-        return fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou), (sim, has)
 
     def _apply_matches(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray, frame: FrameInput,
                        det_xyah: np.ndarray) -> None:
@@ -349,7 +366,7 @@ class SmileTracker:
         t.similarity[rows] = sims.clip(-1.0, 1.0)  # float32 dot products of unit vectors can pass 1
         t.detection_index[rows] = frame.index[dets]
         if frame.features is not None:
-            self._appearance.update(rows, frame.features[dets], frame.feature_valid[dets])
+            t.appearance.update(rows, frame.features[dets], frame.feature_valid[dets])
 
     def _retire(self, timestamp: float | None) -> None:
         """Unmatched tracked -> lost; drop unconfirmed misses, timed-out lost tracks,
@@ -367,11 +384,7 @@ class SmileTracker:
         drop = (unmatched & (t.state == TENTATIVE)) | ((t.state == LOST) & timed_out)
         drop |= ~kalman.finite_states(t.mean, t.cov)
         if drop.any():
-            self._keep(np.flatnonzero(~drop))
-
-    def _keep(self, rows: np.ndarray) -> None:
-        self._tracks.keep(rows)
-        self._appearance.keep(rows)
+            self._tracks.keep(np.flatnonzero(~drop))
 
     def _birth(self, dets: np.ndarray, frame: FrameInput, det_xyah: np.ndarray) -> None:
         n = len(dets)
@@ -382,15 +395,15 @@ class SmileTracker:
         ids = np.empty(n, object)
         ids[:] = range(self._next_id, self._next_id + n)
         self._next_id += n
+        features = None if frame.features is None else frame.features[dets]
         self._tracks.append(
+            features, None if features is None else frame.feature_valid[dets],
             ids=ids, mean=mean, cov=cov, state=np.full(n, TRACKED if first else TENTATIVE, np.int8),
             class_id=frame.class_ids[dets], score=frame.scores[dets], age=np.ones(n, np.int64),
             hits=np.ones(n, np.int64), since_update=np.zeros(n, np.int64),
             start_frame=np.full(n, self._frame_id, np.int64), last_frame=np.full(n, self._frame_id, np.int64),
             last_time=np.full(n, np.nan if frame.timestamp is None else frame.timestamp),
             similarity=np.full(n, np.nan), detection_index=frame.index[dets])
-        features = None if frame.features is None else frame.features[dets]
-        self._appearance.append(n, features, None if features is None else frame.feature_valid[dets])
 
     def _remove_duplicates(self) -> None:
         """A tracked and a lost track on the same object (IoU distance below the
@@ -410,13 +423,13 @@ class SmileTracker:
         span = t.last_frame - t.start_frame
         active_longer = span[active[a]] > span[lost[b]]
         drop = np.union1d(lost[b[active_longer]], active[a[~active_longer]])
-        self._keep(np.setdiff1d(np.arange(len(t)), drop))
+        self._tracks.keep(np.setdiff1d(np.arange(len(t)), drop))
 
     def _outputs(self, rows: np.ndarray) -> list[TrackOutput]:
         t = self._tracks
         boxes = xyah_to_xyxy(t.mean[rows])
         boxes.flags.writeable = False
-        velocity = t.mean[rows, 4:6] * self.frame_rate
+        velocity = t.mean[rows, 4:6] * self._motion_rate
         # Columns in TrackOutput field order, built as lists: one positional call per track.
         return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(),
                         t.class_id[rows].tolist(), [_STATES[s] for s in t.state[rows].tolist()],

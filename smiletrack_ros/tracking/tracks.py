@@ -6,6 +6,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from .bank import AppearanceStore
+
 
 class TrackState(IntEnum):
     TENTATIVE = 0  # born last frame, not yet confirmed by a second detection
@@ -42,8 +44,12 @@ class TrackOutput:
 @dataclass
 class TrackTable:
     """Every live track as one row of stacked arrays (structure of arrays), so
-    prediction, costs and updates are vector operations over all tracks."""
+    prediction, costs and updates are vector operations over all tracks.
 
+    ``appearance`` holds the appearance columns (features, feature banks) of the
+    same rows: ``append`` and ``keep`` move both together."""
+
+    appearance: AppearanceStore
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # Python ints: never wrap
     mean: np.ndarray = field(default_factory=lambda: np.zeros((0, 8)))
     cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 8, 8)))
@@ -65,11 +71,21 @@ class TrackTable:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def append(self, **columns: np.ndarray) -> None:
-        """Add rows; every column must be given."""
+    def append(self, features: np.ndarray | None, feature_valid: np.ndarray | None, **columns: np.ndarray) -> None:
+        """Add rows; every column must be given, and the new rows' features (or None)."""
         for name in self.COLUMNS:
             setattr(self, name, np.concatenate([getattr(self, name), columns[name]]))
+        self.appearance.append(len(columns["ids"]), features, feature_valid)
+
+    def copy(self) -> TrackTable:
+        """A copy to change within one transaction (see ``AppearanceStore.copy``). ``mean``
+        and ``cov`` are shared, not copied: the tracker's prediction replaces them with
+        new arrays before anything writes to them."""
+        return TrackTable(self.appearance.copy(), mean=self.mean, cov=self.cov,
+                          **{name: getattr(self, name).copy() for name in self.COLUMNS if name not in ("mean", "cov")})
 
     def keep(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (in that order), appearance included."""
         for name in self.COLUMNS:
             setattr(self, name, getattr(self, name)[rows])
+        self.appearance.keep(rows)
