@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rosbags")
-from smiletrack_ros.tools.bag_tools import main  # noqa: E402
-
 from smiletrack_ros.bags import BagWriter  # noqa: E402
 from smiletrack_ros.bags.messages import TrackBoxes  # noqa: E402
+from smiletrack_ros.cli.bag_tools import main  # noqa: E402
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 

@@ -14,7 +14,7 @@ from vision_msgs.msg import Detection2D, Detection2DArray  # noqa: E402
 from smiletrack_ros.detections import Detections  # noqa: E402
 from smiletrack_ros.ros.detection_rows import read_detection_array  # noqa: E402
 from smiletrack_ros.ros.input_limits import detection_count  # noqa: E402
-from smiletrack_ros.ros.messages import detections_to_detection_array  # noqa: E402
+from smiletrack_ros.ros.messages import detection_array_message  # noqa: E402
 
 NAMES = ("person", "car")
 
@@ -22,7 +22,7 @@ NAMES = ("person", "car")
 def _array(n: int, frame_id: str = "cam") -> Detection2DArray:
     boxes = np.array([[10 + 20 * i, 20, 30 + 20 * i, 80] for i in range(n)], np.float32).reshape(-1, 4)
     dets = Detections(boxes, np.linspace(0.5, 0.9, n).astype(np.float32), np.zeros(n, np.int64))
-    return detections_to_detection_array(Header(frame_id=frame_id), dets, NAMES)
+    return detection_array_message(Header(frame_id=frame_id), dets, NAMES)
 
 
 @pytest.mark.parametrize("spoil, reason", [

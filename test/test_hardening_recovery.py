@@ -17,7 +17,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from smiletrack_ros.detections import Detections  # noqa: E402
 from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
-from smiletrack_ros.ros.messages import detections_to_detection_array  # noqa: E402
+from smiletrack_ros.ros.messages import detection_array_message  # noqa: E402
 from smiletrack_ros.ros.node import Frame, TrackerNode  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -44,7 +44,7 @@ def _frame(k: int) -> Frame:
     header.stamp.sec, header.stamp.nanosec = 100 + k // 10, (k % 10) * 100_000_000
     image = Image(header=header, **bgr_to_raw_fields(np.zeros((240, 320, 3), np.uint8)))
     boxes = np.array([[20 + k, 30, 60 + k, 130], [250 - k, 90, 290 - k, 200]], np.float32)
-    dets = detections_to_detection_array(header, Detections(boxes, np.full(2, 0.9, np.float32),
+    dets = detection_array_message(header, Detections(boxes, np.full(2, 0.9, np.float32),
                                                             np.zeros(2, np.int64)), ("person",))
     return Frame(image, dets, time.monotonic())
 

@@ -7,7 +7,6 @@ written here: it "detects" the same two boxes, one per class, in every image.
 """
 import os
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,6 +18,7 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from smiletrack_ros.detection import DetectorConfig, DetectorConfigError, build_detector  # noqa: E402
+from smiletrack_ros.ros.process import node_command, same_package_env  # noqa: E402
 from smiletrack_ros.ros.runtime_changes import prepare_detector_change  # noqa: E402
 
 SIZE = 64
@@ -116,11 +116,9 @@ def test_node_applies_a_class_change_without_its_model_file(tmp_path, repo_dir, 
               "detector.classes": [0, 1], "embedder.enabled": False, "input_qos.reliability": "reliable",
               "input_qos.depth": 5, "diagnostics_period": 0.2}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONPATH=str(repo_dir))
-    proc = subprocess.Popen([sys.executable, "-m", "smiletrack_ros.ros.node", "--ros-args", "--params-file",
-                             str(tmp_path / "params.yaml")], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"))
+    proc = subprocess.Popen(node_command("--params-file", str(tmp_path / "params.yaml")), cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
     client = rclpy.create_node("runtime_client", context=context)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from smiletrack_ros.cdr import detections_cdr
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.ros.detection_rows import read_detection_array
 from smiletrack_ros.tracking import TrackOutput
@@ -34,3 +35,13 @@ def detection_array_to_detections(msg: Any, class_names: Sequence[str] = ()) -> 
     if read.problems:
         raise DetectionsError(read.problems[0])
     return read.detections
+
+
+def detection_array_message(header: Any, detections: Detections, class_names: Sequence[str] = ()) -> Any:
+    """``detections`` (no track ids) as an rclpy Detection2DArray, e.g. for a publisher: the bytes of
+    the one encoder (``cdr``) read back by rclpy, so there is no second encoding to keep in step."""
+    from rclpy.serialization import deserialize_message
+    from vision_msgs.msg import Detection2DArray
+
+    data = detections_cdr(header, detections.boxes, detections.scores, detections.class_ids, class_names=class_names)
+    return deserialize_message(data, Detection2DArray)
