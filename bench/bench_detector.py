@@ -24,7 +24,7 @@ from smiletrack_ros.detection import DetectorConfig, build_detector
 from smiletrack_ros.detection.prb.network import PRBNet
 from smiletrack_ros.detection.prb.variants import variant_spec
 
-CASES = (("prb-2py-elan-640", 640), ("prb-2py-e6e-1280", 1280))
+CASES = (("prb-fpn-csp-640", 640), ("prb-2py-e6e-1280", 1280))
 VIEW_CASES = (("full frame", {}), ("flip, nms", {"flip": True}), ("flip, wbf", {"flip": True, "merge": "wbf"}),
               ("2x1 tiles, nms", {"tiles": "2x1"}), ("2x1 tiles, wbf", {"tiles": "2x1", "merge": "wbf"}),
               ("2x1 tiles + flip, nms", {"tiles": "2x1", "flip": True}),

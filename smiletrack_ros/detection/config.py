@@ -9,8 +9,8 @@ from typing import Any, Mapping
 
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
 
-BACKENDS = ("prb", "onnx", "external")
-ONNX_LAYOUTS = ("auto", "yolox", "yolov5", "yolov8", "nanodet")
+BACKENDS = ("prb", "onnx", "external", "openvino")
+ONNX_LAYOUTS = ("auto", "yolox", "yolov5", "yolov8", "nanodet", "ssd")
 PAD_MODES = ("center", "corner", "stretch")
 CHANNEL_ORDERS = ("bgr", "rgb")
 MERGE_MODES = ("nms", "wbf")
@@ -106,6 +106,8 @@ class DetectorConfig:
                f"must be 'empty' or 'error', got {self.missing!r}")
         _check(self.backend != "onnx" or self.weights is not None, "weights",
                "the onnx backend needs the path of a .onnx model")
+        _check(self.backend != "openvino" or self.weights is not None, "weights",
+               "the openvino backend needs the path of an OpenVINO .xml model")
         _check(isinstance(self.tiles, str) and (self.tiles == "" or bool(_TILES.match(self.tiles))), "tiles",
                f"must be '' (off) or 'CxR' columns x rows of 1..9 each, e.g. '2x1', got {self.tiles!r}")
         _check(_is_number(self.tile_overlap) and 0.0 <= self.tile_overlap < 0.5, "tile_overlap",
@@ -132,7 +134,7 @@ class DetectorConfig:
         return self.tile_grid is not None or self.flip
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "DetectorConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> DetectorConfig:
         """Build from a parameter/YAML mapping; unknown keys are errors, not silently dropped."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
@@ -140,7 +142,7 @@ class DetectorConfig:
             raise DetectorConfigError(f"unknown detector setting(s) {unknown}; known: {sorted(known)}")
         return cls(**dict(values))
 
-    def replace(self, **changes: Any) -> "DetectorConfig":
+    def replace(self, **changes: Any) -> DetectorConfig:
         return dataclasses.replace(self, **changes)
 
 

@@ -6,12 +6,14 @@ from .config import DetectorConfig
 
 
 def build_detector(config: DetectorConfig) -> Detector:
-    """``prb`` (torch PRB-FPN), ``onnx`` (ONNX Runtime) or ``external`` (detections fed
+    """``prb`` (torch PRB-FPN), ``onnx`` (ONNX Runtime), ``openvino`` (OpenVINO IR) or ``external`` (detections fed
     from outside; with ``weights`` set to a MOT det file, read from it). Image backends
     run behind :class:`MultiViewDetector` when tiles or flips are configured."""
-    if config.backend in ("prb", "onnx"):
+    if config.backend in ("prb", "onnx", "openvino"):
         if config.backend == "prb":
             from .prb.detector import PRBDetector as Backend
+        elif config.backend == "openvino":
+            from .openvino_detector import OpenVinoDetector as Backend
         else:
             from .onnx_detector import OnnxDetector as Backend
         backend = Backend(config)
