@@ -167,14 +167,6 @@ TRAINING_TO_DEPLOY = {"training/yolov7": "deploy/yolov7", "training/yolov7x": "d
                       "training/PRB_Series/PRB-FPN6-3PY": "deploy/PRB-FPN6-3PY"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomise(net: nn.Module, seed: int = 0) -> nn.Module:
     """Trained-looking statistics: small running variances (eps matters), non-trivial implicit layers."""
     g = torch.Generator().manual_seed(seed)

@@ -60,14 +60,6 @@ def _distinct() -> tuple[list[str], dict[str, str]]:
 DISTINCT, DUPLICATES = _distinct() if NAMES else ([], {})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def run_check(ref, name: str, factory=PRBNet) -> dict:
     args = argparse.Namespace(ref=str(REF), pass_path=False, verbose=False, device="cpu", tol_objcls=1e-4,
                               tol_box=1e-4, allow_key_mismatch=False)

@@ -103,13 +103,7 @@ class OpenVinoDetector(OnnxDetector):
             self.layout = detect_layout(tuple(out_dims), self.input_size, config.strides)
         if self.layout not in LAYOUT_INPUT or self.layout == "nanodet":
             raise ValueError(f"{path}: layout {self.layout!r} is not supported by the openvino backend")
-        convention = LAYOUT_INPUT[self.layout]
-        self.channel_order = config.channel_order or convention.channel_order
-        self.pad_mode = config.pad_mode or convention.pad_mode
-        if config.input_scale is not None:
-            self.mean, self.std = np.zeros(3, np.float32), np.full(3, 1.0 / config.input_scale, np.float32)
-        else:
-            self.mean, self.std = np.float32(convention.mean), np.float32(convention.std)
+        self._adopt_convention()
 
     def detect_batch(self, images) -> list[Detections]:
         return [self._detect(check_image(image)) for image in images]

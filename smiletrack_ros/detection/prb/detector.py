@@ -1,6 +1,7 @@
 """The ``prb`` backend: PRB-FPN in torch, letterbox and decode on the model's device."""
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -30,9 +31,9 @@ class PRBDetector:
     def __init__(self, config: DetectorConfig, net: PRBNet | None = None):
         self.config = config
         self.device = resolve_device(config.device, DetectorConfigError, "DetectorConfig.device")
-        if net is None:
-            net = self._load(config)
-        self.net = fuse(net.eval()).to(self.device)  # one conv per Conv / RepConv: the same output, faster
+        # one conv per Conv / RepConv: the same output, faster (a network passed in stays as it is)
+        net = self._load(config) if net is None else copy.deepcopy(net)
+        self.net = fuse(net.eval()).to(self.device)
         self.half = config.half and self.device.type == "cuda"
         if self.half:
             self.net.half()
