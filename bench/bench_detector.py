@@ -27,6 +27,8 @@ from smiletrack_ros.detection.prb.network import PRBNet
 from smiletrack_ros.detection.prb.reparam import fuse
 from smiletrack_ros.detection.prb.variants import VARIANTS, variant_spec
 
+CASES = tuple((name, variant_spec(name)["input_size"]) for name in VARIANTS)  # native sizes (bench/suite uses it)
+
 VIEW_CASES = (("full frame", {}), ("flip, nms", {"flip": True}), ("flip, wbf", {"flip": True, "merge": "wbf"}),
               ("2x1 tiles, nms", {"tiles": "2x1"}), ("2x1 tiles, wbf", {"tiles": "2x1", "merge": "wbf"}),
               ("2x1 tiles + flip, nms", {"tiles": "2x1", "flip": True}),

@@ -15,8 +15,6 @@ Two steps, each exact up to float rounding:
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
@@ -151,7 +149,3 @@ def fuse(net: nn.Module) -> nn.Module:
                 setattr(fused, attr, getattr(child, attr))
         setattr(net, name, fused)
     return net
-
-
-def fused_copy(net: nn.Module) -> nn.Module:
-    return fuse(copy.deepcopy(net))
