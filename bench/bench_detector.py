@@ -73,20 +73,28 @@ def time_forward(net: torch.nn.Module, size: int, device: torch.device, half: bo
 
 
 def time_prb(repeats: int, sizes: list[int]) -> None:
-    for name in VARIANTS:
-        torch.manual_seed(0)
-        net = fuse(PRBNet(variant_spec(name)).eval())
-        params = sum(t.numel() for t in net.parameters()) / 1e6
-        for size in sizes:
+    """Every variant at every size, the variants taking turns run by run (a shared machine's
+    load weighs on each alike), on the CPU in fp32 and, where CUDA exists, in fp16."""
+    torch.manual_seed(0)
+    nets = {name: fuse(PRBNet(variant_spec(name)).eval()) for name in VARIANTS}
+    runs = [("cpu fp32", torch.device("cpu"), False)]
+    if torch.cuda.is_available():
+        runs.append(("cuda fp16", torch.device("cuda"), True))
+    for size in sizes:
+        for name, net in nets.items():
+            params = sum(t.numel() for t in net.parameters()) / 1e6
             print(f"{name} @ {size}: {params:.1f} M params, {conv_gflops(net, size):.0f} GFLOPs (convolutions)")
-            runs = [("cpu fp32", torch.device("cpu"), False)]
-            if torch.cuda.is_available():
-                runs.append(("cuda fp16", torch.device("cuda"), True))
-            for label, device, half in runs:
-                t = time_forward(net, size, device, half, repeats)
+        for label, device, half in runs:
+            times: dict[str, list[float]] = {name: [] for name in nets}
+            for _ in range(repeats):
+                for name, net in nets.items():
+                    times[name] += time_forward(net, size, device, half, 1)
+                    nets[name] = net.float().cpu()
+            first = statistics.median(times[VARIANTS[0]])
+            for name, t in times.items():
                 print(f"{name} @ {size}: {label}: median {1000 * statistics.median(t):.1f} ms "
-                      f"(min {1000 * min(t):.1f}, {len(t)} runs, {1 / statistics.median(t):.1f} FPS)")
-                net = net.float().cpu()
+                      f"(min {1000 * min(t):.1f}, {len(t)} runs, {1 / statistics.median(t):.2f} FPS, "
+                      f"{statistics.median(t) / first:.2f}x {VARIANTS[0]})")
 
 
 def time_onnx(model: str, frames: str, threads: int, views: bool, count: int = 30) -> None:
