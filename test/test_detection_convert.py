@@ -304,8 +304,8 @@ def test_converts_an_official_training_checkpoint_to_the_deploy_network(tmp_path
     torch.save({"epoch": 299, "best_fitness": np.float64(0.7), "training_results": None, "updates": 1000,
                 "model": _as_official(model, official_classes).half(),
                 "ema": _as_official(ema, official_classes).half(), "optimizer": None}, ckpt)
-    out = tmp_path / "e6e.safetensors"
-    assert convert_prb.main([str(ckpt), str(out)]) == 0
+    out, onnx_path = tmp_path / "e6e.safetensors", tmp_path / "e6e.onnx"
+    assert convert_prb.main([str(ckpt), str(out), "--onnx", str(onnx_path), "--onnx-size", "128"]) == 0
     from safetensors import safe_open
 
     with safe_open(str(out), framework="pt") as f:
@@ -316,4 +316,8 @@ def test_converts_an_official_training_checkpoint_to_the_deploy_network(tmp_path
     assert type(det.net.head) is Detect and det.net.head.nl == 4
     x = torch.rand(2, 3, 128, 128)
     with torch.no_grad():
-        assert_same_output(reference(x), det.net(x))
+        want = reference(x)
+        assert_same_output(want, det.net(x))
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert_same_output(want, torch.from_numpy(session.run(None, {"images": x.numpy()})[0]))
