@@ -1,11 +1,13 @@
-"""PRB-FPN forward time: the 640 (3-level) and 1280 (4-level, SMILEtrack's MOT) variants.
+"""PRB-FPN forward time of every named variant (PRB-FPN-CSP, the fast 3-level one, and the
+E6E 4-level one SMILEtrack used for MOT) at 640 and 1280.
 
-    python -m bench.bench_detector [--repeats 3] [--threads N] [--no-prb] \
+    python -m bench.bench_detector [--repeats 3] [--threads N] [--sizes 640 1280] [--no-prb] \
         [--onnx MODEL.onnx --frames SEQ_DIR [--onnx-threads 1] [--views]]
 
-Random weights (no trained PRB weights are reachable): the figures are the
-network's compute cost, not its accuracy. CPU float32 always; CUDA float16 too when
-a GPU is present. With --onnx, also the full ONNX detector call (letterbox, run,
+Random weights (no trained PRB weights are reachable): the figures are the network's
+compute cost, not its accuracy. The network timed is the deploy form the ``prb`` backend
+runs (Conv + BatchNorm and RepConv fused). CPU float32 always; CUDA float16 batch 1 too
+when a GPU is present. With --onnx, also the full ONNX detector call (letterbox, run,
 decode, NMS) per frame of a sequence; with --views, for each test-time view setting
 too (tiles, flips), taking turns frame by frame so that a shared machine's load
 weighs on every setting alike.
@@ -20,10 +22,10 @@ import time
 import numpy as np
 import torch
 
-from bench.suite.model_timing import PRB_CASES
 from smiletrack_ros.detection import OnnxConfig, build_detector
 from smiletrack_ros.detection.prb.network import PRBNet
-from smiletrack_ros.detection.prb.variants import variant_spec
+from smiletrack_ros.detection.prb.reparam import fuse
+from smiletrack_ros.detection.prb.variants import VARIANTS, variant_spec
 
 VIEW_CASES = (("full frame", {}), ("flip, nms", {"flip": True}), ("flip, wbf", {"flip": True, "merge": "wbf"}),
               ("2x1 tiles, nms", {"tiles": "2x1"}), ("2x1 tiles, wbf", {"tiles": "2x1", "merge": "wbf"}),
@@ -68,20 +70,29 @@ def time_forward(net: torch.nn.Module, size: int, device: torch.device, half: bo
     return times
 
 
-def time_prb(repeats: int) -> None:
-    for name, size in PRB_CASES:
-        torch.manual_seed(0)
-        net = PRBNet(variant_spec(name))
-        params = sum(t.numel() for t in net.parameters()) / 1e6
-        print(f"{name} @ {size}: {conv_gflops(net, size):.0f} GFLOPs (convolutions)")
-        runs = [("cpu fp32", torch.device("cpu"), False)]
-        if torch.cuda.is_available():
-            runs.append(("cuda fp16", torch.device("cuda"), True))
+def time_prb(repeats: int, sizes: list[int]) -> None:
+    """Every variant at every size, the variants taking turns run by run (a shared machine's
+    load weighs on each alike), on the CPU in fp32 and, where CUDA exists, in fp16."""
+    torch.manual_seed(0)
+    nets = {name: fuse(PRBNet(variant_spec(name)).eval()) for name in VARIANTS}
+    runs = [("cpu fp32", torch.device("cpu"), False)]
+    if torch.cuda.is_available():
+        runs.append(("cuda fp16", torch.device("cuda"), True))
+    for size in sizes:
+        for name, net in nets.items():
+            params = sum(t.numel() for t in net.parameters()) / 1e6
+            print(f"{name} @ {size}: {params:.1f} M params, {conv_gflops(net, size):.0f} GFLOPs (convolutions)")
         for label, device, half in runs:
-            t = time_forward(net, size, device, half, repeats)
-            print(f"{name} @ {size}: {params:.1f} M params, {label}: median {1000 * statistics.median(t):.1f} ms "
-                  f"(min {1000 * min(t):.1f}, {len(t)} runs)")
-            net = net.float().cpu()
+            times: dict[str, list[float]] = {name: [] for name in nets}
+            for _ in range(repeats):
+                for name, net in nets.items():
+                    times[name] += time_forward(net, size, device, half, 1)
+                    nets[name] = net.float().cpu()
+            first = statistics.median(times[VARIANTS[0]])
+            for name, t in times.items():
+                print(f"{name} @ {size}: {label}: median {1000 * statistics.median(t):.1f} ms "
+                      f"(min {1000 * min(t):.1f}, {len(t)} runs, {1 / statistics.median(t):.2f} FPS, "
+                      f"{statistics.median(t) / first:.2f}x {VARIANTS[0]})")
 
 
 def time_onnx(model: str, frames: str, threads: int, views: bool, count: int = 30) -> None:
@@ -110,6 +121,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[640, 1280], help="input sizes to time")
     p.add_argument("--no-prb", action="store_true", help="skip the PRB-FPN forward timings")
     p.add_argument("--onnx", help="also time this ONNX detector end to end")
     p.add_argument("--frames", help="MOT sequence folder for --onnx")
@@ -123,7 +135,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
           f"CUDA {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
     if not a.no_prb:
-        time_prb(a.repeats)
+        time_prb(a.repeats, a.sizes)
     if a.onnx:
         time_onnx(a.onnx, a.frames, a.onnx_threads, a.views)
 

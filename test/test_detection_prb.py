@@ -1,6 +1,4 @@
 """PRB-FPN network: every variant builds, and forward/decode give the expected shapes."""
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -9,9 +7,9 @@ from smiletrack_ros.detection import DetectorConfigError, PrbConfig, build_detec
 from smiletrack_ros.detection.prb.detector import PRBDetector
 from smiletrack_ros.detection.prb.modules import ReOrg
 from smiletrack_ros.detection.prb.network import PRBNet, SpecError
-from smiletrack_ros.detection.prb.variants import SHAPES, variant_spec
+from smiletrack_ros.detection.prb.variants import VARIANTS, variant_spec
 
-VARIANTS = {"prb-2py-e6e-1280": (4, (8, 16, 32, 64)), "prb-2py-elan-640": (3, (8, 16, 32))}
+LEVELS = {"prb-2py-e6e-1280": (4, (8, 16, 32, 64)), "prb-fpn-csp-640": (3, (8, 16, 32))}
 
 
 @pytest.fixture(autouse=True)
@@ -26,17 +24,17 @@ def one_thread():
 @pytest.fixture(scope="module")
 def small_nets():
     torch.manual_seed(0)
-    return {name: PRBNet(variant_spec(name, nc=3, width_multiple=0.125)).eval() for name in VARIANTS}
+    return {name: PRBNet(variant_spec(name, nc=3, width_multiple=0.125)).eval() for name in LEVELS}
 
 
 def test_every_variant_is_covered():
-    assert set(SHAPES) == set(VARIANTS)
+    assert set(VARIANTS) == set(LEVELS)
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("name", sorted(LEVELS))
 @pytest.mark.parametrize("size", [128, 256])
 def test_forward_shapes(small_nets, name, size):
-    levels, strides = VARIANTS[name]
+    levels, strides = LEVELS[name]
     net = small_nets[name]
     assert net.head.nl == levels and net.head.stride.tolist() == list(strides)
     with torch.no_grad():
@@ -56,7 +54,7 @@ def test_full_width_e6e_matches_the_published_layer_graph():
         "ReOrg", "Conv", "DownC", "Shortcut", "SPPCSPC", "RBBlockA", "BFM", "SPPCSPC"]
     # second pyramid: shifted one level down the backbone, strides 2 and 4 to realign
     assert rows[136] == [[67, 45, 135], 1, "RBBlockA", [480, "384,1,2;192,1,4", 2, "nearest"]]
-    assert rows[-1][2] == "IDetect" and len(rows[-1][0]) == 4
+    assert rows[-1][2] == "Detect" and len(rows[-1][0]) == 4
 
 
 def test_reorg_is_lossless_space_to_depth():
@@ -69,7 +67,7 @@ def test_reorg_is_lossless_space_to_depth():
 def _confident_net() -> PRBNet:
     """A tiny random network made confident at stride 8, so decode, NMS and scale-back all run."""
     torch.manual_seed(1)
-    net = PRBNet(variant_spec("prb-2py-elan-640", nc=3, width_multiple=0.125)).eval()
+    net = PRBNet(variant_spec("prb-fpn-csp-640", nc=3, width_multiple=0.125)).eval()
     torch.nn.init.constant_(net.head.m[0].bias, 3.0)
     return net
 
@@ -92,31 +90,37 @@ def test_factory_builds_prb_from_a_spec_file(tmp_path):
     import yaml
 
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(variant_spec("prb-2py-elan-640", nc=1, width_multiple=0.125)))
+    path.write_text(yaml.safe_dump(variant_spec("prb-fpn-csp-640", nc=1, width_multiple=0.125)))
     det = build_detector(PrbConfig(architecture=str(path), device="cpu", input_size=64))
     assert isinstance(det, PRBDetector) and det.net.nc == 1 and det.input_size == 64
     assert len(det(np.zeros((48, 64, 3), np.uint8)).boxes.shape) == 2
 
 
 def test_bad_specs_and_devices_are_named():
-    spec = variant_spec("prb-2py-elan-640", width_multiple=0.125)
+    spec = variant_spec("prb-fpn-csp-640", width_multiple=0.125)
     spec["head"][3] = [-1, 1, "Focus", [64]]
     with pytest.raises(SpecError, match="unsupported module 'Focus'"):
         PRBNet(spec)
     spec["head"][3] = [-1, 1, "Conv", ["wide", 1, 1]]
-    with pytest.raises(SpecError, match="layer .*TypeError"):
+    with pytest.raises(SpecError, match="layer 14: channel count must be a positive int, got 'wide'"):
+        PRBNet(spec)
+    spec["head"][3] = [-1, 1, "Conv", [64, "nn.LeakyReLU(__import__('os'))"]]
+    with pytest.raises(SpecError, match="arguments must be literals"):
+        PRBNet(spec)
+    spec["head"][3] = [-1, 1, "Conv", [64, 3, 1, None, 1, "os.system('x')"]]
+    with pytest.raises(SpecError, match="layer 14 .*TypeError"):  # an unknown string stays a string, never runs
         PRBNet(spec)
     with pytest.raises(ValueError, match="unknown PRB variant"):
         variant_spec("prb-9py")
     if not torch.cuda.is_available():
         with pytest.raises(DetectorConfigError, match="CUDA is not available"):
-            build_detector(PrbConfig(device="cuda:0", architecture="prb-2py-elan-640"))
+            build_detector(PrbConfig(device="cuda:0", architecture="prb-fpn-csp-640"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fp16_on_cuda(small_nets):
     det = PRBDetector(PrbConfig(device="cuda", input_size=128, classes=None),
-                      PRBNet(variant_spec("prb-2py-elan-640", nc=3, width_multiple=0.125)))
+                      PRBNet(variant_spec("prb-fpn-csp-640", nc=3, width_multiple=0.125)))
     assert det.half and next(det.net.parameters()).dtype == torch.float16
     out = det(np.zeros((100, 120, 3), np.uint8))
     assert out.boxes.dtype == np.float32
@@ -124,50 +128,50 @@ def test_fp16_on_cuda(small_nets):
 
 def test_missing_weights_file_is_named(tmp_path):
     missing = tmp_path / "nope.safetensors"
-    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
-        build_detector(PrbConfig(weights=str(missing), architecture="prb-2py-elan-640",
+    with pytest.raises(ValueError, match="weights not found: .*nope.safetensors"):
+        build_detector(PrbConfig(weights=str(missing), architecture="prb-fpn-csp-640",
                                       device="cpu"))
 
 
-def test_onnx_export_of_the_network_detects_the_same(tmp_path):
+@pytest.mark.parametrize("name", sorted(LEVELS))
+def test_onnx_export_equals_torch_with_a_dynamic_batch(tmp_path, small_nets, name):
+    """The exported deploy graph (fused, decode included) gives torch's output, batch 1 and 3."""
+    ort = pytest.importorskip("onnxruntime")
+    from smiletrack_ros.detection.prb.export import export_onnx
+
+    net = small_nets[name]
+    path = export_onnx(net, tmp_path / f"{name}.onnx", 128)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[0] == "batch"
+    for batch in (1, 3):
+        x = torch.rand(batch, 3, 128, 128)
+        with torch.no_grad():
+            want = net(x).numpy()
+        got = session.run(None, {"images": x.numpy()})[0]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got[..., 4:], want[..., 4:], atol=1e-5)
+        np.testing.assert_allclose(got[..., :4], want[..., :4], rtol=1e-4, atol=1e-3)
+
+
+def test_the_onnx_backend_runs_an_exported_prb_model(tmp_path):
     """The same network through both backends (torch letterbox on the device vs OpenCV on
-    the host, the shared decode/NMS): identical detections. Also proves the ONNX backend's
-    YOLOv5/v7/PRB layout matches what this network exports."""
+    the host, the shared decode/NMS): identical detections; the ONNX backend reads the
+    export as its yolov5 (YOLOv5/v7/PRB) layout."""
     pytest.importorskip("onnxruntime")
+    from smiletrack_ros.detection.prb.export import export_onnx
+
     net = _confident_net()
-    path = tmp_path / "prb.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter needs no extra packages
-        torch.onnx.export(net, torch.zeros(1, 3, 128, 128), str(path), dynamo=False, opset_version=17,
-                          input_names=["images"], output_names=["output"])
+    path = export_onnx(net, tmp_path / "prb.onnx", 128)
     cfg = PrbConfig(device="cpu", input_size=128, classes=None, max_detections=50)
     image = np.random.default_rng(3).integers(0, 255, (128, 96, 3), np.uint8)  # padding only, no resize
     torch_out = PRBDetector(cfg, net)(image)
     onnx_det = build_detector(cfg.replace(backend="onnx", weights=str(path)))
-    assert onnx_det.layout == "yolov5"
+    assert onnx_det.layout == "yolov5" and onnx_det.batched
     onnx_out = onnx_det(image)
     assert len(torch_out) == len(onnx_out) > 0
     np.testing.assert_allclose(onnx_out.boxes, torch_out.boxes, atol=1e-2)
     np.testing.assert_allclose(onnx_out.scores, torch_out.scores, atol=1e-4)
     assert onnx_out.class_ids.tolist() == torch_out.class_ids.tolist()
-
-
-def test_training_spec_with_auxiliary_heads_builds_and_uses_the_lead_head():
-    """PRBNet's published E6E training graph ends in 4 auxiliary 1x1 convs and an
-    IAuxDetect over lead + aux inputs; its weights load, inference uses the lead only."""
-    spec = variant_spec("prb-2py-e6e-1280", nc=2, width_multiple=0.125)
-    lead_row = spec["head"].pop()
-    n = len(spec["backbone"]) + len(spec["head"])
-    aux_sources = {124: 320, 120: 640, 116: 960, 113: 1280}  # pyramid-1 outputs, finest first
-    spec["head"] += [[src, 1, "Conv", [c, 1, 1]] for src, c in aux_sources.items()]
-    spec["head"].append([lead_row[0] + list(range(n, n + 4)), 1, "IAuxDetect", ["nc", "anchors"]])
-    net = PRBNet(spec).eval()
-    keys = net.state_dict()
-    assert {f"model.{n + 4}.m2.{i}.weight" for i in range(4)} <= set(keys)
-    assert net.head.nl == 4 and net.head.stride.tolist() == [8, 16, 32, 64]
-    with torch.no_grad():
-        out = net(torch.rand(1, 3, 128, 128))
-    assert out.shape == (1, 3 * sum((128 // s) ** 2 for s in (8, 16, 32, 64)), 7)
 
 
 def test_detect_batch_is_one_forward_pass_matching_single_calls():

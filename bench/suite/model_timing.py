@@ -7,8 +7,11 @@ import time
 
 import numpy as np
 
+from smiletrack_ros.detection.prb.variants import VARIANTS, variant_spec
+
 # The PRB variants the detector benchmarks time, with their input sizes.
-PRB_CASES = (("prb-2py-elan-640", 640), ("prb-2py-e6e-1280", 1280))
+# every named PRB variant at its native input size
+PRB_CASES = tuple((name, int(variant_spec(name)["input_size"])) for name in VARIANTS)
 BATCHES = (1, 8, 32, 128)
 
 

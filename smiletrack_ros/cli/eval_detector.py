@@ -67,8 +67,8 @@ def report(name: str, tally: DetectionTally, times: list[float], thresholds, tar
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sequences", nargs="+", type=Path, help="MOT sequence folders (with gt/gt.txt)")
-    p.add_argument("--backend", default="onnx", choices=("prb", "onnx", "external"))
-    p.add_argument("--weights", help=".onnx model, PRB .safetensors, or (external) a det.txt")
+    p.add_argument("--backend", default="onnx", choices=("prb", "onnx", "openvino", "external"))
+    p.add_argument("--weights", help=".onnx model, OpenVINO .xml, PRB .safetensors, or (external) a det.txt")
     p.add_argument("--architecture", default="prb-2py-e6e-1280")
     p.add_argument("--input-size", type=int)
     p.add_argument("--layout", default="auto")

@@ -5,8 +5,16 @@ Runtime), ``external`` (detections supplied from outside). Torch and ONNX Runtim
 are imported only by the backend that needs them.
 """
 from .base import Detector
-from .config import DetectorConfig, DetectorConfigError, ExternalConfig, ImageDetectorConfig, OnnxConfig, PrbConfig
+from .config import (
+    DetectorConfig,
+    DetectorConfigError,
+    ExternalConfig,
+    ImageDetectorConfig,
+    OnnxConfig,
+    OpenVinoConfig,
+    PrbConfig,
+)
 from .factory import build_detector
 
 __all__ = ["Detector", "DetectorConfig", "DetectorConfigError", "ExternalConfig", "ImageDetectorConfig", "OnnxConfig",
-           "PrbConfig", "build_detector"]
+           "OpenVinoConfig", "PrbConfig", "build_detector"]

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
 from smiletrack_ros.errors import SettingError
 
-ONNX_LAYOUTS = ("auto", "yolox", "yolov5", "yolov8", "nanodet")
+ONNX_LAYOUTS = ("auto", "yolox", "yolov5", "yolov8", "nanodet", "ssd")
 PAD_MODES = ("center", "corner", "stretch")
 CHANNEL_ORDERS = ("bgr", "rgb")
 MERGE_MODES = ("nms", "wbf")
@@ -225,6 +225,7 @@ class OnnxConfig(ImageDetectorConfig):
     grid; ``cpu_threads`` > 0 caps ONNX Runtime's intra-op threads (0: its own choice)."""
 
     backend: ClassVar[str] = "onnx"
+    model_file: ClassVar[str] = ".onnx model"
     layout: str = "auto"
     strides: tuple[int, ...] = (8, 16, 32)
     cpu_threads: int = 0
@@ -232,7 +233,17 @@ class OnnxConfig(ImageDetectorConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.weights is None:
-            raise DetectorConfigError("weights", "the onnx backend needs the path of a .onnx model")
+            raise DetectorConfigError("weights", f"the {self.backend} backend needs the path of its {self.model_file}")
+
+
+@dataclass(frozen=True)
+class OpenVinoConfig(OnnxConfig):
+    """An OpenVINO IR model (``weights``: the .xml, its .bin beside it; the ``openvino`` extra): an
+    SSD-style detection output (``layout: ssd``, e.g. Intel's person-detection-retail-0013) or a
+    YOLO-family export, read as the ONNX ones; ``cpu_threads`` > 0 caps OpenVINO's CPU threads."""
+
+    backend: ClassVar[str] = "openvino"
+    model_file: ClassVar[str] = "OpenVINO .xml model"
 
 
 @dataclass(frozen=True)
@@ -247,7 +258,8 @@ class ExternalConfig(DetectorConfig):
 
 
 # backend name -> its config class (factory.DETECTORS names the detector class of each)
-CONFIGS: dict[str, type[DetectorConfig]] = {"prb": PrbConfig, "onnx": OnnxConfig, "external": ExternalConfig}
+CONFIGS: dict[str, type[DetectorConfig]] = {"prb": PrbConfig, "onnx": OnnxConfig, "openvino": OpenVinoConfig,
+                                            "external": ExternalConfig}
 BACKENDS = tuple(CONFIGS)
 IMAGE_BACKENDS = tuple(n for n, c in CONFIGS.items() if issubclass(c, ImageDetectorConfig))
 VIEW_FIELDS = ("tiles", "tile_overlap", "flip", "merge", "merge_iou")
@@ -265,4 +277,4 @@ def parameter_defaults() -> dict[str, Any]:
 
 
 __all__ = ["BACKENDS", "CONFIGS", "DetectorConfig", "DetectorConfigError", "ExternalConfig", "ImageDetectorConfig",
-           "MERGE_MODES", "ONNX_LAYOUTS", "OnnxConfig", "PrbConfig", "parameter_defaults"]
+           "MERGE_MODES", "ONNX_LAYOUTS", "OnnxConfig", "OpenVinoConfig", "PrbConfig", "parameter_defaults"]

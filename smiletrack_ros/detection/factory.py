@@ -11,6 +11,7 @@ from .config import DetectorConfig
 DETECTORS = {
     "prb": "smiletrack_ros.detection.prb.detector:PRBDetector",
     "onnx": "smiletrack_ros.detection.onnx_detector:OnnxDetector",
+    "openvino": "smiletrack_ros.detection.openvino_detector:OpenVinoDetector",
     "external": "smiletrack_ros.detection.external:ExternalDetector",
 }
 

@@ -86,7 +86,11 @@ class OnnxDetector:
         else:
             raise ValueError(f"{path}: {len(outputs)} outputs fit no supported layout (one output, or NanoDet's "
                              f"class/box map pairs)")
-        convention = LAYOUT_INPUT[self.layout]
+        self._adopt_convention()
+
+    def _adopt_convention(self) -> None:
+        """Channel order, padding and normalisation: the config's where set, else the layout's."""
+        config, convention = self.config, LAYOUT_INPUT[self.layout]
         self.channel_order = config.channel_order or convention.channel_order
         self.pad_mode = config.pad_mode or convention.pad_mode
         if config.input_scale is not None:

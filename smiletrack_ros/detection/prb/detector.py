@@ -1,6 +1,7 @@
 """The ``prb`` backend: PRB-FPN in torch, letterbox and decode on the model's device."""
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from ...devices import resolve_device
 from ..config import DetectorConfig, DetectorConfigError
 from ..letterbox import Letterbox
 from ..postprocess import select, to_detections
-from .network import PRBNet
+from .network import PRBNet, SpecError
+from .reparam import fuse
 from .variants import load_spec
 from .weights import load_weights, read_spec
 
@@ -29,17 +31,9 @@ class PRBDetector:
     def __init__(self, config: DetectorConfig, net: PRBNet | None = None):
         self.config = config
         self.device = resolve_device(config.device, DetectorConfigError, "DetectorConfig.device")
-        if net is None:
-            weights = Path(config.weights) if config.weights is not None else None
-            readable = weights is not None and weights.is_file() and weights.suffix == ".safetensors"
-            spec = read_spec(weights) if readable else None
-            net = PRBNet(spec or load_spec(config.architecture))
-            if weights is not None:
-                load_weights(net, weights)
-            else:
-                log.warning("prb detector %s has no weights: random initialisation, detections are meaningless "
-                            "(set DetectorConfig.weights to a converted .safetensors)", config.architecture)
-        self.net = net.eval().to(self.device)
+        # one conv per Conv / RepConv: the same output, faster (a network passed in stays as it is)
+        net = self._load(config) if net is None else copy.deepcopy(net)
+        self.net = fuse(net.eval()).to(self.device)
         self.half = config.half and self.device.type == "cuda"
         if self.half:
             self.net.half()
@@ -52,6 +46,23 @@ class PRBDetector:
         self.pad_mode = config.pad_mode or "center"
         self.channel_order = config.channel_order or "rgb"
         self.input_scale = config.input_scale if config.input_scale is not None else 1.0 / 255.0
+
+    @staticmethod
+    def _load(config: DetectorConfig) -> PRBNet:
+        """The network of ``config.weights`` (its stored spec), else of ``config.architecture``."""
+        weights = Path(config.weights) if config.weights is not None else None
+        spec = read_spec(weights) if weights is not None else None
+        where = f"{weights} (stored spec)" if spec is not None else config.architecture
+        try:
+            net = PRBNet(spec or load_spec(config.architecture))
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
+        if weights is not None:
+            load_weights(net, weights)
+        else:
+            log.warning("prb detector %s has no weights: random initialisation, detections are meaningless "
+                        "(set DetectorConfig.weights to a converted .safetensors)", config.architecture)
+        return net
 
     def preprocess(self, image_bgr: np.ndarray) -> tuple[torch.Tensor, Letterbox]:
         """uint8 HWC goes to the device as is (a quarter of the float bytes); colour

@@ -1,11 +1,17 @@
 """Named PRB-FPN variants, generated as layer-list specs (see network.py).
 
-``prb-2py-e6e-1280``: the detector SMILEtrack used for MOT: an E-ELAN (E6E-like)
-backbone with a space-to-depth stem, two parallel residual bi-fusion pyramids,
-4 output levels (strides 8-64), input 1280; its layer graph matches PRBNet's
-2PY-E6E deploy form (lead head only, an IDetect).
-``prb-2py-elan-640``: our lighter 3-level (strides 8-32) variant for 640 inputs,
-same family (not an official PRBNet configuration).
+Each is an official PRBNet architecture, written out by our own generator (the
+official yaml files are GPL and stay outside the package); the tests check the
+generated rows against the official files and the network against the official
+outputs (``../shared/prb-reference``):
+
+``prb-fpn-csp-640`` (official ``deploy/PRB-FPN-CSP.yaml``): CSP-Darknet backbone and
+two parallel residual bi-fusion pyramids, 3 levels (strides 8-32), input 640; the fast
+variant (51.8 COCO AP at 113 FPS on a V100, the PRBNet paper's figures).
+``prb-2py-e6e-1280`` (official ``deploy/yolov7-PRB-e6e.yaml``, the deploy form of
+SMILEtrack's ``yolov7-PRB-2PY-e6e``): the detector SMILEtrack used for MOT: an E-ELAN
+backbone with a space-to-depth stem, two parallel pyramids, 4 levels (strides 8-64),
+input 1280.
 """
 from __future__ import annotations
 
@@ -39,10 +45,11 @@ SHAPES = {
     "prb-2py-e6e-1280": VariantShape(stem=80, hidden=(64, 128, 256, 384, 512), out=(160, 320, 640, 960, 1280),
                                      merge=(192, 256, 384, 512), elan_convs=6, elan_blocks=2, pyramids=2,
                                      anchors=tuple(map(tuple, ANCHORS_P6)), input_size=1280),
-    "prb-2py-elan-640": VariantShape(stem=32, hidden=(32, 64, 128, 192), out=(64, 128, 256, 384),
-                                     merge=(128, 192, 256), elan_convs=4, elan_blocks=1, pyramids=2,
-                                     anchors=tuple(map(tuple, ANCHORS_P5)), input_size=640),
 }
+OFFICIAL_CONFIGS = {"prb-fpn-csp-640": "deploy/PRB-FPN-CSP.yaml", "prb-2py-e6e-1280": "deploy/yolov7-PRB-e6e.yaml"}
+VARIANTS = tuple(OFFICIAL_CONFIGS)
+DEFAULT_FAST = "prb-fpn-csp-640"
+MAX_SPEC_FILE_BYTES = 1 << 20
 
 
 class _Rows:
@@ -69,7 +76,7 @@ def _elan_block(r: _Rows, src: int, hidden: int, out: int, convs: int) -> int:
 def _backbone(r: _Rows, s: VariantShape) -> dict[int, int]:
     r.add(-1, "ReOrg", [])
     level = {1: r.add(-1, "Conv", [s.stem, 3, 1])}
-    for k, (hidden, out) in enumerate(zip(s.hidden, s.out, strict=False), start=2):
+    for k, (hidden, out) in enumerate(zip(s.hidden, s.out, strict=True), start=2):
         down = r.add(-1, "DownC", [out])
         blocks = [_elan_block(r, down, hidden, out, s.elan_convs) for _ in range(s.elan_blocks)]
         level[k] = blocks[0] if len(blocks) == 1 else r.add(blocks[::-1][:2], "Shortcut", [1])
@@ -99,11 +106,7 @@ def _pyramid(r: _Rows, s: VariantShape, level: dict[int, int], base: dict[int, i
     return outputs
 
 
-def variant_spec(name: str, nc: int = 80, width_multiple: float = 1.0, depth_multiple: float = 1.0) -> dict[str, Any]:
-    """The layer-list spec of a named variant (``width_multiple`` < 1 shrinks it, e.g. for tests)."""
-    if name not in SHAPES:
-        raise ValueError(f"unknown PRB variant {name!r}; known: {sorted(SHAPES)}")
-    s = SHAPES[name]
+def _e6e_rows(s: VariantShape) -> tuple[list, list]:
     r = _Rows()
     level = _backbone(r, s)
     n_backbone = len(r.rows)
@@ -112,26 +115,91 @@ def variant_spec(name: str, nc: int = 80, width_multiple: float = 1.0, depth_mul
     base = {k: s.hidden[k - 2] for k in level if k >= 2}
     pyramids = [_pyramid(r, s, level, base, top, q) for q in range(s.pyramids)]
     heads = []
-    for j, merge in zip(range(lowest, top + 1), s.merge, strict=False):
+    for j, merge in zip(range(lowest, top + 1), s.merge, strict=True):
         merged = r.add(r.add([p[j] for p in pyramids[::-1]], "Concat", [1]), "BottleneckCSPB", [merge])
         heads.append(merged)
-    lead = [r.add(h, "Conv", [s.out[j - 2], 1, 1]) for j, h in zip(range(lowest, top + 1), heads, strict=False)]
-    r.add(lead, "IDetect", ["nc", "anchors"])
-    return {"nc": nc, "depth_multiple": depth_multiple, "width_multiple": width_multiple,
-            "anchors": [list(a) for a in s.anchors], "backbone": r.rows[:n_backbone], "head": r.rows[n_backbone:],
-            "input_size": s.input_size}
+    lead = [r.add(h, "Conv", [s.out[j - 2], 1, 1]) for j, h in zip(range(lowest, top + 1), heads, strict=True)]
+    r.add(lead, "Detect", ["nc", "anchors"])
+    return r.rows[:n_backbone], r.rows[n_backbone:]
+
+
+CSP_WIDTHS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 1024}  # backbone output per level (stride 2**level)
+CSP_DEPTHS = {2: 2, 3: 8, 4: 8, 5: 4}  # BottleneckCSPC repeats per level
+
+
+def _csp_pyramid(r: _Rows, level: dict[int, int], w: dict[int, int], spp: int, q: int) -> dict[int, int]:
+    """One residual bi-fusion pyramid of PRB-FPN-CSP, shifted ``q`` levels down the backbone:
+    per output level the upsampled deeper map meets the current and the finer backbone level
+    (both brought to this resolution by strided 1x1 convs). Returns its output per level."""
+    deep = r.add(spp, "Conv", [w[5 - q] // 4, 1, 2 ** q])
+    outputs = {5: spp if q == 0 else deep}
+    for j in (4, 3):
+        up = r.add(deep, "nn.Upsample", [None, 2, "nearest"])
+        shallow = r.add(level[j - 1 - q], "Conv", [w[j - 1 - q] // 2, 1, 2 ** (q + 1)])
+        current = r.add(level[j - q], "Conv", [w[j - q] // 2, 1, 2 ** q])
+        x = r.add([current, shallow, up], "Concat", [1])
+        c = w[j] // 2
+        for k in (1, 3, 1, 3):
+            x = r.add(x, "Conv", [c, k, 1])
+        if j == 4:
+            x = r.add(x, "BottleneckCSPB", [c], n=2)
+            deep = r.add(x, "Conv", [c // 2, 1, 1])
+        outputs[j] = x
+    return outputs
+
+
+def _csp_rows() -> tuple[list, list]:
+    r = _Rows()
+    r.add(-1, "Conv", [32, 3, 1])
+    r.add(-1, "Conv", [CSP_WIDTHS[1], 3, 2])
+    level = {1: r.add(-1, "Bottleneck", [CSP_WIDTHS[1]])}
+    for j in range(2, 6):
+        r.add(-1, "Conv", [CSP_WIDTHS[j], 3, 2])
+        level[j] = r.add(-1, "BottleneckCSPC", [CSP_WIDTHS[j]], n=CSP_DEPTHS[j])
+    n_backbone = len(r.rows)
+    spp = {q: r.add(level[5 - q], "SPPCSPC", [CSP_WIDTHS[5 - q] // 2]) for q in (1, 0)}
+    pyramids = [_csp_pyramid(r, level, CSP_WIDTHS, spp[q], q) for q in (0, 1)]
+    heads = []
+    for j in (3, 4, 5):
+        fused = r.add(r.add([pyramids[1][j], pyramids[0][j]], "Concat", [1]), "BottleneckCSPB",
+                      [CSP_WIDTHS[j] // 2], n=3)
+        heads.append(r.add(fused, "Conv", [CSP_WIDTHS[j], 3, 1]))
+    r.add(heads, "Detect", ["nc", "anchors"])
+    return r.rows[:n_backbone], r.rows[n_backbone:]
+
+
+def variant_spec(name: str, nc: int = 80, width_multiple: float = 1.0, depth_multiple: float = 1.0) -> dict[str, Any]:
+    """The layer-list spec of a named variant (``width_multiple`` < 1 shrinks it, e.g. for tests)."""
+    if name not in OFFICIAL_CONFIGS:
+        raise ValueError(f"unknown PRB variant {name!r}; known: {sorted(OFFICIAL_CONFIGS)}")
+    if name == "prb-fpn-csp-640":
+        (backbone, head), anchors, size = _csp_rows(), ANCHORS_P5, 640
+    else:
+        s = SHAPES[name]
+        (backbone, head), anchors, size = _e6e_rows(s), [list(a) for a in s.anchors], s.input_size
+    return {"nc": nc, "depth_multiple": depth_multiple, "width_multiple": width_multiple, "anchors": anchors,
+            "backbone": backbone, "head": head, "input_size": size}
 
 
 def load_spec(architecture: str, **overrides: Any) -> dict[str, Any]:
     """A variant name, or a YAML/JSON spec file (e.g. one written by convert_prb)."""
-    if architecture in SHAPES:
+    if architecture in OFFICIAL_CONFIGS:
         return variant_spec(architecture, **overrides)
     path = Path(architecture)
     if not path.is_file():
-        raise ValueError(f"architecture {architecture!r} is neither a PRB variant ({sorted(SHAPES)}) nor a file")
+        raise ValueError(f"architecture {architecture!r} is neither a PRB variant ({sorted(OFFICIAL_CONFIGS)}) "
+                         f"nor a file")
     import yaml
 
-    spec = yaml.safe_load(path.read_text())
+    from .checkpoint import plain_spec
+
+    if path.stat().st_size > MAX_SPEC_FILE_BYTES:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes is too large for an architecture spec "
+                         f"(limit {MAX_SPEC_FILE_BYTES})")
+    try:
+        spec = plain_spec(yaml.safe_load(path.read_text()), str(path))
+    except (yaml.YAMLError, RecursionError) as err:
+        raise ValueError(f"{path}: not a readable yaml spec ({type(err).__name__})") from None
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: an architecture spec must be a mapping")
     spec.update(overrides)
