@@ -87,7 +87,7 @@ def test_bad_models_and_devices_are_named(tmp_path):
     with pytest.raises(DetectorConfigError, match="weights: the openvino backend needs"):
         DetectorConfig.from_mapping({"backend": "openvino"})
     xml = _to_ir(FixedSSD([[0, 1, 0.9, 0, 0, 1, 1]]), torch.zeros(1, 3, 16, 16), tmp_path, "ssd")
-    with pytest.raises(DetectorConfigError, match="device 'cuda:0'"):
+    with pytest.raises(DetectorConfigError, match="device: 'cuda:0'"):
         build_detector(OpenVinoConfig(weights=xml, device="cuda:0"))
 
 

@@ -49,8 +49,8 @@ class Stretch:
 def _openvino_device(setting: str) -> str:
     if setting in ("auto", "cpu"):
         return "CPU"
-    raise DetectorConfigError(f"DetectorConfig.device {setting!r}: the openvino backend runs on 'cpu' here "
-                              f"(CUDA devices are not OpenVINO devices)")
+    raise DetectorConfigError("device", f"{setting!r}: the openvino backend runs on 'cpu' here "
+                                        f"(CUDA devices are not OpenVINO devices)")
 
 
 class OpenVinoDetector(OnnxDetector):
@@ -92,8 +92,8 @@ class OpenVinoDetector(OnnxDetector):
         if self.in_height != self.in_width:
             raise ValueError(f"{path}: YOLO-family models need a square input, got {self.in_height}x{self.in_width}")
         if config.input_size is not None and config.input_size != self.in_height:
-            raise DetectorConfigError(f"DetectorConfig.input_size {config.input_size} differs from the model's "
-                                      f"fixed {self.in_height}")
+            raise DetectorConfigError("input_size", f"{config.input_size} differs from the model's fixed "
+                                                    f"{self.in_height}")
         self.input_size = self.in_height
         if config.layout != "auto":
             self.layout = config.layout
