@@ -5,9 +5,9 @@ spatial map (stride 8 or 16) instead of pooling: deeper stages run at stride 1.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -115,7 +115,7 @@ def load_mobilenet_v2_imagenet(features: nn.Module, path: str | Path) -> int:
     if len(source) < len(own):
         raise ValueError(f"{path}: {len(source)} tensors, the backbone needs {len(own)}")
     mapped = {}
-    for (own_key, own_tensor), (src_key, src_tensor) in zip(own.items(), source.items()):
+    for (own_key, own_tensor), (src_key, src_tensor) in zip(own.items(), source.items(), strict=False):
         if own_tensor.shape != src_tensor.shape:
             raise ValueError(f"{path}: tensor {src_key} {tuple(src_tensor.shape)} does not fit "
                              f"{own_key} {tuple(own_tensor.shape)}")

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..devices import resolve_device
 from .backbones import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, load_mobilenet_v2_imagenet
 from .crops import check_image_and_boxes, clip_boxes, crop_boxes, image_to_tensor
-from ..devices import resolve_device
 from .errors import EmbedderConfigError
 
 

@@ -7,9 +7,9 @@ the embedder uses on full frames.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -49,7 +49,7 @@ class IdentityCrops:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, mask: np.ndarray) -> "IdentityCrops":
+    def subset(self, mask: np.ndarray) -> IdentityCrops:
         index = torch.from_numpy(np.flatnonzero(mask))
         return IdentityCrops(self.crops[index], self.ids[mask], self.sequences[mask], self.frames[mask],
                              self.names, self.settings)

@@ -79,9 +79,9 @@ class TrainConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise EmbedderConfigError(f"{name}: invalid value {getattr(self, name)!r}")
+                raise EmbedderConfigError(name, f"invalid value {getattr(self, name)!r}")
         if self.init_weights is not None and not self.warm_start and self.backbone != "mobilenet_v2":
-            raise EmbedderConfigError("init_weights: besides SLM .safetensors, only ImageNet MobileNetV2 features "
+            raise EmbedderConfigError("init_weights", "besides SLM .safetensors, only ImageNet MobileNetV2 features "
                                       f"can be loaded (backbone is {self.backbone!r})")
 
     @property
@@ -92,7 +92,7 @@ class TrainConfig:
         if self.warm_start:
             spec = ModelCard.read(card_path(self.init_weights)).spec
             if spec.backbone != self.backbone:
-                raise EmbedderConfigError(f"init_weights: {self.init_weights} holds a {spec.backbone} SLM, "
+                raise EmbedderConfigError("init_weights", f"{self.init_weights} holds a {spec.backbone} SLM, "
                                           f"not {self.backbone}")
             return spec
         imagenet = self.normalise == "imagenet" or (self.normalise == "auto" and self.init_weights is not None)
@@ -154,7 +154,7 @@ class SplitBackbone:
         children = list(net.backbone.children())
         if n_frozen > len(children):
             raise EmbedderConfigError(
-                f"freeze_blocks: the {net.spec.backbone} backbone has only {len(children)} modules")
+                "freeze_blocks", f"the {net.spec.backbone} backbone has only {len(children)} modules")
         self.net = net
         self.frozen, self.rest = nn.Sequential(*children[:n_frozen]), nn.Sequential(*children[n_frozen:])
         self.frozen.requires_grad_(False)
@@ -275,7 +275,7 @@ def train(cfg: TrainConfig, crops: IdentityCrops | None = None, progress: bool =
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if classifier is not None:
             if "classifier" not in state:
-                raise EmbedderConfigError(f"id_loss_weight: the run in {out} was started without an identity "
+                raise EmbedderConfigError("id_loss_weight", f"the run in {out} was started without an identity "
                                           "loss; resume it as it was or use a new out_dir")
             classifier.load_state_dict(state["classifier"])
         optimizer.load_state_dict(state["optimizer"])
