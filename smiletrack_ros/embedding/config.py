@@ -111,6 +111,20 @@ class EmbedderConfig:
         return base.merged(**self.overrides())
 
     @classmethod
+    def from_spec(cls, spec: str, **more: Any) -> EmbedderConfig:
+        """``BACKEND[:WEIGHTS]`` (the command lines' form, e.g. ``osnet:osnet_x0_25_msmt17.pth``,
+        ``openvino:person-reidentification-retail-0288.xml``, ``slm`` = ``slm:default``);
+        ``untrained`` as WEIGHTS is a seeded untrained network (slm, osnet)."""
+        backend, _, weights = str(spec).partition(":")
+        if backend not in BACKENDS:
+            raise EmbedderConfigError("backend", f"{spec!r}: expected BACKEND[:WEIGHTS] with BACKEND one of "
+                                                 f"{', '.join(BACKENDS)}")
+        path: str | None = weights or DEFAULT
+        if weights == "untrained":
+            path = None
+        return cls(backend=backend, weights=path, **more)
+
+    @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> EmbedderConfig:
         """From the node's parameters: keys with or without the ``embedder.`` prefix; "", 0,
         [] and "card" mean "not set" for the optional fields (an empty ``weights`` is "default",
