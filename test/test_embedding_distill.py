@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smiletrack_ros.embedding import EmbedderConfigError, Embedder
+from smiletrack_ros.embedding import Embedder, EmbedderConfigError
 from smiletrack_ros.embedding.distill import kl_loss, similarity_loss, teacher_config, window_batches
 from smiletrack_ros.embedding.onnx_embedder import export_onnx
 from smiletrack_ros.embedding.training import TrainConfig, train

@@ -10,8 +10,13 @@ from smiletrack_ros.embedding import load_weights
 from smiletrack_ros.embedding.dataset import Augmenter, CropSettings, IdentityCrops, pk_batches, split_by_identity
 from smiletrack_ros.embedding.errors import EmbedderConfigError
 from smiletrack_ros.embedding.slm import SLMNet, SlmSpec
-from smiletrack_ros.embedding.training import (IdentityClassifier, SplitBackbone, TrainConfig,
-                                               batch_hard_triplet_loss, train)
+from smiletrack_ros.embedding.training import (
+    IdentityClassifier,
+    SplitBackbone,
+    TrainConfig,
+    batch_hard_triplet_loss,
+    train,
+)
 
 SETTINGS = CropSettings(height=64, width=32, margin=0.125)
 
@@ -81,7 +86,7 @@ def test_sequence_batches_take_each_batch_from_one_sequence_and_share_them_out()
     batches = list(pk_batches(ids, p=4, k=2, n_batches=400, rng=rng, sequences=sequences))
     scenes = [np.unique(sequences[b]) for b in batches]
     assert all(len(s) == 1 for s in scenes)
-    small = [b for b, s in zip(batches, scenes) if s[0] == 1]
+    small = [b for b, s in zip(batches, scenes, strict=True) if s[0] == 1]
     assert 150 < len(small) < 250                      # uniform over scenes, not over people
     assert all(len(np.unique(ids[b])) == 2 and len(b) == 4 for b in small)  # P capped at the scene's people
     with pytest.raises(ValueError, match="in some sequence"):
