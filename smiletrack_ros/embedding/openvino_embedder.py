@@ -53,7 +53,10 @@ class OpenVinoEmbedder(ArrayEmbedder):
             except Exception:  # noqa: BLE001 - a model that cannot be reshaped keeps its fixed batch
                 pass
         else:
-            model.reshape([-1, 3, *self.preprocessing.size])
+            try:
+                model.reshape([-1, 3, *self.preprocessing.size])
+            except Exception as exc:  # noqa: BLE001
+                raise WeightsError(f"{path}: cannot take {self.preprocessing.size} inputs ({exc})") from exc
         properties = {}
         if config.precision in _PRECISION_HINTS:
             properties["INFERENCE_PRECISION_HINT"] = _PRECISION_HINTS[config.precision]
