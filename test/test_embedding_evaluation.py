@@ -52,6 +52,7 @@ def test_shipped_weights_beat_colour_histogram_on_held_out_tud_campus(shared_dir
     results = {r.name: r for r in evaluate_sequence(seq, {"slm": Embedder(device="cpu"),
                                                           "hsv": HsvHistogramEmbedder()})}
     assert results["slm"].crops == 359
-    # Measured 0.806 (HSV 0.789); the issue's target of 0.85 is not reached yet.
-    assert results["slm"].scores.pair_auc >= 0.80
+    # Measured 0.817 (distilled from OpenVINO 0286; the previous weights 0.806, HSV 0.789);
+    # issue 14's target of 0.90 is not reached yet.
+    assert results["slm"].scores.pair_auc >= 0.81
     assert results["slm"].scores.pair_auc > results["hsv"].scores.pair_auc

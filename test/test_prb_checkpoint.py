@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from smiletrack_ros.cli import convert_prb
 from torch import nn
 
+from smiletrack_ros.cli import convert_prb
 from smiletrack_ros.detection import PrbConfig, build_detector
 from smiletrack_ros.detection.prb.checkpoint import (
     CheckpointLimitError,

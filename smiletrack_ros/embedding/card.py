@@ -20,6 +20,8 @@ STORAGE_DTYPES = ("float32", "float16")
 _ARCH_KEYS = {"backbone", "embedding_dim"}
 _INPUT_KEYS = {"height", "width", "channel_order", "mean", "std"}
 _INFERENCE_KEYS = {"flip_average"}
+MAX_CARD_BYTES = 1 << 20
+MAX_CARD_DEPTH = 16
 _TOP_KEYS = {"format", "version", "name", "description", "architecture", "input", "inference", "storage_dtype",
              "training", "metrics"}
 
@@ -40,9 +42,9 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         if not isinstance(self.flip_average, bool):
-            raise EmbedderConfigError(f"flip_average: must be true or false, got {self.flip_average!r}")
+            raise EmbedderConfigError("flip_average", f"must be true or false, got {self.flip_average!r}")
         if self.storage_dtype not in STORAGE_DTYPES:
-            raise EmbedderConfigError(f"storage_dtype: must be one of {STORAGE_DTYPES}, got {self.storage_dtype!r}")
+            raise EmbedderConfigError("storage_dtype", f"must be one of {STORAGE_DTYPES}, got {self.storage_dtype!r}")
 
     def with_metrics(self, **metrics: Any) -> ModelCard:
         return replace(self, metrics={**self.metrics, **metrics})
@@ -88,7 +90,7 @@ class ModelCard:
                        storage_dtype=data.get("storage_dtype", "float32"),
                        training=dict(data.get("training", {})), metrics=dict(data.get("metrics", {})),
                        flip_average=inference.get("flip_average", False))
-        except (EmbedderConfigError, TypeError) as exc:
+        except (EmbedderConfigError, TypeError, ValueError) as exc:
             raise WeightsError(f"{source}: {exc}") from exc
 
     def write(self, path: str | Path) -> None:
@@ -99,8 +101,36 @@ class ModelCard:
         path = Path(path)
         if not path.is_file():
             raise WeightsError(f"{path}: model card not found (every .safetensors needs its .json card)")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise WeightsError(f"{path}: unreadable model card ({exc})") from exc
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_card_json(path), str(path))
+
+
+def json_depth(data: Any) -> int:
+    """Nesting depth of parsed JSON (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+    return deepest
+
+
+def read_card_json(path: Path) -> Any:
+    """A model card's JSON, bounded: at most ``MAX_CARD_BYTES`` and ``MAX_CARD_DEPTH`` levels,
+    so a hostile card is a clear error, never a RecursionError or a huge read."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file() or size > MAX_CARD_BYTES:
+            raise WeightsError(f"{path}: model card must be a regular file of at most {MAX_CARD_BYTES} bytes "
+                               f"(got {size} bytes)")
+        data = json.loads(path.read_bytes())
+    except RecursionError as exc:
+        raise WeightsError(f"{path}: model card JSON is nested too deeply (at most {MAX_CARD_DEPTH} levels)") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: unreadable model card ({exc})") from exc
+    if json_depth(data) > MAX_CARD_DEPTH:
+        raise WeightsError(f"{path}: model card JSON is nested too deeply (at most {MAX_CARD_DEPTH} levels)")
+    return data

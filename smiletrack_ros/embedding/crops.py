@@ -71,3 +71,29 @@ def image_to_tensor(image_bgr: np.ndarray, device: torch.device, dtype: torch.dt
     frame = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(device, non_blocking=True)
     return frame.permute(2, 0, 1).unsqueeze(0).to(dtype).contiguous()
 
+
+
+def crop_boxes_array(image: np.ndarray, boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """HxWxC uint8 image, (N, 4) clipped boxes -> (N, size[0], size[1], C) float32 crops:
+    the same bilinear samples as ``crop_boxes`` (``roi_align``, aligned, one sample per
+    output pixel), in numpy, for the runtimes fed host arrays (ONNX Runtime, OpenVINO)."""
+    out_h, out_w = size
+    height, width = image.shape[:2]
+    boxes = np.asarray(boxes, np.float32)
+
+    def axis(lo: np.ndarray, hi: np.ndarray, n: int, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # sample i of a box at lo - 0.5 + (i + 0.5) * (hi - lo) / n, in pixel-centre coordinates
+        pos = (lo - 0.5)[:, None] + (np.arange(n, dtype=np.float32) + 0.5)[None] * ((hi - lo) / n)[:, None]
+        pos = np.maximum(pos, 0)
+        low = np.minimum(np.floor(pos).astype(np.int64), limit - 1)
+        high = np.minimum(low + 1, limit - 1)
+        frac = np.where(low >= limit - 1, 0, pos - low).astype(np.float32)
+        return low, high, frac
+
+    y0, y1, fy = axis(boxes[:, 1], boxes[:, 3], out_h, height)
+    x0, x1, fx = axis(boxes[:, 0], boxes[:, 2], out_w, width)
+    y0, y1, fy = y0[:, :, None], y1[:, :, None], fy[:, :, None, None]
+    x0, x1, fx = x0[:, None, :], x1[:, None, :], fx[:, None, :, None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
+    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32, copy=False)

@@ -7,7 +7,7 @@ the embedder uses on full frames.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +39,16 @@ class CropSettings:
 
 @dataclass(frozen=True)
 class IdentityCrops:
+    """``ids`` -1: a crop without identity (from detections), used by distillation only.
+    ``teacher``: a teacher's embedding of each (un-augmented) box, when distilling."""
+
     crops: torch.Tensor      # (N, 3, Hc, Wc) uint8 BGR context crops
-    ids: np.ndarray          # (N,) int64, unique across sequences
+    ids: np.ndarray          # (N,) int64, unique across sequences; -1 unknown
     sequences: np.ndarray    # (N,) int64 index into ``names``
     frames: np.ndarray       # (N,) int64
     names: tuple[str, ...]
     settings: CropSettings
+    teacher: np.ndarray | None = None  # (N, D) float32 unit vectors
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -52,45 +56,81 @@ class IdentityCrops:
     def subset(self, mask: np.ndarray) -> IdentityCrops:
         index = torch.from_numpy(np.flatnonzero(mask))
         return IdentityCrops(self.crops[index], self.ids[mask], self.sequences[mask], self.frames[mask],
-                             self.names, self.settings)
+                             self.names, self.settings, None if self.teacher is None else self.teacher[mask])
+
+
+EmbedFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def load_identity_crops(seq_dirs: Sequence[str | Path], settings: CropSettings = CropSettings(),
                         min_visibility: float = 0.3, min_height: float = 40.0,
-                        max_frames: int | None = None) -> IdentityCrops:
+                        max_frames: int | None = None, teacher: EmbedFn | None = None) -> IdentityCrops:
     """Cut every usable pedestrian gt box of each sequence (MOT15 or MOT17 layout).
 
     Boxes below ``min_height`` pixels or (MOT17) ``min_visibility`` are skipped:
-    they carry little identity and mostly teach the occluder.
+    they carry little identity and mostly teach the occluder. With ``teacher``, each
+    box is also embedded by it, on the full frame (its own crop path and resolution).
     """
-    from smiletrack_ros.mot.io import iter_frames, read_ground_truth
+    from smiletrack_ros.mot.io import read_ground_truth
 
-    crops, ids, seqs, frames, names = [], [], [], [], []
-    id_offset = 0
-    for s, seq_dir in enumerate(seq_dirs):
-        seq_dir = Path(seq_dir)
+    def boxes(seq_dir: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         gt = read_ground_truth(seq_dir / "gt" / "gt.txt").pedestrians()
-        heights = gt.boxes[:, 3] - gt.boxes[:, 1]
-        keep = heights >= min_height
+        keep = (gt.boxes[:, 3] - gt.boxes[:, 1]) >= min_height
         if gt.mot17:
             keep &= gt.visibility >= min_visibility
         gt = gt.select(keep)
+        return {int(k): (gt.boxes[gt.frames == k], gt.ids[gt.frames == k]) for k in np.unique(gt.frames)}
+
+    return _cut_sequences(seq_dirs, boxes, settings, max_frames, teacher, "ground-truth")
+
+
+def load_box_crops(seq_dirs: Sequence[str | Path], settings: CropSettings = CropSettings(),
+                   min_height: float = 40.0, min_score: float = 0.5, max_frames: int | None = None,
+                   teacher: EmbedFn | None = None) -> IdentityCrops:
+    """Cut the boxes of each sequence's ``det/det.txt`` (any detector's, MOT format) without
+    identities (ids -1): material for distillation, which needs only a teacher."""
+    from smiletrack_ros.mot.io import read_detections
+
+    def boxes(seq_dir: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        out = {}
+        for k, det in read_detections(seq_dir / "det" / "det.txt", min_score=min_score, rescale="minmax").items():
+            keep = (det.boxes[:, 3] - det.boxes[:, 1]) >= min_height
+            if keep.any():
+                out[k] = (det.boxes[keep], np.full(int(keep.sum()), -1, np.int64))
+        return out
+
+    return _cut_sequences(seq_dirs, boxes, settings, max_frames, teacher, "detection")
+
+
+def _cut_sequences(seq_dirs: Sequence[str | Path], boxes_of: Callable[[Path], dict], settings: CropSettings,
+                   max_frames: int | None, teacher: EmbedFn | None, what: str) -> IdentityCrops:
+    from smiletrack_ros.mot.io import iter_frames
+
+    crops, ids, seqs, frames, names, taught = [], [], [], [], [], []
+    id_offset = 0
+    for s, seq_dir in enumerate(seq_dirs):
+        seq_dir = Path(seq_dir)
+        by_frame = boxes_of(seq_dir)
         names.append(seq_dir.name)
         stop = None if max_frames is None else max_frames + 1
+        seq_max = -1
         for k, image in iter_frames(seq_dir, stop=stop):
-            here = gt.frame(k)
-            if not len(here):
+            if k not in by_frame:
                 continue
-            crops.append(context_crops(image, here.boxes, settings))
-            ids.append(here.ids + id_offset)
+            here, here_ids = by_frame[k]
+            crops.append(context_crops(image, here, settings))
+            ids.append(np.where(here_ids >= 0, here_ids + id_offset, -1))
+            seq_max = max(seq_max, int(here_ids.max()))
             seqs.append(np.full(len(here), s))
             frames.append(np.full(len(here), k))
-        if len(gt):
-            id_offset += int(gt.ids.max()) + 1
+            if teacher is not None:
+                taught.append(np.asarray(teacher(image, here), np.float32))
+        id_offset += seq_max + 1
     if not crops:
-        raise ValueError(f"no usable ground-truth boxes in {[str(d) for d in seq_dirs]}")
+        raise ValueError(f"no usable {what} boxes in {[str(d) for d in seq_dirs]}")
     return IdentityCrops(torch.cat(crops), np.concatenate(ids).astype(np.int64), np.concatenate(seqs).astype(np.int64),
-                         np.concatenate(frames).astype(np.int64), tuple(names), settings)
+                         np.concatenate(frames).astype(np.int64), tuple(names), settings,
+                         np.concatenate(taught) if teacher is not None else None)
 
 
 def context_crops(image_bgr: np.ndarray, boxes: np.ndarray, settings: CropSettings) -> torch.Tensor:

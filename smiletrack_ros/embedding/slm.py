@@ -18,6 +18,7 @@ from torch import nn
 
 from .backbones import BACKBONES, build_backbone
 from .errors import EmbedderConfigError
+from .preprocessing import MAX_EMBEDDING_DIM, MAX_INPUT_SIDE, is_count, three_floats
 
 HEAD_CHANNELS = 32
 HEADS = 4
@@ -43,22 +44,19 @@ class SlmSpec:
     embedding_dim: int = 128
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "mean", three_floats("mean", self.mean))
+        object.__setattr__(self, "std", three_floats("std", self.std, positive=True))
         if self.backbone not in BACKBONES:
-            raise EmbedderConfigError(f"backbone: unknown {self.backbone!r}; choose one of {sorted(BACKBONES)}")
+            raise EmbedderConfigError("backbone", f"unknown {self.backbone!r}; choose one of {sorted(BACKBONES)}")
         for name in ("input_height", "input_width"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 16 or value % 16:
-                raise EmbedderConfigError(f"{name}: must be a positive multiple of 16, got {value!r}")
+            if not is_count(value, MAX_INPUT_SIDE) or value < 16 or value % 16:
+                raise EmbedderConfigError(name, f"must be a multiple of 16 in 16..{MAX_INPUT_SIDE}, got {value!r}")
         if self.channel_order not in ("bgr", "rgb"):
-            raise EmbedderConfigError(f"channel_order: must be 'bgr' or 'rgb', got {self.channel_order!r}")
-        if len(self.mean) != 3:
-            raise EmbedderConfigError(f"mean: needs 3 values, got {self.mean!r}")
-        if len(self.std) != 3 or min(self.std) <= 0:
-            raise EmbedderConfigError(f"std: needs 3 positive values, got {self.std!r}")
-        if not isinstance(self.embedding_dim, int) or self.embedding_dim < 1:
-            raise EmbedderConfigError(f"embedding_dim: must be a positive int, got {self.embedding_dim!r}")
+            raise EmbedderConfigError("channel_order", f"must be 'bgr' or 'rgb', got {self.channel_order!r}")
+        if not is_count(self.embedding_dim, MAX_EMBEDDING_DIM):
+            raise EmbedderConfigError("embedding_dim", f"must be an int in 1..{MAX_EMBEDDING_DIM}, "
+                                      f"got {self.embedding_dim!r}")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .card import ModelCard
 from .errors import WeightsError
@@ -50,8 +51,9 @@ def _describe(keys: set[str]) -> str:
     return ", ".join(shown) + more
 
 
-def load_state_strict(net: SLMNet, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``net`` or raise naming every mismatching key."""
+def load_state_strict(net: nn.Module, state: dict[str, torch.Tensor], source: str, model: str = "") -> None:
+    """Load ``state`` into ``net`` or raise naming every mismatching key (``model``: what
+    ``net`` is, for the message; default the SLM of its spec)."""
     non_tensor = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if non_tensor:
         raise WeightsError(f"{source}: entries that are not tensors: {_describe(set(non_tensor))}")
@@ -67,7 +69,8 @@ def load_state_strict(net: SLMNet, state: dict[str, torch.Tensor], source: str) 
         problems.append("wrong shapes: " + ", ".join(
             f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in sorted(bad_shape)[:_SHOWN_KEYS]))
     if problems:
-        raise WeightsError(f"{source}: does not fit the {net.spec.backbone} SLM; " + "; ".join(problems))
+        model = model or f"the {net.spec.backbone} SLM"
+        raise WeightsError(f"{source}: does not fit {model}; " + "; ".join(problems))
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 

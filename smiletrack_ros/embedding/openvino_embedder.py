@@ -1,0 +1,79 @@
+"""The ``openvino`` backend (optional extra: ``pip install smiletrack_ros[openvino]``):
+OpenVINO IR re-ID models such as Intel's person-reidentification-retail-0288 / 0286,
+the usual runtime on Intel robot computers. Preprocessing defaults to the Open Model Zoo
+convention (BGR 0..255, no normalisation); the sidecar card or overrides change it.
+The model is reshaped to a dynamic batch where it allows it, else fed padded chunks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .array_embedder import ArrayEmbedder, check_dim, check_model_file, fixed_batch, model_input_size
+from .config import EmbedderConfig
+from .errors import EmbedderConfigError, WeightsError
+from .preprocessing import RAW_BGR_REID
+from .reid_card import ReidCard
+
+_PRECISION_HINTS = {"fp32": "f32", "fp16": "f16"}
+
+
+def _dims(partial_shape) -> list:
+    """An OpenVINO PartialShape as a list of ints (static dims) and None (dynamic ones)."""
+    return [d.get_length() if d.is_static else None for d in partial_shape]
+
+
+class OpenVinoEmbedder(ArrayEmbedder):
+    def __init__(self, config: EmbedderConfig) -> None:
+        if config.backend != "openvino":
+            raise EmbedderConfigError("backend", f"OpenVinoEmbedder is the openvino backend, not {config.backend!r}")
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise EmbedderConfigError("backend", "openvino is an optional extra: pip install "
+                                                 "'smiletrack_ros[openvino]' (or pip install openvino)") from exc
+        if config.device.startswith("cuda"):
+            raise EmbedderConfigError("device", f"{config.device!r}: OpenVINO runs on Intel devices; use cpu or auto")
+        self.config, self.device = config, "cpu"
+        path = check_model_file(str(config.weights), (".xml",))
+        card = ReidCard.beside(path)
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:  # noqa: BLE001 - the runtime raises RuntimeError subclasses for corrupt IR
+            raise WeightsError(f"{path}: not a loadable OpenVINO IR model ({type(exc).__name__}: {exc})") from exc
+        if len(model.inputs) != 1 or not model.outputs:
+            raise WeightsError(f"{path}: expected one image input and an output, got {len(model.inputs)} inputs")
+        shape = _dims(model.inputs[0].get_partial_shape())
+        self.preprocessing = model_input_size(config, shape, RAW_BGR_REID, card, str(path))
+        self.batch = fixed_batch(shape)
+        if self.batch is not None:
+            try:  # one call per chunk where the model allows a dynamic batch
+                model.reshape([-1, 3, *self.preprocessing.size])
+                self.batch = None
+            except Exception:  # noqa: BLE001 - a model that cannot be reshaped keeps its fixed batch
+                pass
+        else:
+            try:
+                model.reshape([-1, 3, *self.preprocessing.size])
+            except Exception as exc:  # noqa: BLE001
+                raise WeightsError(f"{path}: cannot take {self.preprocessing.size} inputs ({exc})") from exc
+        properties = {}
+        if config.precision in _PRECISION_HINTS:
+            properties["INFERENCE_PRECISION_HINT"] = _PRECISION_HINTS[config.precision]
+        if config.threads:
+            properties["INFERENCE_NUM_THREADS"] = config.threads
+        try:
+            self.compiled = core.compile_model(model, "CPU", properties)
+        except Exception as exc:  # noqa: BLE001
+            raise WeightsError(f"{path}: OpenVINO could not compile the model ({type(exc).__name__}: {exc})") from exc
+        self.request = self.compiled.create_infer_request()
+        self.name = f"openvino:{path.stem}"
+        out = _dims(model.outputs[0].get_partial_shape())
+        self.dim = check_dim(int(np.prod(out[1:])) if all(isinstance(d, int) for d in out[1:]) else None,
+                             card, str(path))
+        if config.warmup:
+            self._warm_up()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        self.request.infer({0: batch})
+        return self.request.get_output_tensor(0).data.copy()

@@ -1,0 +1,306 @@
+"""Every embedder backend behind one interface: shapes, unit norms, batch-size invariance,
+the shared numpy crop path, the typed config and its errors (named fields), strict OSNet
+loading, ONNX export parity, corrupt model files and hostile sidecar cards."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from smiletrack_ros.embedding import EmbedderConfig, EmbedderConfigError, WeightsError, build_embedder
+from smiletrack_ros.embedding.crops import clip_boxes, crop_boxes, crop_boxes_array
+from smiletrack_ros.embedding.onnx_embedder import export_onnx
+from smiletrack_ros.embedding.osnet import OSNET_CHANNELS, OSNet, load_osnet
+from smiletrack_ros.embedding.preprocessing import IMAGENET_REID, RAW_BGR_REID
+from smiletrack_ros.errors import SettingError
+
+BOXES = np.array([[10, 20, 60, 150], [100, 10, 180, 200], [-20, -10, 15, 40], [150, 100, 400, 300],
+                  [50, 50, 50, 50]], np.float32)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def osnet_untrained():
+    return build_embedder(EmbedderConfig(backend="osnet", weights=None, seed=3))
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tmp_path_factory, osnet_untrained):
+    path = tmp_path_factory.mktemp("onnx") / "osnet_untrained.onnx"
+    return export_onnx(osnet_untrained.osnet, path, (256, 128))
+
+
+def unit_rows(x: np.ndarray) -> bool:
+    return x.dtype == np.float32 and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+
+
+# ---- the numpy crop path ------------------------------------------------------------------
+def test_numpy_crops_equal_the_torch_roi_align_crops():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    boxes = np.concatenate([rng.uniform(-30, 150, (40, 2)), rng.uniform(-30, 150, (40, 2))], 1).astype(np.float32)
+    rois = clip_boxes(torch.from_numpy(boxes), 130, 90)
+    ours = crop_boxes_array(img, rois.numpy(), (48, 24))
+    ref = crop_boxes(torch.from_numpy(img).permute(2, 0, 1)[None].float(), rois, (48, 24)).permute(0, 2, 3, 1)
+    assert ours.shape == (40, 48, 24, 3)
+    assert np.abs(ours - ref.numpy()).max() < 1e-2  # fp32 rounding of the sample positions, on 0..255
+
+
+def test_preprocessing_to_input_orders_scales_and_normalises():
+    crops = np.zeros((1, 2, 2, 3), np.float32)
+    crops[..., 0], crops[..., 2] = 255, 0  # pure blue (BGR)
+    x = IMAGENET_REID.to_input(crops)
+    assert x.shape == (1, 3, 2, 2)
+    assert np.allclose(x[0, 2], (1 - 0.406) / 0.225) and np.allclose(x[0, 0], -0.485 / 0.229)
+    assert np.allclose(RAW_BGR_REID.to_input(crops)[0, 0], 255)
+
+
+# ---- config --------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs,field", [
+    ({"backend": "tensorrt"}, "backend"), ({"device": "gpu"}, "device"), ({"precision": "int8"}, "precision"),
+    ({"max_batch": 0}, "max_batch"), ({"max_batch": True}, "max_batch"),
+    ({"backend": "osnet", "weights": None, "input_height": 1 << 40}, "input_height"),
+    ({"backend": "osnet", "weights": None, "input_width": True}, "input_width"),
+    ({"backend": "osnet", "weights": None, "channel_order": "bgra"}, "channel_order"),
+    ({"backend": "osnet", "weights": None, "scale": 0.0}, "scale"),
+    ({"backend": "osnet", "weights": None, "mean": (1, 2)}, "mean"),
+    ({"backend": "osnet", "weights": None, "std": (1, 0, 1)}, "std"), ({"backend": "onnx", "weights": None}, "weights"),
+    ({"backend": "osnet"}, "weights"), ({"input_height": 256}, "input_height"),
+    ({"backend": "onnx", "weights": "m.onnx", "flip_average": True}, "flip_average"),
+    ({"threads": -1}, "threads"),
+])
+def test_config_errors_name_the_field(kwargs, field):
+    with pytest.raises(EmbedderConfigError) as info:
+        EmbedderConfig(**kwargs)
+    assert isinstance(info.value, SettingError) and info.value.field == field
+    assert str(info.value).startswith(field)
+
+
+def test_from_mapping_reads_the_node_parameters():
+    cfg = EmbedderConfig.from_mapping({"embedder.enabled": True, "embedder.backend": "onnx",
+                                       "embedder.weights": "m.onnx", "embedder.device": "cpu",
+                                       "embedder.fp16": False, "embedder.input_height": 0,
+                                       "embedder.channel_order": "", "embedder.mean": [], "embedder.std": [],
+                                       "embedder.scale": 0.0, "embedder.flip_average": "card"})
+    assert (cfg.backend, cfg.weights, cfg.precision, cfg.input_height, cfg.mean, cfg.flip_average) == \
+        ("onnx", "m.onnx", "fp32", None, None, None)
+    assert EmbedderConfig.from_mapping({"embedder.weights": ""}).weights == "default"
+    assert EmbedderConfig.from_mapping({"backend": "osnet", "weights": "w.pth", "mean": [0.5, 0.5, 0.5]}).mean == \
+        (0.5, 0.5, 0.5)
+    with pytest.raises(EmbedderConfigError, match="weights: only the slm backend ships default weights"):
+        EmbedderConfig.from_mapping({"embedder.backend": "onnx", "embedder.weights": ""})
+    with pytest.raises(EmbedderConfigError, match="^colour: unknown embedder setting"):
+        EmbedderConfig.from_mapping({"embedder.colour": "rgb"})
+
+
+# ---- osnet ---------------------------------------------------------------------------------
+def test_osnet_shapes_norms_and_batch_invariance(image, osnet_untrained):
+    out = osnet_untrained(image, BOXES)
+    assert out.shape == (5, 512) and unit_rows(out)
+    one = build_embedder(EmbedderConfig(backend="osnet", weights=None, seed=3, max_batch=1, warmup=False))
+    assert np.allclose(one(image, BOXES), out, atol=1e-5)
+    assert np.allclose(osnet_untrained(image, BOXES[1:2]), out[1:2], atol=1e-5)
+    assert osnet_untrained(image, np.zeros((0, 4))).shape == (0, 512)
+
+
+@pytest.mark.parametrize("variant", sorted(OSNET_CHANNELS))
+def test_every_osnet_width_round_trips_through_a_torchreid_style_state_dict(tmp_path, variant):
+    net = OSNet(variant, num_classes=7).eval()
+    path = tmp_path / f"osnet_{variant}.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, path)
+    loaded = load_osnet(path).eval()
+    assert loaded.variant == variant and loaded.classifier.out_features == 7
+    x = torch.rand(2, 3, 64, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+
+
+def test_osnet_strict_loading_names_the_keys(tmp_path):
+    state = OSNet("x0_25").state_dict()
+    broken = dict(state)
+    broken.pop("conv3.0.gate.fc1.bias")
+    broken["conv9.extra.weight"] = torch.zeros(1)
+    broken["conv5.conv.weight"] = torch.zeros(128, 64, 1, 1)
+    path = tmp_path / "broken.pth"
+    torch.save(broken, path)
+    with pytest.raises(WeightsError) as info:
+        load_osnet(path)
+    message = str(info.value)
+    for needle in (str(path), "missing keys: conv3.0.gate.fc1.bias", "unexpected keys: conv9.extra.weight",
+                   "conv5.conv.weight (128, 64, 1, 1) != (128, 128, 1, 1)"):
+        assert needle in message
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="holds OSNet x0_25, not the configured variant x1_0"):
+        load_osnet(path, variant="x1_0")
+
+
+def test_osnet_refuses_pickled_code_and_non_state_dicts(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("executed!",))
+
+    hostile = tmp_path / "hostile.pth"
+    torch.save({"conv1.conv.weight": Boom()}, hostile, _use_new_zipfile_serialization=True)
+    with pytest.raises(WeightsError, match="refused or unreadable"):
+        load_osnet(hostile)
+    (tmp_path / "list.pth").write_bytes(b"")
+    torch.save([torch.zeros(1)], tmp_path / "list.pth")
+    with pytest.raises(WeightsError, match="not a state dict"):
+        load_osnet(tmp_path / "list.pth")
+    torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(WeightsError, match="not an OSNet state dict"):
+        load_osnet(tmp_path / "other.pth")
+
+
+# ---- onnx ----------------------------------------------------------------------------------
+def test_our_onnx_export_gives_the_torch_embeddings(image, osnet_untrained, onnx_export):
+    onnx = build_embedder(EmbedderConfig(backend="onnx", weights=str(onnx_export)))
+    assert onnx.batch is None and onnx.dim == 512 and onnx.preprocessing == IMAGENET_REID
+    out = onnx(image, BOXES)
+    assert out.shape == (5, 512) and unit_rows(out)
+    assert np.abs(out - osnet_untrained(image, BOXES)).max() < 1e-4
+    one = build_embedder(EmbedderConfig(backend="onnx", weights=str(onnx_export), max_batch=1, warmup=False))
+    assert np.allclose(one(image, BOXES), out, atol=1e-5)
+
+
+def test_fixed_batch_onnx_model_is_fed_padded_chunks(tmp_path, image, osnet_untrained):
+    path = export_onnx(osnet_untrained.osnet, tmp_path / "fixed.onnx", (256, 128), dynamic_batch=False)
+    fixed = build_embedder(EmbedderConfig(backend="onnx", weights=str(path), warmup=False))
+    assert fixed.batch == 2
+    assert np.abs(fixed(image, BOXES) - osnet_untrained(image, BOXES)).max() < 1e-4
+
+
+def test_fixed_model_input_size_wins_and_contradicting_it_is_an_error(onnx_export):
+    with pytest.raises(EmbedderConfigError, match="^input_height: the model's input is fixed at 256, not 224"):
+        build_embedder(EmbedderConfig(backend="onnx", weights=str(onnx_export), input_height=224))
+
+
+def test_sidecar_card_sets_the_preprocessing(tmp_path, image, onnx_export):
+    model = tmp_path / "carded.onnx"
+    model.write_bytes(onnx_export.read_bytes())
+    card = {"format": "smiletrack_ros/reid-model", "version": 1, "name": "t", "embedding_dim": 512,
+            "input": {"channel_order": "bgr", "scale": 1.0, "mean": [0, 0, 0], "std": [255, 255, 255]}}
+    model.with_suffix(".json").write_text(json.dumps(card))
+    emb = build_embedder(EmbedderConfig(backend="onnx", weights=str(model), warmup=False))
+    assert emb.preprocessing.channel_order == "bgr" and emb.preprocessing.std == (255.0,) * 3
+    overridden = build_embedder(EmbedderConfig(backend="onnx", weights=str(model), channel_order="rgb",
+                                               warmup=False))
+    assert overridden.preprocessing.channel_order == "rgb"
+    assert not np.allclose(emb(image, BOXES), overridden(image, BOXES), atol=1e-3)
+
+
+def reid_card(**fields) -> str:
+    return json.dumps({"format": "smiletrack_ros/reid-model", "version": 1, **fields})
+
+
+@pytest.mark.parametrize("card,needle", [
+    ("[" * 100000 + "]" * 100000, "nested too deeply"),
+    (reid_card(metrics={"a": json.loads("[" * 20 + "1" + "]" * 20)}), "nested too deeply"),
+    (reid_card(embedding_dim=2 ** 40), "embedding_dim: must be an int in 1..8192"),
+    (reid_card(embedding_dim=True), "embedding_dim: must be an int in 1..8192, got True"),
+    (reid_card(embedding_dim=256), "embedding_dim: the card says 256, the model gives 512"),
+    (reid_card(input={"height": 1 << 40}), "input_height"),
+    (reid_card(input={"mean": "abc"}), "mean"),
+    (json.dumps({"format": "other"}), "format"),
+    ("{not json", "unreadable model card"),
+])
+def test_hostile_sidecar_cards_are_clear_errors(tmp_path, onnx_export, card, needle):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(onnx_export.read_bytes())
+    model.with_suffix(".json").write_text(card)
+    with pytest.raises(WeightsError, match=needle) as info:
+        build_embedder(EmbedderConfig(backend="onnx", weights=str(model), warmup=False))
+    assert str(model.with_suffix(".json")) in str(info.value) or "m.onnx" in str(info.value)
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 921616\n", "git-lfs pointer"),
+    (b"", "implausible model file size"),
+    (b"\x08\x07\x12\x04junk" * 10, "not a loadable ONNX model"),
+    ("truncated", "not a loadable ONNX model"),
+])
+def test_corrupt_onnx_files_are_clear_errors_naming_the_file(tmp_path, onnx_export, content, needle):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(onnx_export.read_bytes()[:5000] if content == "truncated" else content)
+    with pytest.raises(WeightsError, match=needle) as info:
+        build_embedder(EmbedderConfig(backend="onnx", weights=str(path)))
+    assert str(path) in str(info.value)
+    with pytest.raises(WeightsError, match="model file not found"):
+        build_embedder(EmbedderConfig(backend="onnx", weights=str(tmp_path / "absent.onnx")))
+
+
+def test_onnx_model_with_an_oversized_input_is_refused_before_allocating(tmp_path):
+    path = export_onnx(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()),
+                       tmp_path / "huge.onnx", (4096, 16))
+    with pytest.raises(WeightsError, match=r"input_height: must be an int in 1..1024, got 4096"):
+        build_embedder(EmbedderConfig(backend="onnx", weights=str(path)))
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+                    reason="checks the error without the CUDA provider")
+def test_onnx_cuda_request_without_the_cuda_provider_is_a_clear_error(onnx_export):
+    with pytest.raises(EmbedderConfigError, match="^device: 'cuda:0': this ONNX Runtime has no CUDAExecutionProvider"):
+        build_embedder(EmbedderConfig(backend="onnx", weights=str(onnx_export), device="cuda:0"))
+
+
+# ---- the shared models (skip without ../shared) ------------------------------------------
+@pytest.mark.parametrize("name", ["osnet_x0_25_msmt17.pth", "osnet_x0_25_market1501.pth"])
+def test_torch_osnet_loads_the_torchreid_state_dicts_and_exports_to_onnx(shared_dir, tmp_path, image, name):
+    path = shared_dir / "models" / "reid" / name
+    torch_emb = build_embedder({"backend": "osnet", "weights": str(path)})
+    assert torch_emb.osnet.variant == "x0_25" and torch_emb.dim == 512
+    out = torch_emb(image, BOXES)
+    assert out.shape == (5, 512) and unit_rows(out)
+    exported = export_onnx(torch_emb.osnet, tmp_path / "ours.onnx", (256, 128))
+    onnx = build_embedder({"backend": "onnx", "weights": str(exported)})
+    assert np.abs(onnx(image, BOXES) - out).max() < 1e-4
+
+
+def test_the_shared_boxmot_onnx_export_runs(shared_dir, image):
+    emb = build_embedder({"backend": "onnx", "weights": str(shared_dir / "models/reid/osnet_x0_25_msmt17.onnx")})
+    assert emb.dim == 512 and emb.batch is None and emb.preprocessing.size == (256, 128)
+    out = emb(image, BOXES)
+    assert out.shape == (5, 512) and unit_rows(out)
+
+
+@pytest.mark.parametrize("model", ["person-reidentification-retail-0288", "person-reidentification-retail-0286"])
+def test_openvino_intel_reid_models(shared_dir, image, model):
+    pytest.importorskip("openvino", reason="openvino is an optional extra ([openvino])")
+    path = shared_dir / "models" / "openvino" / f"{model}.xml"
+    emb = build_embedder({"backend": "openvino", "weights": str(path), "precision": "fp32"})
+    assert emb.dim == 256 and emb.preprocessing == RAW_BGR_REID
+    out = emb(image, BOXES)
+    assert out.shape == (5, 256) and unit_rows(out)
+    one = build_embedder({"backend": "openvino", "weights": str(path), "precision": "fp32", "max_batch": 1})
+    assert np.allclose(one(image, BOXES), out, atol=1e-4)
+
+
+def test_openvino_refuses_cuda_and_corrupt_ir(tmp_path):
+    pytest.importorskip("openvino", reason="openvino is an optional extra ([openvino])")
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<net><layers>")
+    with pytest.raises(WeightsError, match="not a loadable OpenVINO IR model") as info:
+        build_embedder({"backend": "openvino", "weights": str(bad)})
+    assert str(bad) in str(info.value)
+    with pytest.raises(EmbedderConfigError, match="^device: 'cuda': OpenVINO runs on Intel devices"):
+        build_embedder({"backend": "openvino", "weights": str(bad), "device": "cuda"})
+
+
+# ---- GPU ---------------------------------------------------------------------------------
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (fp16 path)")
+def test_osnet_cuda_fp16_matches_cpu_fp32(image, osnet_untrained):
+    gpu = build_embedder(EmbedderConfig(backend="osnet", weights=None, seed=3, device="cuda:0"))
+    assert gpu.dtype == torch.float16
+    assert np.abs(gpu(image, BOXES) - osnet_untrained(image, BOXES)).max() < 2e-2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_torch_backends_refuse_cuda_and_fp16_without_cuda():
+    with pytest.raises(EmbedderConfigError, match="^device: .*CUDA is not available"):
+        build_embedder(EmbedderConfig(backend="osnet", weights=None, device="cuda:0"))
+    with pytest.raises(EmbedderConfigError, match="^precision: fp16 needs a CUDA device"):
+        build_embedder(EmbedderConfig(backend="osnet", weights=None, device="cpu", precision="fp16"))
