@@ -58,8 +58,9 @@ fix_wheel_cmake_paths() {
     local pyinc npinc
     pyinc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     npinc=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
-    grep -rlE '/opt/python/cp311-cp311/(include/python3.11|lib/python3.11/site-packages/numpy/_core/include)' \
-        "$VENV/share" --include='*.cmake' 2>/dev/null | while read -r f; do
+    # (grep finds nothing once the paths are fixed: not an error)
+    { grep -rlE '/opt/python/cp311-cp311/(include/python3.11|lib/python3.11/site-packages/numpy/_core/include)' \
+        "$VENV/share" --include='*.cmake' 2>/dev/null || true; } | while read -r f; do
         sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$npinc#g" \
                -e "s#/opt/python/cp311-cp311/include/python3.11#$pyinc#g" "$f"
     done

@@ -20,7 +20,7 @@ training-only projection head), weighted by --distill-weight, next to the triple
 det/det.txt as crops without identities (distillation only). The teacher embeds every box
 once, on the full frame; the result is cached in --out.
 
-  python -m smiletrack_ros.tools.train_slm --seq ../shared/data/MOT15/TUD-Stadtmitte \
+  python -m smiletrack_ros.cli.train_slm --seq ../shared/data/MOT15/TUD-Stadtmitte \
       --seq ../shared/data/MOT17-mini/train/MOT17-02-FRCNN --seq ../shared/data/MOT17-mini/train/MOT17-04-FRCNN \
       --unlabelled ../shared/data/MOT15/TUD-Stadtmitte --backbone resnet18 \
       --init-weights smiletrack_ros/embedding/weights/slm_default.safetensors \
