@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from smiletrack_ros.cli import make_scene, train_slm
 
+from smiletrack_ros.cli import make_scene, train_slm
 from smiletrack_ros.embedding import Embedder, EmbedderConfigError
 from smiletrack_ros.embedding.distill import kl_loss, similarity_loss, teacher_config, window_batches
 from smiletrack_ros.embedding.onnx_embedder import export_onnx
