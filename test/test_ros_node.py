@@ -334,3 +334,28 @@ def test_descriptors_show_the_validated_limits(live):
     assert (depth.integer_range[0].from_value, depth.integer_range[0].to_value) == (1, 1000)
     assert "none (no gate)" in gate.additional_constraints and not gate.read_only
     assert not h.set_parameter("tracker.alpha", float("nan")).successful
+
+
+def test_embedder_backends_are_node_parameters(ros_nodes, shared_dir):
+    """embedder.backend + embedder.weights pick the appearance model: the OSNet ONNX export tracks
+    with appearance (the embedder named in /diagnostics); a bad backend or a model file of the
+    wrong kind refuses the configuration, naming the parameter."""
+    onnx = shared_dir / "models" / "reid" / "osnet_x0_25_msmt17.onnx"
+    if not onnx.is_file():
+        pytest.skip(f"{onnx} not found")
+    params = BASE_PARAMS | {"embedder.enabled": True, "embedder.backend": "onnx", "embedder.weights": str(onnx),
+                            "embedder.device": "cpu", "embedder.threads": 1, "tracker.preset": "reid"}
+    node = ros_nodes.start(params)
+    client = ros_nodes.client(node.domain)
+    client.wait_connected(node)
+    seen = [client.frame(300.0 + 0.1 * k, _walkers(k)) for k in range(4)]
+    assert len(_ids(seen[-1])) == 2 and _ids(seen[-1]) == _ids(seen[1])
+    counters = client.fresh_counters()
+    assert counters["embedder"].startswith("onnx:osnet_x0_25_msmt17.onnx"), counters["embedder"]
+    node.stop()
+    for bad, name in (({"embedder.backend": "clip"}, "embedder.backend"),
+                      ({"embedder.weights": str(shared_dir / "models" / "yolox_nano.onnx")}, "embedder.")):
+        refused = ros_nodes.start(params | bad)
+        assert refused.wait_exit() == 2
+        out = refused.output()
+        assert name in out and "invalid configuration" in out and "Traceback" not in out, out

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import rclpy
@@ -32,6 +31,7 @@ from vision_msgs.msg import Detection2DArray
 
 from smiletrack_ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.detection.external import kept_detections
+from smiletrack_ros.errors import SettingError
 from smiletrack_ros.msg import TrackArray
 from smiletrack_ros.pipeline import LateFrameError, Pipeline
 from smiletrack_ros.ros.annotate import draw_tracks
@@ -217,19 +217,16 @@ class TrackerCore:
         return Pipeline(detector, embedder, tracker), models
 
     def _build_embedder(self) -> tuple[Any, str]:
-        from smiletrack_ros.embedding import DEFAULT_WEIGHTS, Embedder
+        from smiletrack_ros.embedding import build_embedder
 
-        s = self.settings
-        weights = s.embedder_weights or (str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.exists() else None)
-        if weights is None:
-            self.get_logger().warning("no SLM weights given and none shipped: appearance matching is off")
-            return None, "off (no weights)"
+        config = self.settings.embedder
         try:
-            embedder = Embedder(weights=weights, device=s.embedder_device,
-                                precision="auto" if s.embedder_fp16 else "fp32")
+            embedder = build_embedder(config)
+        except SettingError as exc:
+            raise ParameterError(f"embedder.{exc.field}", exc.reason) from exc
         except (OSError, ValueError, ImportError) as exc:
-            raise ParameterError("embedder.weights", f"cannot load the SLM embedder: {exc}") from exc
-        return embedder, f"slm:{Path(weights).name}@{embedder.device}"
+            raise ParameterError("embedder.weights", f"cannot load the {config.backend} embedder: {exc}") from exc
+        return embedder, f"{embedder.name}@{embedder.device}"
 
     # ---- callbacks (never block) --------------------------------------------------------
     def _on_image(self, msg: Any) -> None:

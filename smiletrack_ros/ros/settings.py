@@ -16,6 +16,7 @@ from typing import Any
 
 from smiletrack_ros.detection.config import DetectorConfig, parameter_defaults
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
+from smiletrack_ros.embedding.config import EmbedderConfig
 from smiletrack_ros.errors import SettingError
 from smiletrack_ros.ros.image_budget import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 from smiletrack_ros.tracking import PRESETS, ConfigError, TrackerConfig
@@ -91,11 +92,21 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p("frame_rate", "double", 30.0, "nominal camera rate (Hz); the tracker scales its lost-track buffer by it "
        "and the diagnostics count frames missing from the stamps by it", limits=(0.1, 1000.0)),
     _p("diagnostics_period", "double", 1.0, "seconds between /diagnostics messages", limits=(0.01, 3600.0)),
-    _p("embedder.enabled", "bool", True, "compute SLM appearance embeddings (off: motion + IoU only)"),
-    _p("embedder.weights", "string", "", "SLM weights (.safetensors); empty: the weights shipped with the "
-       "package when present, else appearance is off (with a warning)"),
+    _p("embedder.enabled", "bool", True, "compute appearance embeddings (off: motion + IoU only)"),
+    _p("embedder.backend", "string", "slm", "appearance model: slm (SMILEtrack's SLM, default), osnet (OSNet, "
+       "torchreid state dict), onnx (any re-ID .onnx) or openvino (OpenVINO IR .xml, the openvino extra)"),
+    _p("embedder.weights", "string", "", "model file of the backend (.safetensors for slm, .pth for osnet, .onnx, "
+       ".xml); empty: the SLM weights shipped with the package (slm only)"),
     _p("embedder.device", "string", "auto", "auto, cpu or cuda[:N] for the embedder"),
     _p("embedder.fp16", "bool", True, "half precision on CUDA (the CPU always runs fp32)"),
+    _p("embedder.threads", "int", 0, "CPU threads of ONNX Runtime / OpenVINO (0: the runtime's default)",
+       limits=(0, 256)),
+    _p("embedder.input_height", "int", 0, "crop height fed to the model (0: from the model or its card)",
+       limits=(0, 1024)),
+    _p("embedder.input_width", "int", 0, "crop width fed to the model (0: from the model or its card)",
+       limits=(0, 1024)),
+    _p("embedder.channel_order", "string", "", "channel order the model takes: bgr or rgb (empty: from its card "
+       "or the backend's convention)"),
     _p("tracker.preset", "string", "reid", "tracker preset: reid (default), paper, official or bytetrack; "
        "the tracker.* parameters below override single fields of it"),
     # bounds on input (validated by ros/input_limits.py)
@@ -257,9 +268,7 @@ class NodeSettings:
     frame_rate: float
     diagnostics_period: float
     embedder_enabled: bool
-    embedder_weights: str
-    embedder_device: str
-    embedder_fp16: bool
+    embedder: EmbedderConfig | None     # None when embedder.enabled is false
     tracker_preset: str
     tracker: TrackerConfig
     detector: DetectorConfig
@@ -282,6 +291,7 @@ class NodeSettings:
         _require(len(set(names)) == len(names), "class_names", f"names must be unique, got {list(names)}")
         _require(is_device_setting(values["embedder.device"]), "embedder.device",
                  f"must be {DEVICE_SYNTAX}, got {values['embedder.device']!r}")
+        embedder = embedder_config(values) if values["embedder.enabled"] else None
         preset = values["tracker.preset"]
         _require(preset in TRACKER_PRESETS, "tracker.preset", f"must be one of {TRACKER_PRESETS}, got {preset!r}")
         detector = detector_config(values)
@@ -294,8 +304,7 @@ class NodeSettings:
             output_reliability=values["output_qos.reliability"], output_depth=values["output_qos.depth"],
             sync_max_pending=values["sync.max_pending"], class_names=names, frame_rate=float(values["frame_rate"]),
             diagnostics_period=float(values["diagnostics_period"]), embedder_enabled=values["embedder.enabled"],
-            embedder_weights=values["embedder.weights"], embedder_device=values["embedder.device"],
-            embedder_fp16=values["embedder.fp16"], tracker_preset=preset,
+            embedder=embedder, tracker_preset=preset,
             tracker=tracker_config(preset, tracker_overrides(values)), detector=detector)
 
 
@@ -318,6 +327,14 @@ def tracker_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
         if key.startswith("tracker.") and key != "tracker.preset" and value is not None:
             out[key[len("tracker."):]] = None if key in TRACKER_OPTIONAL and value == NONE_VALUE else value
     return out
+
+
+def embedder_config(values: Mapping[str, Any]) -> EmbedderConfig:
+    """The ``embedder.*`` parameters as the embedder's config (its errors name the parameter)."""
+    try:
+        return EmbedderConfig.from_mapping({k: v for k, v in values.items() if k.startswith("embedder.")})
+    except SettingError as exc:
+        raise ParameterError(f"embedder.{exc.field}", exc.reason) from exc
 
 
 def tracker_config(preset: str, overrides: Mapping[str, Any]) -> TrackerConfig:
