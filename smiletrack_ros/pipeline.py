@@ -91,11 +91,7 @@ class Pipeline:
                 raise ValueError("no detector configured: pass detections to process()")
             detections = self.detector(image_bgr)
             timings["detect"] = _ms_since(start)
-        embeddings = None
-        if self.embedder is not None and len(detections):
-            t0 = time.perf_counter()
-            embeddings = self.embedder(image_bgr, detections.boxes)
-            timings["embed"] = _ms_since(t0)
+        embeddings = self._embed(image_bgr, detections, timings)
         t0 = time.perf_counter()
         tracks = self.tracker.update(detections.boxes, detections.scores, class_ids=detections.class_ids,
                                      embeddings=embeddings, image=image_bgr, timestamp=timestamp)
@@ -103,6 +99,27 @@ class Pipeline:
         timings["track"] = _ms_since(t0)
         timings["total"] = _ms_since(start)
         return FrameResult(detections, tracks, live, timings, reset)
+
+
+    def _embed(self, image_bgr: np.ndarray, detections: Detections, timings: dict[str, float]) -> np.ndarray | None:
+        """Embeddings of the boxes the tracker can use: none when it matches without appearance,
+        only those scoring >= ``min_score`` otherwise (it drops the rest unseen; their rows are nan,
+        which it reads as "no appearance"). Real detectors give a quarter to a third of their
+        boxes below ``min_score``; each would cost a crop and a network pass."""
+        config = self.tracker.config
+        if self.embedder is None or not config.use_appearance:
+            return None
+        usable = (detections.scores >= config.min_score).nonzero()[0]
+        if len(usable) == 0:
+            return None
+        t0 = time.perf_counter()
+        rows = self.embedder(image_bgr, detections.boxes[usable])
+        timings["embed"] = _ms_since(t0)
+        if len(usable) == len(detections):
+            return rows
+        embeddings = np.full((len(detections), rows.shape[1]), np.nan, np.float32)
+        embeddings[usable] = rows
+        return embeddings
 
 
 def _ms_since(start: float) -> float:

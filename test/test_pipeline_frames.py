@@ -100,3 +100,42 @@ def test_embedder_path_feeds_appearance_to_the_tracker():
         result = pipe.process(image, 0.1 * k, equal)
     assert "embed" in result.timings and len(result.tracks) == 2
     assert all(np.isfinite(t.appearance_similarity) for t in result.tracks)
+
+
+class _Recording:
+    """The shipped SLM embedder, recording how many boxes each call embeds."""
+
+    def __init__(self):
+        from smiletrack_ros.embedding import Embedder
+
+        self.embedder = Embedder(device="cpu")
+        self.calls: list[int] = []
+
+    def __call__(self, image, boxes):
+        self.calls.append(len(boxes))
+        return self.embedder(image, boxes)
+
+
+def test_only_boxes_the_tracker_can_use_are_embedded():
+    """Boxes under min_score are not embedded (the tracker drops them unseen), none at all when the
+    tracker matches without appearance; the tracks equal those of the tracker fed every embedding."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (240, 320, 3), np.uint8)
+    recording = _Recording()
+    config = TrackerConfig.from_preset("paper")
+    pipe = Pipeline(None, recording, SmileTracker(config, frame_rate=10.0))
+    reference = SmileTracker(config, frame_rate=10.0)
+    for k in range(4):
+        dets = _walkers(k)
+        dets = Detections(np.vstack([dets.boxes, [[140, 20, 170, 90]]]).astype(np.float32),
+                          np.array([0.9, 0.85, config.min_score / 2], np.float32), np.zeros(3, np.int64))
+        got = pipe.process(image, 0.1 * k, dets).tracks
+        want = reference.update(dets.boxes, dets.scores, class_ids=dets.class_ids,
+                                embeddings=recording.embedder(image, dets.boxes), timestamp=0.1 * k)
+        assert [(t.track_id, t.box.tolist(), repr(t.appearance_similarity)) for t in got] == \
+            [(t.track_id, t.box.tolist(), repr(t.appearance_similarity)) for t in want]   # repr: nan == nan
+    assert recording.calls == [2, 2, 2, 2]
+    motion_only = Pipeline(None, recording, SmileTracker(TrackerConfig.from_preset("bytetrack"), frame_rate=10.0))
+    motion_only.process(image, 0.0, _walkers(0))
+    assert recording.calls == [2, 2, 2, 2]
