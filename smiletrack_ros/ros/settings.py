@@ -124,9 +124,9 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
 # these the empty value (empty string / 0 / empty list) stands for None.
 _DETECTOR_NONE_AS_EMPTY = {"weights", "input_size", "classes", "pad_mode", "channel_order", "input_scale"}
 _DETECTOR_DESCRIPTIONS = {
-    "backend": "detector backend: prb (PyTorch PRB-FPN), onnx (YOLOX/YOLOv5/YOLOv8 export) or external "
-               "(detections from detections_topic)",
-    "weights": "detector weights path (.safetensors for prb, .onnx for onnx; required by both)",
+    "backend": "detector backend: prb (PyTorch PRB-FPN), onnx (YOLOX/YOLOv5/YOLOv8/PRB export), openvino "
+               "(OpenVINO IR, the openvino extra) or external (detections from detections_topic)",
+    "weights": "detector weights path (.safetensors for prb, .onnx for onnx, .xml for openvino; required by each)",
     "architecture": "PRB variant name or spec file (prb backend)",
     "input_size": "network input size (multiple of 32); 0: the model's own",
     "score_threshold": "minimum detection score kept (low, since the tracker's 2nd stage uses low-score boxes)",
