@@ -171,7 +171,7 @@ def test_ros2_param_and_topic_tools_against_the_launched_node(onnx_launch, ros2_
                              "frame_rate", "50.0", domain=domain)
     assert "Setting parameter failed" in refused.stdout + refused.stderr
     dumped = yaml.safe_load(_param(ros2_tools, domain, "dump", NODE))[NODE]["ros__parameters"]
-    assert dumped["detector"]["score_threshold"] == 0.3 and dumped["tracker"]["preset"] == "paper"
+    assert dumped["detector"]["score_threshold"] == 0.3 and dumped["tracker"]["preset"] == "reid"
     assert dumped["tracker"]["high_threshold"] == -2.0 and "alpha" in dumped["tracker"]
     described = _param(ros2_tools, domain, "describe", NODE, "frame_rate")
     assert "Min value: 0.1" in described and "Max value: 1000.0" in described and "finite" in described
