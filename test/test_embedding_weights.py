@@ -115,6 +115,9 @@ def test_official_checkpoint_loads(tmp_path, resnet_net, prefix, old_torch):
     torch.save({"model_G_state_dict": state, "epoch_id": 42}, path)
     net, card = load_weights(path)
     assert card.training["epoch_id"] == 42
+    for epoch in (float("inf"), float("nan"), True):   # issue 16.7: a label, never a start-up traceback
+        torch.save({"model_G_state_dict": state, "epoch_id": epoch}, path)
+        assert load_weights(path)[1].training["epoch_id"] is None
     assert card.spec.channel_order == "bgr" and card.spec.mean == (0.0, 0.0, 0.0)
     assert same_outputs(net, resnet_net)
     emb = Embedder(weights=path, device="cpu", warmup=False)

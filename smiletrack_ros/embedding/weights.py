@@ -11,6 +11,7 @@ naming the file and the keys.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -113,7 +114,9 @@ def load_official_checkpoint(path: str | Path) -> tuple[SLMNet, ModelCard]:
             state.setdefault(key, value)
     load_state_strict(net, state, str(path))
     epoch = checkpoint.get("epoch_id")
-    epoch = int(epoch) if isinstance(epoch, (int, float)) else None
+    # a label only: kept when it is a whole number (inf, nan, a bool or text are dropped, never raised)
+    epoch = int(epoch) if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) \
+        and math.isfinite(epoch) else None
     card = ModelCard(spec=net.spec, name="smiletrack-official",
                      description="Official SMILEtrack SLM checkpoint (ResNet-18, raw BGR 0..255).",
                      training={"source": str(path), "epoch_id": epoch})
