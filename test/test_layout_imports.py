@@ -117,11 +117,6 @@ def test_bottom_modules_import_only_numpy_and_the_standard_library(module, extra
 
 
 REPO = PACKAGE.parent
-# bench/suite/node_driver.py runs as a script in the node's environment; its path set-up is the
-# "ros" part of issue 18 (remove it from here when that lands).
-PATH_SETUP_PENDING = {"bench/suite/node_driver.py"}
-
-
 def _python_files():
     for folder in ("smiletrack_ros", "test", "bench", "launch"):
         yield from sorted((REPO / folder).rglob("*.py"))
@@ -152,7 +147,6 @@ def test_the_path_patch_finder():
 
 def test_no_file_patches_sys_path():
     patched = [f"{path.relative_to(REPO).as_posix()}:{line}" for path in _python_files()
-               if path.relative_to(REPO).as_posix() not in PATH_SETUP_PENDING
                for line in _path_patches(path.read_text())]
     assert patched == [], "run as a module from the repository root instead: " + ", ".join(patched)
 

@@ -1,9 +1,8 @@
 """Feeds the real tracker node over DDS and measures it; writes a JSON result.
 
-Run as a script (not ``-m``), so that smiletrack_ros resolves to the INSTALLED
-package with its generated messages, not the source tree:
-    .venv/bin/python bench/suite/node_driver.py rates --rates 30,60,120 --seconds 3 --result R.json
-    .venv/bin/python bench/suite/node_driver.py soak --frames 10000 --rate 200 --result R.json
+Run from the repository root (the node it starts runs the same copy of the package):
+    .venv/bin/python -m bench.suite.node_driver rates --rates 30,60,120 --seconds 3 --result R.json
+    .venv/bin/python -m bench.suite.node_driver soak --frames 10000 --rate 200 --result R.json
 The node runs as its own process (external detections, embedder off: the
 models' cost is in the speed suite's other tables).
 Latency = publish of a frame (image + detections) to receipt of its tracks.
@@ -22,10 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.append(str(REPO))  # after site-packages: bench.suite from the checkout, smiletrack_ros installed
-
-from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process  # noqa: E402
+from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process
 
 WIDTH, HEIGHT, FRAME_RATE = 640, 480, 30.0
 # Measured frames are stamped after the warm-up ones (a stamp going back resets the tracker).

@@ -16,14 +16,14 @@ from bench.suite.longrun import LongRun
 from bench.suite.report import Report, new_figure
 from bench.suite.settings import SuiteSettings
 
-DRIVER = Path(__file__).resolve().parent / "node_driver.py"
+REPO = Path(__file__).resolve().parents[2]
 RATES = (15, 30, 60, 120, 240, 480)
 QUICK_RATES = (15, 60)
 
 
-def _installed_env() -> dict[str, str]:
-    """Our interpreter (the project venv: rclpy, the installed package) without the
-    source tree on PYTHONPATH, so smiletrack_ros comes with its generated messages."""
+def _child_env() -> dict[str, str]:
+    """Our interpreter (the project venv: rclpy) without the caller's PYTHONPATH: the driver runs
+    from the repository root, importing this checkout (its generated messages from the installed copy)."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     return env
@@ -32,8 +32,9 @@ def _installed_env() -> dict[str, str]:
 def _drive(args: list[str], timeout_s: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="smiletrack_node_probe_") as tmp:
         result = Path(tmp) / "result.json"
-        done = subprocess.run([sys.executable, str(DRIVER), *args, "--result", str(result)], cwd=tmp,
-                              env=_installed_env(),
+        done = subprocess.run([sys.executable, "-m", "bench.suite.node_driver", *args, "--result", str(result)],
+                              cwd=REPO,
+                              env=_child_env(),
                               capture_output=True, text=True, timeout=timeout_s)
         if done.returncode != 0 or not result.is_file():
             raise RuntimeError(f"node driver failed (exit {done.returncode}): {done.stderr.strip()[-1500:]}")
@@ -42,7 +43,7 @@ def _drive(args: list[str], timeout_s: float) -> dict:
 
 def installed() -> tuple[bool, str]:
     probe = subprocess.run([sys.executable, "-c", "import rclpy, smiletrack_ros.msg, vision_msgs.msg"],
-                           env=_installed_env(),
+                           env=_child_env(),
                            cwd=tempfile.gettempdir(), capture_output=True, text=True)
     if probe.returncode != 0:
         last = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "import failed"
