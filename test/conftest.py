@@ -326,16 +326,13 @@ class RosClient:
 
     @staticmethod
     def detection_array(header: Any, boxes, scores=None, class_names=("person",)):
-        """A Detection2DArray, by the package's one encoder (cdr) and rclpy's decoder."""
-        from rclpy.serialization import deserialize_message
-        from vision_msgs.msg import Detection2DArray
-
-        from smiletrack_ros.cdr import detections_cdr
+        """A Detection2DArray of class-0 ``boxes`` (scores default 0.9), by the package's one encoder."""
+        from smiletrack_ros.detections import Detections
+        from smiletrack_ros.ros.messages import detection_array_message
 
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         scores = np.full(len(boxes), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
-        data = detections_cdr(header, boxes, scores, np.zeros(len(boxes), np.int64), class_names=class_names)
-        return deserialize_message(data, Detection2DArray)
+        return detection_array_message(header, Detections(boxes, scores, np.zeros(len(boxes), np.int64)), class_names)
 
     def send(self, stamp: float, boxes=(), *, image=None, dets=None, frame_id: str = "cam", scores=None,
              send_image: bool = True, send_dets: bool = True) -> Any:

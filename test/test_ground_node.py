@@ -19,16 +19,16 @@ pytest.importorskip("smiletrack_ros.msg", reason="generated messages not install
 pytest.importorskip("visualization_msgs.msg")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from rclpy.serialization import deserialize_message  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from smiletrack_ros.msg import Track, TrackArray  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import Detection2DArray, Detection3DArray  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from smiletrack_ros.cdr import detections_cdr  # noqa: E402
+from smiletrack_ros.detections import Detections  # noqa: E402
 from smiletrack_ros.ground import CameraModel, CameraPose  # noqa: E402
 from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
+from smiletrack_ros.ros.messages import detection_array_message  # noqa: E402
 from smiletrack_ros.ros.process import node_command, same_package_env  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -102,9 +102,9 @@ class Harness:
         if camera_info:
             self.info_pub.publish(CameraInfo(header=header, width=WIDTH, height=HEIGHT, k=K, d=[0.0] * 5,
                                              distortion_model="plumb_bob"))
-        data = detections_cdr(header, boxes.astype(np.float32), np.full(len(boxes), 0.9, np.float32),
-                              np.zeros(len(boxes), np.int64), class_names=("person",))
-        self.det_pub.publish(deserialize_message(data, Detection2DArray))
+        n = len(boxes)
+        dets = Detections(boxes.astype(np.float32), np.full(n, 0.9, np.float32), np.zeros(n, np.int64))
+        self.det_pub.publish(detection_array_message(header, dets, ("person",)))
         image = Image(header=header, **bgr_to_raw_fields(np.full((HEIGHT, WIDTH, 3), 90, np.uint8)))
         self.image_pub.publish(image)
         return header

@@ -34,8 +34,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray
 
-from smiletrack_ros.cdr import detections_cdr
+from smiletrack_ros.detections import Detections
 from smiletrack_ros.ros.images import bgr_to_raw_fields
+from smiletrack_ros.ros.messages import detection_array_message
 from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -72,11 +73,10 @@ def _image(boxes, size=SIZE) -> Image:
     return Image(**bgr_to_raw_fields(bgr))
 
 
-def _detections(header: Header, boxes, scores=None) -> Detection2DArray:
+def _detections(header: Header, boxes) -> Detection2DArray:
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    scores = np.full(len(boxes), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
-    data = detections_cdr(header, boxes, scores, np.zeros(len(boxes), np.int64), class_names=("person",))
-    return deserialize_message(data, Detection2DArray)
+    return detection_array_message(header, Detections(boxes, np.full(len(boxes), 0.9, np.float32),
+                                                      np.zeros(len(boxes), np.int64)), ("person",))
 
 
 class Client:

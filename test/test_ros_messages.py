@@ -12,10 +12,10 @@ from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
-from smiletrack_ros.cdr import detection_array_cdr, detections_cdr, track_array_cdr
+from smiletrack_ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.detections import Detections
 from smiletrack_ros.ros.annotate import colour_for_id, draw_tracks
-from smiletrack_ros.ros.messages import DetectionsError, detection_array_to_detections
+from smiletrack_ros.ros.messages import DetectionsError, detection_array_message, detection_array_to_detections
 from smiletrack_ros.tracking import TrackOutput, TrackState
 
 
@@ -81,8 +81,7 @@ def test_detections_round_trip_through_detection2darray():
 
 
 def _detections_msg(dets: Detections, names=()) -> Detection2DArray:
-    return deserialize_message(detections_cdr(_header(), dets.boxes, dets.scores, dets.class_ids, class_names=names),
-                               Detection2DArray)
+    return detection_array_message(_header(), dets, names)
 
 
 def test_unusable_external_detections_are_refused():
