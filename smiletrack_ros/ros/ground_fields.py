@@ -1,9 +1,8 @@
 """A smiletrack_ros/Track's ``ground_*`` fields from a ``GroundEstimate``, as the encoder's
-``cdr.GroundFields`` and as message keywords (no rclpy)."""
+``cdr.GroundFields`` (no rclpy)."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from smiletrack_ros.cdr import NO_GROUND, GroundFields
 from smiletrack_ros.ground import GroundEstimate, GroundStatus
@@ -21,10 +20,3 @@ def ground_fields(e: GroundEstimate | None) -> GroundFields:
              *(float(v) for v in e.covariance.reshape(-1)))
     return GroundFields(int(e.status), int(e.refusal), state, float(e.height))
 
-
-def track_ground_fields(e: GroundEstimate | None) -> dict[str, Any]:
-    """The same values as smiletrack_ros/Track keywords."""
-    f = ground_fields(e)
-    return {"ground_status": f.status, "ground_refusal": f.refusal, "ground_x": f.state[0], "ground_y": f.state[1],
-            "ground_velocity_x": f.state[2], "ground_velocity_y": f.state[3], "ground_covariance": list(f.state[4:]),
-            "ground_height": f.height}
