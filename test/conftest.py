@@ -57,6 +57,17 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Small torch workloads (tiny convolutions, short trainings) run far faster on one thread on a
+    machine shared with other jobs; the module's fixtures and tests run with it, then it is undone."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO

@@ -12,13 +12,7 @@ from smiletrack_ros.detection.prb.variants import VARIANTS, variant_spec
 LEVELS = {"prb-2py-e6e-1280": (4, (8, 16, 32, 64)), "prb-fpn-csp-640": (3, (8, 16, 32))}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run faster on one thread, especially on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,7 @@ from smiletrack_ros.embedding.distill import kl_loss, similarity_loss, teacher_c
 from smiletrack_ros.embedding.onnx_embedder import export_onnx
 from smiletrack_ros.embedding.training import TrainConfig, train
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Training steps on a machine shared with other jobs run far faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
