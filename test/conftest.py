@@ -69,6 +69,29 @@ def torch_one_thread():
 
 
 @pytest.fixture(scope="session")
+def constant_onnx_model() -> Callable[..., str]:
+    """``build(path, output, size)``: writes an ONNX detector whose single output is the constant
+    ``output`` for a (1, 3, size, size) input, so a backend's decode sees exactly these numbers."""
+    pytest.importorskip("onnx")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def build(path: Path, output: np.ndarray, size: int) -> str:
+        const = helper.make_node("Constant", [], ["raw"], value=numpy_helper.from_array(output.astype(np.float32)))
+        ident = helper.make_node("Identity", ["raw"], ["output"])
+        graph = helper.make_graph(
+            [const, ident], "constant_detector",
+            [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+            [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(output.shape))])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, str(path))
+        return str(path)
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO
 

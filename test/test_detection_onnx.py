@@ -24,18 +24,10 @@ POINTS = (SIZE // 8) ** 2 + (SIZE // 16) ** 2 + (SIZE // 32) ** 2  # 84 anchor p
 IMAGE = np.zeros((64, 128, 3), np.uint8)  # letterboxed to 32x64 inside the 64x64 canvas: scale 0.5
 
 
-def _constant_model(path, output: np.ndarray, size=SIZE):
-    """An ONNX graph whose single output is a constant: the decode sees exactly these numbers."""
-    const = helper.make_node("Constant", [], ["raw"], value=numpy_helper.from_array(output.astype(np.float32)))
-    ident = helper.make_node("Identity", ["raw"], ["output"])
-    graph = helper.make_graph(
-        [const, ident], "constant_detector",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(output.shape))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return str(path)
+@pytest.fixture
+def constant_model(constant_onnx_model):
+    """This file's input size by default."""
+    return lambda path, output, size=SIZE: constant_onnx_model(path, output, size)
 
 
 def _detector(path, **kw):
@@ -43,13 +35,13 @@ def _detector(path, **kw):
     return build_detector(OnnxConfig(weights=path, device="cpu", **kw))
 
 
-def test_yolox_raw_grid_decode(tmp_path):
+def test_yolox_raw_grid_decode(tmp_path, constant_model):
     raw = np.zeros((1, POINTS, 5 + NC), np.float32)
     # stride-8 cell (gx=3, gy=1): centre ((3+0.5)*8, (1+0.5)*8) = (28, 12), w 32, h 16
     raw[0, 1 * 8 + 3] = [0.5, 0.5, math.log(4), math.log(2), 0.9, 0.8, 0.1]
     # stride-16 cell (gx=1, gy=0) of class 1: centre (24, 8), w = h = 16
     raw[0, 64 + 1] = [0.5, 0.5, 0.0, 0.0, 0.5, 0.1, 0.6]
-    det = _detector(_constant_model(tmp_path / "yolox.onnx", raw))
+    det = _detector(constant_model(tmp_path / "yolox.onnx", raw))
     assert det.layout == "yolox" and det.pad_mode == "corner" and det.channel_order == "bgr"
     out = det(IMAGE)
     order = np.argsort(out.class_ids)
@@ -60,13 +52,13 @@ def test_yolox_raw_grid_decode(tmp_path):
     assert only_person.class_ids.tolist() == [0]
 
 
-def test_yolov5_layout_with_nms(tmp_path):
+def test_yolov5_layout_with_nms(tmp_path, constant_model):
     rows = np.zeros((1, 3 * POINTS, 5 + NC), np.float32)
     rows[0, 0] = [32, 32, 20, 40, 0.9, 0.9, 0.0]    # canvas (22, 12)-(42, 52), score 0.81
     rows[0, 1] = [33, 32, 20, 40, 0.9, 0.5, 0.0]    # near-duplicate, lower score: suppressed
     rows[0, 2] = [33, 32, 20, 40, 0.9, 0.0, 0.7]    # same place, other class: kept (class-offset NMS)
     rows[0, 3] = [10, 10, 4, 4, 0.04, 0.9, 0.0]     # below the score threshold
-    det = _detector(_constant_model(tmp_path / "v5.onnx", rows), score_threshold=0.05, nms_iou=0.5)
+    det = _detector(constant_model(tmp_path / "v5.onnx", rows), score_threshold=0.05, nms_iou=0.5)
     assert det.layout == "yolov5" and det.pad_mode == "center"
     out = det(IMAGE)
     assert len(out) == 2
@@ -76,11 +68,11 @@ def test_yolov5_layout_with_nms(tmp_path):
     assert out.class_ids.tolist() == [0, 1]
 
 
-def test_yolov8_layout_has_no_objectness(tmp_path):
+def test_yolov8_layout_has_no_objectness(tmp_path, constant_model):
     out = np.zeros((1, 4 + NC, POINTS), np.float32)
     out[0, :, 5] = [32, 24, 16, 16, 0.0, 0.85]
     out[0, :, 6] = [32, 24, 16, 16, 0.3, 0.0]
-    det = _detector(_constant_model(tmp_path / "v8.onnx", out))
+    det = _detector(constant_model(tmp_path / "v8.onnx", out))
     assert det.layout == "yolov8"
     res = det(IMAGE)
     np.testing.assert_allclose(res.boxes, [[48, 0, 80, 32], [48, 0, 80, 32]], atol=1e-3)
@@ -88,24 +80,24 @@ def test_yolov8_layout_has_no_objectness(tmp_path):
     assert res.class_ids.tolist() == [1, 0]
 
 
-def test_layout_setting_overrides_detection(tmp_path):
+def test_layout_setting_overrides_detection(tmp_path, constant_model):
     rows = np.zeros((1, POINTS, 5 + NC), np.float32)  # looks like YOLOX by its size
     rows[0, 0] = [32, 32, 16, 16, 1.0, 1.0, 0.0]
-    path = _constant_model(tmp_path / "ambiguous.onnx", rows)
+    path = constant_model(tmp_path / "ambiguous.onnx", rows)
     assert _detector(path).layout == "yolox"
     forced = _detector(path, layout="yolov5")
     np.testing.assert_allclose(forced(IMAGE).boxes, [[48, 16, 80, 48]], atol=1e-3)
 
 
-def test_undecidable_layout_names_the_setting(tmp_path):
+def test_undecidable_layout_names_the_setting(tmp_path, constant_model):
     with pytest.raises(ValueError, match="OnnxConfig.layout"):
-        _detector(_constant_model(tmp_path / "odd.onnx", np.zeros((1, 50, 7), np.float32)))
+        _detector(constant_model(tmp_path / "odd.onnx", np.zeros((1, 50, 7), np.float32)))
     with pytest.raises(ValueError, match=r"\(B, N, C\)"):
         detect_layout((3, 4), 64, (8, 16, 32))
 
 
-def test_bad_inputs_and_settings(tmp_path):
-    path = _constant_model(tmp_path / "m.onnx", np.zeros((1, POINTS, 7), np.float32))
+def test_bad_inputs_and_settings(tmp_path, constant_model):
+    path = constant_model(tmp_path / "m.onnx", np.zeros((1, POINTS, 7), np.float32))
     det = _detector(path)
     with pytest.raises(ValueError, match="uint8"):
         det(IMAGE.astype(np.float32))
@@ -221,11 +213,11 @@ class _CountingSession:
         return self.session.run(names, feeds)
 
 
-def test_detect_batch_runs_once_where_the_batch_axis_is_free(tmp_path):
+def test_detect_batch_runs_once_where_the_batch_axis_is_free(tmp_path, constant_model):
     raw = np.zeros((1, POINTS, 5 + NC), np.float32)
     raw[0, 1 * 8 + 3] = [0.5, 0.5, math.log(4), math.log(2), 0.9, 0.8, 0.1]
     images = [IMAGE, np.zeros((128, 64, 3), np.uint8), np.zeros((64, 64, 3), np.uint8)]
-    fixed = _detector(_constant_model(tmp_path / "fixed.onnx", raw))
+    fixed = _detector(constant_model(tmp_path / "fixed.onnx", raw))
     free = _detector(_dynamic_batch_model(tmp_path / "free.onnx", raw))
     assert not fixed.batched and free.batched
     fixed.session, free.session = _CountingSession(fixed.session), _CountingSession(free.session)

@@ -15,7 +15,6 @@ import yaml
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from smiletrack_ros.detection import DetectorConfig, DetectorConfigError, build_detector  # noqa: E402
 from smiletrack_ros.ros.process import node_command, same_package_env  # noqa: E402
@@ -26,25 +25,14 @@ POINTS = (SIZE // 8) ** 2 + (SIZE // 16) ** 2 + (SIZE // 32) ** 2
 IMAGE = np.full((240, 320, 3), 60, np.uint8)
 
 
-def _two_class_model(path) -> str:
+@pytest.fixture
+def model(tmp_path, constant_onnx_model) -> str:
     """YOLOv8 layout (1, 4 + 2, points): a class-0 box (score 0.9) and a class-1 box (0.8),
     at 80 and 240 px across a 320x240 image once letterboxed back."""
     out = np.zeros((1, 6, POINTS), np.float32)
     out[0, :, 0] = [16, 32, 8, 16, 0.9, 0.0]
     out[0, :, 1] = [48, 32, 8, 16, 0.0, 0.8]
-    const = helper.make_node("Constant", [], ["raw"], value=numpy_helper.from_array(out))
-    graph = helper.make_graph([const, helper.make_node("Identity", ["raw"], ["output"])], "two_boxes",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(out.shape))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return str(path)
-
-
-@pytest.fixture
-def model(tmp_path) -> str:
-    return _two_class_model(tmp_path / "two_boxes.onnx")
+    return constant_onnx_model(tmp_path / "two_boxes.onnx", out, SIZE)
 
 
 def _config(weights: str, **kw) -> DetectorConfig:
