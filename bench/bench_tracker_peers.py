@@ -14,7 +14,11 @@ BoxMOT (AGPL) never enters the project's venv: the first run creates
 out/peers/venv (seeing the project's torch through a .pth file), installs
 boxmot==25.0.0 there and runs the peer in a subprocess with that python.
 
-    .venv/bin/python -m bench.bench_tracker_peers [--sizes 10 50 200 500] [--frames 100] [--no-peers]
+``--base DIR`` also times another checkout's tracker (DIR: its root, e.g. a
+``git worktree`` of main) in a subprocess that takes its turn with the others,
+so a change's before / after comes from one interleaved run.
+
+    .venv/bin/python -m bench.bench_tracker_peers [--sizes 10 50 200 500] [--frames 100] [--no-peers] [--base DIR]
 """
 from __future__ import annotations
 
@@ -33,7 +37,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.suite.peers import PEER_DIR, REPO, ensure_peer_venv
-from smiletrack_ros.tracking import SmileTracker, TrackerConfig
 
 PRESETS = ("paper", "official", "bytetrack", "reid")
 PEERS = ("bytetrack", "botsort")
@@ -85,6 +88,9 @@ Run = tuple[np.ndarray, np.ndarray, np.ndarray]   # wall ms, CPU ms, confirmed o
 
 
 def replay_ours(scn: dict[str, np.ndarray], preset: str) -> Run:
+    # Imported here: a --replay-checkout worker first puts that checkout on sys.path.
+    from smiletrack_ros.tracking import SmileTracker, TrackerConfig
+
     tracker = SmileTracker(TrackerConfig.from_preset(preset, cmc=False), frame_rate=float(scn["frame_rate"]))
     times, cpu, outputs = [], [], []
     for t in range(len(scn["counts"])):
@@ -108,6 +114,27 @@ def run_peer(python: Path, scenario_path: Path, name: str, repeats: int) -> Run:
     return np.asarray(result["ms"]), np.asarray(result["cpu_ms"]), np.asarray(result["outputs"])
 
 
+def run_checkout(checkout: Path, scenario_path: Path) -> dict[str, Run]:
+    """One replay of every preset by ``checkout``'s tracker, in a subprocess of its own."""
+    proc = subprocess.run([sys.executable, "-m", "bench.bench_tracker_peers", "--replay-checkout", str(checkout),
+                           "--scenario", str(scenario_path)], capture_output=True, text=True, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"replay with {checkout} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {p: tuple(np.asarray(v) for v in result[p]) for p in PRESETS}  # type: ignore[misc]
+
+
+def replay_checkout(checkout: Path, scenario_path: Path) -> None:
+    """Worker of ``run_checkout``: replays with the tracker of ``checkout`` and prints JSON."""
+    sys.path.insert(0, str(checkout.resolve()))
+    import smiletrack_ros
+
+    if not Path(smiletrack_ros.__file__).resolve().is_relative_to(checkout.resolve()):
+        raise SystemExit(f"imported {smiletrack_ros.__file__}, not the checkout {checkout}")
+    scn = dict(np.load(scenario_path))
+    print(json.dumps({p: [v.tolist() for v in replay_ours(scn, p)] for p in PRESETS}))
+
+
 def steady(values: np.ndarray) -> np.ndarray:
     return values[WARMUP:] if len(values) > 2 * WARMUP else values
 
@@ -125,10 +152,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true", help="time our presets only")
+    parser.add_argument("--base", type=Path, help="also time this checkout's tracker (its root folder)")
+    parser.add_argument("--replay-checkout", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.replay_checkout is not None:
+        replay_checkout(args.replay_checkout, args.scenario)
+        return 0
     python = None if args.no_peers else ensure_peer_venv()
     PEER_DIR.mkdir(parents=True, exist_ok=True)
-    names = [f"ours-{p}" for p in PRESETS] + ([] if args.no_peers else [f"boxmot-{p}" for p in PEERS])
+    names = [f"ours-{p}" for p in PRESETS] + ([] if args.base is None else [f"base-{p}" for p in PRESETS]) \
+        + ([] if args.no_peers else [f"boxmot-{p}" for p in PEERS])
+    if args.base is not None:
+        print(f"base: {args.base.resolve()}")
     print(f"update() ms per frame over frames {WARMUP + 1}..{args.frames}, best of {args.repeats} (one thread, "
           f"GMC off, 128-d embeddings): wall mean / wall p99 / CPU mean [confirmed outputs per frame]")
     print(f"{'N':>5} " + " ".join(f"{n:>30}" for n in names))
@@ -143,16 +179,24 @@ def main() -> int:
         for _ in range(args.repeats):
             for p in PRESETS:
                 runs[f"ours-{p}"].append(replay_ours(scn, p))
+            if args.base is not None:
+                for p, run in run_checkout(args.base, path).items():
+                    runs[f"base-{p}"].append(run)
             for p in ([] if python is None else PEERS):
                 runs[f"boxmot-{p}"].append(run_peer(python, path, p, 1))
         table[n] = {k: stats(min(rs, key=lambda run: float(steady(run[1]).mean()))) for k, rs in runs.items()}
         cells = ["{:7.2f} / {:7.2f} / {:7.2f} [{:3.0f}]".format(*table[n][k]) for k in names]
         print(f"{n:>5} " + " ".join(f"{c:>30}" for c in cells), flush=True)
-    if not args.no_peers:
-        print("\nratio peer / ours, CPU-time means (higher: ours faster)")
+    if args.base is not None:
+        print("\nratio base / ours, CPU-time means (higher: ours faster)")
+        print(f"{'N':>5} " + " ".join(f"{p:>12}" for p in PRESETS))
+        for n, row in table.items():
+            print(f"{n:>5} " + " ".join(f"{row[f'base-{p}'][2] / row[f'ours-{p}'][2]:12.3f}" for p in PRESETS))
+    for side in ([] if args.no_peers else ["ours"] + ([] if args.base is None else ["base"])):
+        print(f"\nratio peer / {side}, CPU-time means (higher: {side} faster)")
         print(f"{'N':>5} " + " ".join(f"{f'{p}/{o}':>28}" for p in PEERS for o in PRESETS))
         for n, row in table.items():
-            print(f"{n:>5} " + " ".join(f"{row[f'boxmot-{p}'][2] / row[f'ours-{o}'][2]:28.1f}"
+            print(f"{n:>5} " + " ".join(f"{row[f'boxmot-{p}'][2] / row[f'{side}-{o}'][2]:28.1f}"
                                          for p in PEERS for o in PRESETS))
     return 0
 
