@@ -24,32 +24,45 @@ class AppearanceStore:
         self.bank_size = bank_size
         self.ema_momentum = ema_momentum
         self.dim: int | None = None
-        # Pool writes held back until ``flush()`` while this store is a transaction's copy.
+        # While a transaction runs: the arrays it started from, and the pool writes held back
+        # until ``commit()``.
+        self._saved: dict[str, object] | None = None
         self._pending: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] | None = None
         self._alloc(0, 1)
 
-    def copy(self) -> AppearanceStore:
-        """A copy for one transaction: its own row columns, the same pool, whose writes wait
-        for ``flush()``; until then the pool rows this store's original uses stay unchanged
-        (new tracks take free pool rows, or a grown copy of the pool)."""
-        other = AppearanceStore.__new__(AppearanceStore)
-        other.__dict__.update(self.__dict__)
-        for name in ("last", "ema", "has", "count", "next_slot", "_home", "_free"):
-            setattr(other, name, getattr(self, name).copy())
-        other._pending = []
-        return other
+    def begin(self) -> None:
+        """Start a transaction (``TrackTable.begin``): from now on row columns are replaced or
+        copied before a write (``_writable``), never written in place, and pool writes wait
+        for ``commit()``; new tracks take free pool rows, or a grown copy of the pool. So the
+        saved arrays stay as they were, and ``rollback()`` puts them back."""
+        self._saved = dict(self.__dict__)
+        self._pending = []
 
-    def flush(self) -> None:
-        """Apply the held-back pool writes (a transaction's commit)."""
-        pending, self._pending = self._pending, None
+    def commit(self) -> None:
+        """End the transaction: apply the held-back pool writes."""
+        pending, self._pending, self._saved = self._pending, None, None
         for homes, slots, features in pending or ():
             if slots is None:
                 self._pool[homes] = features[:, None, :]
             else:
                 self._pool[homes, slots] = features
 
+    def rollback(self) -> None:
+        """End the transaction: back to the arrays saved by ``begin()``."""
+        saved = self._saved
+        if saved is not None:
+            self.__dict__.update(saved)  # _saved and _pending included: None again
+
+    def _writable(self, name: str) -> np.ndarray:
+        """Column ``name``, safe to write in place: copied first if a transaction saved it."""
+        column = getattr(self, name)
+        if self._saved is not None and self._saved[name] is column:
+            column = column.copy()
+            setattr(self, name, column)
+        return column
+
     def _write(self, homes: np.ndarray, slots: np.ndarray | None, features: np.ndarray) -> None:
-        """Write whole banks (``slots`` None) or one slot per bank, now or at ``flush()``."""
+        """Write whole banks (``slots`` None) or one slot per bank, now or at ``commit()``."""
         if self._pending is not None:
             self._pending.append((homes, slots, features))
         elif slots is None:
@@ -58,14 +71,17 @@ class AppearanceStore:
             self._pool[homes, slots] = features
 
     def set_ema_momentum(self, momentum: float | None) -> None:
-        """Start (from each track's latest feature), change or stop the EMA."""
-        if momentum is not None and self.ema_momentum is None:
+        """Start (from each track's latest feature), change or stop (and drop) the EMA."""
+        if momentum is None:
+            self.ema = None
+        elif self.ema_momentum is None:
             self.ema = self.last.copy()
         self.ema_momentum = momentum
 
     def _alloc(self, n: int, dim: int) -> None:
         self.last = np.zeros((n, dim), np.float32)
-        self.ema = np.zeros((n, dim), np.float32)
+        # None while no EMA is kept (most presets): nothing to append, keep or copy.
+        self.ema: np.ndarray | None = None if self.ema_momentum is None else np.zeros((n, dim), np.float32)
         self.has = np.zeros(n, bool)
         # Features recorded (<= bank_size). Slots [0, count) hold them; until the ring
         # wraps, slots from count on hold copies of slot 0 (the first feature).
@@ -94,7 +110,8 @@ class AppearanceStore:
         old = len(self)
         dim = self.last.shape[1]
         self.last = np.concatenate([self.last, np.zeros((n, dim), np.float32)])
-        self.ema = np.concatenate([self.ema, np.zeros((n, dim), np.float32)])
+        if self.ema is not None:
+            self.ema = np.concatenate([self.ema, np.zeros((n, dim), np.float32)])
         self.has = np.concatenate([self.has, np.zeros(n, bool)])
         self.count = np.concatenate([self.count, np.zeros(n, np.int64)])
         self.next_slot = np.concatenate([self.next_slot, np.zeros(n, np.int64)])
@@ -125,8 +142,10 @@ class AppearanceStore:
         self.bank_size = bank_size
 
     def keep(self, rows: np.ndarray) -> None:
-        for name in ("last", "ema", "has", "count", "next_slot"):
-            setattr(self, name, getattr(self, name)[rows])
+        self.last, self.has, self.count, self.next_slot = \
+            self.last[rows], self.has[rows], self.count[rows], self.next_slot[rows]
+        if self.ema is not None:
+            self.ema = self.ema[rows]
         kept = np.zeros(len(self._pool), bool)
         kept[self._home[rows]] = True
         kept[self._free] = True
@@ -142,37 +161,40 @@ class AppearanceStore:
             rows, features = rows[valid], features[valid]
         if len(rows) == 0:
             return
-        fresh = ~self.has[rows]
+        has = self._writable("has")
+        fresh = ~has[rows]
         homes = self._home[rows]
         if fresh.any():
             self._write(homes[fresh], None, features[fresh])
         if self.ema_momentum is not None:
             self._blend_ema(rows, features, fresh)
-        self.last[rows] = features
-        self.has[rows] = True
-        slots = self.next_slot[rows]
-        self._write(homes, slots.copy(), features)
-        slots += 1
-        slots[slots == self.bank_size] = 0
-        self.next_slot[rows] = slots
-        self.count[rows] = np.minimum(self.count[rows] + 1, self.bank_size)
+        self._writable("last")[rows] = features
+        has[rows] = True
+        next_slot, count = self._writable("next_slot"), self._writable("count")
+        slots = next_slot[rows]
+        self._write(homes, slots, features)
+        next_slot[rows] = (slots + 1) % self.bank_size
+        count[rows] = np.minimum(count[rows] + 1, self.bank_size)
 
     def _blend_ema(self, rows: np.ndarray, features: np.ndarray, fresh: np.ndarray) -> None:
-        assert self.ema_momentum is not None, "called only when an EMA is kept"
+        assert self.ema_momentum is not None and self.ema is not None, "called only when an EMA is kept"
         blended = self.ema[rows]
         blended *= self.ema_momentum
         blended += (1.0 - self.ema_momentum) * features
         blended /= np.maximum(np.sqrt(np.einsum("ij,ij->i", blended, blended)), 1e-12)[:, None]
         blended[fresh] = features[fresh]
-        self.ema[rows] = blended
+        self._writable("ema")[rows] = blended
 
     def similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
                    which: str) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarity of tracks ``rows`` ("last" or "ema" feature) to
         detections -> (similarity (R, N), pair has appearance (R, N))."""
-        if which == "ema" and self.ema_momentum is None:
+        if which == "last":
+            track_feats = self.last[rows]
+        elif self.ema is not None:
+            track_feats = self.ema[rows]
+        else:
             raise ValueError("this store keeps no EMA feature (ema_momentum is None)")
-        track_feats = self.last[rows] if which == "last" else self.ema[rows]
         return track_feats @ features.T, self.has[rows][:, None] & valid[None, :]
 
     def bank_similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
@@ -182,11 +204,12 @@ class AppearanceStore:
         appearance). Searching candidate pairs only keeps this linear in the
         pairs rather than tracks x detections x bank."""
         has = self.has[rows][:, None] & valid[None, :]
-        r, n = np.nonzero(candidates & has)
+        r, n = (candidates & has).nonzero()
         sims = np.zeros(has.shape, np.float32)
         if len(r):
+            tracks = rows[r]
             # Slots past a bank's count repeat slot 0: young banks are searched only where they are filled.
-            filled = int(self.count[rows[r]].max())
-            bank = self._pool[self._home[rows[r]], :filled]
+            filled = int(self.count[tracks].max())
+            bank = self._pool[self._home[tracks], :filled]
             sims[r, n] = np.matmul(bank, features[n][:, :, None])[:, :, 0].max(axis=1)
         return sims, has

@@ -67,9 +67,8 @@ def read_frame(boxes: npt.ArrayLike, scores: npt.ArrayLike, class_ids: npt.Array
         raise InputError(f"scores: expected shape (N,), got {scores.shape}")
     if len(scores) != n:
         raise InputError(f"scores has {len(scores)} entries but boxes has {n} rows")
-    if class_ids is None:
-        classes = np.zeros(n, np.float64)
-    else:
+    classes = None
+    if class_ids is not None:
         classes = _as_array("class_ids", class_ids, np.float64)
         if classes.ndim != 1 or len(classes) != n:
             raise InputError(f"class_ids: expected shape ({n},) to match boxes, got {classes.shape}")
@@ -95,18 +94,20 @@ def read_frame(boxes: npt.ArrayLike, scores: npt.ArrayLike, class_ids: npt.Array
                              "call reset() when a stream restarts")
 
     # Comparisons with nan are False, so these also reject non-finite rows.
-    ok = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-          & (np.abs(boxes).max(axis=1, initial=0.0) <= MAX_COORDINATE)
-          & np.isfinite(scores) & (np.abs(classes) <= MAX_CLASS_ID))
+    ok = (boxes[:, 2:] > boxes[:, :2]).all(axis=1) & (np.abs(boxes) <= MAX_COORDINATE).all(axis=1) & np.isfinite(scores)
+    if classes is not None:
+        ok &= np.abs(classes) <= MAX_CLASS_ID
     index = ok.nonzero()[0]
     if len(index) < n:
-        boxes, scores, classes = boxes[index], scores[index], classes[index]
+        boxes, scores = boxes[index], scores[index]
+        classes = None if classes is None else classes[index]
         features = None if features is None else features[index]
-    feature_valid = np.zeros(len(index), bool)
     if features is not None:
         features, feature_valid = _unit_rows(features)
+    else:
+        feature_valid = np.zeros(len(index), bool)
     return FrameInput(boxes=cast(np.ndarray, boxes), scores=np.minimum(np.maximum(scores, 0.0), 1.0),
-                      class_ids=classes.astype(np.int64),
+                      class_ids=np.zeros(len(index), np.int64) if classes is None else classes.astype(np.int64),
                       features=features, feature_valid=feature_valid, index=index, rejected=int(n - len(index)),
                       timestamp=timestamp)
 

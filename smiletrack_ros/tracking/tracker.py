@@ -34,7 +34,7 @@ from smiletrack_ros.image_check import check_image
 
 from . import kalman
 from .bank import AppearanceStore
-from .calibration import ImpostorSimilarity
+from .calibration import PEOPLE_PER_FRAME, ImpostorSimilarity
 from .config import Stage, TrackerConfig
 from .costs import COSTS, CostInputs
 from .inputs import FrameInput, InputError, read_frame
@@ -65,6 +65,8 @@ class _Matches:
         self.sims.append(sims)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.rows:
+            return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
         return np.concatenate(self.rows), np.concatenate(self.dets), np.concatenate(self.sims)
 
 
@@ -86,15 +88,14 @@ def _ema_momentum(config: TrackerConfig) -> float | None:
 class _Pools:
     """The tracks and detections still unmatched while the cascade runs, by pool name
     (config.TRACK_POOLS, config.DETECTION_POOLS). Pools list table rows in row order,
-    and detections band by band in score-band order."""
+    and detections band by band in score-band order (ascending within a band)."""
 
     def __init__(self, state: np.ndarray, high: np.ndarray, low: np.ndarray, can_start: np.ndarray) -> None:
+        """``high``, ``low``, ``can_start``: (N,) masks of the detections in each band
+        and of those that could start a track; the pools own (and change) them."""
         self._state = state
         self._free_tracks = np.ones(len(state), bool)
-        self._free_dets = np.zeros(len(can_start), bool)
-        self._free_dets[high] = True
-        self._free_dets[low] = True
-        self._high, self._low, self._can_start = high, low, can_start
+        self._free_high, self._free_low, self._can_start = high, low, can_start
 
     def tracks(self, pool: str) -> np.ndarray:
         state, free = self._state, self._free_tracks
@@ -103,17 +104,16 @@ class _Pools:
         return (free & (state == _POOL_STATES[pool])).nonzero()[0]
 
     def detections(self, pool: str) -> np.ndarray:
-        free = self._free_dets
-        high, low = self._high[free[self._high]], self._low[free[self._low]]
         if pool == "high":
-            return high
+            return self._free_high.nonzero()[0]
         if pool == "low":
-            return low
-        return np.concatenate([high, low[self._can_start[low]]])  # "startable"
+            return self._free_low.nonzero()[0]
+        return np.concatenate([self._free_high.nonzero()[0], (self._free_low & self._can_start).nonzero()[0]])
 
     def take(self, rows: np.ndarray, dets: np.ndarray) -> None:
         self._free_tracks[rows] = False
-        self._free_dets[dets] = False
+        self._free_high[dets] = False
+        self._free_low[dets] = False
 
 
 _POOL_STATES = {"tracked": TRACKED, "lost": LOST, "tentative": TENTATIVE}
@@ -126,11 +126,12 @@ class ConcurrentUpdateError(RuntimeError):
 class SmileTracker:
     """Multi-object tracker; see the module docstring for the per-frame steps.
 
-    ``update()`` is transactional: it works on a copy of the track table and commits
-    it at the end, so an exception (bad input, MemoryError) leaves the tracker as it
-    was before the call. An instance is not thread-safe: a second ``update()``
-    entered while one runs raises ``ConcurrentUpdateError`` (use one tracker per
-    stream, or serialise the calls).
+    ``update()`` is transactional: the track table saves its arrays when the call
+    starts and copies a column only before writing into it (``TrackTable.begin``),
+    so an exception (bad input, MemoryError) puts back the state from before the
+    call. An instance is not thread-safe: a second ``update()`` entered while one
+    runs raises ``ConcurrentUpdateError`` (use one tracker per stream, or serialise
+    the calls).
 
     After each ``update()``, ``last_rejected`` holds how many input rows were
     dropped as unusable (non-finite or non-positive-size boxes, non-finite
@@ -203,15 +204,17 @@ class SmileTracker:
         if not self._busy.acquire(blocking=False):
             raise ConcurrentUpdateError("SmileTracker.update() called while another update() of the same tracker "
                                         "runs: a tracker instance is not thread-safe")
-        saved = (self._tracks, self._impostors.counts, self._impostors.total, self._frame_id, self._last_timestamp,
+        saved = (self._impostors.counts, self._impostors.total, self._frame_id, self._last_timestamp,
                  self._next_id, self.last_rejected, self.last_missing_appearance)
+        tracks = self._tracks
         try:
-            self._tracks = self._tracks.copy()
+            tracks.begin()
             outputs = self._update(boxes, scores, class_ids, embeddings, image, timestamp)
-            self._tracks.appearance.flush()  # commit: the only write to state shared with ``saved``
+            tracks.commit()  # the only write to arrays shared with the saved state
             return outputs
         except BaseException:
-            (self._tracks, self._impostors.counts, self._impostors.total, self._frame_id, self._last_timestamp,
+            tracks.rollback()
+            (self._impostors.counts, self._impostors.total, self._frame_id, self._last_timestamp,
              self._next_id, self.last_rejected, self.last_missing_appearance) = saved
             raise
         finally:
@@ -242,10 +245,9 @@ class SmileTracker:
             self._compensate_camera(image, frame.boxes)
 
         # 4. Score bands.
-        kept = (frame.scores >= cfg.min_score).nonzero()[0]
+        kept = frame.scores >= cfg.min_score
         high_threshold = self._high_threshold(frame.scores[kept])
-        is_high = frame.scores[kept] >= high_threshold
-        high, low = kept[is_high], kept[~is_high]
+        is_high = frame.scores >= high_threshold
         det_xyah = xyxy_to_xyah(frame.boxes)
         # Every stage reads its IoU from one (tracks x detections) matrix.
         iou = iou_matrix(xyah_to_xyxy(self._tracks.mean), frame.boxes)
@@ -253,14 +255,17 @@ class SmileTracker:
         # 5.-7. The cascade (config.stages): each stage matches still-unmatched tracks
         # of its pool to still-unmatched detections of its pool.
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
-        pools = _Pools(self._tracks.state, high, low, frame.scores >= new_threshold)
+        pools = _Pools(self._tracks.state, kept & is_high, kept & ~is_high, frame.scores >= new_threshold)
         inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._frame_id, self.frame_rate, self._impostors)
         matches = _Matches([], [], [])
         for stage in cfg.stages:
             rows, dets = pools.tracks(stage.tracks), pools.detections(stage.detections)
+            if len(rows) == 0 or len(dets) == 0:
+                continue
             r, d, s = self._match(stage, rows, dets, inputs, iou)
-            pools.take(rows[r], dets[d])
-            matches.add(rows[r], dets[d], s)
+            rows, dets = rows[r], dets[d]
+            pools.take(rows, dets)
+            matches.add(rows, dets, s)
         candidates = pools.detections("startable")
 
         # 8. Apply matches.
@@ -268,7 +273,7 @@ class SmileTracker:
         if cfg.reid_impostor_quantile is not None and frame.features is not None:
             # Boxes matched to distinct confirmed tracks in one frame are different people.
             people = dets[(self._tracks.state[rows] != TENTATIVE) & frame.feature_valid[dets]]
-            self._impostors.observe(frame.features[people])
+            self._impostors.observe(frame.features[people[:PEOPLE_PER_FRAME]])  # all it samples
         self._apply_matches(rows, dets, sims, frame, det_xyah)
         # 9. Lost and removed.
         self._retire(frame.timestamp)
@@ -308,16 +313,16 @@ class SmileTracker:
         t = self._tracks
         if len(t) == 0:
             return
-        # As ByteTrack: a lost track keeps moving but stops growing or shrinking. (Never
-        # written in place: the table's copy shares mean and cov with the committed one.)
+        # As ByteTrack: a lost track keeps moving but stops growing or shrinking.
+        # (New arrays, not writes in place: see ``TrackTable.begin``.)
         lost = t.state == LOST
         mean = t.mean
         if lost.any():
             mean = mean.copy()
             mean[lost, 7] = 0.0
         t.mean, t.cov = kalman.predict(mean, t.cov, dt)
-        t.age += 1
-        t.since_update += 1
+        t.age = t.age + 1
+        t.since_update = t.since_update + 1
 
     def _compensate_camera(self, image: np.ndarray, det_boxes: np.ndarray) -> None:
         if self._camera is None:
@@ -335,13 +340,10 @@ class SmileTracker:
 
     def _match(self, stage: Stage, rows: np.ndarray, dets: np.ndarray, inputs: CostInputs,
                all_iou: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Assign table ``rows`` to detection ``dets`` for one stage -> (row positions,
-        det positions, appearance similarity used or nan)."""
-        empty = np.zeros(0, np.intp)
-        if len(rows) == 0 or len(dets) == 0:
-            return empty, empty, np.zeros(0)
+        """Assign table ``rows`` to detection ``dets`` (neither empty) for one stage ->
+        (row positions, det positions, appearance similarity used or nan)."""
         threshold = stage.max_cost(self.config)
-        cost, appearance = COSTS[stage.cost](inputs, rows, dets, all_iou[rows[:, None], dets], threshold)
+        cost, appearance = COSTS[stage.cost](inputs, rows, dets, all_iou[rows][:, dets], threshold)
         if self.config.class_aware:
             cost = forbid_class_changes(cost, self._tracks.class_id[rows], inputs.frame.class_ids[dets])
         r, d = assign(cost, threshold)
@@ -355,16 +357,19 @@ class SmileTracker:
         if len(rows) == 0:
             return
         t = self._tracks
-        t.mean[rows], t.cov[rows] = kalman.update(t.mean[rows], t.cov[rows], det_xyah[dets])
-        t.state[rows] = TRACKED
-        t.hits[rows] += 1
-        t.since_update[rows] = 0
-        t.last_frame[rows] = self._frame_id
-        t.last_time[rows] = np.nan if frame.timestamp is None else frame.timestamp
-        t.score[rows] = frame.scores[dets]
-        t.class_id[rows] = frame.class_ids[dets]
-        t.similarity[rows] = sims.clip(-1.0, 1.0)  # float32 dot products of unit vectors can pass 1
-        t.detection_index[rows] = frame.index[dets]
+        mean, cov, state, hits, since_update, last_frame, last_time, score, class_id, similarity, detection_index = \
+            t.writable("mean", "cov", "state", "hits", "since_update", "last_frame", "last_time", "score", "class_id",
+                       "similarity", "detection_index")
+        mean[rows], cov[rows] = kalman.update(mean[rows], cov[rows], det_xyah[dets])
+        state[rows] = TRACKED
+        hits[rows] += 1
+        since_update[rows] = 0
+        last_frame[rows] = self._frame_id
+        last_time[rows] = np.nan if frame.timestamp is None else frame.timestamp
+        score[rows] = frame.scores[dets]
+        class_id[rows] = frame.class_ids[dets]
+        similarity[rows] = sims.clip(-1.0, 1.0)  # float32 dot products of unit vectors can pass 1
+        detection_index[rows] = frame.index[dets]
         if frame.features is not None:
             t.appearance.update(rows, frame.features[dets], frame.feature_valid[dets])
 
@@ -372,9 +377,10 @@ class SmileTracker:
         """Unmatched tracked -> lost; drop unconfirmed misses, timed-out lost tracks,
         and any track whose state stopped being finite."""
         t = self._tracks
+        detection_index, state = t.writable("detection_index", "state")
         unmatched = t.since_update > 0
-        t.detection_index[unmatched] = -1
-        t.state[unmatched & (t.state == TRACKED)] = LOST
+        detection_index[unmatched] = -1
+        state[unmatched & (state == TRACKED)] = LOST
         if timestamp is not None:
             elapsed_s = timestamp - t.last_time
             timed_out = np.where(np.isnan(elapsed_s), self._frame_id - t.last_frame > self.lost_timeout_frames,
@@ -382,7 +388,8 @@ class SmileTracker:
         else:
             timed_out = self._frame_id - t.last_frame > self.lost_timeout_frames
         drop = (unmatched & (t.state == TENTATIVE)) | ((t.state == LOST) & timed_out)
-        drop |= ~kalman.finite_states(t.mean, t.cov)
+        if not (np.isfinite(t.mean).all() and np.isfinite(t.cov).all()):  # two reductions in the common case
+            drop |= ~kalman.finite_states(t.mean, t.cov)
         if drop.any():
             self._tracks.keep(np.flatnonzero(~drop))
 
@@ -427,12 +434,13 @@ class SmileTracker:
 
     def _outputs(self, rows: np.ndarray) -> list[TrackOutput]:
         t = self._tracks
-        boxes = xyah_to_xyxy(t.mean[rows])
+        mean = t.mean[rows]
+        boxes = xyah_to_xyxy(mean)
         boxes.flags.writeable = False
-        velocity = t.mean[rows, 4:6] * self._motion_rate
+        velocity = mean[:, 4:6] * self._motion_rate
         # Columns in TrackOutput field order, built as lists: one positional call per track.
         return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(),
-                        t.class_id[rows].tolist(), [_STATES[s] for s in t.state[rows].tolist()],
+                        t.class_id[rows].tolist(), list(map(_STATES.__getitem__, t.state[rows].tolist())),
                         t.age[rows].tolist(), t.hits[rows].tolist(), t.since_update[rows].tolist(),
-                        list(map(tuple, velocity.tolist())), t.similarity[rows].tolist(),
-                        t.detection_index[rows].tolist()))
+                        list(zip(velocity[:, 0].tolist(), velocity[:, 1].tolist(), strict=True)),
+                        t.similarity[rows].tolist(), t.detection_index[rows].tolist()))

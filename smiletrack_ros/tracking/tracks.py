@@ -65,6 +65,9 @@ class TrackTable:
     similarity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     detection_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
+    # The state saved by ``begin()`` while a transaction runs.
+    _saved: dict[str, object] | None = field(default=None, init=False, repr=False)
+
     COLUMNS = ("ids", "mean", "cov", "state", "class_id", "score", "age", "hits", "since_update",
                "start_frame", "last_frame", "last_time", "similarity", "detection_index")
 
@@ -77,12 +80,34 @@ class TrackTable:
             setattr(self, name, np.concatenate([getattr(self, name), columns[name]]))
         self.appearance.append(len(columns["ids"]), features, feature_valid)
 
-    def copy(self) -> TrackTable:
-        """A copy to change within one transaction (see ``AppearanceStore.copy``). ``mean``
-        and ``cov`` are shared, not copied: the tracker's prediction replaces them with
-        new arrays before anything writes to them."""
-        return TrackTable(self.appearance.copy(), mean=self.mean, cov=self.cov,
-                          **{name: getattr(self, name).copy() for name in self.COLUMNS if name not in ("mean", "cov")})
+    def begin(self) -> None:
+        """Start a transaction (one ``update()``): until ``commit()`` or ``rollback()``, columns
+        are replaced by new arrays or copied before a write in place (``writable``), so the
+        arrays saved here stay as they were. Only the columns a frame writes are copied."""
+        self._saved = dict(self.__dict__)
+        self.appearance.begin()
+
+    def commit(self) -> None:
+        self._saved = None
+        self.appearance.commit()
+
+    def rollback(self) -> None:
+        """Back to the state ``begin()`` saved, appearance included."""
+        if self._saved is not None:
+            self.__dict__.update(self._saved)  # _saved included: None again
+        self.appearance.rollback()
+
+    def writable(self, *names: str) -> list[np.ndarray]:
+        """Columns ``names``, safe to write in place: a column still shared with the state
+        saved by ``begin()`` is copied first (once a transaction)."""
+        saved, columns = self._saved, []
+        for name in names:
+            column = getattr(self, name)
+            if saved is not None and saved[name] is column:
+                column = column.copy()
+                setattr(self, name, column)
+            columns.append(column)
+        return columns
 
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (in that order), appearance included."""
