@@ -20,6 +20,8 @@ class AppearanceStore:
     """``ema_momentum`` None: no EMA feature is kept (the presets that match on
     the latest feature would only pay for it)."""
 
+    ema: np.ndarray | None
+
     def __init__(self, bank_size: int, ema_momentum: float | None) -> None:
         self.bank_size = bank_size
         self.ema_momentum = ema_momentum
@@ -55,7 +57,7 @@ class AppearanceStore:
 
     def _writable(self, name: str) -> np.ndarray:
         """Column ``name``, safe to write in place: copied first if a transaction saved it."""
-        column = getattr(self, name)
+        column: np.ndarray = getattr(self, name)
         if self._saved is not None and self._saved[name] is column:
             column = column.copy()
             setattr(self, name, column)
@@ -81,7 +83,7 @@ class AppearanceStore:
     def _alloc(self, n: int, dim: int) -> None:
         self.last = np.zeros((n, dim), np.float32)
         # None while no EMA is kept (most presets): nothing to append, keep or copy.
-        self.ema: np.ndarray | None = None if self.ema_momentum is None else np.zeros((n, dim), np.float32)
+        self.ema = None if self.ema_momentum is None else np.zeros((n, dim), np.float32)
         self.has = np.zeros(n, bool)
         # Features recorded (<= bank_size). Slots [0, count) hold them; until the ring
         # wraps, slots from count on hold copies of slot 0 (the first feature).

@@ -102,7 +102,7 @@ class TrackTable:
         saved by ``begin()`` is copied first (once a transaction)."""
         saved, columns = self._saved, []
         for name in names:
-            column = getattr(self, name)
+            column: np.ndarray = getattr(self, name)
             if saved is not None and saved[name] is column:
                 column = column.copy()
                 setattr(self, name, column)
