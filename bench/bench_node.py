@@ -33,7 +33,8 @@ from vision_msgs.msg import Detection2DArray
 
 from smiletrack_ros.cdr import detection_array_cdr, detections_cdr, track_array_cdr
 from smiletrack_ros.detections import Detections
-from smiletrack_ros.ros.images import ImageConverter, bgr_to_raw_fields
+from smiletrack_ros.image_codec import bgr_to_raw_fields
+from smiletrack_ros.ros.images import ImageConverter
 from smiletrack_ros.ros.messages import detection_array_to_detections
 from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process
 from smiletrack_ros.tracking import TrackOutput, TrackState

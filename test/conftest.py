@@ -374,7 +374,7 @@ class RosClient:
         drawn scene) and its detections (``dets`` or ``boxes``); returns the header used."""
         from sensor_msgs.msg import CompressedImage, Image
 
-        from smiletrack_ros.ros.images import bgr_to_raw_fields
+        from smiletrack_ros.image_codec import bgr_to_raw_fields
 
         header = self.header(stamp, frame_id)
         if send_dets:

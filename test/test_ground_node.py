@@ -27,7 +27,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from smiletrack_ros.detections import Detections  # noqa: E402
 from smiletrack_ros.ground import CameraModel, CameraPose  # noqa: E402
-from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
+from smiletrack_ros.image_codec import bgr_to_raw_fields  # noqa: E402
 from smiletrack_ros.ros.messages import detection_array_message  # noqa: E402
 from smiletrack_ros.ros.process import node_command, same_package_env  # noqa: E402
 

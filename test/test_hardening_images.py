@@ -16,15 +16,16 @@ import cv2
 import numpy as np
 import pytest
 
-from smiletrack_ros.ros.image_budget import (
+from smiletrack_ros.image_codec import (
     DEFAULT_MAX_PIXELS,
     ImageBudget,
     ImageError,
+    compressed_to_bgr,
     jpeg_dimensions,
     png_dimensions,
+    raw_to_bgr_numpy,
     sniff_format,
 )
-from smiletrack_ros.ros.images import compressed_to_bgr, raw_to_bgr_numpy
 
 RNG = np.random.default_rng(3)
 
@@ -59,7 +60,7 @@ _CHILD = r"""
 import json, resource, sys, time
 from types import SimpleNamespace
 import cv2, numpy
-from smiletrack_ros.ros.images import ImageError, compressed_to_bgr
+from smiletrack_ros.image_codec import ImageError, compressed_to_bgr
 
 def status(key):
     line = next(l for l in open("/proc/self/status") if l.startswith(key + ":"))

@@ -35,7 +35,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray
 
 from smiletrack_ros.detections import Detections
-from smiletrack_ros.ros.images import bgr_to_raw_fields
+from smiletrack_ros.image_codec import bgr_to_raw_fields
 from smiletrack_ros.ros.messages import detection_array_message
 from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process
 

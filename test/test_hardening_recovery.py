@@ -16,7 +16,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from smiletrack_ros.detections import Detections  # noqa: E402
-from smiletrack_ros.ros.images import bgr_to_raw_fields  # noqa: E402
+from smiletrack_ros.image_codec import bgr_to_raw_fields  # noqa: E402
 from smiletrack_ros.ros.messages import detection_array_message  # noqa: E402
 from smiletrack_ros.ros.node import Frame, TrackerNode  # noqa: E402
 

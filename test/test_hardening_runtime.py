@@ -96,7 +96,7 @@ def test_node_applies_a_class_change_without_its_model_file(tmp_path, repo_dir, 
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
-    from smiletrack_ros.ros.images import bgr_to_raw_fields
+    from smiletrack_ros.image_codec import bgr_to_raw_fields
     from smiletrack_ros.ros.process import stop_node_process
 
     domain = (int(os.environ["ROS_DOMAIN_ID"]) + 99) % 200 + 1

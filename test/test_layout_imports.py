@@ -14,16 +14,26 @@ PACKAGE = Path(__file__).resolve().parents[1] / "smiletrack_ros"
 # Top-level modules and subpackages of smiletrack_ros, by layer (0 = bottom).
 LAYERS = {
     # data types and formats: numpy only, no models
-    "__init__": 0, "boxes": 0, "detections": 0, "image_check": 0, "devices": 0, "errors": 0, "labels": 0,
-    "mot": 0, "msg": 0, "cdr": 0,
+    "__init__": 0, "boxes": 0, "detections": 0, "image_check": 0, "image_codec": 0, "devices": 0, "errors": 0,
+    "labels": 0, "mot": 0, "msg": 0, "cdr": 0,
     # the models: each stands alone
     "tracking": 1, "detection": 1, "embedding": 1,
     # one frame through detector -> embedder -> tracker; tracks lifted to the floor
     "pipeline": 2, "ground": 2,
-    # the edges: the ROS node, rosbags, command-line tools, synthetic scenes (they may use each other)
+    # the edges: the ROS node, rosbags, command-line tools, synthetic scenes (they may use each
+    # other, except as FORBIDDEN says)
     "ros": 3, "bags": 3, "cli": 3, "scene": 3,
 }
 TOP = max(LAYERS.values())
+# Edges between parts of the top layer that must not exist, and why.
+FORBIDDEN = {
+    ("bags", "ros"): "bags/ reads and writes rosbag2 files without ROS 2 (rosbags): it shares code with the "
+                     "node through the lower layers (cdr, image_codec), not through ros/",
+    ("scene", "ros"): "scene/ makes synthetic data without ROS 2",
+    ("ros", "cli"): "the command-line tools are leaves",
+    ("bags", "cli"): "the command-line tools are leaves",
+    ("scene", "cli"): "the command-line tools are leaves",
+}
 
 
 def _module_name(path: Path) -> list[str]:
@@ -88,6 +98,12 @@ def test_imports_point_down_the_layers():
     assert back == [], "imports that run back up the layers:\n" + "\n".join(back)
 
 
+def test_the_edges_do_not_use_each_other_where_forbidden():
+    found = [f"{path.relative_to(PACKAGE.parent)}:{line}: {source} imports {target}: {FORBIDDEN[source, target]}"
+             for path, line, source, target in _edges() if (source, target) in FORBIDDEN]
+    assert found == [], "\n".join(found)
+
+
 def test_the_reader_resolves_relative_and_lazy_imports():
     """The check itself, on a module written for it (as if it were smiletrack_ros/tracking/x.py)."""
     source = (
@@ -107,6 +123,7 @@ def test_the_reader_resolves_relative_and_lazy_imports():
 @pytest.mark.parametrize(("module", "extra"), [
     ("boxes", set()), ("detections", set()), ("errors", set()), ("image_check", set()), ("labels", set()),
     ("devices", {"torch"}),  # resolve_device imports torch when called; DEVICE_SYNTAX does not
+    ("image_codec", {"cv2"}),  # compressed_to_bgr imports OpenCV when called
 ])
 def test_bottom_modules_import_only_numpy_and_the_standard_library(module, extra):
     import sys

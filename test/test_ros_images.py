@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields, compressed_to_bgr, raw_to_bgr_numpy
+from smiletrack_ros.image_codec import ImageError, bgr_to_raw_fields, compressed_to_bgr, raw_to_bgr_numpy
+from smiletrack_ros.ros.images import ImageConverter
 from smiletrack_ros.ros.latest_worker import LatestWorker
 from smiletrack_ros.ros.node_stats import NodeStats
 from smiletrack_ros.ros.stamp_pairing import StampPairer

@@ -19,7 +19,7 @@ pytest.importorskip("smiletrack_ros.msg", reason="generated messages not install
 from sensor_msgs.msg import CompressedImage, Image
 from smiletrack_ros.msg import Track
 
-from smiletrack_ros.ros.images import bgr_to_raw_fields
+from smiletrack_ros.image_codec import bgr_to_raw_fields
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 BASE_PARAMS = {"detector.backend": "external", "embedder.enabled": False, "diagnostics_period": 0.2, "frame_rate": 10.0,

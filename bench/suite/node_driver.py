@@ -164,7 +164,7 @@ def paced(feeder: Feeder, stream, rate: float, image_fields: dict, on_frame=None
 
 
 def image_fields(seed: int) -> dict:
-    from smiletrack_ros.ros.images import bgr_to_raw_fields
+    from smiletrack_ros.image_codec import bgr_to_raw_fields
 
     image = np.random.default_rng(seed).integers(0, 256, (HEIGHT, WIDTH, 3), np.uint8)
     return bgr_to_raw_fields(image)

@@ -16,8 +16,8 @@ from rosbags.typesys.store import Typestore
 
 from smiletrack_ros.cdr import Header, detections_cdr
 from smiletrack_ros.detections import Detections
+from smiletrack_ros.image_codec import bgr_to_raw_fields, compressed_to_bgr, raw_to_bgr_numpy
 from smiletrack_ros.labels import LabelError, class_index
-from smiletrack_ros.ros.images import bgr_to_raw_fields, compressed_to_bgr, raw_to_bgr_numpy
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"

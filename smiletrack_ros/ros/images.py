@@ -1,11 +1,9 @@
-"""sensor_msgs Image / CompressedImage <-> HxWx3 uint8 BGR arrays.
+"""The node's image conversion: sensor_msgs Image / CompressedImage -> HxWx3 uint8 BGR.
 
-Validation happens before any decoding so that a malformed or oversized message
-costs one ``ImageError`` (counted and logged by the node) instead of a crash or an
-allocation sized by the sender (see ``image_budget``). cv_bridge is
-used when it is importable (it knows more encodings); the numpy path covers the
-common 8-bit encodings without it. Neither path imports rclpy, so both work on
-any object with the message's fields.
+cv_bridge is used when it is importable (it knows more encodings); otherwise the
+numpy path of ``smiletrack_ros.image_codec`` covers the common 8-bit encodings.
+Both check the message against the node's ``ImageBudget`` before anything is
+allocated from it.
 """
 from __future__ import annotations
 
@@ -14,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from smiletrack_ros.ros.image_budget import DEFAULT_BUDGET, ImageBudget, ImageError
-
-__all__ = ["ImageBudget", "ImageConverter", "ImageError", "bgr_to_raw_fields", "check_raw_layout",
-           "compressed_to_bgr", "raw_to_bgr_numpy"]
-# encodings the numpy path reads -> channels
-_NUMPY_ENCODINGS: dict[str, int] = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1, "8uc1": 1,
-                                    "8uc3": 3, "8uc4": 4}
+from smiletrack_ros.image_codec import (
+    DEFAULT_BUDGET,
+    ImageBudget,
+    ImageError,
+    check_raw_layout,
+    compressed_to_bgr,
+    raw_to_bgr_numpy,
+)
 
 
 def _load_cv_bridge() -> Callable[[Any], np.ndarray] | None:
@@ -56,75 +55,3 @@ class ImageConverter:
 
     def compressed_to_bgr(self, msg: Any) -> np.ndarray:
         return compressed_to_bgr(msg, self.budget)
-
-
-def check_raw_layout(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> None:
-    """Rejects zero-sized images, images over the pixel budget and data whose length
-    disagrees with step x height."""
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise ImageError("zero_size", f"image has zero size ({width}x{height})")
-    budget.check_pixels(width, height)
-    size = len(msg.data)
-    if step <= 0 or size != step * height:
-        raise ImageError("size_mismatch", f"image data is {size} bytes, expected step {step} x height {height}")
-    channels = _NUMPY_ENCODINGS.get(str(msg.encoding).lower())
-    if channels is not None and step < width * channels:
-        raise ImageError("size_mismatch", f"step {step} is shorter than width {width} x {channels} channels "
-                                          f"for {msg.encoding!r}")
-
-
-def raw_to_bgr_numpy(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> np.ndarray:
-    """The cv_bridge-free path for 8-bit encodings; honours row padding (step > width x channels)."""
-    check_raw_layout(msg, budget)
-    encoding = str(msg.encoding).lower()
-    channels = _NUMPY_ENCODINGS.get(encoding)
-    if channels is None:
-        raise ImageError("unsupported_encoding",
-                         f"unsupported encoding {msg.encoding!r} (supported without cv_bridge: "
-                         f"{', '.join(sorted(_NUMPY_ENCODINGS))})")
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    buf = _as_uint8(msg.data)
-    rows = buf.reshape(height, step)[:, : width * channels].reshape(height, width, channels)
-    if encoding in ("bgr8", "8uc3"):
-        return np.ascontiguousarray(rows)
-    if encoding == "rgb8":
-        return np.ascontiguousarray(rows[:, :, ::-1])
-    if encoding in ("bgra8", "8uc4"):
-        return np.ascontiguousarray(rows[:, :, :3])
-    if encoding == "rgba8":
-        return np.ascontiguousarray(rows[:, :, 2::-1])
-    return np.ascontiguousarray(np.repeat(rows, 3, axis=2))  # mono8
-
-
-def _as_uint8(data: Any) -> np.ndarray:
-    """A zero-copy uint8 view of bytes / array.array('B') / ndarray; lists are copied."""
-    try:
-        return np.frombuffer(data, dtype=np.uint8)
-    except TypeError:
-        return np.asarray(data, dtype=np.uint8)
-
-
-def compressed_to_bgr(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> np.ndarray:
-    """Decodes a CompressedImage with OpenCV once ``budget`` allows its codec (read from the
-    data, not from ``msg.format``) and header dimensions; anything else raises ImageError."""
-    import cv2
-
-    data = _as_uint8(msg.data)
-    if data.size == 0:
-        raise ImageError("zero_size", "compressed image has no data")
-    found, width, height = budget.check_compressed(data.data)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None or image.shape[:2] != (height, width):
-        raise ImageError("corrupt_compressed", f"cannot decode the {width}x{height} {found} image "
-                                               f"(format field {msg.format!r})")
-    return image
-
-
-def bgr_to_raw_fields(image_bgr: np.ndarray) -> dict[str, Any]:
-    """Fields of a bgr8 sensor_msgs/Image for an HxWx3 uint8 array (debug image, tools)."""
-    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
-        raise ValueError(f"expected an HxWx3 uint8 image, got {image_bgr.shape} {image_bgr.dtype}")
-    height, width = image_bgr.shape[:2]
-    return {"height": height, "width": width, "encoding": "bgr8", "is_bigendian": 0, "step": width * 3,
-            "data": np.ascontiguousarray(image_bgr).tobytes()}

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from smiletrack_ros.ros.image_budget import ImageBudget
+from smiletrack_ros.errors import SettingError
+from smiletrack_ros.image_codec import ImageBudget
 from smiletrack_ros.ros.settings import ParameterError
 from smiletrack_ros.ros.stamp_guard import StampGuard
 
@@ -31,9 +32,8 @@ class InputLimits:
     def from_values(cls, values: Mapping[str, Any]) -> InputLimits:
         try:
             image = ImageBudget(values["input_limits.max_pixels"], tuple(values["input_limits.formats"]))
-        except ValueError as exc:
-            name = "input_limits.formats" if "formats" in str(exc) else "input_limits.max_pixels"
-            raise ParameterError(name, str(exc)) from None
+        except SettingError as exc:
+            raise ParameterError(f"input_limits.{exc.field}", exc.reason) from None
         max_detections = values["input_limits.max_detections"]
         if max_detections < 1:
             raise ParameterError("input_limits.max_detections", f"must be >= 1, got {max_detections}")

@@ -32,6 +32,7 @@ from vision_msgs.msg import Detection2DArray
 from smiletrack_ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.detection.external import kept_detections
 from smiletrack_ros.errors import SettingError
+from smiletrack_ros.image_codec import ImageError, bgr_to_raw_fields
 from smiletrack_ros.msg import TrackArray
 from smiletrack_ros.pipeline import LateFrameError, Pipeline
 from smiletrack_ros.ros.annotate import draw_tracks
@@ -40,7 +41,7 @@ from smiletrack_ros.ros.frame_gaps import FrameGaps
 from smiletrack_ros.ros.graph_checks import same_name_nodes
 from smiletrack_ros.ros.ground_output import GroundPublisher
 from smiletrack_ros.ros.ground_settings import GroundSettings
-from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields
+from smiletrack_ros.ros.images import ImageConverter
 from smiletrack_ros.ros.input_limits import InputLimits, detection_count
 from smiletrack_ros.ros.latest_worker import LatestWorker
 from smiletrack_ros.ros.messages import index_into_message

@@ -18,7 +18,7 @@ from smiletrack_ros.detection.config import DetectorConfig, parameter_defaults
 from smiletrack_ros.devices import DEVICE_SYNTAX, is_device_setting
 from smiletrack_ros.embedding.config import EmbedderConfig
 from smiletrack_ros.errors import SettingError
-from smiletrack_ros.ros.image_budget import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from smiletrack_ros.image_codec import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 from smiletrack_ros.tracking import PRESETS, ConfigError, TrackerConfig
 
 QOS_RELIABILITY = ("best_effort", "reliable")

@@ -1,15 +1,27 @@
-"""How large an image the node agrees to hold, checked before anything is allocated from it.
+"""sensor_msgs Image / CompressedImage fields <-> HxWx3 uint8 BGR arrays, without ROS, within a budget.
 
-A compressed image is a promise of pixels: a 629-byte JPEG can announce 30000 x 30000
-(2.7 GB decoded). So the format is read from the data's magic bytes (whatever the
-message's ``format`` says), only the allowed codecs go on, and their dimensions are read
-from the header (JPEG SOF, PNG IHDR) and held to the pixel budget before OpenCV decodes
-anything. Raw images are held to the same budget before they are converted.
+A message is checked before anything is allocated from it, so that a malformed or
+oversized one costs one ``ImageError`` (counted and logged by the node) instead of a
+crash or an allocation sized by the sender. A compressed image is a promise of
+pixels: a 629-byte JPEG can announce 30000 x 30000 (2.7 GB decoded). So the format is
+read from the data's magic bytes (whatever the message's ``format`` says), only the
+allowed codecs go on, and their dimensions are read from the header (JPEG SOF, PNG
+IHDR) and held to the pixel budget (``ImageBudget``) before OpenCV decodes anything.
+Raw images are held to the same budget before they are converted.
+
+The functions read the message's fields from any object that has them (rclpy or
+rosbags messages, a namespace): the node, the bag tools and the tests share them; the
+node's ``ros.images.ImageConverter`` adds cv_bridge for encodings numpy does not read.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from smiletrack_ros.errors import SettingError
 
 # 4096 x 2160 (DCI 4K): every common camera up to 4K fits, a decoded frame stays under 27 MB
 DEFAULT_MAX_PIXELS = 4096 * 2160
@@ -95,6 +107,10 @@ def png_dimensions(data: bytes | memoryview) -> tuple[int, int]:
 _DIMENSIONS = {"jpeg": jpeg_dimensions, "png": png_dimensions}
 
 
+class ImageBudgetError(SettingError):
+    """An ``ImageBudget`` setting is invalid; ``field`` is ``max_pixels`` or ``formats``."""
+
+
 @dataclass(frozen=True)
 class ImageBudget:
     """``max_pixels``: the largest width x height converted or decoded; ``formats``: the
@@ -105,12 +121,12 @@ class ImageBudget:
 
     def __post_init__(self) -> None:
         if isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1:
-            raise ValueError(f"max_pixels must be an int >= 1, got {self.max_pixels!r}")
+            raise ImageBudgetError("max_pixels", f"must be an int >= 1, got {self.max_pixels!r}")
         object.__setattr__(self, "formats", tuple(self.formats))
         unknown = [f for f in self.formats if f not in HEADER_READERS]
         if not self.formats or unknown:
-            raise ValueError(f"formats must be a non-empty subset of {list(HEADER_READERS)} (codecs whose "
-                             f"header is read before decoding), got {list(self.formats)}")
+            raise ImageBudgetError("formats", f"must be a non-empty subset of {list(HEADER_READERS)} (codecs whose "
+                                              f"header is read before decoding), got {list(self.formats)}")
 
     def check_pixels(self, width: int, height: int, what: str = "image") -> None:
         if width * height > self.max_pixels:
@@ -129,3 +145,80 @@ class ImageBudget:
 
 
 DEFAULT_BUDGET = ImageBudget()
+
+
+# encodings the numpy path reads -> channels
+_NUMPY_ENCODINGS: dict[str, int] = {"bgr8": 3, "rgb8": 3, "bgra8": 4, "rgba8": 4, "mono8": 1, "8uc1": 1,
+                                    "8uc3": 3, "8uc4": 4}
+
+
+def check_raw_layout(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> None:
+    """Rejects zero-sized images, images over the pixel budget and data whose length
+    disagrees with step x height."""
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageError("zero_size", f"image has zero size ({width}x{height})")
+    budget.check_pixels(width, height)
+    size = len(msg.data)
+    if step <= 0 or size != step * height:
+        raise ImageError("size_mismatch", f"image data is {size} bytes, expected step {step} x height {height}")
+    channels = _NUMPY_ENCODINGS.get(str(msg.encoding).lower())
+    if channels is not None and step < width * channels:
+        raise ImageError("size_mismatch", f"step {step} is shorter than width {width} x {channels} channels "
+                                          f"for {msg.encoding!r}")
+
+
+def raw_to_bgr_numpy(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> np.ndarray:
+    """The cv_bridge-free path for 8-bit encodings; honours row padding (step > width x channels)."""
+    check_raw_layout(msg, budget)
+    encoding = str(msg.encoding).lower()
+    channels = _NUMPY_ENCODINGS.get(encoding)
+    if channels is None:
+        raise ImageError("unsupported_encoding",
+                         f"unsupported encoding {msg.encoding!r} (supported without cv_bridge: "
+                         f"{', '.join(sorted(_NUMPY_ENCODINGS))})")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    buf = _as_uint8(msg.data)
+    rows = buf.reshape(height, step)[:, : width * channels].reshape(height, width, channels)
+    if encoding in ("bgr8", "8uc3"):
+        return np.ascontiguousarray(rows)
+    if encoding == "rgb8":
+        return np.ascontiguousarray(rows[:, :, ::-1])
+    if encoding in ("bgra8", "8uc4"):
+        return np.ascontiguousarray(rows[:, :, :3])
+    if encoding == "rgba8":
+        return np.ascontiguousarray(rows[:, :, 2::-1])
+    return np.ascontiguousarray(np.repeat(rows, 3, axis=2))  # mono8
+
+
+def _as_uint8(data: Any) -> np.ndarray:
+    """A zero-copy uint8 view of bytes / array.array('B') / ndarray; lists are copied."""
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:
+        return np.asarray(data, dtype=np.uint8)
+
+
+def compressed_to_bgr(msg: Any, budget: ImageBudget = DEFAULT_BUDGET) -> np.ndarray:
+    """Decodes a CompressedImage with OpenCV once ``budget`` allows its codec (read from the
+    data, not from ``msg.format``) and header dimensions; anything else raises ImageError."""
+    import cv2
+
+    data = _as_uint8(msg.data)
+    if data.size == 0:
+        raise ImageError("zero_size", "compressed image has no data")
+    found, width, height = budget.check_compressed(data.data)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None or image.shape[:2] != (height, width):
+        raise ImageError("corrupt_compressed", f"cannot decode the {width}x{height} {found} image "
+                                               f"(format field {msg.format!r})")
+    return image
+
+
+def bgr_to_raw_fields(image_bgr: np.ndarray) -> dict[str, Any]:
+    """Fields of a bgr8 sensor_msgs/Image for an HxWx3 uint8 array (debug image, tools)."""
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 image, got {image_bgr.shape} {image_bgr.dtype}")
+    height, width = image_bgr.shape[:2]
+    return {"height": height, "width": width, "encoding": "bgr8", "is_bigendian": 0, "step": width * 3,
+            "data": np.ascontiguousarray(image_bgr).tobytes()}
