@@ -21,7 +21,7 @@ mid-run), the ``both`` re-ID gate, unusable rows (nan / zero-size boxes, nan
 and zero embeddings) and a backwards timestamp every 13th frame (an
 ``InputError`` the tracker must survive unchanged).
 
-    .venv/bin/python -m bench.bench_tracker_identity --base ../core-base [--shared ../shared]
+    .venv/bin/python -m bench.bench_tracker_identity --base ../core-base [--shared ../shared]   # from the root
 
 Prints one line per run that differs, and exits 1 if any does.
 """
@@ -92,7 +92,6 @@ def _tud(seq_dir: Path, step: int) -> tuple[dict[str, np.ndarray], list[np.ndarr
 
 
 def _scene(seed: int) -> dict[str, np.ndarray]:
-    sys.path.insert(0, str(REPO))
     from smiletrack_ros.scene.config import SceneConfig
     from smiletrack_ros.scene.scene import generate_scene
 
@@ -103,7 +102,6 @@ def _scene(seed: int) -> dict[str, np.ndarray]:
 
 
 def _crowd(n: int, frames: int) -> dict[str, np.ndarray]:
-    sys.path.insert(0, str(REPO))
     from bench.bench_tracker_peers import make_scenario
 
     scn = make_scenario(n, frames, seed=n)
@@ -196,7 +194,7 @@ def run_one(tracking, data: dict[str, np.ndarray], preset: str, variant: str, im
 
 
 def worker(checkout: Path, folder: Path, names: list[str]) -> dict[str, str]:
-    sys.path.insert(0, str(checkout))
+    """Runs in a process whose PYTHONPATH starts with ``checkout``."""
     import smiletrack_ros
     from smiletrack_ros import tracking
 
@@ -233,8 +231,11 @@ def main() -> int:
         names = make_inputs(args.shared if args.shared.is_dir() else None, folder)
         digests = []
         for checkout in (args.base, REPO):
+            # As a script, not a module: its folder, then PYTHONPATH, lead sys.path, so the checkout's package loads.
             done = subprocess.run([sys.executable, __file__, "--worker", str(checkout), "--inputs", str(folder),
-                                   *names], capture_output=True, text=True)
+                                   *names], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              [str(checkout.resolve()), *filter(None, [os.environ.get("PYTHONPATH")])])})
             if done.returncode != 0:
                 raise SystemExit(f"{checkout}: {done.stderr[-3000:]}")
             digests.append(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.suite.peers import PEER_DIR, REPO, ensure_peer_venv
+REPO = Path(__file__).resolve().parents[1]
 
 PRESETS = ("paper", "official", "bytetrack", "reid")
 PEERS = ("bytetrack", "botsort")
@@ -115,9 +115,12 @@ def run_peer(python: Path, scenario_path: Path, name: str, repeats: int) -> Run:
 
 
 def run_checkout(checkout: Path, scenario_path: Path) -> dict[str, Run]:
-    """One replay of every preset by ``checkout``'s tracker, in a subprocess of its own."""
-    proc = subprocess.run([sys.executable, "-m", "bench.bench_tracker_peers", "--replay-checkout", str(checkout),
-                           "--scenario", str(scenario_path)], capture_output=True, text=True, cwd=REPO)
+    """One replay of every preset by ``checkout``'s tracker, in a subprocess of its own: this file
+    run as a script (its folder, then PYTHONPATH, lead sys.path), so the checkout's package loads."""
+    proc = subprocess.run([sys.executable, __file__, "--replay-checkout", str(checkout), "--scenario",
+                           str(scenario_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              [str(checkout.resolve()), *filter(None, [os.environ.get("PYTHONPATH")])])})
     if proc.returncode != 0:
         raise RuntimeError(f"replay with {checkout} failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -126,7 +129,6 @@ def run_checkout(checkout: Path, scenario_path: Path) -> dict[str, Run]:
 
 def replay_checkout(checkout: Path, scenario_path: Path) -> None:
     """Worker of ``run_checkout``: replays with the tracker of ``checkout`` and prints JSON."""
-    sys.path.insert(0, str(checkout.resolve()))
     import smiletrack_ros
 
     if not Path(smiletrack_ros.__file__).resolve().is_relative_to(checkout.resolve()):
@@ -159,6 +161,8 @@ def main() -> int:
     if args.replay_checkout is not None:
         replay_checkout(args.replay_checkout, args.scenario)
         return 0
+    from bench.suite.peers import PEER_DIR, ensure_peer_venv
+
     python = None if args.no_peers else ensure_peer_venv()
     PEER_DIR.mkdir(parents=True, exist_ok=True)
     names = [f"ours-{p}" for p in PRESETS] + ([] if args.base is None else [f"base-{p}" for p in PRESETS]) \
