@@ -341,7 +341,7 @@ def tracker_config(preset: str, overrides: Mapping[str, Any]) -> TrackerConfig:
     try:
         return TrackerConfig.from_preset(preset, **overrides)
     except ConfigError as exc:
-        raise ParameterError(_error_param("tracker", exc, overrides), str(exc)) from exc
+        raise ParameterError(_error_param("tracker", exc), str(exc)) from exc
 
 
 def detector_config(values: Mapping[str, Any]) -> DetectorConfig:
@@ -360,16 +360,13 @@ def detector_config(values: Mapping[str, Any]) -> DetectorConfig:
     try:
         return DetectorConfig.from_mapping(fields)
     except ValueError as exc:
-        raise ParameterError(_error_param("detector", exc, fields), str(exc)) from exc
+        raise ParameterError(_error_param("detector", exc), str(exc)) from exc
 
 
-def _error_param(prefix: str, exc: Exception, candidates: Mapping[str, Any]) -> str:
-    """The parameter a config error is about: its ``SettingError.field``. Config classes not yet
-    derived from SettingError name the field in their message only: the longest name found there."""
-    if isinstance(exc, SettingError):
-        return f"{prefix}.{exc.field}"
-    found = [name for name in candidates if re.search(rf"\b{re.escape(name)}\b", str(exc))]
-    return f"{prefix}.{max(found, key=len)}" if found else f"{prefix}.*"
+def _error_param(prefix: str, exc: Exception) -> str:
+    """The parameter a config error is about: its ``SettingError.field`` (every config's errors
+    derive from it; another ValueError names no field)."""
+    return f"{prefix}.{exc.field}" if isinstance(exc, SettingError) else f"{prefix}.*"
 
 
 def _topic(name: str, value: str) -> str:

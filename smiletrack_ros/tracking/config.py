@@ -17,9 +17,11 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from smiletrack_ros.errors import SettingError
 
-class ConfigError(ValueError):
-    """A tracker setting is invalid; the message starts with the field name."""
+
+class ConfigError(SettingError):
+    """A tracker setting is invalid; ``field`` names it (and so does the message's start)."""
 
 
 TRACK_FEATURES = ("last", "ema")
@@ -53,13 +55,13 @@ class Stage:
         from .costs import COSTS  # costs needs only this module's names for typing
 
         if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"stages: a stage needs a non-empty name, got {self.name!r}")
+            raise ConfigError("stages", f"a stage needs a non-empty name, got {self.name!r}")
         for field_name, value, choices in (("tracks", self.tracks, TRACK_POOLS),
                                            ("detections", self.detections, DETECTION_POOLS),
                                            ("cost", self.cost, tuple(COSTS))):
             if value not in choices:
-                raise ConfigError(f"stages: stage {self.name!r} {field_name} must be one of "
-                                  f"{', '.join(choices)}; got {value!r}")
+                raise ConfigError("stages", f"stage {self.name!r} {field_name} must be one of "
+                                            f"{', '.join(choices)}; got {value!r}")
         if not isinstance(self.threshold, str):
             _check_range("stages", self.threshold, 0.0, 2.0)
 
@@ -195,27 +197,27 @@ class TrackerConfig:
             _check_range("motion_reference_fps", self.motion_reference_fps, 0.1, 1000.0)
         if isinstance(self.bank_size, int) and not isinstance(self.bank_size, bool) and \
                 self.bank_size > MAX_BANK_SIZE:
-            raise ConfigError(f"bank_size: must be at most {MAX_BANK_SIZE}, got {self.bank_size!r}")
+            raise ConfigError("bank_size", f"must be at most {MAX_BANK_SIZE}, got {self.bank_size!r}")
         for name in ("track_buffer", "bank_size", "cmc_downscale"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
+                raise ConfigError(name, f"must be an integer >= 1, got {value!r}")
         for f in fields(self):
             if f.type == "bool" and not isinstance(getattr(self, f.name), bool):
-                raise ConfigError(f"{f.name}: must be True or False, got {getattr(self, f.name)!r}")
+                raise ConfigError(f.name, f"must be True or False, got {getattr(self, f.name)!r}")
 
     def _check_stages(self) -> None:
         stages = self.stages
         if not isinstance(stages, tuple) or not stages or not all(isinstance(s, Stage) for s in stages):
-            raise ConfigError(f"stages: must be a non-empty tuple of Stage, got {stages!r}")
+            raise ConfigError("stages", f"must be a non-empty tuple of Stage, got {stages!r}")
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
-            raise ConfigError(f"stages: stage names must be unique, got {names}")
+            raise ConfigError("stages", f"stage names must be unique, got {names}")
         numeric = {f.name for f in fields(self) if f.type == "float"}
         for s in stages:
             if isinstance(s.threshold, str) and s.threshold not in numeric:
-                raise ConfigError(f"stages: stage {s.name!r} threshold {s.threshold!r} is not a number "
-                                  f"field of TrackerConfig")
+                raise ConfigError("stages", f"stage {s.name!r} threshold {s.threshold!r} is not a number "
+                                            "field of TrackerConfig")
 
     @classmethod
     def from_preset(cls, preset: str = "paper", **overrides: Any) -> TrackerConfig:
@@ -224,18 +226,18 @@ class TrackerConfig:
         known = {f.name for f in fields(cls)}
         for name in overrides:
             if name not in known:
-                raise ConfigError(f"{name}: not a TrackerConfig field")
+                raise ConfigError(name, "not a TrackerConfig field")
         return replace(cls(), preset=preset, **{**PRESETS[preset], **overrides})
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"{name}: must be one of {', '.join(choices)}; got {value!r}")
+        raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _check_range(name: str, value: Any, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
-        raise ConfigError(f"{name}: must be a number in [{low}, {high}], got {value!r}")
+        raise ConfigError(name, f"must be a number in [{low}, {high}], got {value!r}")
 
 
 # What the paper's cascade does not have: the re-identification stage and its floor,
