@@ -2,6 +2,7 @@
 start the tracker node (``ros_nodes``) and talk to it (``ros_nodes.client``)."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import os
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,19 @@ class NodeLauncher:
         self._clients.append(client)
         return client
 
+    @contextlib.contextmanager
+    def connected(self, params: dict[str, Any], **wait: Any) -> Iterator[tuple[RosClient, NodeProcess]]:
+        """A node started with ``params`` and a client connected to it (``wait``: the options of
+        ``RosClient.wait_connected``); the client is closed and the node stopped on exit."""
+        node = self.start(params)
+        client = self.client(node.domain)
+        try:
+            client.wait_connected(node, **wait)
+            yield client, node
+        finally:
+            client.close()
+            node.stop()
+
     def close(self) -> None:
         for client in self._clients:
             client.close()
@@ -277,16 +291,19 @@ def stamp_key(header: Any) -> int:
 
 
 class RosClient:
-    """The test side of a node: publishes images (+ external detections), collects tracks,
-    full tracks, debug images and the node's diagnostics, and calls its parameter services."""
+    """The test side of a node: publishes images (+ external detections, camera_info, /clock),
+    collects tracks, full tracks, debug images, the node's diagnostics and any other output
+    (``collect``), and calls its parameter services."""
 
     def __init__(self, domain: int, namespace: str = "", *, image_topic: str | None = None):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CompressedImage, Image
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
         from smiletrack_ros.msg import TrackArray
         from vision_msgs.msg import Detection2DArray
+
+        from smiletrack_ros.ros.ground_settings import camera_info_beside
 
         self.namespace, self.fqn = namespace, f"{namespace}/{NODE_NAME}"
         self.context = rclpy.Context()
@@ -294,11 +311,14 @@ class RosClient:
         self.node = rclpy.create_node("smiletrack_test_client", context=self.context)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.reliable = reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         image_topic = image_topic or f"{namespace}/image"
         self.image_pub = self.node.create_publisher(Image, image_topic, reliable)
         self.compressed_pub = self.node.create_publisher(CompressedImage, f"{image_topic}/compressed", reliable)
+        self.camera_info_pub = self.node.create_publisher(CameraInfo, camera_info_beside(image_topic), reliable)
         self.det_pub = self.node.create_publisher(Detection2DArray, f"{namespace}/detections", reliable)
+        self._clock_pub: Any = None
+        self.last_stamp = 0.0       # the newest stamp ``send`` used
         self.tracks: dict[int, Any] = {}
         self.full: dict[int, Any] = {}
         self.debug_images: list[Any] = []
@@ -328,12 +348,14 @@ class RosClient:
         return bool(condition())
 
     def wait_connected(self, node: NodeProcess, *, compressed: bool = False, detections: bool = True,
-                       timeout: float = 30.0) -> None:
-        """Until the node subscribes to our inputs and publishes its outputs (fails if it exits)."""
+                       camera_info: bool = False, timeout: float = 30.0) -> None:
+        """Until the node subscribes to our inputs (``camera_info`` too when asked) and publishes
+        its outputs (fails if it exits)."""
         image_pub = self.compressed_pub if compressed else self.image_pub
         ok = self.spin_until(lambda: not node.running() or (
             image_pub.get_subscription_count() > 0
             and (not detections or self.det_pub.get_subscription_count() > 0)
+            and (not camera_info or self.camera_info_pub.get_subscription_count() > 0)
             and self.node.count_publishers(f"{self.namespace}/tracks") > 0
             and self.node.count_publishers(f"{self.namespace}/tracks_full") > 0), timeout)
         if not ok or not node.running():
@@ -368,15 +390,21 @@ class RosClient:
         scores = np.full(len(boxes), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
         return detection_array_message(header, Detections(boxes, scores, np.zeros(len(boxes), np.int64)), class_names)
 
-    def send(self, stamp: float, boxes=(), *, image=None, dets=None, frame_id: str = "cam", scores=None,
-             send_image: bool = True, send_dets: bool = True) -> Any:
-        """Publishes one frame: ``image`` (an Image/CompressedImage message or a BGR array; default the
-        drawn scene) and its detections (``dets`` or ``boxes``); returns the header used."""
+    def send(self, stamp: float | None, boxes=(), *, image=None, dets=None, frame_id: str = "cam", scores=None,
+             send_image: bool = True, send_dets: bool = True, header: Any = None, camera_info: Any = None) -> Any:
+        """Publishes one frame: its ``camera_info`` when given, its detections (``dets`` or ``boxes``)
+        and ``image`` (an Image/CompressedImage message or a BGR array; default the drawn scene),
+        all with ``header`` (default: ``stamp``, ``frame_id``); returns the header used."""
         from sensor_msgs.msg import CompressedImage, Image
 
         from smiletrack_ros.image_codec import bgr_to_raw_fields
 
-        header = self.header(stamp, frame_id)
+        if header is None:
+            header = self.header(stamp, frame_id)
+            self.last_stamp = max(self.last_stamp, stamp)
+        if camera_info is not None:
+            camera_info.header = header
+            self.camera_info_pub.publish(camera_info)
         if send_dets:
             msg = dets if dets is not None else self.detection_array(header, boxes, scores)
             msg.header = header
@@ -399,6 +427,26 @@ class RosClient:
         pytest.fail(f"no tracks for stamp {stamp}")
 
     key = staticmethod(stamp_key)
+
+    def publish_clock(self, sec: int) -> None:
+        """One /clock message (for a node on ``use_sim_time``), once the node subscribes to it."""
+        from rosgraph_msgs.msg import Clock
+
+        if self._clock_pub is None:
+            self._clock_pub = self.node.create_publisher(Clock, "/clock", 10)
+        assert self.spin_until(lambda: self._clock_pub.get_subscription_count() > 0, 5.0), "no /clock subscriber"
+        clock = Clock()
+        clock.clock.sec = sec
+        self._clock_pub.publish(clock)
+
+    def collect(self, msg_type: Any, name: str, header_of: Callable[[Any], Any] = lambda m: m.header) -> dict[int, Any]:
+        """Messages of the node's output ``name`` (beside tracks), by the stamp of ``header_of(msg)``;
+        returns once the subscription has met the node's publisher (up to 5 s)."""
+        out: dict[int, Any] = {}
+        sub = self.node.create_subscription(msg_type, f"{self.namespace}/{name}",
+                                            lambda m: out.__setitem__(stamp_key(header_of(m)), m), self.reliable)
+        self.spin_until(lambda: sub.get_publisher_count() > 0, 5.0)
+        return out
 
     @staticmethod
     def ids(msg: Any) -> list[str]:

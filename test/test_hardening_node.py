@@ -4,45 +4,31 @@ malformed and oversized images, implausible stamps, a 100k-detection array, run-
 use_sim_time and a namesake node. Each bad message must be counted in /diagnostics, the
 node must keep running, and the ids of the tracks it follows must survive.
 
-One node process serves most of the file, running this checkout's code (PYTHONPATH). Its
-frames follow one continuous 10 Hz timeline across the tests (``Client.t0``), as a camera
-would: a jump between tests would itself be an implausible stamp. Tests read counter
-changes, not absolute counts. start/stop code is written here because test_ros_node.py is
-not importable under ``--import-mode=importlib``.
+One node process (conftest's ``ros_nodes``, this checkout's code) serves most of the file,
+driven by conftest's ``RosClient``. Its frames follow one continuous 10 Hz timeline across
+the tests (``_t0``), as a camera would: a jump between tests would itself be an implausible
+stamp. Tests read counter changes, not absolute counts.
 """
 import math
-import os
 import struct
-import subprocess
-import time
 
 import cv2
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip("rclpy")
 pytest.importorskip("smiletrack_ros.msg", reason="generated messages not installed (tools/test.sh)")
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.srv import SetParameters
-from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
-from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray
 
-from smiletrack_ros.detections import Detections
 from smiletrack_ros.image_codec import bgr_to_raw_fields
-from smiletrack_ros.ros.messages import detection_array_message
-from smiletrack_ros.ros.process import node_command, same_package_env, stop_node_process
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-NODE_FQN = "/smiletrack_tracker"
 SIZE = (240, 320)
 DT = 0.1
+START = 1000.0      # the timeline's first stamp
 # Reliable input: the tests count every message, and best-effort DDS may drop a large image
 # sample on a busy machine (seen: one of three unpaired images never arrived).
 PARAMS = {"detector.backend": "external", "embedder.enabled": False, "diagnostics_period": 0.1,
@@ -73,150 +59,41 @@ def _image(boxes, size=SIZE) -> Image:
     return Image(**bgr_to_raw_fields(bgr))
 
 
-def _detections(header: Header, boxes) -> Detection2DArray:
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    return detection_array_message(header, Detections(boxes, np.full(len(boxes), 0.9, np.float32),
-                                                      np.zeros(len(boxes), np.int64)), ("person",))
+def _t0(client) -> float:
+    """The timeline's next stamp."""
+    return max(client.last_stamp, START) + DT
 
 
-class Client:
-    """Publishes images and detection arrays separately; collects tracks and diagnostics."""
-
-    def __init__(self, domain: int, image_type=Image, image_topic: str = "/image"):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("hardening_client", context=self.context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.images = self.node.create_publisher(image_type, image_topic, qos)
-        self.dets = self.node.create_publisher(Detection2DArray, "/detections", qos)
-        self.clock = self.node.create_publisher(Clock, "/clock", 10)
-        self.tracks: dict[int, Detection2DArray] = {}
-        self.counters: dict[str, str] = {}
-        self.diagnostics: list[tuple[float, DiagnosticArray]] = []     # (arrival, message)
-        self.node.create_subscription(Detection2DArray, "/tracks",
-                                      lambda m: self.tracks.__setitem__(_key(m.header), m), qos)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.set_client = self.node.create_client(SetParameters, f"{NODE_FQN}/set_parameters")
-        self.last = 1000.0          # newest stamp sent: the timeline goes on from here
-
-    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.hardware_id == NODE_FQN:
-                self.counters = {kv.key: kv.value for kv in status.values}
-                self.diagnostics.append((time.monotonic(), msg))
-
-    def t0(self) -> float:
-        return self.last + DT
-
-    def wait_up(self, proc) -> None:
-        up = self.spin_until(lambda: proc.poll() is not None or (
-            self.images.get_subscription_count() and self.dets.get_subscription_count()
-            and self.node.count_publishers("/tracks")), 30.0)
-        assert up and proc.poll() is None, f"node did not start: {proc.stderr.read() if proc.poll() else ''}"
-        self.spin_until(lambda: False, 0.3)
-
-    def spin_until(self, condition, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > end:
-                return False
-            self.executor.spin_once(timeout_sec=0.02)
-        return True
-
-    def count(self, key: str) -> int:
-        return int(self.counters.get(key, 0))
-
-    def fresh_counters(self) -> dict[str, str]:
-        """The next diagnostics message (counters published after everything sent so far)."""
-        self.counters = {}
-        assert self.spin_until(lambda: bool(self.counters), 3.0), "no diagnostics"
-        return self.counters
-
-    def wait_count(self, key: str, at_least: int) -> None:
-        assert self.spin_until(lambda: self.count(key) >= at_least, 5.0), (key, at_least, str(self.counters))
-
-    def publish(self, stamp: float, boxes=None, image=None, dets: Detection2DArray | None = None,
-                send_image: bool = True, send_dets: bool = True, header: Header | None = None) -> int:
-        header = header or _header(stamp)
-        if stamp is not None:
-            self.last = max(self.last, stamp)
-        self.tracks.pop(_key(header), None)         # a stamp sent again (a loop) is awaited afresh
-        if send_dets:
-            msg = dets if dets is not None else _detections(header, boxes)
-            msg.header = header
-            self.dets.publish(msg)
-        if send_image:
-            msg = image if image is not None else _image(boxes)
-            msg.header = header
-            self.images.publish(msg)
-        return _key(header)
-
-    def frame(self, stamp: float, boxes, **kw) -> list[str]:
-        """A good frame, in lock-step: returns the ids tracked in it."""
-        key = self.publish(stamp, boxes, **kw)
-        assert self.spin_until(lambda: key in self.tracks, 5.0), f"no tracks for stamp {stamp}"
-        return sorted(d.id for d in self.tracks[key].detections)
-
-    def set_parameter(self, name: str, value):
-        assert self.set_client.wait_for_service(timeout_sec=5.0)
-        future = self.set_client.call_async(
-            SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
-        assert self.spin_until(future.done, 5.0)
-        return future.result().results[0]
-
-    def close(self) -> None:
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-
-
-def start_node(tmp, repo_dir, domain: int, params: dict, name: str = "params") -> subprocess.Popen:
-    """The node from the copy of the package this run imported, as a user runs it: from outside
-    the repository (``repo_dir`` unused: kept for the callers' signature)."""
-    (tmp / f"{name}.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-    env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"))
-    return subprocess.Popen(node_command("--params-file", str(tmp / f"{name}.yaml")), cwd=tmp, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def _domain(offset: int) -> int:
-    return (int(os.environ["ROS_DOMAIN_ID"]) + offset) % 200 + 1
+def _frame(client, stamp: float, boxes, **kw) -> list[str]:
+    """A good frame, in lock-step: the ids tracked in it."""
+    return client.ids(client.frame(stamp, boxes, timeout=5.0, **kw))
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, repo_dir):
-    tmp = tmp_path_factory.mktemp("hardening_node")
-    domain = _domain(90)
-    proc = start_node(tmp, repo_dir, domain, PARAMS)
-    client = Client(domain)
-    try:
-        client.wait_up(proc)
-        yield client, proc
-    finally:
-        client.close()
-        stop_node_process(proc)
+def tracker_node(ros_nodes):
+    with ros_nodes.connected(PARAMS) as running:
+        yield running
 
 
-def _start(client: Client) -> tuple[float, list[str], dict[str, str]]:
+def _start(client) -> tuple[float, list[str], dict[str, str]]:
     """Three frames of two people from the timeline's next stamp -> (t0 of the test's own
     input, the ids the people keep, the node's counters before that input)."""
-    t0 = client.t0()
-    ids = [client.frame(t0 + DT * k, _people(k)) for k in range(3)]
+    t0 = _t0(client)
+    ids = [_frame(client, t0 + DT * k, _people(k)) for k in range(3)]
     assert len(ids[-1]) == 2 and ids[1] == ids[2]
     return t0, ids[-1], client.fresh_counters()
 
 
-def _assert_healthy(client: Client, proc, before: dict[str, str]) -> None:
+def _assert_healthy(client, node, before: dict[str, str]) -> None:
     after = client.fresh_counters()
-    assert proc.poll() is None
+    assert node.running()
     assert after["processing_errors"] == before["processing_errors"] == "0"
     assert after["time_resets"] == before["time_resets"]
     assert after.get("rejected_late_frame", "0") == before.get("rejected_late_frame", "0")
 
 
-def _bad_row(header: Header, boxes, spoil) -> Detection2DArray:
-    msg = _detections(header, [*boxes, [100, 100, 140, 200]])
+def _bad_row(client, header: Header, boxes, spoil) -> Detection2DArray:
+    msg = client.detection_array(header, [*boxes, [100, 100, 140, 200]])
     spoil(msg.detections[-1])
     return msg
 
@@ -230,46 +107,46 @@ ROW_PROBES = [
 ]
 
 
-def test_unusable_detections_are_dropped_and_the_rest_of_the_frame_tracked(node):
-    client, proc = node
+def test_unusable_detections_are_dropped_and_the_rest_of_the_frame_tracked(tracker_node):
+    client, node = tracker_node
     t0, ids, before = _start(client)
     for k, (spoil, _) in enumerate(ROW_PROBES, start=3):
-        dets = _bad_row(_header(0), _people(k), spoil)
-        assert client.frame(t0 + DT * k, _people(k), dets=dets) == ids            # both people, same ids
+        dets = _bad_row(client, _header(0), _people(k), spoil)
+        assert _frame(client, t0 + DT * k, _people(k), dets=dets) == ids            # both people, same ids
     after = client.fresh_counters()
     for reason in {r for _, r in ROW_PROBES}:
         sent = sum(r == reason for _, r in ROW_PROBES)
         assert int(after.get(f"rejected_{reason}", 0)) == int(before.get(f"rejected_{reason}", 0)) + sent
     assert after.get("rejected_bad_detections", "0") == before.get("rejected_bad_detections", "0")
-    _assert_healthy(client, proc, before)
+    _assert_healthy(client, node, before)
 
 
-def test_stamps_that_pair_with_nothing_are_counted_and_tracks_kept(node):
-    client, proc = node
+def test_stamps_that_pair_with_nothing_are_counted_and_tracks_kept(tracker_node):
+    client, node = tracker_node
     t0, ids, before = _start(client)
     last = t0 + 0.2
-    client.publish(last + 0.05, _people(3), send_image=False)     # detections of an image never sent
-    client.publish(last, _people(2), send_dets=False)             # the last image again
-    client.publish(t0 + 0.1, _people(1), send_dets=False)         # an image older than the last one
-    client.publish(last + 0.07, _people(3), send_dets=False)      # an image whose detections never come
-    assert client.frame(t0 + 0.3, _people(3)) == ids              # pairing it discards the four above
+    client.send(last + 0.05, _people(3), send_image=False)     # detections of an image never sent
+    client.send(last, _people(2), send_dets=False)             # the last image again
+    client.send(t0 + 0.1, _people(1), send_dets=False)         # an image older than the last one
+    client.send(last + 0.07, _people(3), send_dets=False)      # an image whose detections never come
+    assert _frame(client, t0 + 0.3, _people(3)) == ids              # pairing it discards the four above
     client.wait_count("unpaired_detections", int(before["unpaired_detections"]) + 1)
     client.wait_count("unpaired_images", int(before["unpaired_images"]) + 3)
-    assert [client.frame(t0 + DT * k, _people(k)) for k in range(4, 7)][-1] == ids
-    _assert_healthy(client, proc, before)
+    assert [_frame(client, t0 + DT * k, _people(k)) for k in range(4, 7)][-1] == ids
+    _assert_healthy(client, node, before)
 
 
-def test_a_duplicate_frame_is_tracked_again_without_reset(node):
-    client, proc = node
+def test_a_duplicate_frame_is_tracked_again_without_reset(tracker_node):
+    client, node = tracker_node
     t0, ids, before = _start(client)
     client.tracks.clear()
-    assert client.frame(t0 + 0.2, _people(2)) == ids              # the same stamp and content once more
-    assert [client.frame(t0 + DT * k, _people(k)) for k in range(3, 6)][-1] == ids
-    _assert_healthy(client, proc, before)
+    assert _frame(client, t0 + 0.2, _people(2)) == ids              # the same stamp and content once more
+    assert [_frame(client, t0 + DT * k, _people(k)) for k in range(3, 6)][-1] == ids
+    _assert_healthy(client, node, before)
 
 
-def test_malformed_and_oversized_images_between_good_frames(node):
-    client, proc = node
+def test_malformed_and_oversized_images_between_good_frames(tracker_node):
+    client, node = tracker_node
     t0, ids, before = _start(client)
     stepped = _image(_people(3))
     stepped.step += 3
@@ -282,14 +159,14 @@ def test_malformed_and_oversized_images_between_good_frames(node):
     sent = dict.fromkeys(reasons, 0)
     for k, image, reason in zip((3, 5, 7, 9), (stepped, yuv, truncated, taller), reasons, strict=True):
         sent[reason] += 1
-        client.publish(t0 + DT * k, _people(k), image=image)
+        client.send(t0 + DT * k, _people(k), image=image)
         client.wait_count(f"rejected_{reason}", int(before.get(f"rejected_{reason}", 0)) + sent[reason])
-        assert client.frame(t0 + DT * (k + 1), _people(k + 1)) == ids
+        assert _frame(client, t0 + DT * (k + 1), _people(k + 1)) == ids
     after = client.fresh_counters()
     for reason, n in sent.items():
         assert int(after[f"rejected_{reason}"]) == int(before.get(f"rejected_{reason}", 0)) + n
     assert int(after["frames_dropped_busy"]) == int(before["frames_dropped_busy"])
-    _assert_healthy(client, proc, before)
+    _assert_healthy(client, node, before)
 
 
 def _stamp(sec: int, nanosec: int) -> Header:
@@ -305,16 +182,16 @@ def _stamp(sec: int, nanosec: int) -> Header:
     (lambda t: _stamp(-1000, 0), "stamp_jump"),
     (lambda t: _stamp(int(t), 4_000_000_000), "stamp_invalid"),   # read as t + 4 s before
 ], ids=["+0.9s", "+5s", "sec_2^31-1", "sec_-1000", "nanosec_4e9"])
-def test_an_implausible_stamp_is_refused_and_the_ids_kept(node, probe, reason):
-    client, proc = node
+def test_an_implausible_stamp_is_refused_and_the_ids_kept(tracker_node, probe, reason):
+    client, node = tracker_node
     t0, ids, before = _start(client)
     header = probe(t0 + 0.2)
-    client.publish(None, _people(3), header=header)
+    client.send(None, _people(3), header=header)
     client.wait_count(f"rejected_{reason}", int(before.get(f"rejected_{reason}", 0)) + 1)
     assert _key(header) not in client.tracks
-    after = [client.frame(t0 + DT * k, _people(k)) for k in range(3, 13)]     # every later frame tracked
+    after = [_frame(client, t0 + DT * k, _people(k)) for k in range(3, 13)]     # every later frame tracked
     assert all(a == ids for a in after), after
-    _assert_healthy(client, proc, before)
+    _assert_healthy(client, node, before)
 
 
 def _huge_detection_array(n: int) -> bytes:
@@ -328,34 +205,34 @@ def _huge_detection_array(n: int) -> bytes:
     return bytes(head) + element * n
 
 
-def test_a_100k_detection_array_is_refused_without_stalling_the_node(node):
-    client, proc = node
+def test_a_100k_detection_array_is_refused_without_stalling_the_node(tracker_node):
+    client, node = tracker_node
     t0, ids, before = _start(client)
     data = _huge_detection_array(100_000)
     assert len(deserialize_message(_huge_detection_array(3), Detection2DArray).detections) == 3
     client.diagnostics.clear()
-    client.dets.publish(data)
+    client.det_pub.publish(data)                                       # serialised bytes
     client.wait_count("rejected_too_many_detections", int(before.get("rejected_too_many_detections", 0)) + 1)
     client.spin_until(lambda: False, 1.0)
-    arrivals = [t for t, _ in client.diagnostics]
-    gaps = np.diff(arrivals)
-    assert len(arrivals) >= 5 and gaps.max() < 1.0, f"diagnostics stalled: gaps {np.round(gaps, 2)}"
+    sent = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in client.diagnostics]
+    gaps = np.diff(sent)
+    assert len(sent) >= 5 and gaps.max() < 1.0, f"diagnostics stalled: gaps {np.round(gaps, 2)}"
     print(f"diagnostics every 0.1 s, largest gap while the 100k array arrived: {gaps.max():.2f} s")
     bad = client.count("rejected_bad_detections")
-    client.dets.publish(_huge_detection_array(3)[:-40])                # cut inside its last detection
+    client.det_pub.publish(_huge_detection_array(3)[:-40])                # cut inside its last detection
     client.wait_count("rejected_bad_detections", bad + 1)
-    assert [client.frame(t0 + DT * k, _people(k)) for k in range(3, 6)][-1] == ids
-    _assert_healthy(client, proc, before)
+    assert [_frame(client, t0 + DT * k, _people(k)) for k in range(3, 6)][-1] == ids
+    _assert_healthy(client, node, before)
 
 
-def test_use_sim_time_can_be_switched_at_run_time(node):
-    client, proc = node
+def test_use_sim_time_can_be_switched_at_run_time(tracker_node):
+    client, node = tracker_node
     t0, ids, before = _start(client)
 
     def diagnostics_stamp() -> float:
         client.diagnostics.clear()
         assert client.spin_until(lambda: len(client.diagnostics) >= 2, 3.0)
-        stamp = client.diagnostics[-1][1].header.stamp
+        stamp = client.diagnostics[-1].header.stamp
         return stamp.sec + stamp.nanosec * 1e-9
 
     assert diagnostics_stamp() > 1e9                                 # wall time
@@ -363,51 +240,42 @@ def test_use_sim_time_can_be_switched_at_run_time(node):
     assert result.successful, result.reason
     try:
         assert diagnostics_stamp() == 0.0                             # sim time, no /clock yet
-        clock = Clock()
-        clock.clock.sec = 1234
-        client.clock.publish(clock)
+        client.publish_clock(1234)
         assert client.spin_until(lambda: bool(client.diagnostics)
-                                 and client.diagnostics[-1][1].header.stamp.sec == 1234, 3.0)
-        assert [client.frame(t0 + DT * k, _people(k)) for k in range(3, 6)][-1] == ids
+                                 and client.diagnostics[-1].header.stamp.sec == 1234, 3.0)
+        assert [_frame(client, t0 + DT * k, _people(k)) for k in range(3, 6)][-1] == ids
         assert not client.set_parameter("use_sim_time", "yes").successful     # rclpy's own check
     finally:
         assert client.set_parameter("use_sim_time", False).successful
     assert diagnostics_stamp() > 1e9
-    _assert_healthy(client, proc, before)
+    _assert_healthy(client, node, before)
 
 
-def test_a_node_with_the_same_name_is_reported(node, tmp_path, repo_dir):
-    client, proc = node
-    twin = start_node(tmp_path, repo_dir, _domain(90), PARAMS, name="twin")
+def test_a_node_with_the_same_name_is_reported(tracker_node, ros_nodes):
+    client, node = tracker_node
+    twin = ros_nodes.start(PARAMS, domain=node.domain)
     try:
-        assert client.spin_until(lambda: twin.poll() is not None or client.count("nodes_with_this_name") == 2,
+        assert client.spin_until(lambda: not twin.running() or client.count("nodes_with_this_name") == 2,
                                  30.0), f"twin not reported: {client.counters}"
-        assert twin.poll() is None
-        status = client.diagnostics[-1][1].status[0]
+        assert twin.running()
+        status = client.diagnostics[-1].status[0]
         assert status.level == status.WARN and "nodes named" in status.message
     finally:
-        stop_node_process(twin)
+        twin.stop()
     assert client.spin_until(lambda: "nodes_with_this_name" not in client.fresh_counters(), 10.0)
     _start(client)
 
 
-def test_a_short_bag_looped_resets_once_per_loop_and_tracks_every_frame(tmp_path, repo_dir):
+def test_a_short_bag_looped_resets_once_per_loop_and_tracks_every_frame(ros_nodes):
     """A fresh node, a 0.8 s bag at 30 Hz replayed three times (ros2 bag play --loop): each jump back
     (0.77 s, inside the pipeline's reorder window) resets the tracker instead of refusing a loop as late."""
-    domain = _domain(95)
-    proc = start_node(tmp_path, repo_dir, domain, PARAMS)
-    client = Client(domain)
-    try:
-        client.wait_up(proc)
+    with ros_nodes.connected(PARAMS) as (client, _):
         dt = 1 / 30
-        loops = [[client.frame(50.0 + dt * k, _people(k)) for k in range(24)] for _ in range(3)]
+        loops = [[_frame(client, 50.0 + dt * k, _people(k)) for k in range(24)] for _ in range(3)]
         counters = client.fresh_counters()
-        assert counters["time_resets"] == "2" and counters.get("rejected_late_frame", "0") == "0"
-        assert len(loops[0][-1]) == len(loops[1][-1]) == len(loops[2][-1]) == 2
-        assert set(loops[1][-1]).isdisjoint(loops[0][-1]) and set(loops[2][-1]).isdisjoint(loops[1][-1])
-    finally:
-        client.close()
-        stop_node_process(proc)
+    assert counters["time_resets"] == "2" and counters.get("rejected_late_frame", "0") == "0"
+    assert len(loops[0][-1]) == len(loops[1][-1]) == len(loops[2][-1]) == 2
+    assert set(loops[1][-1]).isdisjoint(loops[0][-1]) and set(loops[2][-1]).isdisjoint(loops[1][-1])
 
 
 def _peak_rss(pid: int) -> int:
@@ -415,14 +283,11 @@ def _peak_rss(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
-def test_compressed_bombs_are_refused_and_the_node_stays_small(tmp_path, repo_dir, image_bombs):
+def test_compressed_bombs_are_refused_and_the_node_stays_small(ros_nodes, image_bombs):
     """A fresh node on CompressedImage with the default pixel budget (4K): the bombs are refused
     from their headers, other codecs by their magic bytes whatever ``format`` says, the ids are
     kept, and the node's peak RSS over the whole run stays far below what one bomb decodes to."""
-    domain = _domain(97)
     params = {k: v for k, v in PARAMS.items() if k != "input_limits.max_pixels"} | {"compressed": True}
-    proc = start_node(tmp_path, repo_dir, domain, params)
-    client = Client(domain, CompressedImage, "/image/compressed")
 
     def jpeg(k: int) -> CompressedImage:
         raw = _image(_people(k))
@@ -433,22 +298,18 @@ def test_compressed_bombs_are_refused_and_the_node_stays_small(tmp_path, repo_di
     bombs = [("jpeg", image_bombs["jpeg"], "too_many_pixels"), ("png", image_bombs["png"], "too_many_pixels"),
              ("png", image_bombs["jpeg"], "too_many_pixels"),       # the format field is not believed
              ("jpeg", bmp, "format_not_allowed")]
-    try:
-        client.wait_up(proc)
-        t0 = client.t0()
-        ids = [client.frame(t0 + DT * k, _people(k), image=jpeg(k)) for k in range(3)][-1]
+    with ros_nodes.connected(params, compressed=True) as (client, node):
+        t0 = _t0(client)
+        ids = [_frame(client, t0 + DT * k, _people(k), image=jpeg(k)) for k in range(3)][-1]
         assert len(ids) == 2
         counts: dict[str, int] = {}
         for k, (fmt, data, reason) in enumerate(bombs, start=3):
             counts[reason] = counts.get(reason, 0) + 1
-            client.publish(t0 + DT * k, _people(k), image=CompressedImage(format=fmt, data=data))
+            client.send(t0 + DT * k, _people(k), image=CompressedImage(format=fmt, data=data))
             client.wait_count(f"rejected_{reason}", counts[reason])
-            assert client.frame(t0 + DT * k + DT / 2, _people(k), image=jpeg(k)) == ids
+            assert _frame(client, t0 + DT * k + DT / 2, _people(k), image=jpeg(k)) == ids
         counters = client.fresh_counters()
         assert counters["processing_errors"] == "0" and counters["time_resets"] == "0"
-        peak = _peak_rss(proc.pid)
+        peak = _peak_rss(node.proc.pid)
         assert peak < 1.5 * 2**30, f"peak RSS {peak / 2**20:.0f} MB"
         print(f"node peak RSS over the bomb run: {peak / 2**20:.0f} MB")
-    finally:
-        client.close()
-        stop_node_process(proc)
