@@ -35,9 +35,9 @@ class ImpostorSimilarity:
         if m < 2:
             return
         sims = (features @ features.T)[_UPPER[:m, :m]]
-        bins = np.clip(((sims + 1.0) * (BINS / 2)).astype(np.int64), 0, BINS - 1)
+        bins = np.minimum(np.maximum(((sims + 1.0) * (BINS / 2)).astype(np.int64), 0), BINS - 1)
         self.counts = self.counts + np.bincount(bins, minlength=BINS)  # a new array: transactions keep the old
-        self.total = float(self.counts.sum())
+        self.total += len(bins)  # = counts.sum(), exactly: counts are whole numbers
 
     def quantile(self, q: float) -> float | None:
         """The similarity below which a fraction ``q`` of impostor pairs fall (the bin's
