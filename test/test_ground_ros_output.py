@@ -1,6 +1,7 @@
 """Ground output on the ROS side without a node: settings, camera_info pairing, 3D messages, Track fields."""
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -181,3 +182,11 @@ def test_pose_from_a_lookup_and_quaternion_transforms():
     frame = out.process(_header(), 12.0, [_track(1)], np.array([[300.0, 150.0, 340.0, 330.0]]), None)
     assert calls == [("camera_optical", 12 * 10**9 + 5)] and frame.reason is None
     assert out._projector.pose.matrix is not None and np.allclose(out._projector.pose.matrix, T)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tf2_ros") is not None, reason="tf2_ros is importable here")
+def test_use_tf_without_tf2_ros_is_refused_naming_the_parameter():
+    with pytest.raises(ParameterError) as info:
+        _settings(enabled=True, use_tf=True)
+    assert info.value.name == "ground.use_tf" and "tf2_ros" in str(info.value)
+    assert _settings(enabled=False, use_tf=True).use_tf        # not used, not checked

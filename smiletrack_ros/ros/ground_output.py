@@ -238,7 +238,7 @@ def _duration(seconds: float):
 
 class GroundPublisher:
     """Attaches ground output to a node: the camera_info subscription, the 3D publishers and (with
-    ``ground.use_tf`` and tf2_ros importable) a TF listener for the camera pose."""
+    ``ground.use_tf``) a TF listener for the camera pose."""
 
     def __init__(self, node: Any, settings: GroundSettings, output_qos: Any, input_qos: Any):
         self.settings = settings
@@ -270,12 +270,8 @@ class GroundPublisher:
             return None
         return {track_id: ground_fields(e) for track_id, e in frame.estimates.items()}
 
-    def _tf_lookup(self, node: Any) -> Callable[[str, int], np.ndarray | None] | None:
-        try:
-            import tf2_ros
-        except ImportError:
-            node.get_logger().warning("ground.use_tf: tf2_ros is not importable here; using the ground.camera_* pose")
-            return None
+    def _tf_lookup(self, node: Any) -> Callable[[str, int], np.ndarray | None]:
+        import tf2_ros  # GroundSettings refused ground.use_tf without it
         from rclpy.time import Time
 
         buffer = tf2_ros.Buffer()

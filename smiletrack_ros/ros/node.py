@@ -94,6 +94,7 @@ class TrackerCore:
         self._specs = {s.name: s for s in all_param_specs()}
         self._values = self._declare_parameters()
         self.settings = NodeSettings.from_values(self._values)
+        GroundSettings.from_values(self._values, self.settings.image_topic)   # a bad ground.* fails start-up
         self._pending_lock = threading.Lock()
         self._pending_changes: dict[str, Any] = {}
         self.limits = InputLimits.from_values(self._values)
