@@ -361,7 +361,7 @@ class TrackerCore:
         self._tracks_pub.publish(detection_array_cdr(header, tracks, s.class_names))
         ground = None if self._ground is None else self._ground.publish(
             header, stamp, result.tracks, result.live_tracks, result.detections.boxes, result.detections.scores,
-            s.class_names)
+            s.class_names, image_size=(image.shape[1], image.shape[0]))
         self._full_pub.publish(track_array_cdr(header, live_tracks, s.class_names, ground))
         if s.publish_debug_image:
             annotated = draw_tracks(image, result.tracks, s.class_names, copy=not image.flags.writeable)
