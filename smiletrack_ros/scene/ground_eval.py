@@ -61,6 +61,7 @@ class Samples:
     mixed: np.ndarray            # bool: the ground filter was fed another person since it started
                                  # (the 2D tracker switched identities under it)
     velocity_error_detection: np.ndarray   # m/s, against the person behind this frame's detection
+    measured_span: np.ndarray    # s from the filter's first to its latest measurement
 
     def subset(self, rows: np.ndarray) -> Samples:
         return Samples(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
@@ -119,6 +120,7 @@ def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
     rows: list[tuple[float, ...]] = []
     trails: dict[int, Trail] = {}
     fed: dict[tuple[int, float], list[int]] = {}   # (track id, filter start) -> people it measured, in order
+    last_measured: dict[tuple[int, float], float] = {}
     for frame in tracked:
         t, live, truth = frame.time, frame.live, frame.truth
         estimates = ground.update(t, live, frame.boxes, projector, frame.scores)
@@ -133,6 +135,7 @@ def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
             seen = fed.setdefault((int(track.track_id), e.started), [])
             if e.status == GroundStatus.MEASURED:
                 seen.append(source)
+                last_measured[(int(track.track_id), e.started)] = t
             followed = seen[-1] if seen and seen[-1] in row_of else source
             k = row_of[followed]
             position, velocity = truth.floor.positions[k], truth.floor.velocities[k]
@@ -140,14 +143,15 @@ def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
             rows.append((float(np.hypot(*position)), float(np.hypot(*error[:2])), float(np.hypot(*error[2:])),
                          t - e.started, float(error @ np.linalg.solve(e.covariance, error)),
                          float(e.status == GroundStatus.MEASURED), float(bool(set(seen) - {followed})),
-                         float(np.hypot(*(e.velocity - truth.floor.velocities[row_of[source]])))))
+                         float(np.hypot(*(e.velocity - truth.floor.velocities[row_of[source]]))),
+                         last_measured.get((int(track.track_id), e.started), e.started) - e.started))
             trail = trails.setdefault(int(track.track_id), Trail(int(track.track_id), [], [], [], []))
             trail.estimates.append(np.concatenate([e.position, e.velocity]))
             trail.truth.append(position.copy())
             trail.covariances.append(e.covariance)
             trail.times.append(t)
-    table = np.array(rows, np.float64).reshape(-1, 8)
-    samples = Samples(*table[:, :5].T, table[:, 5].astype(bool), table[:, 6].astype(bool), table[:, 7])
+    table = np.array(rows, np.float64).reshape(-1, 9)
+    samples = Samples(*table[:, :5].T, table[:, 5].astype(bool), table[:, 6].astype(bool), *table[:, 7:].T)
     return samples, trails
 
 
@@ -166,6 +170,8 @@ def summarize(samples: Samples, max_range: float = 10.0, settle_s: float = 1.0) 
             "velocity_rms_settled_by_detection":
                 float(np.sqrt(np.mean(samples.velocity_error_detection[settled] ** 2))),
             "settled_share": float(np.mean(settled)),
+            "velocity_rms_measured_1s":
+                float(np.sqrt(np.mean(samples.velocity_error[samples.measured_span >= settle_s] ** 2))),
             "nees_in_band_settled": float(np.mean((nees > lo) & (nees < hi))),
             "nees_mean_settled": float(np.mean(nees)),
             "measured_share": float(np.mean(samples.measured)), "mixed_share": float(np.mean(samples.mixed))}
