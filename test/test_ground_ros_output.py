@@ -1,6 +1,7 @@
 """Ground output on the ROS side without a node: settings, camera_info pairing, 3D messages, Track fields."""
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -181,3 +182,26 @@ def test_pose_from_a_lookup_and_quaternion_transforms():
     frame = out.process(_header(), 12.0, [_track(1)], np.array([[300.0, 150.0, 340.0, 330.0]]), None)
     assert calls == [("camera_optical", 12 * 10**9 + 5)] and frame.reason is None
     assert out._projector.pose.matrix is not None and np.allclose(out._projector.pose.matrix, T)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tf2_ros") is not None, reason="tf2_ros is importable here")
+def test_use_tf_without_tf2_ros_is_refused_naming_the_parameter():
+    with pytest.raises(ParameterError) as info:
+        _settings(enabled=True, use_tf=True)
+    assert info.value.name == "ground.use_tf" and "tf2_ros" in str(info.value)
+    assert _settings(enabled=False, use_tf=True).use_tf        # not used, not checked
+
+
+def test_an_image_of_another_size_than_the_camera_info_gets_no_ground_output_and_is_counted():
+    out = GroundOutput(_settings())
+    out.on_camera_info(_camera_info(12, 5))                       # 640 x 480
+    boxes, scores = np.array([[300.0, 120.0, 340.0, 330.0]]), np.array([0.9])
+    assert out.process(_header(12, 5), 12.0, [_track(1)], boxes, scores, (640, 480)).estimates   # measured
+    frame = out.process(_header(12, 5), 12.05, [_track(1)], boxes, scores, (1280, 720))
+    assert frame.estimates == {} and frame.reason == "image 1280x720 but camera_info on cam/camera_info is 640x480"
+    values: dict[str, str] = {}
+    assert out.diagnostics(values) == f"{frame.reason}: no ground (3D) output"
+    assert values["ground_image_size_mismatches"] == "1" and len(out.tracker) == 0   # the filters are dropped
+    again = out.process(_header(12, 5), 12.1, [_track(1)], boxes, scores, (640, 480))
+    assert again.reason is None and again.estimates[1].status == GroundStatus.MEASURED
+    assert out.diagnostics({}) is None                            # sizes agree again: no warning

@@ -3,11 +3,18 @@
 It is fed the projected foot point of the detection the 2D tracker matched to
 the track, with that point's covariance. (Not the 2D tracker's filtered box: that
 is already an average over past frames, and filtering it again would count the
-same evidence twice and make the covariance overconfident.) A measurement
-outside the gate, out of walking reach, or of another standing height than the
-track's is skipped as an outlier, unless the track was just re-identified after
-a gap or keeps disagreeing: then the person is elsewhere than the filter thinks
-(or it is another person), and it restarts there.
+same evidence twice and make the covariance overconfident.)
+
+The 2D tracker sometimes hands a track to another person (an identity switch).
+A filter fed both people would blend their velocities, so a doubtful
+measurement (outside the 95% innovation ellipse, or after a gap) starts a
+second hypothesis: the same track restarted at that measurement. Both are fed
+the following measurements and the log-likelihood ratio of their predictions
+decides which one the track keeps; the leader so far is the one reported. A
+measurement that cannot be the tracked person (outside the 99.99% gate, or
+beyond walking reach) makes the restart the leader at once; the old filter
+stays as the rival, so a single bad box costs nothing once the next one agrees
+with it again.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from smiletrack_ros.tracking import TrackOutput
 
 _H = np.hstack([np.eye(2), np.zeros((2, 2))])
 _HEIGHT_SAMPLES = 5   # heights seen before a track's own height is trusted
+_DECISIVE = math.log(100.0)   # log-likelihood ratio at which a restart hypothesis is settled (100 : 1)
 _MIN_HEIGHT_SPREAD = 0.02
 
 
@@ -41,31 +49,41 @@ class GroundStatus(IntEnum):
 @dataclass(frozen=True)
 class MotionConfig:
     """``acceleration_psd``: white-acceleration noise (m^2/s^3) of walking people;
-    ``initial_speed_sigma``: velocity std (m/s, per axis) of a new track; ``gate``: Mahalanobis
-    distance squared beyond which a measurement is an outlier (chi-square, 2 dof);
-    ``max_outliers``: consecutive outliers after which the filter restarts at the measurement;
-    ``reidentify_gap``: seconds without a measurement after which an outlier restarts the filter
-    at once (the track was re-identified somewhere else); ``max_prediction``: seconds a track
-    keeps a predicted ground state without measurements; ``max_speed``: m/s no walking person
-    exceeds (a measurement farther than that from the last one is someone else);
-    ``height_tolerance``: relative difference from the track's mean standing height beyond which
-    a box is not this whole person (feet hidden, or someone else)."""
+    ``initial_speed_sigma``: velocity std (m/s, per axis) of a new track; ``gate``: squared
+    Mahalanobis distance beyond which a measurement cannot be the tracked person (chi-square,
+    2 dof); ``doubt_gate``: squared distance beyond which it may be someone else (a restart
+    hypothesis is raised); ``reidentify_gap``: seconds without a measurement after which the next
+    one raises a restart hypothesis too (the track may have been re-identified on someone else);
+    ``switch_prior``: prior probability that a doubtful measurement is another person's;
+    ``neighbour_sigma``: spread (m, per axis) of where that other person is, around the track's
+    prediction; ``decision_time``: seconds after which a restart hypothesis is decided even when
+    the evidence is weak (the likelier one is kept); ``max_prediction``: seconds a track keeps a
+    predicted ground state without measurements; ``max_speed``: m/s no walking person exceeds (a
+    measurement farther than that from the last one is someone else); ``height_tolerance``:
+    relative difference from the track's mean standing height beyond which a box is not this
+    whole person (feet hidden, or someone else)."""
 
     acceleration_psd: float = 0.05
     initial_speed_sigma: float = 1.0
     gate: float = 18.4
-    max_outliers: int = 3
-    reidentify_gap: float = 0.5
+    doubt_gate: float = 5.99
+    reidentify_gap: float = 0.25
+    switch_prior: float = 0.05
+    neighbour_sigma: float = 1.0
+    decision_time: float = 1.0
     max_prediction: float = 2.0
     max_speed: float = 3.0
     height_tolerance: float = 0.15
 
     def __post_init__(self) -> None:
-        for name in ("acceleration_psd", "initial_speed_sigma", "gate", "reidentify_gap", "max_prediction",
-                     "max_speed", "height_tolerance"):
+        for name in ("acceleration_psd", "initial_speed_sigma", "gate", "doubt_gate", "reidentify_gap",
+                     "switch_prior", "neighbour_sigma", "decision_time", "max_prediction", "max_speed",
+                     "height_tolerance"):
             object.__setattr__(self, name, positive_number(name, getattr(self, name)))
-        if isinstance(self.max_outliers, bool) or not isinstance(self.max_outliers, int) or self.max_outliers < 1:
-            raise GroundConfigError("max_outliers", f"must be an int >= 1, got {self.max_outliers!r}")
+        if self.doubt_gate > self.gate:
+            raise GroundConfigError("doubt_gate", f"must be at most gate ({self.gate}), got {self.doubt_gate}")
+        if self.switch_prior >= 1.0:
+            raise GroundConfigError("switch_prior", f"must be a probability below 1, got {self.switch_prior}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,15 +154,28 @@ class _TrackMotion:
     last_measured: float
     last_position: np.ndarray     # filtered position and covariance after the last measurement
     last_covariance: np.ndarray
-    outliers: int = 0
     height_sum: float = 0.0
     height_squares: float = 0.0
     height_count: int = 0
+    # A restart hypothesis (another person may have taken the track) and the log-likelihood
+    # ratio rival : this filter of the measurements since it was raised.
+    rival: _TrackMotion | None = None
+    llr: float = 0.0
+    compared: int = 0
 
-    def measured(self, timestamp: float, height: float) -> None:
+    @property
+    def leader(self) -> _TrackMotion:
+        return self.rival if self.rival is not None and self.llr > 0.0 else self
+
+    def take(self, z: np.ndarray, R: np.ndarray, timestamp: float, height: float) -> None:
+        """Update with a measurement and remember it (its time, the filtered position, the height)."""
+        self.filter.update(z, R)
         self.last_measured = timestamp
         self.last_position = self.filter.x[:2].copy()
         self.last_covariance = self.filter.P[:2, :2].copy()
+        self.remember_height(height)
+
+    def remember_height(self, height: float) -> None:
         if math.isfinite(height):
             self.height_sum += height
             self.height_squares += height * height
@@ -210,35 +241,85 @@ class GroundTracker:
                 for t in tracks}
 
     def _step(self, track_id: int, timestamp: float, m: GroundMeasurements, k: int | None) -> GroundEstimate:
-        cfg = self.config
         motion = self._tracks.get(track_id)
         refusal = Refusal.UNMATCHED if k is None else Refusal(int(m.refusals[k]))
         if refusal == Refusal.NONE:
             z, R, height = m.positions[k], m.covariances[k], float(m.heights[k])
             if motion is None:
-                motion = self._start(track_id, z, R, timestamp)
+                motion = self._tracks[track_id] = self._new_motion(z, R, timestamp, height)
             else:
-                motion.filter.predict(timestamp)
-                disagreement = self._disagreement(motion, z, R, height, timestamp)
-                if disagreement == Refusal.NONE:
-                    motion.filter.update(z, R)
-                    motion.outliers = 0
-                elif timestamp - motion.last_measured > cfg.reidentify_gap or motion.outliers + 1 >= cfg.max_outliers:
-                    motion = self._start(track_id, z, R, timestamp)
-                else:
-                    motion.outliers += 1
-                    refusal = disagreement
-            if refusal == Refusal.NONE:
-                motion.measured(timestamp, height)
-                return self._estimate(track_id, motion, GroundStatus.MEASURED, refusal)
-            return self._estimate(track_id, motion, GroundStatus.PREDICTED, refusal)
+                motion, refusal = self._measure(track_id, motion, z, R, height, timestamp)
+            status = GroundStatus.MEASURED if refusal == Refusal.NONE else GroundStatus.PREDICTED
+            return self._estimate(track_id, motion.leader, status, refusal)
         if motion is None:
             return GroundEstimate.none(track_id, refusal)
-        if timestamp - motion.last_measured > cfg.max_prediction:
+        if timestamp - motion.leader.last_measured > self.config.max_prediction:
             del self._tracks[track_id]
             return GroundEstimate.none(track_id, refusal)
+        for hypothesis in (motion, motion.rival):
+            if hypothesis is not None:
+                hypothesis.filter.predict(timestamp)
+        return self._estimate(track_id, motion.leader, GroundStatus.PREDICTED, refusal)
+
+    def _measure(self, track_id: int, motion: _TrackMotion, z: np.ndarray, R: np.ndarray, height: float,
+                 timestamp: float) -> tuple[_TrackMotion, Refusal]:
+        """One measurement for a track that has a filter: returns the track's motion afterwards and
+        why its leader did not take the measurement (NONE: it did)."""
+        cfg = self.config
         motion.filter.predict(timestamp)
-        return self._estimate(track_id, motion, GroundStatus.PREDICTED, refusal)
+        y, S, distance = motion.filter.innovation(z, R)
+        verdict = self._disagreement(motion, z, R, height, timestamp, distance)
+        rival = motion.rival
+        if rival is None:
+            if verdict == Refusal.NONE and distance <= cfg.doubt_gate \
+                    and timestamp - motion.last_measured <= cfg.reidentify_gap:
+                motion.take(z, R, timestamp, height)
+                return motion, Refusal.NONE
+            # Doubt: the measurement may be another person's. Raise the restart hypothesis; it leads
+            # at once when this person cannot be the one measured.
+            motion.rival, motion.compared = self._new_motion(z, R, timestamp, height), 0
+            motion.llr = _DECISIVE if verdict == Refusal.OUTLIER else self._switch_evidence(y, S)
+            if verdict == Refusal.NONE:
+                motion.take(z, R, timestamp, height)
+            return motion, verdict if motion.leader is motion else Refusal.NONE
+        rival.filter.predict(timestamp)
+        rival_y, rival_S, rival_distance = rival.filter.innovation(z, R)
+        rival_verdict = self._disagreement(rival, z, R, height, timestamp, rival_distance)
+        if verdict == Refusal.OUTLIER and rival_verdict == Refusal.OUTLIER:   # neither: a third person
+            motion.rival, motion.llr, motion.compared = self._new_motion(z, R, timestamp, height), _DECISIVE, 0
+            return motion, Refusal.NONE
+        motion.llr += _log_likelihood(rival_y, rival_S) - _log_likelihood(y, S)
+        motion.compared += 1
+        for hypothesis, agrees in ((motion, verdict), (rival, rival_verdict)):
+            if agrees == Refusal.NONE:
+                hypothesis.take(z, R, timestamp, height)
+        motion = self._resolve(track_id, motion, timestamp)
+        leader = motion.leader
+        return motion, Refusal.NONE if leader.last_measured == timestamp else \
+            (verdict if leader is motion else rival_verdict)
+
+    def _resolve(self, track_id: int, motion: _TrackMotion, timestamp: float) -> _TrackMotion:
+        """Ends a rivalry once the restart is decisively likelier, or when its time is up (the
+        likelier one stays). The old filter is not kept on early evidence: a fresh filter, whose
+        velocity is unknown, predicts worse at first even when it is right."""
+        rival = motion.rival
+        assert rival is not None
+        if (motion.compared < 1 or motion.llr < _DECISIVE) and timestamp - rival.started < self.config.decision_time:
+            return motion
+        motion.rival = None
+        if motion.llr <= 0.0:
+            return motion
+        self._tracks[track_id] = rival
+        return rival
+
+    def _switch_evidence(self, y: np.ndarray, S: np.ndarray) -> float:
+        """Log odds that a doubtful measurement is another person's: the prior, times the
+        likelihood of the residual under "someone within ``neighbour_sigma`` of the prediction"
+        over its likelihood under "this person"."""
+        cfg = self.config
+        neighbour = S + np.eye(2) * cfg.neighbour_sigma**2
+        return math.log(cfg.switch_prior / (1.0 - cfg.switch_prior)) + _log_likelihood(y, neighbour) \
+            - _log_likelihood(y, S)
 
     def _measure_heads(self, projector: GroundProjector, matched: Sequence[TrackOutput], boxes: np.ndarray,
                        m: GroundMeasurements) -> None:
@@ -257,12 +338,12 @@ class GroundTracker:
                 m.positions[k], m.covariances[k], m.refusals[k], m.heights[k] = positions[j], covariances[j], 0, np.nan
 
     def _disagreement(self, motion: _TrackMotion, z: np.ndarray, R: np.ndarray, height: float,
-                      timestamp: float) -> Refusal:
-        """Why a measurement cannot be this track's person (NONE when it can): outside the gate,
-        farther from its last position than walking at ``max_speed`` reaches, or a standing height
-        off the track's own by more than ``height_tolerance``."""
+                      timestamp: float, distance: float) -> Refusal:
+        """Why a measurement cannot be this filter's person (NONE when it can): its squared
+        innovation ``distance`` beyond the gate, farther from the last position than walking at
+        ``max_speed`` reaches (OUTLIER), or a standing height off the track's own by more than
+        ``height_tolerance`` (IMPLAUSIBLE_HEIGHT: this box may not reach the feet)."""
         cfg = self.config
-        _, _, distance = motion.filter.innovation(z, R)
         slack = math.sqrt(cfg.gate * float(np.linalg.eigvalsh(R + motion.last_covariance)[-1]))   # the gate's sigmas
         reach = cfg.max_speed * (timestamp - motion.last_measured) + slack
         if distance > cfg.gate or float(np.hypot(*(z - motion.last_position))) > reach:
@@ -272,12 +353,12 @@ class GroundTracker:
             return Refusal.IMPLAUSIBLE_HEIGHT
         return Refusal.NONE
 
-    def _start(self, track_id: int, z: np.ndarray, R: np.ndarray, timestamp: float) -> _TrackMotion:
+    def _new_motion(self, z: np.ndarray, R: np.ndarray, timestamp: float, height: float) -> _TrackMotion:
         cfg = self.config
         motion = _TrackMotion(ConstantVelocityFilter(z, R, timestamp, cfg.acceleration_psd, cfg.initial_speed_sigma),
                               started=timestamp, last_measured=timestamp, last_position=z.copy(),
                               last_covariance=R.copy())
-        self._tracks[track_id] = motion
+        motion.remember_height(height)
         return motion
 
     @staticmethod
@@ -285,3 +366,8 @@ class GroundTracker:
         f = motion.filter
         return GroundEstimate(track_id, status, refusal, f.x[:2].copy(), f.x[2:].copy(), f.P.copy(), motion.height,
                               motion.started)
+
+
+def _log_likelihood(y: np.ndarray, S: np.ndarray) -> float:
+    """log N(y; 0, S) of a 2D residual."""
+    return -0.5 * (float(y @ np.linalg.solve(S, y)) + math.log(float(np.linalg.det(S))) + 2.0 * math.log(2.0 * math.pi))

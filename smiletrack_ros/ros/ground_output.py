@@ -114,12 +114,16 @@ class GroundOutput:
         self.frames_without_camera_info = 0
         self.pose_failures = 0
         self.errors = 0   # counted by GroundPublisher
+        self.size_mismatches = 0
+        self.last_size_mismatch = ""   # the latest frame's, "" once the sizes agree again
 
     def on_camera_info(self, msg: Any) -> None:
         self.cameras.add(msg)
 
     def process(self, header: Any, timestamp: float, live_tracks: Sequence[TrackOutput], boxes: np.ndarray,
-                scores: np.ndarray | None) -> GroundFrame:
+                scores: np.ndarray | None, image_size: tuple[int, int] | None = None) -> GroundFrame:
+        """``image_size`` (width, height) of the frame, when known, must be the camera_info's: a
+        calibration of another resolution would put every foot point in the wrong place."""
         out_header = Header(stamp=header.stamp, frame_id=self.settings.target_frame)
         camera = self.cameras.model_for(stamp_ns(header))
         if camera is None:
@@ -127,6 +131,13 @@ class GroundOutput:
             self.tracker.update(timestamp, live_tracks, boxes, None)
             return GroundFrame({}, out_header, f"no camera_info received on {self.settings.camera_info_topic}")
         model, camera_frame = camera
+        if image_size is not None and (int(image_size[0]), int(image_size[1])) != (model.width, model.height):
+            self.size_mismatches += 1
+            self.last_size_mismatch = (f"image {int(image_size[0])}x{int(image_size[1])} but camera_info on "
+                                       f"{self.settings.camera_info_topic} is {model.width}x{model.height}")
+            self.tracker.update(timestamp, live_tracks, boxes, None)
+            return GroundFrame({}, out_header, self.last_size_mismatch)
+        self.last_size_mismatch = ""
         pose = self._pose(camera_frame, stamp_ns(header))
         if pose is None:
             self.tracker.update(timestamp, live_tracks, boxes, None)
@@ -159,11 +170,14 @@ class GroundOutput:
                        "ground_camera_info_paired_latest": str(c.paired_latest),
                        "ground_frames_without_camera_info": str(self.frames_without_camera_info),
                        "ground_pose_failures": str(self.pose_failures), "ground_errors": str(self.errors),
+                       "ground_image_size_mismatches": str(self.size_mismatches),
                        "ground_tracks": str(len(self.tracker))})
         if c.received == 0:
             return f"no camera_info on {self.settings.camera_info_topic}: no ground (3D) output"
         if c.rejected and self._projector is None:
             return f"camera_info unusable ({c.last_error}): no ground (3D) output"
+        if self.last_size_mismatch:
+            return f"{self.last_size_mismatch}: no ground (3D) output"
         return None
 
 
@@ -238,7 +252,7 @@ def _duration(seconds: float):
 
 class GroundPublisher:
     """Attaches ground output to a node: the camera_info subscription, the 3D publishers and (with
-    ``ground.use_tf`` and tf2_ros importable) a TF listener for the camera pose."""
+    ``ground.use_tf``) a TF listener for the camera pose."""
 
     def __init__(self, node: Any, settings: GroundSettings, output_qos: Any, input_qos: Any):
         self.settings = settings
@@ -253,12 +267,13 @@ class GroundPublisher:
 
     def publish(self, header: Any, timestamp: float, tracks: Sequence[TrackOutput],
                 live_tracks: Sequence[TrackOutput], boxes: np.ndarray, scores: np.ndarray | None,
-                class_names: Sequence[str] = ()) -> Mapping[int, GroundFields] | None:
+                class_names: Sequence[str] = (), image_size: tuple[int, int] | None = None
+                ) -> Mapping[int, GroundFields] | None:
         """Runs one frame; publishes the 3D outputs when there are estimates; returns each track's
         ``ground_*`` fields for the TrackArray (None: none).
         A failure here is counted and logged, never passed on: the 2D outputs do not depend on it."""
         try:
-            frame = self.output.process(header, timestamp, live_tracks, boxes, scores)
+            frame = self.output.process(header, timestamp, live_tracks, boxes, scores, image_size)
             if frame.reason is not None:
                 return None
             self._detections_pub.publish(detection3d_array(frame.header, tracks, frame.estimates, class_names))
@@ -270,12 +285,8 @@ class GroundPublisher:
             return None
         return {track_id: ground_fields(e) for track_id, e in frame.estimates.items()}
 
-    def _tf_lookup(self, node: Any) -> Callable[[str, int], np.ndarray | None] | None:
-        try:
-            import tf2_ros
-        except ImportError:
-            node.get_logger().warning("ground.use_tf: tf2_ros is not importable here; using the ground.camera_* pose")
-            return None
+    def _tf_lookup(self, node: Any) -> Callable[[str, int], np.ndarray | None]:
+        import tf2_ros  # GroundSettings refused ground.use_tf without it
         from rclpy.time import Time
 
         buffer = tf2_ros.Buffer()

@@ -2,8 +2,10 @@
 
 The camera pose comes from the ``ground.camera_*`` mounting parameters (the camera
 link's x, y, height, roll, pitch, yaw in ``ground.target_frame``: any rigid
-transform), or, with ``ground.use_tf`` where tf2_ros is importable, from TF
-(``camera_info.header.frame_id`` -> ``ground.target_frame``).
+transform), or, with ``ground.use_tf``, from TF (``camera_info.header.frame_id``
+-> ``ground.target_frame``). That needs tf2_ros (a sourced ROS 2 install): without
+it ``ground.use_tf: true`` is refused at start-up, never silently replaced by the
+mounting parameters.
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ GROUND_PARAMS: tuple[ParamSpec, ...] = (
               "image_topic (image_raw -> camera_info in the same namespace), as image pipelines name it"),
     ParamSpec("ground.target_frame", "string", "base_link", "frame whose z = 0 is the floor; header frame of the "
               "3D outputs"),
-    ParamSpec("ground.use_tf", "bool", False, "camera pose from TF (camera_info frame -> target_frame) when "
-              "tf2_ros is importable; else, and when false, from the ground.camera_* parameters"),
+    ParamSpec("ground.use_tf", "bool", False, "camera pose from TF (camera_info frame -> target_frame); needs "
+              "tf2_ros (refused at start-up without it); false: from the ground.camera_* parameters"),
     ParamSpec("ground.camera_height", "double", 1.5, "camera height above the floor, m (optical centre)"),
     ParamSpec("ground.camera_pitch_deg", "double", 10.0, "camera pitch, degrees, positive looking down"),
     ParamSpec("ground.camera_roll_deg", "double", 0.0, "camera roll about its viewing axis, degrees"),
@@ -86,9 +88,22 @@ class GroundSettings:
             projection = ProjectionConfig(noise=noise, min_height=v["min_height"], max_height=v["max_height"],
                                           max_range=v["max_range"], min_score=v["min_score"])
             motion = MotionConfig(acceleration_psd=v["acceleration_psd"])
+        if v["use_tf"] and v["enabled"]:
+            _check_tf2_ros()
         return cls(enabled=bool(v["enabled"]), camera_info_topic=info_topic, target_frame=frame,
                    use_tf=bool(v["use_tf"]), pose=pose, projection=projection, motion=motion,
                    detections_topic=v["detections_topic"], markers_topic=v["markers_topic"])
+
+
+def _check_tf2_ros() -> None:
+    """``ground.use_tf`` needs tf2_ros: without it the node would publish positions from a pose
+    the user did not ask for."""
+    try:
+        import tf2_ros  # noqa: F401
+    except ImportError as exc:
+        raise ParameterError("ground.use_tf", f"needs tf2_ros, which is not importable here ({exc}); source a "
+                                              "ROS 2 install that has tf2_ros, or set ground.use_tf false and "
+                                              "give the camera pose with the ground.camera_* parameters") from exc
 
 
 def camera_info_beside(image_topic: str) -> str:

@@ -95,6 +95,7 @@ class TrackerCore:
         self._specs = {s.name: s for s in all_param_specs()}
         self._values = self._declare_parameters()
         self.settings = NodeSettings.from_values(self._values)
+        GroundSettings.from_values(self._values, self.settings.image_topic)   # a bad ground.* fails start-up
         self._pending_lock = threading.Lock()
         self._pending_changes: dict[str, Any] = {}
         self.limits = InputLimits.from_values(self._values)
@@ -361,7 +362,7 @@ class TrackerCore:
         self._tracks_pub.publish(detection_array_cdr(header, tracks, s.class_names))
         ground = None if self._ground is None else self._ground.publish(
             header, stamp, result.tracks, result.live_tracks, result.detections.boxes, result.detections.scores,
-            s.class_names)
+            s.class_names, image_size=(image.shape[1], image.shape[0]))
         self._full_pub.publish(track_array_cdr(header, live_tracks, s.class_names, ground))
         if s.publish_debug_image:
             annotated = draw_tracks(image, result.tracks, s.class_names, copy=not image.flags.writeable)
