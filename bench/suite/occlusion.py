@@ -24,6 +24,7 @@ from bench.suite.report import Report
 SEEDS = (0, 1)
 FPS = 25.0
 PRESETS = ("reid", "paper", "official", "bytetrack")
+ORACLE = "oracle-true-ids"
 
 
 def scene_config(seed: int):
@@ -43,9 +44,11 @@ def scene_code() -> str:
     return digest.hexdigest()[:16]
 
 
-def scene_inputs(seed: int, label: str, embedder, cache_dir: Path, show: bool) -> tuple[FrameCache, np.ndarray]:
+def scene_inputs(seed: int, label: str, embedder, cache_dir: Path,
+                 show: bool) -> tuple[FrameCache, np.ndarray, np.ndarray]:
     """(detections + embeddings of ``embedder`` (None: none), ground truth rows frame, id, x1, y1, x2, y2,
-    visibility), cached per scene, scene code and embedder."""
+    visibility, and per detection the identity it came from (-1: false positive)), cached per scene,
+    scene code and embedder."""
     from smiletrack_ros.scene import generate_scene
 
     config = scene_config(seed)
@@ -55,10 +58,10 @@ def scene_inputs(seed: int, label: str, embedder, cache_dir: Path, show: bool) -
     key = hashlib.sha256(repr(sorted(meta.items())).encode()).hexdigest()[:16]
     path = cache_dir / f"occlusion_{seed}__{label.replace(':', '-')}-{key}.npz"
     cached = load_if_matching(path, meta)
-    truth_path = path.with_suffix(".truth.npy")
-    if cached is not None and truth_path.is_file():
-        return cached, np.load(truth_path)
-    frames, truth = [], []
+    truth_path, sources_path = path.with_suffix(".truth.npy"), path.with_suffix(".sources.npy")
+    if cached is not None and truth_path.is_file() and sources_path.is_file():
+        return cached, np.load(truth_path), np.load(sources_path)
+    frames, truth, sources = [], [], []
     scene = generate_scene(config)
     for f in progress(scene.frames(), len(scene), f"occlusion scene {seed}", show):
         dets = f.detections
@@ -67,11 +70,22 @@ def scene_inputs(seed: int, label: str, embedder, cache_dir: Path, show: bool) -
                                   dets.class_ids.astype(np.int64), vectors))
         truth.append(np.column_stack([np.full(len(f.truth), f.index), f.truth.ids, f.truth.boxes,
                                       f.truth.visibility]))
+        sources.append(f.truth.detection_ids)
     cache = FrameCache.from_frames(frames, FPS, meta)
     cache.save(path)
     rows = np.concatenate(truth).astype(np.float64)
     np.save(truth_path, rows)
-    return cache, rows
+    detection_ids = np.concatenate(sources).astype(np.int64)
+    np.save(sources_path, detection_ids)
+    return cache, rows, detection_ids
+
+
+def oracle_rows(cache: FrameCache, sources: np.ndarray) -> np.ndarray:
+    """The detections labelled with the identity each came from, false positives dropped: perfect
+    association of these detections, the ceiling of any tracker that reports only what is detected."""
+    frames = np.repeat(cache.frames, cache.counts)
+    keep = sources >= 0
+    return np.column_stack([frames[keep], sources[keep], cache.boxes[keep], cache.scores[keep]]).astype(np.float64)
 
 
 def hidden_seconds(truth: np.ndarray, visible: float = 0.2) -> np.ndarray:
@@ -108,11 +122,13 @@ def run(settings, maker, report: Report) -> None:
     truths = {seed: inputs[(seed, embedders[0])][1] for seed in SEEDS}
     spans = np.concatenate([hidden_seconds(truth) for truth in truths.values()])
     runs: dict[tuple[str, int, str], list[np.ndarray]] = {}
-    subsampled = {(seed, emb, step): subsample(cache, step) for (seed, emb), (cache, _) in inputs.items()
+    subsampled = {(seed, emb, step): subsample(cache, step) for (seed, emb), (cache, _, _) in inputs.items()
                   for step in STEPS}
-    for (_, emb, step), cache in subsampled.items():  # seed by seed, in SEEDS order
+    for (seed, emb, step), cache in subsampled.items():  # seed by seed, in SEEDS order
         for preset in PRESETS:
             runs.setdefault((emb, step, f"ours-{preset}"), []).append(run_ours(cache, FPS, preset, {}))
+        full, _, sources = inputs[(seed, emb)]
+        runs.setdefault((emb, step, ORACLE), []).append(oracle_rows(full, sources))
     notes = []
     python = peer_python(notes) if settings.peers else None
     if python is not None:
