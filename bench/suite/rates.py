@@ -33,7 +33,8 @@ def _reid_stages(**change):
 
 
 def ours(ablation: bool = True) -> dict[str, tuple[str, dict]]:
-    """Our presets, then (``ablation``) the ablation of each part of ``reid`` (one part changed at a time)."""
+    """Our presets, then (``ablation``) the ablation of each part of ``reid`` (one part changed at a time),
+    and the candidate changes tried for issue 13's 25 fps gap (``attempts``)."""
     from smiletrack_ros.tracking.config import PAPER_STAGES
 
     presets = {
@@ -55,6 +56,29 @@ def ours(ablation: bool = True) -> dict[str, tuple[str, dict]]:
         "abl-reid-high-boxes-only": ("reid", {"stages": _reid_stages(detections="high")}),
         "abl-reid-no-appearance-gate": ("reid", {"appearance_gate": None}),
         "abl-reid-no-impostor-floor": ("reid", {"reid_impostor_quantile": None}),
+        "abl-reid-every-box-updates-appearance": ("reid", {"appearance_min_score": None}),
+    } | {name: ("reid", change) for name, change in attempts().items()}
+
+
+def attempts() -> dict[str, dict]:
+    """Changes to ``reid`` tried for the 25 fps gap and not adopted (each judged on every cell; the one
+    adopted, appearance from confident boxes only, is now ``reid``'s and its ablation row above):
+    - stage 1 on the feature bank: a track's best template, not its latest feature (which may come
+      from a partly hidden view just before it was lost), scores every confirmed track;
+    - a lost-track stage on the bank: tracked tracks take the high boxes first (fused, latest
+      feature), then lost ones, on the bank, before stage 2;
+    - re-identification in the low band too: a person coming out from behind an occluder is
+      partly hidden, so scores low; the re-ID stage (its gates unchanged) also sees those boxes."""
+    from smiletrack_ros.tracking.config import REID_STAGES, Stage
+
+    stage1, stage2, reid, unconfirmed = REID_STAGES
+    lost_bank = Stage("stage1-lost", tracks="lost", detections="high", cost="bank", threshold="stage1_match_threshold")
+    reid_low = Stage("reid-low", tracks="lost", detections="low", cost="reid", threshold="reid_match_threshold")
+    return {
+        "abl-reid-stage1-bank": {"stages": (replace(stage1, cost="bank"), stage2, reid, unconfirmed)},
+        "abl-reid-lost-bank-stage": {"stages": (replace(stage1, tracks="tracked"), lost_bank, stage2, reid,
+                                                unconfirmed)},
+        "abl-reid-reid-low-band": {"stages": (stage1, stage2, reid, reid_low, unconfirmed)},
     }
 
 
