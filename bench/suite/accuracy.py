@@ -1,8 +1,10 @@
 """Accuracy: our presets vs BoxMOT peers on the real sequences, same inputs for all.
 
-Per sequence and detection source, detections and embeddings are computed once
-and cached (out/bench/cache/); every tracker then replays that cache, and
-TrackEval (through smiletrack_ros.mot) scores the results.
+Per sequence and detection source, detections are computed once, and per
+sequence, source and embedder (``--embedder BACKEND:WEIGHTS``, any backend of the
+package) the embeddings, all cached (out/bench/cache/); every tracker then replays
+those caches, and TrackEval (through smiletrack_ros.mot) scores the results. Parts:
+``presets`` (here), ``rates`` (rates.py) and ``occlusion`` (occlusion.py).
 """
 from __future__ import annotations
 
