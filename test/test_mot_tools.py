@@ -198,3 +198,39 @@ def test_embedding_cache_is_keyed_by_detection_content(tmp_path):
     assert len(list(cache.glob("Synth-1-*.npz"))) == 2, "two detection sources, two files: neither overwrites"
     np.testing.assert_array_equal(run("same_boxes_other_name.txt", "c"), first)
     assert len(list(cache.glob("Synth-1-*.npz"))) == 2, "same content under another name: the same file"
+
+
+def test_any_embedder_backend_with_its_own_cache_file(shared_dir, tmp_path, capsys):
+    """``--embedder BACKEND:WEIGHTS`` runs the tracker with that backend; the embedding cache keeps one
+    file per sequence, detection source and embedder, so switching embedders never serves stale vectors."""
+    pytest.importorskip("onnxruntime")
+    osnet = shared_dir / "models" / "reid" / "osnet_x0_25_msmt17.onnx"
+    if not osnet.is_file():
+        pytest.skip(f"no {osnet}")
+    seq = _make_sequence(tmp_path)
+    cache = tmp_path / "cache"
+    base = [str(seq), "--quiet", "--device", "cpu", "--stop", "5", "--embeddings-cache", str(cache)]
+    assert track_mot.main([*base, "--out", str(tmp_path / "a"), "--embedder", f"onnx:{osnet}"]) == 0
+    assert f"appearance from onnx:{osnet.name}" in capsys.readouterr().out
+    assert len(list(cache.glob("Synth-1-*.npz"))) == 1
+    assert track_mot.main([*base, "--out", str(tmp_path / "b")]) == 0
+    assert "appearance from slm_default.safetensors" in capsys.readouterr().out
+    assert len(list(cache.glob("Synth-1-*.npz"))) == 2, "two embedders, two cache files"
+    with np.load(next(iter(cache.glob("Synth-1-*.npz")))) as z:
+        dims = {z[k].shape[1] for k in z.files if k.startswith("emb_")}
+    assert dims <= {128, 512} and len(dims) == 1
+    assert track_mot.main([*base, "--out", str(tmp_path / "c"), "--embedder", f"onnx:{osnet}"]) == 0
+    np.testing.assert_array_equal(read_results(tmp_path / "a" / "Synth-1.txt"),
+                                  read_results(tmp_path / "c" / "Synth-1.txt"))
+
+
+def test_a_bad_embedder_spec_is_refused_naming_it(tmp_path, capsys):
+    seq = _make_sequence(tmp_path)
+    assert track_mot.main([str(seq), "--out", str(tmp_path / "o"), "--quiet", "--embedder", "tensorrt:x.engine"]) == 2
+    assert "tensorrt:x.engine" in capsys.readouterr().err
+    assert track_mot.main([str(seq), "--out", str(tmp_path / "o"), "--quiet", "--embedder",
+                           f"onnx:{tmp_path / 'missing.onnx'}"]) == 2
+    assert "missing.onnx" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        track_mot.main([str(seq), "--out", str(tmp_path / "o"), "--embedder", "onnx:x.onnx",
+                        "--embedder-weights", "w.safetensors"])

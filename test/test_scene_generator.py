@@ -52,6 +52,7 @@ def test_detector_settings_leave_images_and_truth_alone():
     ("num_people", 0), ("num_people", 301), ("width", 10), ("num_frames", 0), ("fps", 0.0),
     ("fps", float("nan")), ("seed", -1), ("person_height", (0.5, 0.2)), ("ground_band", (0.5,)),
     ("det_recall", 1.5), ("det_score_low", 0.95), ("det_half_visibility", 1.0), ("det_box_noise", -0.1),
+    ("det_amodal_noise", -0.1), ("det_amodal_noise", 1.5),
     ("num_people", True), ("width", 64.5),
 ])
 def test_bad_config_names_the_field(field, value):
@@ -127,6 +128,44 @@ def test_misses_and_low_scores_grow_with_occlusion():
     assert rates == sorted(rates) and rates[0] < 0.2 and rates[-1] > 0.9
     assert means == sorted(means) and means[0] < 0.5 < means[-1]
     assert detection_probability(np.array([0.0]), cfg)[0] == 0.0
+
+
+def test_partly_hidden_people_get_full_body_boxes_with_uncertain_hidden_edges():
+    """A detector trained on full-body (MOT-style) boxes predicts the whole person: for a partly
+    hidden person the box covers the hidden part too, and the hidden edges are the uncertain ones."""
+    from smiletrack_ros.scene.detector_model import amodal_boxes
+
+    cfg = SceneConfig(width=400, height=300, det_box_noise=0.02)
+    full = np.tile([[100.0, 50.0, 140.0, 170.0]], (4000, 1))
+    visible = full.copy()
+    visible[:, 0] = 130.0  # the left three quarters hidden (behind a pillar)
+    boxes = amodal_boxes(full, visible, cfg, np.random.default_rng(0))
+    error = boxes - full
+    np.testing.assert_allclose(error.mean(axis=0), 0.0, atol=0.3)  # unbiased: the full extent, not the visible part
+    std = error.std(axis=0)
+    assert std[0] == pytest.approx(0.02 * 40 + 0.2 * 30, rel=0.08)  # inferred edge: box noise + 0.2 x hidden 30 px
+    np.testing.assert_allclose(std[1:], [0.02 * 120, 0.02 * 40, 0.02 * 120], rtol=0.08)  # seen edges: box noise
+    cut = amodal_boxes(np.array([[-30.0, 10.0, 20.0, 110.0]]), np.array([[0.0, 10.0, 20.0, 110.0]]),
+                       SceneConfig(width=400, height=300, det_box_noise=0.0), np.random.default_rng(0))
+    np.testing.assert_allclose(cut, [[0.0, 10.0, 20.0, 110.0]])  # outside the image is clipped, not inferred
+
+
+def test_detections_of_half_hidden_people_cover_the_full_body():
+    from smiletrack_ros.scene.detector_model import simulate_detections
+
+    cfg = SceneConfig(width=400, height=300, det_false_positives=0.0)
+    n = 2000
+    full = np.tile([[100.0, 50.0, 150.0, 200.0]], (n, 1))
+    visible = full.copy()
+    visible[:, 0] = 120.0  # the left 60% behind a pillar
+    dets, sources = simulate_detections(full, visible, np.full(n, 0.4), np.arange(n), (150.0, 300.0, 60.0, 150.0),
+                                        cfg, np.random.default_rng(1))
+    assert 0.3 * n < len(dets) < 0.8 * n  # 40% visible: found about half the time
+    b = dets.boxes
+    inter = np.clip(np.minimum(b[:, 2:], full[0, 2:]) - np.maximum(b[:, :2], full[0, :2]), 0, None).prod(axis=1)
+    iou = inter / (np.prod(b[:, 2:] - b[:, :2], axis=1) + 50.0 * 150.0 - inter)
+    assert np.median(iou) > 0.8  # a box of the visible part alone would score 0.4
+    assert np.all(sources >= 0)
 
 
 def test_camera_pan_moves_the_backdrop():

@@ -11,10 +11,13 @@ def test_default_is_the_reid_preset_which_differs_from_the_paper_in_stages_and_m
     assert cfg == TrackerConfig.from_preset("reid") and cfg.preset == "reid"
     assert [s.name for s in cfg.stages] == ["stage1", "stage2", "reid", "unconfirmed"]
     assert (cfg.lost_track_seconds, cfg.reid_impostor_quantile, cfg.motion_reference_fps) == (5.0, 0.99, None)
+    assert cfg.appearance_min_score == 0.6
     paper = TrackerConfig.from_preset("paper")
-    assert (paper.lost_track_seconds, paper.reid_impostor_quantile) == (None, None)
+    assert (paper.lost_track_seconds, paper.reid_impostor_quantile, paper.appearance_min_score) == (None, None, None)
     differ = {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(paper, f.name)}
-    assert differ == {"preset", "stages", "lost_track_seconds", "reid_impostor_quantile"}
+    assert differ == {"preset", "stages", "lost_track_seconds", "reid_impostor_quantile", "appearance_min_score"}
+    for name in ("official", "bytetrack"):
+        assert TrackerConfig.from_preset(name).appearance_min_score is None
 
 
 def test_the_paper_preset():

@@ -2,6 +2,7 @@
 
     bench/run [--quick] [--only accuracy,speed,memory,scaling] [--frames N] [--no-peers]
               [--device cpu|cuda[:N]] [--precision fp32,fp16] [--out out/bench]
+              [--embedder BACKEND:WEIGHTS ...] [--accuracy-parts presets,rates,occlusion] [--no-ablation]
 
 Each sub-suite prints its tables and writes out/bench/<suite>/report.md (+ PNGs,
 results.json); out/bench/report.md links them all.
@@ -14,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.suite.settings import SUITES, SuiteSettings
+from bench.suite.settings import ACCURACY_PARTS, SUITES, SuiteSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SPEED_PARTS = ("tracker", "embedder", "detector", "node")
@@ -44,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parts of the speed suite")
     p.add_argument("--embedder-weights", type=Path,
                    help="SLM weights (.safetensors); default: the package's shipped weights, else untrained")
+    p.add_argument("--embedder", action="append", default=[], metavar="BACKEND[:WEIGHTS]",
+                   help="accuracy: an embedder every appearance tracker is run with (repeatable; slm, "
+                        "onnx:PATH.onnx, osnet:PATH.pth, openvino:PATH.xml, none = no embeddings; '{shared}' "
+                        "stands for --shared); default: slm and the OSNet x0.25 ONNX of ../shared")
+    p.add_argument("--accuracy-parts", type=lambda s: _csv(s, ACCURACY_PARTS, "--accuracy-parts"),
+                   default=ACCURACY_PARTS, help="parts of the accuracy suite")
+    p.add_argument("--no-ablation", action="store_true", help="accuracy: skip the ablation rows of the reid preset")
     p.add_argument("--sequences", type=lambda s: tuple(x.strip() for x in s.split(",") if x.strip()),
                    help="accuracy: comma-separated sequence names (default: all; --quick: TUD-Campus, MOT17-02)")
     p.add_argument("--out", type=Path, default=REPO / "out" / "bench", help="output folder")
@@ -73,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = SuiteSettings(out_dir=args.out.resolve(), shared_dir=shared, quick=args.quick, frames=args.frames,
                                  peers=not args.no_peers, device=args.device, precisions=args.precision,
                                  progress=not args.no_progress, seed=args.seed,
-                                 embedder_weights=args.embedder_weights, sequences=args.sequences)
+                                 embedder_weights=args.embedder_weights, sequences=args.sequences,
+                                 embedders=tuple(args.embedder), accuracy_parts=args.accuracy_parts,
+                                 ablation=not args.no_ablation)
     except ValueError as err:
         print(f"bench/run: {err}", file=sys.stderr)
         return 2

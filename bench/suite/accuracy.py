@@ -1,12 +1,16 @@
 """Accuracy: our presets vs BoxMOT peers on the real sequences, same inputs for all.
 
-Per sequence and detection source, detections and embeddings are computed once
-and cached (out/bench/cache/); every tracker then replays that cache, and
-TrackEval (through smiletrack_ros.mot) scores the results.
+Per sequence and detection source, detections are computed once, and per
+sequence, source and embedder (``--embedder BACKEND:WEIGHTS``, any backend of the
+package) the embeddings, all cached (out/bench/cache/); every tracker then replays
+those caches, and TrackEval (through smiletrack_ros.mot) scores the results. Parts:
+``presets`` (here), ``rates`` (rates.py) and ``occlusion`` (occlusion.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +27,7 @@ METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 SOURCES = ("public", "yolox")
 QUICK_SEQUENCES = ("TUD-Campus", "MOT17-02-FRCNN")
 QUICK_FRAMES = 40
-OURS = {f"ours-{p}": (p, {}) for p in PRESETS} | {"ours-paper-no-gate": ("paper", NO_GATE),
+OURS = {f"ours-{p}": (p, {}) for p in ("reid", *PRESETS)} | {"ours-paper-no-gate": ("paper", NO_GATE),
                                                   "ours-paper-motion-only": ("paper", MOTION_ONLY)}
 
 
@@ -61,47 +65,109 @@ def discover(shared_dir: Path, quick: bool, max_frames: int | None,
 
 
 class InputMaker:
-    """Detections per source and our embeddings, computed once per sequence and cached."""
+    """Detections per sequence and source, and each embedder's embeddings of them, computed once and cached.
+
+    Files under ``out_dir/cache/``: ``<sequence>__<source>__dets.npz`` (detections only) and
+    ``<sequence>__<source>__<embedder>-<digest>.npz``, the digest covering the embedder's spec and
+    model file, so every (sequence, detection source, embedder) has its own file and a changed
+    model or detector is recomputed (the metadata must match exactly).
+    """
 
     def __init__(self, settings: SuiteSettings):
         self.settings = settings
+        shared = str(settings.shared_dir) if settings.shared_dir is not None else "../shared"
+        specs = settings.embedders or tuple(
+            s for s in (spec.replace("{shared}", shared) for spec in models.DEFAULT_EMBEDDERS)
+            if ":" not in s or Path(s.partition(":")[2]).is_file())
+        self.specs = {models.embedder_label(spec.replace("{shared}", shared)): spec.replace("{shared}", shared)
+                      for spec in specs}
+        if len(self.specs) != len(specs):
+            raise ValueError(f"--embedder: two specs share a name: {specs}")
         self._detector = None
-        self._embedder = None
+        self._embedders: dict[str, models.Built] = {}
+
+    @property
+    def labels(self) -> list[str]:
+        """The embedders' table names, in the order given (the first is the primary one)."""
+        return list(self.specs)
+
+    @property
+    def primary(self) -> str:
+        return self.labels[0]
 
     def detector(self):
         if self._detector is None:
             self._detector = models.yolox_detector(self.settings.shared_dir, "cpu")
         return self._detector
 
-    def embedder(self):
-        if self._embedder is None:
-            self._embedder = models.embedder(self.settings.embedder_weights, self.settings.device)
-        return self._embedder
+    def embedder(self, label: str | None = None) -> models.Built | None:
+        """The embedder named ``label`` (default: the primary one); None for ``none``."""
+        label = label or self.primary
+        if label == models.NO_EMBEDDER:
+            return None
+        if label not in self._embedders:
+            self._embedders[label] = models.embedder_from_spec(self.specs[label], self.settings.device)
+        return self._embedders[label]
 
-    def cache_path(self, name: str, source: str) -> Path:
-        """One file per sequence, source and embedder weights, so switching weights keeps both."""
-        weights = self.embedder().description["sha"] or "untrained"
-        return self.settings.out_dir / "cache" / f"{name}__{source}__{weights}.npz"
+    def description(self, label: str) -> dict:
+        built = self.embedder(label)
+        return {"embedder": "none"} if built is None else built.description
 
-    def cache(self, seq: Sequence, source: str) -> FrameCache:
+    def cache_path(self, name: str, source: str, label: str | None = None) -> Path:
+        label = label or self.primary
+        folder = self.settings.out_dir / "cache"
+        if label == models.NO_EMBEDDER:
+            return folder / f"{name}__{source}__dets.npz"
+        key = hashlib.sha256(json.dumps(self.description(label), sort_keys=True).encode()).hexdigest()[:16]
+        return folder / f"{name}__{source}__{label.replace(':', '-').replace('/', '_')}-{key}.npz"
+
+    def detections(self, seq: Sequence, source: str) -> FrameCache:
         from smiletrack_ros.detections import Detections
         from smiletrack_ros.mot.io import iter_frames, read_detections
 
-        emb = self.embedder()
-        meta = {"sequence": seq.name, "frames": seq.length, "source": source, "embedder": emb.description,
+        meta = {"sequence": seq.name, "frames": seq.length, "source": source,
                 "detector": self.detector().description if source == "yolox" else "det/det.txt"}
-        path = self.cache_path(seq.name, source)
+        path = self.cache_path(seq.name, source, models.NO_EMBEDDER)
         cached = load_if_matching(path, meta)
         if cached is not None:
             return cached
-        public = read_detections(seq.folder / "det" / "det.txt") if source == "public" else None
+        frames = []
+        if source == "public":
+            public = read_detections(seq.folder / "det" / "det.txt")
+            for k in range(1, seq.length + 1):
+                dets = public.get(k, Detections.empty())
+                frames.append(CachedFrame(k, dets.boxes.astype(np.float32), dets.scores.astype(np.float32),
+                                          dets.class_ids.astype(np.int64), None))
+        else:
+            stream = iter_frames(seq.folder, 1, seq.length + 1)
+            for k, image in progress(stream, seq.length, f"{seq.name}/{source} detections", self.settings.progress):
+                dets = self.detector().model(image)
+                frames.append(CachedFrame(k, dets.boxes.astype(np.float32), dets.scores.astype(np.float32),
+                                          dets.class_ids.astype(np.int64), None))
+        cache = FrameCache.from_frames(frames, seq.frame_rate, meta)
+        cache.save(path)
+        return cache
+
+    def cache(self, seq: Sequence, source: str, label: str | None = None) -> FrameCache:
+        """``source``'s detections of ``seq`` with the embeddings of embedder ``label`` (primary by default)."""
+        from smiletrack_ros.mot.io import iter_frames
+
+        label = label or self.primary
+        base = self.detections(seq, source)
+        if label == models.NO_EMBEDDER:
+            return base
+        meta = {**base.meta, "embedder": self.description(label)}
+        path = self.cache_path(seq.name, source, label)
+        cached = load_if_matching(path, meta)
+        if cached is not None:
+            return cached
+        model = self.embedder(label).model
+        items = {item.frame: item for item in base}
         frames = []
         stream = iter_frames(seq.folder, 1, seq.length + 1)
-        for k, image in progress(stream, seq.length, f"{seq.name}/{source} inputs", self.settings.progress):
-            dets = public.get(k, Detections.empty()) if public is not None else self.detector().model(image)
-            vectors = emb.model(image, dets.boxes) if len(dets) else None
-            frames.append(CachedFrame(k, dets.boxes.astype(np.float32), dets.scores.astype(np.float32),
-                                      dets.class_ids.astype(np.int64), vectors))
+        for k, image in progress(stream, seq.length, f"{seq.name}/{source} {label}", self.settings.progress):
+            item = items[k]
+            frames.append(replace(item, embeddings=model(image, item.boxes) if len(item.boxes) else None))
         cache = FrameCache.from_frames(frames, seq.frame_rate, meta)
         cache.save(path)
         return cache
@@ -129,8 +195,6 @@ def _evaluate(seqs: list[Sequence], rows: dict[str, np.ndarray]) -> dict[str, di
 
 
 def run(settings: SuiteSettings) -> Report:
-    from smiletrack_ros.mot.io import write_results
-
     report = Report("Accuracy: SMILEtrack presets vs BoxMOT peers", settings.folder("accuracy"))
     report.text(machine_line())
     if settings.shared_dir is None:
@@ -139,6 +203,22 @@ def run(settings: SuiteSettings) -> Report:
     seqs = discover(settings.shared_dir, settings.quick, settings.frames or (QUICK_FRAMES if settings.quick else None),
                     settings.sequences)
     maker = InputMaker(settings)
+    report.text("Embedders: " + ", ".join(f"`{label}` ({spec})" for label, spec in maker.specs.items()) + ".")
+    if "presets" in settings.accuracy_parts:
+        presets(settings, maker, seqs, report)
+    from bench.suite import occlusion, rates
+
+    if "rates" in settings.accuracy_parts:
+        rates.run(settings, maker, seqs, report)
+    if "occlusion" in settings.accuracy_parts:
+        occlusion.run(settings, maker, report)
+    return report
+
+
+def presets(settings: SuiteSettings, maker: InputMaker, seqs: list[Sequence], report: Report) -> None:
+    """Every sequence at its own rate, the primary embedder: our presets and the peers."""
+    from smiletrack_ros.mot.io import write_results
+
     caches = {(s.name, src): maker.cache(s, src) for s in seqs for src in SOURCES}
     runs: dict[tuple[str, str], dict[str, np.ndarray]] = {}   # (source, tracker) -> seq -> rows
     ms: dict[tuple[str, str], list[float]] = {}
@@ -148,11 +228,11 @@ def run(settings: SuiteSettings) -> Report:
             runs.setdefault((src, label), {})[name] = result.rows
             ms.setdefault((src, label), []).extend(result.ms)
     trackers = list(OURS)
-    emb = maker.embedder().description
+    emb = maker.description(maker.primary)
     det = maker.detector().description
-    notes = [f"Our embedder: {emb['embedder']} ({emb['precision']}). YOLOX-Nano (onnx backend): score >= "
+    notes = [f"Embedder here: {emb['embedder']} ({emb.get('precision', '-')}). YOLOX-Nano (onnx backend): score >= "
              f"{det['score_threshold']}, NMS IoU {det['nms_iou']}, person class only."]
-    leaked = [s.name for s in seqs if s.name in emb["trained_on"]]
+    leaked = [s.name for s in seqs if s.name in emb.get("trained_on", ())]
     if leaked:
         notes.append(f"CAUTION: the embedder was trained on {', '.join(leaked)} (its identities), so appearance "
                      f"trackers are favoured there; sequences it never saw are the fair test.")
@@ -210,11 +290,6 @@ def run(settings: SuiteSettings) -> Report:
                  ["source", "tracker", *METRICS, "ms/frame"], combined, digits=1)
     _gaps(report, combined)
     _plot(report, table, seqs, trackers)
-    from bench.suite import occlusion, rates
-
-    rates.run(settings, maker, seqs, report)
-    occlusion.run(settings, maker, report)
-    return report
 
 
 def _cell(metrics: dict[str, float], key: str) -> float | int:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 SUITES = ("accuracy", "speed", "memory", "scaling")
 PRECISIONS = ("fp32", "fp16")
+# The accuracy suite's parts: our presets and the peers at native rate, the frame-rate x embedder
+# grid, and the synthetic long-occlusion scenes.
+ACCURACY_PARTS = ("presets", "rates", "occlusion")
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,10 @@ class SuiteSettings:
     seed: int = 0
     embedder_weights: Path | None = None   # None: the package's shipped SLM weights, else untrained
     sequences: tuple[str, ...] | None = None  # accuracy: only these sequences (None: all, or the quick ones)
+    # accuracy: BACKEND[:WEIGHTS] specs ("none": no embeddings); () = models.DEFAULT_EMBEDDERS
+    embedders: tuple[str, ...] = ()
+    accuracy_parts: tuple[str, ...] = ACCURACY_PARTS
+    ablation: bool = True         # accuracy: the ablation rows of the reid preset
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.frames < 10:
@@ -30,6 +37,11 @@ class SuiteSettings:
             raise ValueError(f"--precision must list some of {PRECISIONS}, got {self.precisions}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"--device must be cpu or cuda[:N], got {self.device!r}")
+        bad = [p for p in self.accuracy_parts if p not in ACCURACY_PARTS]
+        if bad or not self.accuracy_parts:
+            raise ValueError(f"--accuracy-parts must list some of {ACCURACY_PARTS}, got {self.accuracy_parts}")
+        if len(set(self.embedders)) != len(self.embedders):
+            raise ValueError(f"--embedder given twice: {self.embedders}")
 
     def folder(self, suite: str) -> Path:
         path = self.out_dir / suite

@@ -2,13 +2,15 @@
 
 Detections come from the sequence's det file (default ``SEQ/det/det.txt``) or
 from a detector model. Appearance is on as in the node: the shipped SLM
-weights (or ``--embedder-weights``) whenever the preset matches on appearance;
-``--no-embedder`` runs motion only. Frames come from ``img1/`` or the sequence
+weights, or any embedder backend (``--embedder BACKEND:WEIGHTS``, as the node's
+``embedder.backend`` / ``embedder.weights``), whenever the preset matches on
+appearance; ``--no-embedder`` runs motion only. Frames come from ``img1/`` or the sequence
 video. The preset, the overrides and every det file are checked before any
 model loads.
 
     python -m smiletrack_ros.cli.track_mot SEQ_DIR [SEQ_DIR ...] --out OUT_DIR \
-        [--preset paper] [--set name=value ...] [--det-file 'dets/{sequence}.txt'] [--eval]
+        [--preset paper] [--set name=value ...] [--det-file 'dets/{sequence}.txt'] [--eval] \
+        [--embedder onnx:osnet_x0_25_msmt17.onnx] [--embeddings-cache DIR]
 """
 from __future__ import annotations
 
@@ -76,7 +78,8 @@ def filter_boxes(rows: np.ndarray, min_area: float, max_aspect: float) -> np.nda
 class Models:
     detector: Any = None
     embedder: Any = None
-    embedder_weights: Path | None = None
+    embedder_id: str = ""     # names the embedder and its model files (the embedding cache's key)
+    embedder_name: str = ""   # for the log line
 
 
 def tracker_config(args: argparse.Namespace):
@@ -139,29 +142,42 @@ def load_detector(args: argparse.Namespace):
     return build_detector(config)
 
 
-def load_embedder(args: argparse.Namespace, config) -> tuple[Any, Path | None]:
-    """The embedder and the weights file it loaded; none when appearance is off."""
+def embedder_spec(args: argparse.Namespace) -> str:
+    """``--embedder`` (BACKEND[:WEIGHTS]), or ``slm:W`` for ``--embedder-weights W``."""
+    return args.embedder if args.embedder_weights is None else f"slm:{args.embedder_weights}"
+
+
+def load_embedder(args: argparse.Namespace, config) -> tuple[Any, str, str]:
+    """The embedder, an id of it and its model files, and its name; none when appearance is off."""
     if args.no_embedder or not config.use_appearance:
-        return None, None
-    from smiletrack_ros.embedding import DEFAULT_WEIGHTS, Embedder
+        return None, "", ""
+    from smiletrack_ros.embedding import DEFAULT_WEIGHTS, EmbedderConfig, build_embedder
 
-    path = Path(DEFAULT_WEIGHTS if args.embedder_weights == "default" else args.embedder_weights)
-    return Embedder(weights=path, device=args.device), path
+    embedder_config = EmbedderConfig.from_spec(embedder_spec(args), device=args.device, threads=args.threads)
+    weights = embedder_config.weights
+    if weights is None:
+        return build_embedder(embedder_config), f"{embedder_config.backend}:untrained", "untrained"
+    embedder = build_embedder(embedder_config)
+    backend, path = embedder_config.backend, Path(DEFAULT_WEIGHTS if weights == "default" else weights)
+    files = [path, *(p for p in (path.with_suffix(".bin"), path.with_suffix(".json")) if p != path and p.is_file())]
+    model_id = f"{backend}:" + ",".join(weights_id(f) for f in files)
+    return embedder, model_id, path.name if backend == "slm" else f"{backend}:{path.name}"
 
 
-def embedding_cache(plan: SequencePlan, args: argparse.Namespace) -> Path:
-    """DIR/<sequence>-<digest>.npz, the digest naming the detections the embeddings are for."""
+def embedding_cache(plan: SequencePlan, args: argparse.Namespace, embedder_id: str) -> Path:
+    """DIR/<sequence>-<digest>.npz, the digest naming the detections the embeddings are for and the
+    embedder (backend and model files): each sequence, detection source and embedder has its own file."""
     if plan.det_file is not None:
         source = f"file:{file_digest(plan.det_file)}:{args.det_min_score}:{args.score_rescale}"
     else:
         source = f"detector:{args.detector}:{weights_id(args.detector_weights)}:{args.detector_score}"
-    return cache_file(args.embeddings_cache, plan.name, source)
+    return cache_file(args.embeddings_cache, plan.name, f"{source}|embedder:{embedder_id}")
 
 
 def track_sequence(plan: SequencePlan, args: argparse.Namespace, models: Models, config) -> SequenceRun:
     embedder = models.embedder
     if embedder is not None and args.embeddings_cache:
-        embedder = CachedEmbedder(embedder, embedding_cache(plan, args), weights_id(models.embedder_weights))
+        embedder = CachedEmbedder(embedder, embedding_cache(plan, args, models.embedder_id), models.embedder_id)
     pipeline = build_pipeline(config, models.detector, embedder, plan.frame_rate)
     rows: list[tuple[float, ...]] = []
     track_ms: list[float] = []
@@ -221,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--max-detections", type=_positive(int), default=MAX_FRAME_DETECTIONS,
                      help="refuse det files with more boxes than this in one frame")
     app = p.add_argument_group("appearance")
-    app.add_argument("--embedder-weights", default="default",
-                     help="SLM embedder weights ('default': the shipped ones); used when the preset matches on "
-                          "appearance")
+    app.add_argument("--embedder", default="slm", metavar="BACKEND[:WEIGHTS]",
+                     help="the appearance embedder, used when the preset matches on appearance: slm (the shipped "
+                          "SLM), slm:PATH.safetensors, osnet:PATH.pth, onnx:PATH.onnx, openvino:PATH.xml")
+    app.add_argument("--embedder-weights", metavar="PATH", help="SLM weights: the same as --embedder slm:PATH")
     app.add_argument("--no-embedder", action="store_true", help="motion only: no appearance embeddings")
     app.add_argument("--embeddings-cache", type=Path, metavar="DIR",
                      help="reuse embeddings across runs over the same detections "
@@ -256,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--detector needs --detector-weights")
     if args.detector and args.det_file:
         parser.error("--detector and --det-file are alternatives: give one")
+    if args.embedder_weights is not None and args.embedder != "slm":
+        parser.error("--embedder and --embedder-weights are alternatives: give one")
     given = args.det_file or []
     if len(given) > 1 or (given and "{sequence}" not in given[0] and len(args.sequences) > 1):
         if len(given) != len(args.sequences):
@@ -266,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         plans = [plan_sequence(seq, det, args) for seq, det in zip(args.sequences, det_files(args), strict=True)]
         set_threads(args.threads)
         models = Models(load_detector(args), *load_embedder(args, config))
-        appearance = (f"appearance from {models.embedder_weights.name}" if models.embedder is not None
+        appearance = (f"appearance from {models.embedder_name}" if models.embedder is not None
                       else "motion only" + (" (--no-embedder)" if args.no_embedder else f" (preset {args.preset})"))
         print(f"preset {args.preset}, {appearance}, {args.threads} torch thread(s)")
         runs = []
@@ -283,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append((plan.seq_dir, run))
         if args.eval:
             report_metrics(runs, args)
-    except (ValueError, MotFormatError, FileNotFoundError) as err:
+    except (ValueError, MotFormatError, OSError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -41,11 +41,15 @@ class SceneConfig:
     top. ``num_people`` is the crowd density: people leaving the view are
     replaced by new identities entering from a side.
 
-    Detector model: a person is found with probability ``det_recall`` when fully
+    Detector model (``detector_model``: a detector trained on full-body, MOT-style
+    boxes): a person is found with probability ``det_recall`` when fully
     visible, falling along a logistic curve that halves at
-    ``det_half_visibility``; scores fall from ``det_score_high`` (fully visible)
-    towards ``det_score_low`` as visibility drops; ``det_false_positives`` is the
-    mean number of spurious boxes per frame (mostly low scores).
+    ``det_half_visibility``; its box is the whole body, edges jittered by
+    ``det_box_noise`` of the box size, and a hidden edge (inferred from the visible
+    part) by ``det_amodal_noise`` of how far it lies beyond what is seen; scores
+    fall from ``det_score_high`` (fully visible) towards ``det_score_low`` as
+    visibility drops; ``det_false_positives`` is the mean number of spurious boxes
+    per frame (mostly low scores).
     """
 
     width: int = 640
@@ -62,6 +66,7 @@ class SceneConfig:
     det_recall: float = 0.97
     det_half_visibility: float = 0.35
     det_box_noise: float = 0.04                   # corner jitter std, fraction of box size
+    det_amodal_noise: float = 0.2                 # hidden-edge jitter std, fraction of the hidden extent
     det_false_positives: float = 0.5
     det_score_high: float = 0.92
     det_score_low: float = 0.2
@@ -131,11 +136,13 @@ class SceneConfig:
                                    f"({self.det_score_high})")
         if not 0.0 < self.det_half_visibility < 1.0:
             raise SceneConfigError(f"det_half_visibility must be in (0, 1), got {self.det_half_visibility}")
-        for name in ("image_noise", "det_box_noise", "det_false_positives", "det_score_noise"):
+        for name in ("image_noise", "det_box_noise", "det_amodal_noise", "det_false_positives", "det_score_noise"):
             if getattr(self, name) < 0.0:
                 raise SceneConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.det_box_noise > 0.5:
             raise SceneConfigError(f"det_box_noise must be <= 0.5, got {self.det_box_noise}")
+        if self.det_amodal_noise > 1.0:
+            raise SceneConfigError(f"det_amodal_noise must be <= 1, got {self.det_amodal_noise}")
         object.__setattr__(self, "occluders", tuple(_range_pair("occluders", o, 0.0, 1.0) for o in self.occluders))
         if self.det_false_positives > 100.0:
             raise SceneConfigError(f"det_false_positives must be <= 100 per frame, got {self.det_false_positives}")

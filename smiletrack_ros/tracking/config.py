@@ -104,8 +104,8 @@ class TrackerConfig:
 
     Build it with ``from_preset(name, **overrides)``: ``preset`` only records
     which preset the values started from. The defaults are the ``reid`` preset's,
-    which measured best here (the closing note of issue 13); ``paper`` differs from
-    them in its stages and its lost-track memory only."""
+    which measured best here (the closing notes of issue 13); ``paper`` differs from
+    them in its stages, its lost-track memory and its appearance updates only."""
 
     preset: str = "reid"
     # Detections scoring below this are dropped before association.
@@ -167,6 +167,11 @@ class TrackerConfig:
     # 0.99: a wrong re-identification as rare as 1 in 100 impostor pairs, with any embedder.
     reid_impostor_quantile: float | None = 0.99
     bank_size: int = 50
+    # Matched boxes scoring below this leave the track's features (latest, EMA, bank) as they
+    # were: a detector scores a partly hidden person low, and its crop then shows the occluder
+    # as much as the person. 0.6: the score a box needs to start a track (new_track_threshold).
+    # None: every matched box updates them (the paper's cascade).
+    appearance_min_score: float | None = 0.6
     # Tracks born in the first frame after construction/reset are confirmed.
     activate_first_frame: bool = True
     class_aware: bool = False
@@ -180,7 +185,7 @@ class TrackerConfig:
         self._check_stages()
         for name in ("min_score", "alpha", "min_iou", "ema_momentum", "motion_fusion_lambda"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
-        for name in ("high_threshold", "new_track_threshold", "reid_impostor_quantile"):
+        for name in ("high_threshold", "new_track_threshold", "reid_impostor_quantile", "appearance_min_score"):
             if getattr(self, name) is not None:
                 _check_range(name, getattr(self, name), 0.0, 1.0)
         if self.appearance_gate is not None:
@@ -241,12 +246,13 @@ def _check_range(name: str, value: Any, low: float, high: float) -> None:
 
 
 # What the paper's cascade does not have: the re-identification stage and its floor,
-# a lost-track memory in seconds.
-_WITHOUT_REID = {"stages": PAPER_STAGES, "lost_track_seconds": None, "reid_impostor_quantile": None}
+# a lost-track memory in seconds, appearance kept from confident boxes only.
+_WITHOUT_REID = {"stages": PAPER_STAGES, "lost_track_seconds": None, "reid_impostor_quantile": None,
+                 "appearance_min_score": None}
 # Overrides relative to the dataclass defaults (which are the reid preset's).
 PRESETS: dict[str, dict[str, Any]] = {
     # Not the paper's: re-identification of lost tracks on appearance (see REID_STAGES),
-    # lost tracks kept 5 s.
+    # lost tracks kept 5 s, features updated from confident boxes only.
     "reid": {},
     "paper": _WITHOUT_REID,
     "official": {

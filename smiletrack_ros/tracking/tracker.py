@@ -371,7 +371,10 @@ class SmileTracker:
         similarity[rows] = sims.clip(-1.0, 1.0)  # float32 dot products of unit vectors can pass 1
         detection_index[rows] = frame.index[dets]
         if frame.features is not None:
-            t.appearance.update(rows, frame.features[dets], frame.feature_valid[dets])
+            valid = frame.feature_valid[dets]
+            if self.config.appearance_min_score is not None:  # a low score: partly hidden, the crop shows the occluder
+                valid = valid & (frame.scores[dets] >= self.config.appearance_min_score)
+            t.appearance.update(rows, frame.features[dets], valid)
 
     def _retire(self, timestamp: float | None) -> None:
         """Unmatched tracked -> lost; drop unconfirmed misses, timed-out lost tracks,
