@@ -30,21 +30,27 @@ class StampPairer(Generic[A, B]):
 
     def add_image(self, stamp_ns: int, image: A) -> tuple[A, B] | None:
         with self._lock:
-            detections = self._pop_nearest(self._detections, stamp_ns)
-            if detections is None:
-                self.unpaired_images += self._store(self._images, stamp_ns, image)
-                return None
-            self._discard_older(stamp_ns - self.tolerance_ns)
-            return image, detections
+            detections = self._pair_or_wait(stamp_ns, image, self._images, self._detections)
+            return None if detections is None else (image, detections)
 
     def add_detections(self, stamp_ns: int, detections: B) -> tuple[A, B] | None:
         with self._lock:
-            image = self._pop_nearest(self._images, stamp_ns)
-            if image is None:
-                self.unpaired_detections += self._store(self._detections, stamp_ns, detections)
-                return None
-            self._discard_older(stamp_ns - self.tolerance_ns)
-            return image, detections
+            image = self._pair_or_wait(stamp_ns, detections, self._detections, self._images)
+            return None if image is None else (image, detections)
+
+    def _pair_or_wait(self, stamp_ns: int, item, own: OrderedDict, other: OrderedDict):
+        """The other side's entry nearest ``stamp_ns`` within the tolerance, or None after storing
+        ``item`` to wait for one. After a pair, whatever waits from before it can no longer be paired."""
+        partner = self._pop_nearest(other, stamp_ns)
+        if partner is None:
+            dropped = self._store(own, stamp_ns, item)
+            if own is self._images:
+                self.unpaired_images += dropped
+            else:
+                self.unpaired_detections += dropped
+            return None
+        self._discard_older(stamp_ns - self.tolerance_ns)
+        return partner
 
     def clear(self) -> None:
         with self._lock:
