@@ -19,9 +19,12 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     feasible pair matches outright; only the rows and columns that compete go
     to the solver, which keeps it small in crowded scenes."""
     r, c = (cost <= max_cost).nonzero()  # False for nan and inf
-    lone = (np.bincount(r, minlength=cost.shape[0])[r] == 1) & (np.bincount(c, minlength=cost.shape[1])[c] == 1)
-    if lone.all():
+    if len(r) == 0:
         return r, c
+    row_pairs, col_pairs = np.bincount(r, minlength=cost.shape[0]), np.bincount(c, minlength=cost.shape[1])
+    if row_pairs.max() == 1 and col_pairs.max() == 1:  # every pair is lone (the common case)
+        return r, c
+    lone = (row_pairs[r] == 1) & (col_pairs[c] == 1)
     # A lone pair's row and column have no other feasible pair, so the rest compete among themselves.
     rows, cols = np.unique(r[~lone]), np.unique(c[~lone])
     n_rows, n_cols = len(rows), len(cols)

@@ -223,7 +223,7 @@ class SmileTracker:
     def _update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None,
                 embeddings: np.ndarray | None, image: np.ndarray | None,
                 timestamp: float | None) -> list[TrackOutput]:
-        cfg = self.config
+        cfg = self._config
         # 1. Input.
         frame = read_frame(boxes, scores, class_ids, embeddings if cfg.use_appearance else None,
                            timestamp, self._last_timestamp, self._tracks.appearance.dim)
@@ -334,17 +334,17 @@ class SmileTracker:
             self._tracks.mean, self._tracks.cov = kalman.warp(self._tracks.mean, self._tracks.cov, affine)
 
     def _high_threshold(self, scores: np.ndarray) -> float:
-        if self.config.high_threshold is not None:
-            return self.config.high_threshold
+        if self._config.high_threshold is not None:
+            return self._config.high_threshold
         return adaptive_high_threshold(scores)
 
     def _match(self, stage: Stage, rows: np.ndarray, dets: np.ndarray, inputs: CostInputs,
                all_iou: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Assign table ``rows`` to detection ``dets`` (neither empty) for one stage ->
         (row positions, det positions, appearance similarity used or nan)."""
-        threshold = stage.max_cost(self.config)
+        threshold = stage.max_cost(self._config)
         cost, appearance = COSTS[stage.cost](inputs, rows, dets, all_iou[rows][:, dets], threshold)
-        if self.config.class_aware:
+        if self._config.class_aware:
             cost = forbid_class_changes(cost, self._tracks.class_id[rows], inputs.frame.class_ids[dets])
         r, d = assign(cost, threshold)
         if appearance is None:
@@ -368,7 +368,8 @@ class SmileTracker:
         last_time[rows] = np.nan if frame.timestamp is None else frame.timestamp
         score[rows] = frame.scores[dets]
         class_id[rows] = frame.class_ids[dets]
-        similarity[rows] = sims.clip(-1.0, 1.0)  # float32 dot products of unit vectors can pass 1
+        # float32 dot products of unit vectors can pass 1 (ufuncs: ndarray.clip's Python wrapper costs more)
+        similarity[rows] = np.minimum(np.maximum(sims, -1.0), 1.0)
         detection_index[rows] = frame.index[dets]
         if frame.features is not None:
             t.appearance.update(rows, frame.features[dets], frame.feature_valid[dets])
