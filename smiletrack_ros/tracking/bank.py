@@ -212,6 +212,28 @@ class AppearanceStore:
             tracks = rows[r]
             # Slots past a bank's count repeat slot 0: young banks are searched only where they are filled.
             filled = int(self.count[tracks].max())
-            bank = self._pool[self._home[tracks], :filled]
-            sims[r, n] = np.matmul(bank, features[n][:, :, None])[:, :, 0].max(axis=1)
+            sims[r, n] = self._best_in_banks(self._home[tracks], features[n], filled)
         return sims, has
+
+    def _best_in_banks(self, homes: np.ndarray, features: np.ndarray, filled: int) -> np.ndarray:
+        """Per pair (pool row ``homes[p]``, ``features[p]``): the max over the bank's first
+        ``filled`` slots of their dot products, one gemv per pair. When the pairs reach
+        most pool rows, one pair per row is searched in place (a gemv for every row, each
+        with its pair's feature): that saves copying the banks out, which costs more than
+        the gemvs themselves. The arithmetic of a pair is the same gemv either way, so
+        are the results, bit for bit."""
+        pool = self._pool[:, :filled]
+        best = np.empty(len(homes), np.float32)
+        todo = np.ones(len(homes), bool)
+        if 2 * len(homes) >= len(pool):
+            pair_of_row = np.full(len(pool), -1)
+            pair_of_row[homes] = np.arange(len(homes))  # one of each row's pairs
+            served = pair_of_row[pair_of_row >= 0]
+            per_row = np.zeros(pool.shape[::2] + (1,), np.float32)
+            per_row[homes[served], :, 0] = features[served]
+            best[served] = np.matmul(pool, per_row)[homes[served], :, 0].max(axis=1)
+            todo[served] = False
+        if todo.any():
+            rest = todo.nonzero()[0]
+            best[rest] = np.matmul(pool[homes[rest]], features[rest][:, :, None])[:, :, 0].max(axis=1)
+        return best
