@@ -222,7 +222,8 @@ class AppearanceStore:
         with its pair's feature): that saves copying the banks out, which costs more than
         the gemvs themselves. The arithmetic of a pair is the same gemv either way, so
         are the results, bit for bit."""
-        pool = self._pool[:, :filled]
+        first = int(homes.min())
+        pool, homes = self._pool[first:int(homes.max()) + 1, :filled], homes - first  # the rows the pairs span
         best = np.empty(len(homes), np.float32)
         todo = np.ones(len(homes), bool)
         if 2 * len(homes) >= len(pool):
