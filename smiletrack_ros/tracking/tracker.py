@@ -284,7 +284,7 @@ class SmileTracker:
             self._remove_duplicates()
         # 12. Output.
         t = self._tracks
-        return self._outputs(((t.state == TRACKED) & (t.since_update == 0)).nonzero()[0])
+        return self._outputs(((t.state == TRACKED) & (t.since_update == 0)).nonzero()[0], matched=True)
 
     def live_tracks(self) -> list[TrackOutput]:
         """Every live track, tentative and lost included."""
@@ -384,8 +384,10 @@ class SmileTracker:
         state[unmatched & (state == TRACKED)] = LOST
         if timestamp is not None:
             elapsed_s = timestamp - t.last_time
-            timed_out = np.where(np.isnan(elapsed_s), self._frame_id - t.last_frame > self.lost_timeout_frames,
-                                 elapsed_s > self.lost_timeout_s + _TIME_EPS)
+            timed_out = elapsed_s > self.lost_timeout_s + _TIME_EPS
+            unstamped = np.isnan(elapsed_s)  # matched last on a frame without a timestamp: count frames
+            if unstamped.any():
+                timed_out[unstamped] = (self._frame_id - t.last_frame > self.lost_timeout_frames)[unstamped]
         else:
             timed_out = self._frame_id - t.last_frame > self.lost_timeout_frames
         drop = (unmatched & (t.state == TENTATIVE)) | ((t.state == LOST) & timed_out)
@@ -433,15 +435,19 @@ class SmileTracker:
         drop = np.union1d(lost[b[active_longer]], active[a[~active_longer]])
         self._tracks.keep(np.setdiff1d(np.arange(len(t)), drop))
 
-    def _outputs(self, rows: np.ndarray) -> list[TrackOutput]:
+    def _outputs(self, rows: np.ndarray, matched: bool = False) -> list[TrackOutput]:
+        """``matched``: every row is a tracked track matched in this frame (its state and
+        frames since update are known, not read)."""
         t = self._tracks
         mean = t.mean[rows]
         boxes = xyah_to_xyxy(mean)
         boxes.flags.writeable = False
-        velocity = mean[:, 4:6] * self._motion_rate
+        velocity = (mean[:, 4:6] * self._motion_rate).tolist()
+        if matched:
+            states, since_update = [TrackState.TRACKED] * len(rows), [0] * len(rows)
+        else:
+            states, since_update = list(map(_STATES.__getitem__, t.state[rows].tolist())), t.since_update[rows].tolist()
         # Columns in TrackOutput field order, built as lists: one positional call per track.
         return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(),
-                        t.class_id[rows].tolist(), list(map(_STATES.__getitem__, t.state[rows].tolist())),
-                        t.age[rows].tolist(), t.hits[rows].tolist(), t.since_update[rows].tolist(),
-                        list(zip(velocity[:, 0].tolist(), velocity[:, 1].tolist(), strict=True)),
-                        t.similarity[rows].tolist(), t.detection_index[rows].tolist()))
+                        t.class_id[rows].tolist(), states, t.age[rows].tolist(), t.hits[rows].tolist(), since_update,
+                        list(map(tuple, velocity)), t.similarity[rows].tolist(), t.detection_index[rows].tolist()))
