@@ -85,16 +85,21 @@ class AppearanceStore:
         # None while no EMA is kept (most presets): nothing to append, keep or copy.
         self.ema = None if self.ema_momentum is None else np.zeros((n, dim), np.float32)
         self.has = np.zeros(n, bool)
-        # Features recorded (<= bank_size). Slots [0, count) hold them; until the ring
-        # wraps, slots from count on hold copies of slot 0 (the first feature).
-        self.count = np.zeros(n, np.int64)
-        self.next_slot = np.zeros(n, np.int64)
+        # Features recorded since the track's bank was (re)filled: the ring's next slot is
+        # ``recorded % bank_size``, and ``count`` of them are kept. Slots [0, count) hold
+        # them; until the ring wraps, slots from count on hold copies of slot 0 (the first).
+        self.recorded = np.zeros(n, np.int64)
         self._pool = np.zeros((n, self.bank_size, dim), np.float32)
         self._home = np.arange(n)  # pool row of each track
         self._free = np.zeros(0, np.intp)  # pool rows no track uses
 
     def __len__(self) -> int:
         return len(self.has)
+
+    @property
+    def count(self) -> np.ndarray:
+        """Features each bank holds (<= bank_size)."""
+        return np.minimum(self.recorded, self.bank_size)
 
     @property
     def bank(self) -> np.ndarray:
@@ -115,8 +120,7 @@ class AppearanceStore:
         if self.ema is not None:
             self.ema = np.concatenate([self.ema, np.zeros((n, dim), np.float32)])
         self.has = np.concatenate([self.has, np.zeros(n, bool)])
-        self.count = np.concatenate([self.count, np.zeros(n, np.int64)])
-        self.next_slot = np.concatenate([self.next_slot, np.zeros(n, np.int64)])
+        self.recorded = np.concatenate([self.recorded, np.zeros(n, np.int64)])
         if len(self._free) < n:
             size = len(self._pool)
             grown = max(2 * size, size + n - len(self._free))
@@ -133,19 +137,18 @@ class AppearanceStore:
         if bank_size == self.bank_size:
             return
         kept = np.minimum(self.count, bank_size)
+        next_slot = self.recorded % self.bank_size
         # Slot j takes the j-th oldest of the kept features; slots past them copy slot 0.
         order = np.arange(bank_size)[None, :]
-        source = (self.next_slot[:, None] - kept[:, None] + np.where(order < kept[:, None], order, 0)) % self.bank_size
+        source = (next_slot[:, None] - kept[:, None] + np.where(order < kept[:, None], order, 0)) % self.bank_size
         self._pool = np.take_along_axis(self.bank, source[:, :, None], axis=1)
         self._home = np.arange(len(self))
         self._free = np.zeros(0, np.intp)
-        self.next_slot = kept % bank_size
-        self.count = kept
+        self.recorded = kept  # next slot kept % bank_size, count kept
         self.bank_size = bank_size
 
     def keep(self, rows: np.ndarray) -> None:
-        self.last, self.has, self.count, self.next_slot = \
-            self.last[rows], self.has[rows], self.count[rows], self.next_slot[rows]
+        self.last, self.has, self.recorded = self.last[rows], self.has[rows], self.recorded[rows]
         if self.ema is not None:
             self.ema = self.ema[rows]
         kept = np.zeros(len(self._pool), bool)
@@ -172,11 +175,10 @@ class AppearanceStore:
             self._blend_ema(rows, features, fresh)
         self._writable("last")[rows] = features
         has[rows] = True
-        next_slot, count = self._writable("next_slot"), self._writable("count")
-        slots = next_slot[rows]
-        self._write(homes, slots, features)
-        next_slot[rows] = (slots + 1) % self.bank_size
-        count[rows] = np.minimum(count[rows] + 1, self.bank_size)
+        recorded = self._writable("recorded")
+        done = recorded[rows]
+        self._write(homes, done % self.bank_size, features)
+        recorded[rows] = done + 1
 
     def _blend_ema(self, rows: np.ndarray, features: np.ndarray, fresh: np.ndarray) -> None:
         assert self.ema_momentum is not None and self.ema is not None, "called only when an EMA is kept"
@@ -211,7 +213,7 @@ class AppearanceStore:
         if len(r):
             tracks = rows[r]
             # Slots past a bank's count repeat slot 0: young banks are searched only where they are filled.
-            filled = int(self.count[tracks].max())
+            filled = min(int(self.recorded[tracks].max()), self.bank_size)
             # Pairs come track by track (``r`` ascending): the k-th pair of its track.
             kth = np.arange(len(r)) - np.searchsorted(r, r)
             sims[r, n] = self._best_in_banks(self._home[tracks], kth, features[n], filled)
