@@ -166,8 +166,9 @@ class AppearanceStore:
             rows, features = rows[valid], features[valid]
         if len(rows) == 0:
             return
-        has = self._writable("has")
-        fresh = ~has[rows]
+        has, recorded = self._writable("has"), self._writable("recorded")
+        done = recorded[rows]
+        fresh = done == 0  # = ~has[rows]: a bank holds a feature once one was recorded
         homes = self._home[rows]
         if fresh.any():
             self._write(homes[fresh], None, features[fresh])
@@ -175,8 +176,6 @@ class AppearanceStore:
             self._blend_ema(rows, features, fresh)
         self._writable("last")[rows] = features
         has[rows] = True
-        recorded = self._writable("recorded")
-        done = recorded[rows]
         self._write(homes, done % self.bank_size, features)
         recorded[rows] = done + 1
 
@@ -233,7 +232,8 @@ class AppearanceStore:
         # first, which reads the bank, and copying a bank out ~2.5 times that read.
         if span * (per_row + 3) <= 10 * len(homes):
             batch = np.zeros((span, per_row, features.shape[1], 1), np.float32)
-            batch[homes - first, kth, :, 0] = features
+            at = homes - first
+            batch[at, kth, :, 0] = features
             products = np.matmul(self._pool[first:first + span, None, :filled], batch)
-            return products[homes - first, kth, :, 0].max(axis=1)
+            return products[at, kth, :, 0].max(axis=1)
         return np.matmul(self._pool[homes, :filled], features[:, :, None])[:, :, 0].max(axis=1)

@@ -233,7 +233,8 @@ class SmileTracker:
         if frame.features is not None:
             self._tracks.appearance.adopt_dim(frame.features.shape[1])
         self.last_rejected = frame.rejected
-        self.last_missing_appearance = int((~frame.feature_valid).sum()) if frame.features is not None else 0
+        self.last_missing_appearance = \
+            len(frame.feature_valid) - int(np.count_nonzero(frame.feature_valid)) if frame.features is not None else 0
         self._frame_id += 1
         dt = self._elapsed_frames(frame.timestamp)
         if frame.timestamp is not None:
