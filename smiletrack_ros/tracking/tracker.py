@@ -110,10 +110,20 @@ class _Pools:
             return self._free_low.nonzero()[0]
         return np.concatenate([self._free_high.nonzero()[0], (self._free_low & self._can_start).nonzero()[0]])
 
-    def take(self, rows: np.ndarray, dets: np.ndarray) -> None:
+    def new_tracks(self) -> np.ndarray:
+        """The unmatched detections that start tracks (= the "startable" pool's boxes scoring
+        at least the new-track threshold), in the same order."""
+        can_start = self._can_start
+        return np.concatenate([(self._free_high & can_start).nonzero()[0], (self._free_low & can_start).nonzero()[0]])
+
+    def take(self, rows: np.ndarray, dets: np.ndarray, pool: str) -> None:
+        """Rows and detections matched by a stage on detection pool ``pool``."""
         self._free_tracks[rows] = False
-        self._free_high[dets] = False
-        self._free_low[dets] = False
+        # A detection lies in one band: only that band's mask can change.
+        if pool != "low":
+            self._free_high[dets] = False
+        if pool != "high":
+            self._free_low[dets] = False
 
 
 _POOL_STATES = {"tracked": TRACKED, "lost": LOST, "tentative": TENTATIVE}
@@ -265,9 +275,9 @@ class SmileTracker:
                 continue
             r, d, s = self._match(stage, rows, dets, inputs, iou)
             rows, dets = rows[r], dets[d]
-            pools.take(rows, dets)
+            pools.take(rows, dets, stage.detections)
             matches.add(rows, dets, s)
-        candidates = pools.detections("startable")
+        born = pools.new_tracks()
 
         # 8. Apply matches.
         rows, dets, sims = matches.arrays()
@@ -279,7 +289,7 @@ class SmileTracker:
         # 9. Lost and removed.
         self._retire(frame.timestamp)
         # 10. Births.
-        self._birth(candidates[frame.scores[candidates] >= new_threshold], frame, det_xyah)
+        self._birth(born, frame, det_xyah)
         # 11. Duplicates.
         if cfg.remove_duplicates:
             self._remove_duplicates()
