@@ -368,15 +368,17 @@ class SmileTracker:
         if len(rows) == 0:
             return
         t = self._tracks
-        mean, cov, state, hits, since_update, last_frame, last_time, score, class_id, similarity, detection_index = \
-            t.writable("mean", "cov", "state", "hits", "since_update", "last_frame", "last_time", "score", "class_id",
-                       "similarity", "detection_index")
+        mean, cov, since_update, score, class_id, similarity, detection_index = \
+            t.writable("mean", "cov", "since_update", "score", "class_id", "similarity", "detection_index")
         mean[rows], cov[rows] = kalman.update(mean[rows], cov[rows], det_xyah[dets])
-        state[rows] = TRACKED
-        hits[rows] += 1
+        # Columns set to one value for every match: new arrays (one call each, no copy then a write).
+        matched = np.zeros(len(t), bool)
+        matched[rows] = True
+        t.state = np.where(matched, TRACKED, t.state)
+        t.hits = t.hits + matched
+        t.last_frame = np.where(matched, self._frame_id, t.last_frame)
+        t.last_time = np.where(matched, np.nan if frame.timestamp is None else frame.timestamp, t.last_time)
         since_update[rows] = 0
-        last_frame[rows] = self._frame_id
-        last_time[rows] = np.nan if frame.timestamp is None else frame.timestamp
         score[rows] = frame.scores[dets]
         class_id[rows] = frame.class_ids[dets]
         # float32 dot products of unit vectors can pass 1 (ufuncs: ndarray.clip's Python wrapper costs more)
