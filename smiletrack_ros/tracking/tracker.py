@@ -449,18 +449,17 @@ class SmileTracker:
         self._tracks.keep(np.setdiff1d(np.arange(len(t)), drop))
 
     def _outputs(self, rows: np.ndarray, matched: bool = False) -> list[TrackOutput]:
-        """``matched``: every row is a tracked track matched in this frame (its state and
-        frames since update are known, not read)."""
+        """``matched``: every row is a tracked track matched in this frame (its state is
+        known, not read)."""
         t = self._tracks
         mean = t.mean[rows]
         boxes = xyah_to_xyxy(mean)
         boxes.flags.writeable = False
         velocity = (mean[:, 4:6] * self._motion_rate).tolist()
-        if matched:
-            states, since_update = [TrackState.TRACKED] * len(rows), [0] * len(rows)
-        else:
-            states, since_update = list(map(_STATES.__getitem__, t.state[rows].tolist())), t.since_update[rows].tolist()
+        states = [TrackState.TRACKED] * len(rows) if matched else list(map(_STATES.__getitem__, t.state[rows].tolist()))
+        # The integer columns gathered in one step (a few numpy calls instead of two per column).
+        class_id, age, hits, since_update, detection_index = np.concatenate(
+            (t.class_id, t.age, t.hits, t.since_update, t.detection_index)).reshape(5, -1)[:, rows].tolist()
         # Columns in TrackOutput field order, built as lists: one positional call per track.
-        return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(),
-                        t.class_id[rows].tolist(), states, t.age[rows].tolist(), t.hits[rows].tolist(), since_update,
-                        list(map(tuple, velocity)), t.similarity[rows].tolist(), t.detection_index[rows].tolist()))
+        return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(), class_id, states, age,
+                        hits, since_update, list(map(tuple, velocity)), t.similarity[rows].tolist(), detection_index))
