@@ -53,16 +53,20 @@ _STATES = {int(state): state for state in TrackState}
 
 @dataclass
 class _Matches:
-    """Matches gathered over the stages: table rows, detection rows, similarity used."""
+    """Matches gathered over the stages: table rows, detection rows, similarity used;
+    and the detection rows matched to confirmed tracks."""
 
     rows: list[np.ndarray]
     dets: list[np.ndarray]
     sims: list[np.ndarray]
+    confirmed_dets: list[np.ndarray]
 
-    def add(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray) -> None:
+    def add(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray, confirmed: bool) -> None:
         self.rows.append(rows)
         self.dets.append(dets)
         self.sims.append(sims)
+        if confirmed:
+            self.confirmed_dets.append(dets)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self.rows:
@@ -268,7 +272,7 @@ class SmileTracker:
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
         pools = _Pools(self._tracks.state, kept & is_high, kept & ~is_high, frame.scores >= new_threshold)
         inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._frame_id, self.frame_rate, self._impostors)
-        matches = _Matches([], [], [])
+        matches = _Matches([], [], [], [])
         for stage in cfg.stages:
             rows, dets = pools.tracks(stage.tracks), pools.detections(stage.detections)
             if len(rows) == 0 or len(dets) == 0:
@@ -276,14 +280,15 @@ class SmileTracker:
             r, d, s = self._match(stage, rows, dets, inputs, iou)
             rows, dets = rows[r], dets[d]
             pools.take(rows, dets, stage.detections)
-            matches.add(rows, dets, s)
+            matches.add(rows, dets, s, confirmed=stage.tracks != "tentative")
         born = pools.new_tracks()
 
         # 8. Apply matches.
         rows, dets, sims = matches.arrays()
-        if cfg.reid_impostor_quantile is not None and frame.features is not None:
+        if cfg.reid_impostor_quantile is not None and frame.features is not None and matches.confirmed_dets:
             # Boxes matched to distinct confirmed tracks in one frame are different people.
-            people = dets[(self._tracks.state[rows] != TENTATIVE) & frame.feature_valid[dets]]
+            people = np.concatenate(matches.confirmed_dets)
+            people = people[frame.feature_valid[people]]
             self._impostors.observe(frame.features[people[:PEOPLE_PER_FRAME]])  # all it samples
         self._apply_matches(rows, dets, sims, frame, det_xyah)
         # 9. Lost and removed.
