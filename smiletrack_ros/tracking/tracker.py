@@ -274,8 +274,11 @@ class SmileTracker:
         inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._frame_id, self.frame_rate, self._impostors)
         matches = _Matches([], [], [], [])
         for stage in cfg.stages:
-            rows, dets = pools.tracks(stage.tracks), pools.detections(stage.detections)
-            if len(rows) == 0 or len(dets) == 0:
+            rows = pools.tracks(stage.tracks)
+            if len(rows) == 0:  # (often: no lost or tentative tracks) then no detection pool to list
+                continue
+            dets = pools.detections(stage.detections)
+            if len(dets) == 0:
                 continue
             r, d, s = self._match(stage, rows, dets, inputs, iou)
             rows, dets = rows[r], dets[d]
