@@ -100,11 +100,14 @@ class _Pools:
         self._state = state
         self._free_tracks = np.ones(len(state), bool)
         self._free_high, self._free_low, self._can_start = high, low, can_start
+        self._per_state = np.bincount(state, minlength=len(_POOL_STATES)).tolist()  # tracks in each state
 
     def tracks(self, pool: str) -> np.ndarray:
         state, free = self._state, self._free_tracks
         if pool == "confirmed":
             return (free & (state != TENTATIVE)).nonzero()[0]
+        if self._per_state[_POOL_STATES[pool]] == 0:  # often no lost or tentative track
+            return _NO_ROWS
         return (free & (state == _POOL_STATES[pool])).nonzero()[0]
 
     def detections(self, pool: str) -> np.ndarray:
@@ -131,6 +134,8 @@ class _Pools:
 
 
 _POOL_STATES = {"tracked": TRACKED, "lost": LOST, "tentative": TENTATIVE}
+_NO_ROWS = np.zeros(0, np.intp)
+_NO_ROWS.flags.writeable = False
 
 
 class ConcurrentUpdateError(RuntimeError):
