@@ -47,15 +47,19 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = np.asarray(b, np.float64).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    # Outer products and in-place steps: the tracker runs this several times a frame.
-    inter = np.minimum.outer(a[:, 2], b[:, 2]) - np.maximum.outer(a[:, 0], b[:, 0])
-    height = np.minimum.outer(a[:, 3], b[:, 3]) - np.maximum.outer(a[:, 1], b[:, 1])
+    # Broadcast (M, 1) against (N,) columns, and in-place steps: the tracker runs this every frame.
+    ax1, ay1, ax2, ay2 = a.T[:, :, None]
+    bx1, by1, bx2, by2 = b.T
+    inter = np.minimum(ax2, bx2)
+    inter -= np.maximum(ax1, bx1)
+    height = np.minimum(ay2, by2)
+    height -= np.maximum(ay1, by1)
     # fmax, not maximum: a nan overlap becomes 0. An inverted box's overlap is <= 0 on
     # that axis, so it meets nothing whatever sign its "area" below takes.
     np.fmax(inter, 0.0, out=inter)
     np.fmax(height, 0.0, out=height)
     inter *= height
-    union = np.add.outer((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
     union -= inter
     # Pairs with no overlap (inter 0) stay 0 over any union: the floor only avoids 0 / 0 and nan.
     np.fmax(union, np.finfo(np.float64).tiny, out=union)

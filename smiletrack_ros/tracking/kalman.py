@@ -26,6 +26,7 @@ _PROCESS_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION,
 _PROCESS_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
 _MEASURE_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION])
 _MEASURE_FLOOR = np.array([0, 0, 1e-1, 0])
+_SHAPE_FLOOR = np.array([MIN_ASPECT, MIN_HEIGHT])
 _IDENTITY8 = np.eye(8)
 _POSITION_FROM_VELOCITY = np.eye(8, k=4)
 
@@ -51,16 +52,20 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> tuple[np.ndar
     new_mean = mean @ transition.T
     new_cov = transition @ cov @ transition.T
     _diagonal(new_cov)[:] += dt * variance
-    new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
-    new_mean[:, 3] = np.maximum(new_mean[:, 3], MIN_HEIGHT)
+    _clamp_shape(new_mean)
     return new_mean, new_cov
+
+
+def _clamp_shape(mean: np.ndarray) -> None:
+    """Aspect and height at least their floors, in place (nan stays nan)."""
+    np.maximum(mean[:, 2:4], _SHAPE_FLOOR, out=mean[:, 2:4])
 
 
 def _diagonal(matrices: np.ndarray) -> np.ndarray:
     """Writable (T, K) view of the diagonals of C-contiguous (T, K, K) matrices
     (a strided view: cheaper than fancy indexing, which copies)."""
     k = matrices.shape[-1]
-    return np.reshape(matrices, (len(matrices), k * k), copy=False)[:, ::k + 1]
+    return matrices.reshape(len(matrices), k * k, copy=False)[:, ::k + 1]
 
 
 def project(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +93,7 @@ def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> tuple
     gain = _times_inverse(cov[:, :, :4], innovation_cov)
     new_mean = mean + (gain @ (measurements - projected)[:, :, None])[:, :, 0]
     new_cov = cov - gain @ cov[:, :4, :]  # = P - K S K^T
-    new_mean[:, 2] = np.maximum(new_mean[:, 2], MIN_ASPECT)
-    new_mean[:, 3] = np.maximum(new_mean[:, 3], MIN_HEIGHT)
+    _clamp_shape(new_mean)
     return new_mean, new_cov
 
 

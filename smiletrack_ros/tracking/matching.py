@@ -19,9 +19,12 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     feasible pair matches outright; only the rows and columns that compete go
     to the solver, which keeps it small in crowded scenes."""
     r, c = (cost <= max_cost).nonzero()  # False for nan and inf
-    lone = (np.bincount(r, minlength=cost.shape[0])[r] == 1) & (np.bincount(c, minlength=cost.shape[1])[c] == 1)
-    if lone.all():
+    if len(r) == 0:
         return r, c
+    row_pairs, col_pairs = np.bincount(r, minlength=cost.shape[0]), np.bincount(c, minlength=cost.shape[1])
+    if row_pairs.max() == 1 and col_pairs.max() == 1:  # every pair is lone (the common case)
+        return r, c
+    lone = (row_pairs[r] == 1) & (col_pairs[c] == 1)
     # A lone pair's row and column have no other feasible pair, so the rest compete among themselves.
     rows, cols = np.unique(r[~lone]), np.unique(c[~lone])
     n_rows, n_cols = len(rows), len(cols)
@@ -44,8 +47,10 @@ def fused_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarr
     Pairs lacking an embedding on either side fall back to 1 - IoU; pairs whose
     appearance similarity is below ``gate`` are rejected however high their IoU,
     and so are pairs overlapping less than ``min_iou``."""
-    # 1 - IoU, moved by (1 - alpha) * (IoU - appearance) where there is appearance.
-    cost = (1.0 - alpha) * (iou - appearance)
+    # 1 - IoU, moved by (1 - alpha) * (IoU - appearance) where there is appearance
+    # (float32 similarities widened first: a mixed-type ufunc call is the slower one).
+    cost = iou - appearance.astype(np.float64)
+    cost *= 1.0 - alpha
     partial = not has_appearance.all()
     if partial:
         cost[~has_appearance] = 0.0
@@ -53,7 +58,7 @@ def fused_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarr
     rejected = iou < min_iou
     if gate is not None:
         rejected |= (appearance < gate) & has_appearance if partial else appearance < gate
-    cost[rejected] = np.inf
+    np.copyto(cost, np.inf, where=rejected)
     return cost
 
 

@@ -53,16 +53,20 @@ _STATES = {int(state): state for state in TrackState}
 
 @dataclass
 class _Matches:
-    """Matches gathered over the stages: table rows, detection rows, similarity used."""
+    """Matches gathered over the stages: table rows, detection rows, similarity used;
+    and the detection rows matched to confirmed tracks."""
 
     rows: list[np.ndarray]
     dets: list[np.ndarray]
     sims: list[np.ndarray]
+    confirmed_dets: list[np.ndarray]
 
-    def add(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray) -> None:
+    def add(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray, confirmed: bool) -> None:
         self.rows.append(rows)
         self.dets.append(dets)
         self.sims.append(sims)
+        if confirmed:
+            self.confirmed_dets.append(dets)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self.rows:
@@ -96,11 +100,14 @@ class _Pools:
         self._state = state
         self._free_tracks = np.ones(len(state), bool)
         self._free_high, self._free_low, self._can_start = high, low, can_start
+        self._per_state = np.bincount(state, minlength=len(_POOL_STATES)).tolist()  # tracks in each state
 
     def tracks(self, pool: str) -> np.ndarray:
         state, free = self._state, self._free_tracks
         if pool == "confirmed":
             return (free & (state != TENTATIVE)).nonzero()[0]
+        if self._per_state[_POOL_STATES[pool]] == 0:  # often no lost or tentative track
+            return _NO_ROWS
         return (free & (state == _POOL_STATES[pool])).nonzero()[0]
 
     def detections(self, pool: str) -> np.ndarray:
@@ -110,13 +117,25 @@ class _Pools:
             return self._free_low.nonzero()[0]
         return np.concatenate([self._free_high.nonzero()[0], (self._free_low & self._can_start).nonzero()[0]])
 
-    def take(self, rows: np.ndarray, dets: np.ndarray) -> None:
+    def new_tracks(self) -> np.ndarray:
+        """The unmatched detections that start tracks (= the "startable" pool's boxes scoring
+        at least the new-track threshold), in the same order."""
+        can_start = self._can_start
+        return np.concatenate([(self._free_high & can_start).nonzero()[0], (self._free_low & can_start).nonzero()[0]])
+
+    def take(self, rows: np.ndarray, dets: np.ndarray, pool: str) -> None:
+        """Rows and detections matched by a stage on detection pool ``pool``."""
         self._free_tracks[rows] = False
-        self._free_high[dets] = False
-        self._free_low[dets] = False
+        # A detection lies in one band: only that band's mask can change.
+        if pool != "low":
+            self._free_high[dets] = False
+        if pool != "high":
+            self._free_low[dets] = False
 
 
 _POOL_STATES = {"tracked": TRACKED, "lost": LOST, "tentative": TENTATIVE}
+_NO_ROWS = np.zeros(0, np.intp)
+_NO_ROWS.flags.writeable = False
 
 
 class ConcurrentUpdateError(RuntimeError):
@@ -223,7 +242,7 @@ class SmileTracker:
     def _update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None,
                 embeddings: np.ndarray | None, image: np.ndarray | None,
                 timestamp: float | None) -> list[TrackOutput]:
-        cfg = self.config
+        cfg = self._config
         # 1. Input.
         frame = read_frame(boxes, scores, class_ids, embeddings if cfg.use_appearance else None,
                            timestamp, self._last_timestamp, self._tracks.appearance.dim)
@@ -233,7 +252,8 @@ class SmileTracker:
         if frame.features is not None:
             self._tracks.appearance.adopt_dim(frame.features.shape[1])
         self.last_rejected = frame.rejected
-        self.last_missing_appearance = int((~frame.feature_valid).sum()) if frame.features is not None else 0
+        self.last_missing_appearance = \
+            len(frame.feature_valid) - int(np.count_nonzero(frame.feature_valid)) if frame.features is not None else 0
         self._frame_id += 1
         dt = self._elapsed_frames(frame.timestamp)
         if frame.timestamp is not None:
@@ -257,34 +277,38 @@ class SmileTracker:
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
         pools = _Pools(self._tracks.state, kept & is_high, kept & ~is_high, frame.scores >= new_threshold)
         inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._frame_id, self.frame_rate, self._impostors)
-        matches = _Matches([], [], [])
+        matches = _Matches([], [], [], [])
         for stage in cfg.stages:
-            rows, dets = pools.tracks(stage.tracks), pools.detections(stage.detections)
-            if len(rows) == 0 or len(dets) == 0:
+            rows = pools.tracks(stage.tracks)
+            if len(rows) == 0:  # (often: no lost or tentative tracks) then no detection pool to list
+                continue
+            dets = pools.detections(stage.detections)
+            if len(dets) == 0:
                 continue
             r, d, s = self._match(stage, rows, dets, inputs, iou)
             rows, dets = rows[r], dets[d]
-            pools.take(rows, dets)
-            matches.add(rows, dets, s)
-        candidates = pools.detections("startable")
+            pools.take(rows, dets, stage.detections)
+            matches.add(rows, dets, s, confirmed=stage.tracks != "tentative")
+        born = pools.new_tracks()
 
         # 8. Apply matches.
         rows, dets, sims = matches.arrays()
-        if cfg.reid_impostor_quantile is not None and frame.features is not None:
+        if cfg.reid_impostor_quantile is not None and frame.features is not None and matches.confirmed_dets:
             # Boxes matched to distinct confirmed tracks in one frame are different people.
-            people = dets[(self._tracks.state[rows] != TENTATIVE) & frame.feature_valid[dets]]
+            people = np.concatenate(matches.confirmed_dets)
+            people = people[frame.feature_valid[people]]
             self._impostors.observe(frame.features[people[:PEOPLE_PER_FRAME]])  # all it samples
         self._apply_matches(rows, dets, sims, frame, det_xyah)
         # 9. Lost and removed.
         self._retire(frame.timestamp)
         # 10. Births.
-        self._birth(candidates[frame.scores[candidates] >= new_threshold], frame, det_xyah)
+        self._birth(born, frame, det_xyah)
         # 11. Duplicates.
         if cfg.remove_duplicates:
             self._remove_duplicates()
         # 12. Output.
         t = self._tracks
-        return self._outputs(((t.state == TRACKED) & (t.since_update == 0)).nonzero()[0])
+        return self._outputs(((t.state == TRACKED) & (t.since_update == 0)).nonzero()[0], matched=True)
 
     def live_tracks(self) -> list[TrackOutput]:
         """Every live track, tentative and lost included."""
@@ -334,17 +358,17 @@ class SmileTracker:
             self._tracks.mean, self._tracks.cov = kalman.warp(self._tracks.mean, self._tracks.cov, affine)
 
     def _high_threshold(self, scores: np.ndarray) -> float:
-        if self.config.high_threshold is not None:
-            return self.config.high_threshold
+        if self._config.high_threshold is not None:
+            return self._config.high_threshold
         return adaptive_high_threshold(scores)
 
     def _match(self, stage: Stage, rows: np.ndarray, dets: np.ndarray, inputs: CostInputs,
                all_iou: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Assign table ``rows`` to detection ``dets`` (neither empty) for one stage ->
         (row positions, det positions, appearance similarity used or nan)."""
-        threshold = stage.max_cost(self.config)
+        threshold = stage.max_cost(self._config)
         cost, appearance = COSTS[stage.cost](inputs, rows, dets, all_iou[rows][:, dets], threshold)
-        if self.config.class_aware:
+        if self._config.class_aware:
             cost = forbid_class_changes(cost, self._tracks.class_id[rows], inputs.frame.class_ids[dets])
         r, d = assign(cost, threshold)
         if appearance is None:
@@ -357,18 +381,21 @@ class SmileTracker:
         if len(rows) == 0:
             return
         t = self._tracks
-        mean, cov, state, hits, since_update, last_frame, last_time, score, class_id, similarity, detection_index = \
-            t.writable("mean", "cov", "state", "hits", "since_update", "last_frame", "last_time", "score", "class_id",
-                       "similarity", "detection_index")
+        mean, cov, since_update, score, class_id, similarity, detection_index = \
+            t.writable("mean", "cov", "since_update", "score", "class_id", "similarity", "detection_index")
         mean[rows], cov[rows] = kalman.update(mean[rows], cov[rows], det_xyah[dets])
-        state[rows] = TRACKED
-        hits[rows] += 1
+        # Columns set to one value for every match: new arrays (one call each, no copy then a write).
+        matched = np.zeros(len(t), bool)
+        matched[rows] = True
+        t.state = np.where(matched, TRACKED, t.state)
+        t.hits = t.hits + matched
+        t.last_frame = np.where(matched, self._frame_id, t.last_frame)
+        t.last_time = np.where(matched, np.nan if frame.timestamp is None else frame.timestamp, t.last_time)
         since_update[rows] = 0
-        last_frame[rows] = self._frame_id
-        last_time[rows] = np.nan if frame.timestamp is None else frame.timestamp
         score[rows] = frame.scores[dets]
         class_id[rows] = frame.class_ids[dets]
-        similarity[rows] = sims.clip(-1.0, 1.0)  # float32 dot products of unit vectors can pass 1
+        # float32 dot products of unit vectors can pass 1 (ufuncs: ndarray.clip's Python wrapper costs more)
+        similarity[rows] = np.minimum(np.maximum(sims, -1.0), 1.0)
         detection_index[rows] = frame.index[dets]
         if frame.features is not None:
             valid = frame.feature_valid[dets]
@@ -386,8 +413,10 @@ class SmileTracker:
         state[unmatched & (state == TRACKED)] = LOST
         if timestamp is not None:
             elapsed_s = timestamp - t.last_time
-            timed_out = np.where(np.isnan(elapsed_s), self._frame_id - t.last_frame > self.lost_timeout_frames,
-                                 elapsed_s > self.lost_timeout_s + _TIME_EPS)
+            timed_out = elapsed_s > self.lost_timeout_s + _TIME_EPS
+            unstamped = np.isnan(elapsed_s)  # matched last on a frame without a timestamp: count frames
+            if unstamped.any():
+                timed_out[unstamped] = (self._frame_id - t.last_frame > self.lost_timeout_frames)[unstamped]
         else:
             timed_out = self._frame_id - t.last_frame > self.lost_timeout_frames
         drop = (unmatched & (t.state == TENTATIVE)) | ((t.state == LOST) & timed_out)
@@ -435,15 +464,18 @@ class SmileTracker:
         drop = np.union1d(lost[b[active_longer]], active[a[~active_longer]])
         self._tracks.keep(np.setdiff1d(np.arange(len(t)), drop))
 
-    def _outputs(self, rows: np.ndarray) -> list[TrackOutput]:
+    def _outputs(self, rows: np.ndarray, matched: bool = False) -> list[TrackOutput]:
+        """``matched``: every row is a tracked track matched in this frame (its state is
+        known, not read)."""
         t = self._tracks
         mean = t.mean[rows]
         boxes = xyah_to_xyxy(mean)
         boxes.flags.writeable = False
-        velocity = mean[:, 4:6] * self._motion_rate
+        velocity = (mean[:, 4:6] * self._motion_rate).tolist()
+        states = [TrackState.TRACKED] * len(rows) if matched else list(map(_STATES.__getitem__, t.state[rows].tolist()))
+        # The integer columns gathered in one step (a few numpy calls instead of two per column).
+        class_id, age, hits, since_update, detection_index = np.concatenate(
+            (t.class_id, t.age, t.hits, t.since_update, t.detection_index)).reshape(5, -1)[:, rows].tolist()
         # Columns in TrackOutput field order, built as lists: one positional call per track.
-        return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(),
-                        t.class_id[rows].tolist(), list(map(_STATES.__getitem__, t.state[rows].tolist())),
-                        t.age[rows].tolist(), t.hits[rows].tolist(), t.since_update[rows].tolist(),
-                        list(zip(velocity[:, 0].tolist(), velocity[:, 1].tolist(), strict=True)),
-                        t.similarity[rows].tolist(), t.detection_index[rows].tolist()))
+        return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(), class_id, states, age,
+                        hits, since_update, list(map(tuple, velocity)), t.similarity[rows].tolist(), detection_index))
