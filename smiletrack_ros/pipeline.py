@@ -6,9 +6,15 @@ tracker instead of feeding the Kalman filters a negative time step; a frame only
 slightly late (delivered out of order) is refused with ``LateFrameError``, so one
 late frame never wipes the tracks. Track ids keep counting up across resets, so
 an id stays unique for the pipeline's lifetime.
+
+A frame goes through three steps, ``start_frame`` (time check + detector),
+``embed`` and ``track``; ``process`` runs them one after the other. The first two
+keep no tracker state, so the node can run frame t+1's detector on one thread
+while frame t is embedded and tracked on another (``ros/stage_worker.py``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -45,6 +51,19 @@ class FrameResult:
     reset: bool = False
 
 
+@dataclass(frozen=True)
+class StagedFrame:
+    """A frame between the stages: detected (``embeddings`` None until ``Pipeline.embed``);
+    ``reset``: the tracker is reset before it (time went backwards or restarted)."""
+
+    image: np.ndarray
+    timestamp: float
+    detections: Detections
+    embeddings: np.ndarray | None
+    timings: dict[str, float]
+    reset: bool
+
+
 class Pipeline:
     """Detector (optional when detections come from outside), embedder (optional), tracker."""
 
@@ -72,34 +91,56 @@ class Pipeline:
 
     def process(self, image_bgr: np.ndarray, timestamp: float,
                 detections: Detections | None = None) -> FrameResult:
-        """``detections`` given: external detections, the detector is skipped."""
+        """``detections`` given: external detections, the detector is skipped. The three steps
+        below, one after the other (``StagedFrame`` for running them on different threads)."""
+        frame = self.start_frame(image_bgr, timestamp, detections)
+        return self.track(self.embed(frame))
+
+    # ---- the stages of one frame: start_frame (+ detect), embed, track ------------------------
+    def start_frame(self, image_bgr: np.ndarray, timestamp: float, detections: Detections | None = None,
+                    restart: bool = False) -> StagedFrame:
+        """Checks the frame and its time, then detects (unless ``detections`` are given). Touches
+        no tracker state, so frame t+1 may start while frame t is still embedded or tracked;
+        frames must start in the order they are tracked. ``restart``: the caller knows time
+        started afresh (a bag loop): the tracker is reset before this frame."""
         if not math.isfinite(timestamp):
             raise ValueError(f"timestamp must be finite, got {timestamp}")
         check_image(image_bgr)
+        if restart:
+            self._last_timestamp = None
         back = 0.0 if self._last_timestamp is None else self._last_timestamp - timestamp
         if 0.0 < back <= self.max_reorder_s:
             raise LateFrameError(f"frame at {timestamp:.3f} s is {back:.3f} s older than the last one processed")
-        reset = back > 0.0
-        if reset:
-            self.reset()
         self._last_timestamp = timestamp
-
         timings: dict[str, float] = {}
         start = time.perf_counter()
         if detections is None:
-            if self.detector is None:
+            detector = self.detector
+            if detector is None:
                 raise ValueError("no detector configured: pass detections to process()")
-            detections = self.detector(image_bgr)
+            detections = detector(image_bgr)
             timings["detect"] = _ms_since(start)
-        embeddings = self._embed(image_bgr, detections, timings)
+        return StagedFrame(image_bgr, timestamp, detections, None, timings, restart or back > 0.0)
+
+    def embed(self, frame: StagedFrame) -> StagedFrame:
+        """``frame`` with the embeddings of the boxes the tracker can use (its config now)."""
+        timings = dict(frame.timings)
+        embeddings = self._embed(frame.image, frame.detections, timings)
+        return dataclasses.replace(frame, embeddings=embeddings, timings=timings)
+
+    def track(self, frame: StagedFrame) -> FrameResult:
+        """The tracker's update for ``frame``: frames must come in the order they started."""
+        if frame.reset:
+            self.tracker.reset(restart_ids=False)
+        timings = dict(frame.timings)
         t0 = time.perf_counter()
+        detections = frame.detections
         tracks = self.tracker.update(detections.boxes, detections.scores, class_ids=detections.class_ids,
-                                     embeddings=embeddings, image=image_bgr, timestamp=timestamp)
+                                     embeddings=frame.embeddings, image=frame.image, timestamp=frame.timestamp)
         live = self.tracker.live_tracks()
         timings["track"] = _ms_since(t0)
-        timings["total"] = _ms_since(start)
-        return FrameResult(detections, tracks, live, timings, reset)
-
+        timings["total"] = sum(timings.get(k, 0.0) for k in ("detect", "embed", "track"))
+        return FrameResult(detections, tracks, live, timings, frame.reset)
 
     def _embed(self, image_bgr: np.ndarray, detections: Detections, timings: dict[str, float]) -> np.ndarray | None:
         """Embeddings of the boxes the tracker can use: none when it matches without appearance,

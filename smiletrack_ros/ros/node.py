@@ -33,7 +33,7 @@ from smiletrack_ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.detection.external import kept_detections
 from smiletrack_ros.errors import SettingError
 from smiletrack_ros.msg import TrackArray
-from smiletrack_ros.pipeline import LateFrameError, Pipeline
+from smiletrack_ros.pipeline import LateFrameError, Pipeline, StagedFrame
 from smiletrack_ros.ros.annotate import draw_tracks
 from smiletrack_ros.ros.detection_rows import read_detection_array
 from smiletrack_ros.ros.frame_gaps import FrameGaps
@@ -42,7 +42,7 @@ from smiletrack_ros.ros.ground_output import GroundPublisher
 from smiletrack_ros.ros.ground_settings import GroundSettings
 from smiletrack_ros.ros.images import ImageConverter, ImageError, bgr_to_raw_fields
 from smiletrack_ros.ros.input_limits import InputLimits, detection_count
-from smiletrack_ros.ros.latest_worker import LatestWorker
+from smiletrack_ros.ros.latest_worker import LatestWorker, Stage
 from smiletrack_ros.ros.messages import index_into_message
 from smiletrack_ros.ros.node_stats import NodeStats
 from smiletrack_ros.ros.process import ignore_interrupts_while_ending, restore_default_signals
@@ -59,6 +59,7 @@ from smiletrack_ros.ros.settings import (
     tracker_values,
 )
 from smiletrack_ros.ros.stamp_pairing import StampPairer
+from smiletrack_ros.ros.threads import set_thread_counts
 from smiletrack_ros.tracking import SmileTracker
 
 NODE_NAME = "smiletrack_tracker"
@@ -73,6 +74,18 @@ class Frame:
     image: Any
     detections: Any  # Detection2DArray or None
     received: float  # time.monotonic() when the image (or its pair) arrived
+
+
+@dataclass(frozen=True)
+class Job:
+    """A frame past the detect stage: its header, the pipeline's staged frame, the indices of the
+    received external detections it kept (None: the detector's own), when its stage work began."""
+
+    frame: Frame
+    staged: StagedFrame
+    kept: Any
+    started: float
+    restart: bool     # the stamp guard saw the stream restart (already reported)
 
 
 def stamp_ns(header: Any) -> int:
@@ -95,7 +108,7 @@ class TrackerCore:
         self._values = self._declare_parameters()
         self.settings = NodeSettings.from_values(self._values)
         self._pending_lock = threading.Lock()
-        self._pending_changes: dict[str, Any] = {}
+        self._pending_changes: dict[str, dict[str, Any]] = {"detect": {}, "track": {}}   # per stage
         self.limits = InputLimits.from_values(self._values)
         self._converter = ImageConverter(budget=self.limits.image)
         self._worker: LatestWorker[Frame] | None = None
@@ -124,9 +137,11 @@ class TrackerCore:
         self._debug_pub = self.create_publisher(Image, s.debug_image_topic, out_qos)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._outputs = [self._tracks_pub, self._full_pub, self._debug_pub, self._diag_pub]
-        self._worker = LatestWorker(self._process, self._on_worker_error)
-        self._failures_in_a_row = 0     # worker thread only
+        self._failures_in_a_row = 0     # the worker's last stage only
+        self._restarts_seen = 0         # stream restarts the stamp check saw (callbacks) ...
+        self._restarts_done = 0         # ... and those the detect stage passed to the pipeline
         self._recoveries = 0
+        self._worker = LatestWorker(self._stages(), self._on_worker_error, on_timing=self.stats.stage_done)
 
     def _activate(self) -> None:
         s = self.settings
@@ -193,8 +208,19 @@ class TrackerCore:
             values[spec.name] = self.get_parameter(spec.name).value
         return values
 
+    def _stages(self) -> list[Stage]:
+        """sequential: one thread, each frame start to end; pipelined: detect | [embed] | track."""
+        s = self.settings
+        if s.pipeline_mode == "sequential":
+            return [Stage("frame", lambda frame: self._finish(self._start(frame)))]
+        if s.embed_workers == 1:
+            return [Stage("detect", self._start), Stage("track", self._finish)]
+        return [Stage("detect", self._start), Stage("embed", self._embed, workers=s.embed_workers),
+                Stage("track", self._finish)]
+
     def _build_pipeline(self) -> tuple[Pipeline, dict[str, str]]:
         s = self.settings
+        self._threads = set_thread_counts(s.torch_threads, s.opencv_threads)
         models = {"detector": s.detector.backend, "embedder": "off"}
         detector = None
         if not s.external_detections:
@@ -233,7 +259,7 @@ class TrackerCore:
         arrived = time.monotonic()
         self._gaps.add(stamp_ns(msg.header))
         if self._pairer is None:
-            self._worker.submit(Frame(msg, None, arrived))
+            self._submit(Frame(msg, None, arrived))
             return
         pair = self._pairer.add_image(stamp_ns(msg.header), (msg, arrived))
         if pair is not None:
@@ -261,7 +287,22 @@ class TrackerCore:
 
     def _submit_pair(self, image: tuple[Any, float], detections: Detection2DArray) -> None:
         """Latency counts from the image's arrival, waiting for its detections included."""
-        self._worker.submit(Frame(image[0], detections, image[1]))
+        self._submit(Frame(image[0], detections, image[1]))
+
+    def _submit(self, frame: Frame) -> None:
+        """The stamp check sees every frame, before the worker's slot: frames the busy worker drops
+        must not look like a jump in time to it. A restart (bag loop) resets the tracker before the
+        next frame the worker takes."""
+        header = frame.image.header
+        verdict = self._stamps.check(header.stamp.sec, header.stamp.nanosec, self.get_clock().now().nanoseconds)
+        if not verdict.accepted:
+            self._reject(verdict.reason, f"rejected frame: {verdict.message}")
+            return
+        if verdict.restart:
+            self._restarts_seen += 1
+            self._time_reset(f"time went back to the start of the stream ({stamp_ns(header) * 1e-9:.3f} s; "
+                             f"bag loop?)")
+        self._worker.submit(frame)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Validates run-time changes with the start-up code; the worker applies them between frames."""
@@ -289,42 +330,44 @@ class TrackerCore:
             return SetParametersResult(successful=False, reason=str(exc))
         with self._pending_lock:
             self._values.update(changes)
-            self._pending_changes.update(changes)
+            for pending in self._pending_changes.values():
+                pending.update(changes)
             if swap is not None:
                 self._detector_swap = swap
         self.get_logger().info(f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
 
-    # ---- worker ---------------------------------------------------------------------------
-    def _apply_pending_changes(self) -> None:
+    # ---- worker stages -----------------------------------------------------------------------
+    def _apply_pending_changes(self, stage: str) -> None:
+        """The changes accepted since this stage's previous frame: the detector's at the detect
+        stage, the tracker's and the debug image's at the track stage (between two frames each)."""
         with self._pending_lock:
-            changes, self._pending_changes = self._pending_changes, {}
+            changes, self._pending_changes[stage] = self._pending_changes[stage], {}
             values = dict(self._values)
             detector_config_, swap = self._detector_swap
         if not changes:
             return
-        if "publish_debug_image" in changes:
-            self.settings = _replace(self.settings, publish_debug_image=values["publish_debug_image"])
-        if any(k.startswith("tracker.") for k in changes):
-            config = tracker_config(values["tracker.preset"], tracker_overrides(values))
-            self._pipeline.reconfigure_tracker(config)
-            self.settings = _replace(self.settings, tracker=config)
-        if swap is not None and any(k.startswith("detector.") for k in changes):
+        if stage == "track":
+            if "publish_debug_image" in changes:
+                self._update_settings(publish_debug_image=values["publish_debug_image"])
+            if any(k.startswith("tracker.") for k in changes):
+                config = tracker_config(values["tracker.preset"], tracker_overrides(values))
+                self._pipeline.reconfigure_tracker(config)
+                self._update_settings(tracker=config)
+        elif swap is not None and any(k.startswith("detector.") for k in changes):
             self._pipeline.replace_detector(swap())
-            self.settings = _replace(self.settings, detector=detector_config_)
+            self._update_settings(detector=detector_config_)
 
-    def _process(self, frame: Frame) -> None:
-        self._apply_pending_changes()
+    def _update_settings(self, **changes: Any) -> None:
+        with self._pending_lock:     # the stages' threads each replace their own fields
+            self.settings = _replace(self.settings, **changes)
+
+    def _start(self, frame: Frame) -> Job | None:
+        """Detect stage: image conversion, detections (received or detected).
+        None: the frame is rejected (counted)."""
+        self._apply_pending_changes("detect")
         s = self.settings
         header = frame.image.header
-        verdict = self._stamps.check(header.stamp.sec, header.stamp.nanosec, self.get_clock().now().nanoseconds)
-        if not verdict.accepted:
-            self._reject(verdict.reason, f"rejected frame: {verdict.message}")
-            return
-        if verdict.restart:
-            self._pipeline.reset()
-            self._time_reset(f"time went back to the start of the stream ({stamp_ns(header) * 1e-9:.3f} s; "
-                             f"bag loop?)")
         try:
             if isinstance(frame.image, CompressedImage):
                 image = self._converter.compressed_to_bgr(frame.image)
@@ -332,7 +375,7 @@ class TrackerCore:
                 image = self._converter.raw_to_bgr(frame.image)
         except ImageError as exc:
             self._reject(exc.reason, f"rejected image: {exc}")
-            return
+            return None
         detections, kept = None, None
         if frame.detections is not None:
             read = read_detection_array(frame.detections, s.class_names)
@@ -346,29 +389,47 @@ class TrackerCore:
             chosen = kept_detections(read.detections, s.detector)
             detections, kept = read.detections.subset(chosen), read.rows[chosen]
         stamp = stamp_ns(header) * 1e-9  # the image's own time, so replays and live runs track alike
-        start = time.perf_counter()
+        started = time.perf_counter()
+        restarts = self._restarts_seen     # written by the callbacks: read once
+        restart = restarts != self._restarts_done
         try:
-            result = self._pipeline.process(image, stamp, detections)
+            staged = self._pipeline.start_frame(image, stamp, detections, restart=restart)
         except LateFrameError as exc:
             self._reject("late_frame", f"rejected frame: {exc}")
+            return None
+        self._restarts_done = restarts
+        return Job(frame, staged, kept, started, restart)
+
+    def _embed(self, job: Job) -> Job:
+        """Embed stage (pipelined mode with pipeline.embed_workers > 1): no tracker state touched."""
+        return dataclasses.replace(job, staged=self._pipeline.embed(job.staged))
+
+    def _finish(self, job: Job | None) -> None:
+        """Track stage, in frame order: embed (unless done), track, publish."""
+        if job is None:
             return
-        if result.reset:
-            self._time_reset(f"time jumped backwards to {stamp:.3f} s (bag loop?)")
+        self._apply_pending_changes("track")
+        s = self.settings
+        header, staged = job.frame.image.header, job.staged
+        if staged.embeddings is None:
+            staged = self._pipeline.embed(staged)
+        result = self._pipeline.track(staged)
+        if result.reset and not job.restart:
+            self._time_reset(f"time jumped backwards to {staged.timestamp:.3f} s (bag loop?)")
         tracks, live_tracks = result.tracks, result.live_tracks
-        if kept is not None:
-            tracks, live_tracks = index_into_message(tracks, kept), index_into_message(live_tracks, kept)
+        if job.kept is not None:
+            tracks, live_tracks = index_into_message(tracks, job.kept), index_into_message(live_tracks, job.kept)
         self._tracks_pub.publish(detection_array_cdr(header, tracks, s.class_names))
         ground = None if self._ground is None else self._ground.publish(
-            header, stamp, result.tracks, result.live_tracks, result.detections.boxes, result.detections.scores,
-            s.class_names)
+            header, staged.timestamp, result.tracks, result.live_tracks, result.detections.boxes,
+            result.detections.scores, s.class_names)
         self._full_pub.publish(track_array_cdr(header, live_tracks, s.class_names, ground))
         if s.publish_debug_image:
-            annotated = draw_tracks(image, result.tracks, s.class_names, copy=not image.flags.writeable)
+            annotated = draw_tracks(staged.image, result.tracks, s.class_names, copy=not staged.image.flags.writeable)
             self._debug_pub.publish(Image(header=header, **bgr_to_raw_fields(annotated)))
         self._failures_in_a_row = 0
-        now = time.monotonic()
-        self.stats.frame_done((now - frame.received) * 1e3, (time.perf_counter() - start) * 1e3,
-                              len(result.live_tracks))
+        self.stats.frame_done((time.monotonic() - job.frame.received) * 1e3, (time.perf_counter() - job.started) * 1e3,
+                              len(result.live_tracks), result.timings)
 
     def _time_reset(self, why: str) -> None:
         self.stats.time_reset()
@@ -419,7 +480,11 @@ class TrackerCore:
             "device": self._models["device"],
             "time_resets": str(snap.time_resets), "processing_errors": str(snap.errors),
             "tracker_recoveries": str(self._recoveries),
+            "pipeline": "|".join(self._worker.stage_names), "frames_in_flight": str(self._worker.in_flight),
+            "threads": ",".join(f"{k}={v}" for k, v in self._threads.items()),
         }
+        for name, (p50, p99) in snap.percentiles.items():    # latency, detect/embed/track, stage_*, wait_*
+            values[f"{name}_ms_p50"], values[f"{name}_ms_p99"] = f"{p50:.2f}", f"{p99:.2f}"
         namesakes = same_name_nodes(self)
         if namesakes > 1:
             level, message = DiagnosticStatus.WARN, f"{namesakes} nodes named {self.get_fully_qualified_name()}"
