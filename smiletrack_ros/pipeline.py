@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -103,6 +104,13 @@ class Pipeline:
         no tracker state, so frame t+1 may start while frame t is still embedded or tracked;
         frames must start in the order they are tracked. ``restart``: the caller knows time
         started afresh (a bag loop): the tracker is reset before this frame."""
+        started = start_frames([self], [(image_bgr, timestamp, detections, restart)])[0]
+        if isinstance(started, Exception):
+            raise started
+        return started
+
+    def _check_time(self, image_bgr: np.ndarray, timestamp: float, restart: bool) -> bool:
+        """The frame's checks; True when the tracker must be reset before it (time went back)."""
         if not math.isfinite(timestamp):
             raise ValueError(f"timestamp must be finite, got {timestamp}")
         check_image(image_bgr)
@@ -112,15 +120,7 @@ class Pipeline:
         if 0.0 < back <= self.max_reorder_s:
             raise LateFrameError(f"frame at {timestamp:.3f} s is {back:.3f} s older than the last one processed")
         self._last_timestamp = timestamp
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        if detections is None:
-            detector = self.detector
-            if detector is None:
-                raise ValueError("no detector configured: pass detections to process()")
-            detections = detector(image_bgr)
-            timings["detect"] = _ms_since(start)
-        return StagedFrame(image_bgr, timestamp, detections, None, timings, restart or back > 0.0)
+        return restart or back > 0.0
 
     def embed(self, frame: StagedFrame) -> StagedFrame:
         """``frame`` with the embeddings of the boxes the tracker can use (its config now)."""
@@ -161,6 +161,46 @@ class Pipeline:
         embeddings = np.full((len(detections), rows.shape[1]), np.nan, np.float32)
         embeddings[usable] = rows
         return embeddings
+
+
+FrameInput = tuple[np.ndarray, float, "Detections | None", bool]   # image, timestamp, detections, restart
+
+
+def start_frames(pipelines: Sequence[Pipeline], frames: Sequence[FrameInput]) -> list[StagedFrame | Exception]:
+    """``Pipeline.start_frame`` for one frame per pipeline (a camera each; several may share one
+    detector), with one detector call for every image of a shared detector that needs one: its
+    ``detect_batch`` where the backend has it (one forward pass where the model takes a batch).
+    A frame refused by its checks comes back as its exception (``LateFrameError``, ``ValueError``),
+    so that the others go on; a failing detector call raises."""
+    out: list[StagedFrame | Exception] = []
+    for pipeline, (image, timestamp, given, restart) in zip(pipelines, frames, strict=True):
+        try:
+            reset = pipeline._check_time(image, timestamp, restart)
+        except ValueError as exc:
+            out.append(exc)
+            continue
+        out.append(StagedFrame(image, timestamp, given if given is not None else Detections.empty(), None, {},
+                               reset))
+    by_detector: dict[int, list[int]] = {}
+    for i, (pipeline, started, frame) in enumerate(zip(pipelines, out, frames, strict=True)):
+        if not isinstance(started, Exception) and frame[2] is None:
+            if pipeline.detector is None:
+                out[i] = ValueError("no detector configured: pass detections to process()")
+                continue
+            by_detector.setdefault(id(pipeline.detector), []).append(i)
+    for indices in by_detector.values():
+        detector = pipelines[indices[0]].detector
+        assert detector is not None
+        images = [frames[i][0] for i in indices]
+        start = time.perf_counter()
+        batch = getattr(detector, "detect_batch", None)
+        found = batch(images) if batch is not None and len(images) > 1 else [detector(image) for image in images]
+        ms = _ms_since(start)
+        for i, detections in zip(indices, found, strict=True):
+            staged = out[i]
+            assert isinstance(staged, StagedFrame)
+            out[i] = dataclasses.replace(staged, detections=detections, timings={"detect": ms})
+    return out
 
 
 def _ms_since(start: float) -> float:

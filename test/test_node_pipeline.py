@@ -202,3 +202,32 @@ def test_lifecycle_transitions_with_frames_in_flight(ros_nodes):
     node.stop(timeout=10)
     assert node.proc.returncode == 0 and "Traceback" not in node.output(), node.output()[-3000:]
     client.close()
+
+
+def test_two_cameras_in_one_node_track_apart_on_their_own_topics(ros_nodes):
+    node = ros_nodes.start(SLM_PARAMS | {"cameras": ["front", "rear/left"]})
+    clients = {name: ros_nodes.client(node.domain, f"/{name}") for name in ("front", "rear/left")}
+    for name, client in clients.items():
+        client.fqn = f"/smiletrack_tracker/{name}"     # the node's diagnostics status for this camera
+        client.wait_connected(node)
+
+    def walkers(k: int, camera: str) -> list:
+        if camera == "front":
+            return [[20 + 3 * k, 40, 60 + 3 * k, 140], [260 - 3 * k, 70, 300 - 3 * k, 170]]
+        return [[120, 30 + 2 * k, 170, 150 + 2 * k]]
+
+    last = {}
+    for k in range(6):
+        for name, client in clients.items():
+            last[name] = client.frame(300.0 + k / FPS, walkers(k, name), timeout=30)
+    assert clients["front"].ids(last["front"]) == ["1", "2"]
+    assert clients["rear/left"].ids(last["rear/left"]) == ["1"]     # ids count per camera
+    box = last["rear/left"].detections[0].bbox
+    assert (box.center.position.x, box.size_x) == pytest.approx((145.0, 50.0), abs=2.0)   # its own walker
+    for name, client in clients.items():
+        counters = client.fresh_counters()
+        assert counters["frames_processed"] == "6" and counters["frames_dropped_busy"] == "0", (name, counters)
+    for client in clients.values():
+        client.close()
+    node.stop(timeout=10)
+    assert node.proc.returncode == 0 and "Traceback" not in node.output(), node.output()[-3000:]

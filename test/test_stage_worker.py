@@ -245,3 +245,56 @@ def test_the_staged_pipeline_gives_the_tracks_of_process(embed_workers):
     assert worker.dropped == 0 and got == expected
     similarities = [np.frombuffer(row[2])[5] for rows in expected for row in rows]
     assert np.isfinite(similarities).any(), "appearance was used"
+
+
+def test_a_keyed_slot_keeps_the_newest_of_each_camera_and_hands_them_over_together():
+    gate = threading.Event()
+    batches: list[dict] = []
+
+    def detect(frames):
+        if not batches:
+            gate.wait(WAIT)
+        batches.append(dict(frames))
+
+    worker = LatestWorker([Stage("detect", detect)], on_error=pytest.fail, keyed=True)
+    worker.submit("a0", key="a")
+    time.sleep(0.05)                            # the stage holds {a: a0} at the gate
+    for item, key in (("a1", "a"), ("b1", "b"), ("a2", "a"), ("c1", "c")):
+        worker.submit(item, key=key)
+    gate.set()
+    assert worker.wait_idle(WAIT) and worker.stop(1.0)
+    assert batches == [{"a": "a0"}, {"a": "a2", "b": "b1", "c": "c1"}]
+    assert worker.dropped == 1 and worker.dropped_by_key == {"a": 1}
+
+
+class _BatchCounter:
+    """A detector that records its calls: ``detect_batch`` takes several images in one call."""
+
+    def __init__(self):
+        self.calls: list[int] = []
+
+    def __call__(self, image):
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images):
+        self.calls.append(len(images))
+        return [Detections(np.array([[1, 1, 20, 40]], np.float32) + float(image[0, 0, 0]),
+                           np.array([0.9], np.float32), np.zeros(1, np.int64)) for image in images]
+
+
+def test_frames_of_several_cameras_go_through_one_detector_call():
+    from smiletrack_ros.pipeline import LateFrameError, start_frames
+
+    detector = _BatchCounter()
+    cameras = [Pipeline(detector, None, SmileTracker(TrackerConfig.from_preset("bytetrack"))) for _ in range(3)]
+    images = [np.full((60, 80, 3), v, np.uint8) for v in (10, 20, 30)]
+    external = Detections(np.array([[5, 5, 30, 50]], np.float32), np.array([0.8], np.float32), np.zeros(1, np.int64))
+    started = start_frames(cameras, [(images[0], 1.0, None, False), (images[1], 1.0, external, False),
+                                     (images[2], 1.0, None, False)])
+    assert detector.calls == [2]                # one call for the two cameras without detections
+    assert started[0].detections.boxes[0, 0] == 11.0 and started[2].detections.boxes[0, 0] == 31.0
+    assert started[1].detections is external and "detect" not in started[1].timings
+    late = start_frames(cameras, [(images[0], 0.5, None, False), (images[1], 2.0, None, False),
+                                  (images[2], 2.0, None, False)])
+    assert isinstance(late[0], LateFrameError) and detector.calls == [2, 2]   # the others go on
+    assert late[1].detections.boxes[0, 0] == 21.0 and late[2].detections.boxes[0, 0] == 31.0

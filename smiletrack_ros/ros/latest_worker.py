@@ -64,10 +64,15 @@ TimingHook = Callable[[str, float, float], None]
 
 class LatestWorker(Generic[T]):
     """``handle``: one callable (one stage, one thread: every item start to end before the next)
-    or a sequence of ``Stage``. ``on_timing`` gets each stage's wait and run time per item."""
+    or a sequence of ``Stage``. ``on_timing`` gets each stage's wait and run time per item.
+
+    ``keyed``: items are submitted with a key (a camera) and the slot keeps the newest item of each
+    key; the first stage gets all the slot holds at once, a dict key -> item (the frames that
+    arrived together, for one batched model call); ``dropped_by_key`` counts per key."""
 
     def __init__(self, handle: Callable[[T], Any] | Sequence[Stage], on_error: Callable[[BaseException], None],
-                 name: str = "smiletrack-worker", in_flight: int | None = None, on_timing: TimingHook | None = None):
+                 name: str = "smiletrack-worker", in_flight: int | None = None, on_timing: TimingHook | None = None,
+                 keyed: bool = False):
         self._stages = [Stage("frame", handle)] if callable(handle) else list(handle)
         if not self._stages:
             raise ValueError("LatestWorker needs at least one stage")
@@ -77,8 +82,8 @@ class LatestWorker(Generic[T]):
         self._on_error = on_error
         self._on_timing = on_timing
         self._cond = threading.Condition()
-        self._slot: T | None = None
-        self._has_item = False
+        self._keyed = keyed
+        self._slot: dict[Any, T] = {}
         self._stopping = False
         self._slot_time = 0.0
         self._pending: list[dict[int, tuple[Any, float]]] = [{} for _ in self._stages]  # seq -> (item, queued at)
@@ -89,6 +94,7 @@ class LatestWorker(Generic[T]):
         self._in_flight = 0
         self.submitted = 0
         self.dropped = 0
+        self.dropped_by_key: dict[Any, int] = {}
         self.processed = 0
         self._threads = [threading.Thread(target=self._run, args=(i,), name=f"{name}-{stage.name}-{w}", daemon=True)
                          for i, stage in enumerate(self._stages) for w in range(stage.workers)]
@@ -107,17 +113,20 @@ class LatestWorker(Generic[T]):
 
     @property
     def waiting(self) -> bool:
-        """An item is in the slot (a newer one submitted now would replace it)."""
+        """An item is in the slot (a newer one of its key submitted now would replace it)."""
         with self._cond:
-            return self._has_item
+            return bool(self._slot)
 
-    def submit(self, item: T) -> None:
+    def submit(self, item: T, key: Any = None) -> None:
         with self._cond:
             if self._stopping:
                 return
-            if self._has_item:
+            if key in self._slot:
                 self.dropped += 1
-            self._slot, self._has_item, self._slot_time = item, True, time.perf_counter()
+                self.dropped_by_key[key] = self.dropped_by_key.get(key, 0) + 1
+            if not self._slot:
+                self._slot_time = time.perf_counter()
+            self._slot[key] = item
             self.submitted += 1
             self._cond.notify_all()
 
@@ -126,7 +135,7 @@ class LatestWorker(Generic[T]):
         dropped); True when all ended within ``timeout``."""
         with self._cond:
             self._stopping = True
-            self._slot, self._has_item = None, False
+            self._slot = {}
             for pending in self._pending:
                 pending.clear()
             self._cond.notify_all()
@@ -138,7 +147,7 @@ class LatestWorker(Generic[T]):
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is pending or running (tests, benchmarks)."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._has_item and self._in_flight == 0, timeout)
+            return self._cond.wait_for(lambda: not self._slot and self._in_flight == 0, timeout)
 
     # ---- under self._cond --------------------------------------------------------------------
     def _admission_delay(self) -> float:
@@ -159,14 +168,14 @@ class LatestWorker(Generic[T]):
         """Waits for the next item stage ``index`` may run: (sequence number, item, queued at);
         None once stopping."""
         while not self._stopping:
-            if index == 0 and self._has_item and self._in_flight < self._max_in_flight:
+            if index == 0 and self._slot and self._in_flight < self._max_in_flight:
                 delay = self._admission_delay()
                 if delay <= 0.0:
-                    seq, item = self._admitted, (self._slot, self._slot_time)
-                    self._slot, self._has_item = None, False
+                    item = self._slot if self._keyed else self._slot[None]
+                    seq, queued, self._slot = self._admitted, self._slot_time, {}
                     self._admitted += 1
                     self._in_flight += 1
-                    return seq, *item
+                    return seq, item, queued
                 self._cond.wait(delay)
                 continue
             seq = self._ready(index) if index > 0 else None

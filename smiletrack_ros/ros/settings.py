@@ -70,6 +70,10 @@ def _p(name: str, type_: str, default: Any, description: str, runtime: bool = Fa
 NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p("image_topic", "string", "image", "camera image topic (sensor_msgs/Image); with compressed=true the node "
        "subscribes to <image_topic>/compressed (sensor_msgs/CompressedImage), as image_transport names it"),
+    _p("cameras", "string_array", [], "several cameras in one node: for each NAME the node reads NAME/<image_topic> "
+       "(+ NAME/<detections_topic>) and publishes NAME/<tracks_topic> etc., with a tracker of its own (ids per "
+       "camera) and its own diagnostics; one detector and one embedder serve all, the frames that arrived together "
+       "in one batch. Empty: one camera on the topics as given"),
     _p("compressed", "bool", False, "subscribe to CompressedImage (jpeg/png) instead of raw Image"),
     _p("detections_topic", "string", "detections", "external detections (vision_msgs/Detection2DArray), "
        "used only with detector.backend=external; paired with images by header stamp"),
@@ -287,6 +291,7 @@ class NodeSettings:
     tracker_preset: str
     tracker: TrackerConfig
     detector: DetectorConfig
+    cameras: tuple[str, ...]
     pipeline_mode: str
     embed_workers: int
     torch_threads: int
@@ -313,6 +318,11 @@ class NodeSettings:
         embedder = embedder_config(values) if values["embedder.enabled"] else None
         preset = values["tracker.preset"]
         _require(preset in TRACKER_PRESETS, "tracker.preset", f"must be one of {TRACKER_PRESETS}, got {preset!r}")
+        cameras = tuple(values["cameras"])
+        for camera in cameras:
+            _require(bool(re.match(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$", camera)), "cameras",
+                     f"a camera name is a relative topic name (letters, digits, _ and /), got {camera!r}")
+        _require(len(set(cameras)) == len(cameras), "cameras", f"names must be unique, got {list(cameras)}")
         _require(values["pipeline.mode"] in PIPELINE_MODES, "pipeline.mode",
                  f"must be one of {PIPELINE_MODES}, got {values['pipeline.mode']!r}")
         detector = detector_config(values)
@@ -327,7 +337,7 @@ class NodeSettings:
             diagnostics_period=float(values["diagnostics_period"]), embedder_enabled=values["embedder.enabled"],
             embedder=embedder, tracker_preset=preset,
             tracker=tracker_config(preset, tracker_overrides(values)), detector=detector,
-            pipeline_mode=values["pipeline.mode"], embed_workers=values["pipeline.embed_workers"],
+            cameras=cameras, pipeline_mode=values["pipeline.mode"], embed_workers=values["pipeline.embed_workers"],
             torch_threads=values["threads.torch"], opencv_threads=values["threads.opencv"])
 
 
