@@ -54,7 +54,7 @@ class FrameResult:
 
 @dataclass(frozen=True)
 class StagedFrame:
-    """A frame between the stages: detected (``embeddings`` None until ``Pipeline.embed``);
+    """A frame between the stages: detected, then embedded;
     ``reset``: the tracker is reset before it (time went backwards or restarted)."""
 
     image: np.ndarray
@@ -63,6 +63,7 @@ class StagedFrame:
     embeddings: np.ndarray | None
     timings: dict[str, float]
     reset: bool
+    embedded: bool = False     # ``Pipeline.embed`` has run (embeddings may still be None: none wanted)
 
 
 class Pipeline:
@@ -124,9 +125,7 @@ class Pipeline:
 
     def embed(self, frame: StagedFrame) -> StagedFrame:
         """``frame`` with the embeddings of the boxes the tracker can use (its config now)."""
-        timings = dict(frame.timings)
-        embeddings = self._embed(frame.image, frame.detections, timings)
-        return dataclasses.replace(frame, embeddings=embeddings, timings=timings)
+        return embed_frames([self], [frame])[0]
 
     def track(self, frame: StagedFrame) -> FrameResult:
         """The tracker's update for ``frame``: frames must come in the order they started."""
@@ -142,25 +141,50 @@ class Pipeline:
         timings["total"] = sum(timings.get(k, 0.0) for k in ("detect", "embed", "track"))
         return FrameResult(detections, tracks, live, timings, frame.reset)
 
-    def _embed(self, image_bgr: np.ndarray, detections: Detections, timings: dict[str, float]) -> np.ndarray | None:
-        """Embeddings of the boxes the tracker can use: none when it matches without appearance,
-        only those scoring >= ``min_score`` otherwise (it drops the rest unseen; their rows are nan,
-        which it reads as "no appearance"). Real detectors give a quarter to a third of their
-        boxes below ``min_score``; each would cost a crop and a network pass."""
+    def _usable(self, detections: Detections) -> np.ndarray | None:
+        """The boxes worth embedding: none when the tracker matches without appearance, only those
+        scoring >= ``min_score`` otherwise (it drops the rest unseen; their rows are nan, which it
+        reads as "no appearance"). Real detectors give a quarter to a third of their boxes below
+        ``min_score``; each would cost a crop and a network pass. None: nothing to embed."""
         config = self.tracker.config
         if self.embedder is None or not config.use_appearance:
             return None
         usable = (detections.scores >= config.min_score).nonzero()[0]
-        if len(usable) == 0:
-            return None
-        t0 = time.perf_counter()
-        rows = self.embedder(image_bgr, detections.boxes[usable])
-        timings["embed"] = _ms_since(t0)
-        if len(usable) == len(detections):
-            return rows
-        embeddings = np.full((len(detections), rows.shape[1]), np.nan, np.float32)
-        embeddings[usable] = rows
-        return embeddings
+        return usable if len(usable) else None
+
+
+def _scatter(rows: np.ndarray, usable: np.ndarray, count: int) -> np.ndarray:
+    if len(usable) == count:
+        return rows
+    embeddings = np.full((count, rows.shape[1]), np.nan, np.float32)
+    embeddings[usable] = rows
+    return embeddings
+
+
+def embed_frames(pipelines: Sequence[Pipeline], frames: Sequence[StagedFrame]) -> list[StagedFrame]:
+    """``Pipeline.embed`` for one frame per pipeline, with one embedder call for the crops of every
+    frame whose pipeline shares an embedder: its ``embed_many`` where it has one (the crops of all
+    cameras in one batch). Touches no tracker state."""
+    out = [dataclasses.replace(f, embedded=True) for f in frames]
+    wanted = [p._usable(f.detections) for p, f in zip(pipelines, frames, strict=True)]
+    groups: dict[int, list[int]] = {}
+    for i, (pipeline, usable) in enumerate(zip(pipelines, wanted, strict=True)):
+        if usable is not None:
+            groups.setdefault(id(pipeline.embedder), []).append(i)
+    for indices in groups.values():
+        embedder = pipelines[indices[0]].embedder
+        assert embedder is not None
+        pairs = [(frames[i].image, frames[i].detections.boxes[wanted[i]]) for i in indices]
+        start = time.perf_counter()
+        many = getattr(embedder, "embed_many", None)
+        rows = many(pairs) if many is not None and len(pairs) > 1 else [embedder(*pair) for pair in pairs]
+        ms = _ms_since(start)
+        for i, found in zip(indices, rows, strict=True):
+            usable = wanted[i]
+            assert usable is not None
+            out[i] = dataclasses.replace(out[i], embeddings=_scatter(found, usable, len(frames[i].detections)),
+                                         timings=frames[i].timings | {"embed": ms})
+    return out
 
 
 FrameInput = tuple[np.ndarray, float, "Detections | None", bool]   # image, timestamp, detections, restart

@@ -85,22 +85,30 @@ def _values(diagnostics, fqn: str) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
 
 
-def _same_tracks(ros_nodes, params: dict, frames) -> None:
+# pipeline settings -> (its stages, frames it takes in at once without one waiting in its slot)
+PIPELINED = {"pipeline.mode": "pipelined"}
+PIPELINED_E2 = {"pipeline.mode": "pipelined", "pipeline.embed_workers": 2}
+LAYOUTS = {"pipelined": (PIPELINED, "detect|track", 2), "pipelined-e2": (PIPELINED_E2, "detect|embed|track", 3)}
+
+
+def _same_tracks(ros_nodes, params: dict, frames, layouts=("pipelined",)) -> None:
     reference, seq = _replay(ros_nodes, params | {"pipeline.mode": "sequential"}, frames, window=1)
-    pipelined, pipe = _replay(ros_nodes, params | {"pipeline.mode": "pipelined"}, frames, window=2)
-    assert seq["pipeline"] == "frame" and pipe["pipeline"] == "detect|track"
-    for counters in (seq, pipe):
-        assert counters["frames_processed"] == str(len(frames) + 3) and counters["frames_dropped_busy"] == "0"
-    differ = [k for k, (a, b) in enumerate(zip(reference, pipelined, strict=True)) if a != b]
-    assert not differ, f"tracks differ in frames {differ}"
-    assert len(set(reference)) == len(frames)
-    for key in ("latency_ms_p50", "stage_detect_ms_p99", "stage_track_ms_p50", "wait_track_ms_p99",
-                "embed_ms_p50", "track_ms_p99"):
-        assert float(pipe[key]) >= 0.0, key
+    assert seq["pipeline"] == "frame" and len(set(reference)) == len(frames)
+    for name in layouts:
+        settings, stages, window = LAYOUTS[name]
+        pipelined, pipe = _replay(ros_nodes, params | settings, frames, window=window)
+        assert pipe["pipeline"] == stages
+        for counters in (seq, pipe):
+            assert counters["frames_processed"] == str(len(frames) + 3) and counters["frames_dropped_busy"] == "0"
+        differ = [k for k, (a, b) in enumerate(zip(reference, pipelined, strict=True)) if a != b]
+        assert not differ, f"{name}: tracks differ in frames {differ}"
+        for key in ("latency_ms_p50", "stage_detect_ms_p99", "stage_track_ms_p50", "wait_track_ms_p99",
+                    "embed_ms_p50", "track_ms_p99"):
+            assert float(pipe[key]) >= 0.0, key
 
 
 def test_pipelined_node_tracks_a_bag_exactly_like_the_sequential_node(ros_nodes, scene_bag):
-    _same_tracks(ros_nodes, SLM_PARAMS, scene_bag)
+    _same_tracks(ros_nodes, SLM_PARAMS, scene_bag, layouts=("pipelined", "pipelined-e2"))
 
 
 def test_pipelined_node_with_a_real_detector_and_reid_model_matches_sequential(ros_nodes, shared_dir,

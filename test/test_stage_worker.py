@@ -233,8 +233,7 @@ def test_the_staged_pipeline_gives_the_tracks_of_process(embed_workers):
     stages = [Stage("detect", start)]
     if embed_workers > 1:
         stages.append(Stage("embed", staged.embed, workers=embed_workers))
-    stages.append(Stage("track", lambda f: got.append(_rows(staged.track(f if f.embeddings is not None
-                                                                          else staged.embed(f))))))
+    stages.append(Stage("track", lambda f: got.append(_rows(staged.track(f if f.embedded else staged.embed(f))))))
     tokens = len(stages) - 1 + embed_workers
     worker = LatestWorker(stages, on_error=pytest.fail, in_flight=tokens)
     for k in range(40):

@@ -269,7 +269,7 @@ def run_config(config: Config, images: list[np.ndarray], dets: dict, rate: float
 
 
 def table(rows: list[dict]) -> str:
-    steps = ("detect", "embed", "track", "stage_detect", "stage_track", "stage_frame", "wait_track")
+    steps = ("detect", "embed", "track", "stage_detect", "stage_embed", "stage_track", "stage_frame", "wait_track")
     head = ["config", "sent", "processed", "FPS", "dropped", "lat p50", "lat p99", "CPU %"] + \
         [f"{s} p50/p99" for s in steps]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

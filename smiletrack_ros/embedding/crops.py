@@ -67,8 +67,12 @@ def check_image_and_boxes(image_bgr: object, boxes: object) -> np.ndarray:
 
 def image_to_tensor(image_bgr: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """HxWx3 uint8 -> (1, 3, H, W) ``dtype`` on ``device``: one host-to-device copy of
-    the uint8 frame, the conversion happens on the device."""
-    frame = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(device, non_blocking=True)
+    the uint8 frame (from page-locked memory on CUDA, so the copy runs asynchronously),
+    the conversion happens on the device."""
+    frame = torch.from_numpy(np.ascontiguousarray(image_bgr))
+    if device.type == "cuda":
+        frame = frame.pin_memory()
+    frame = frame.to(device, non_blocking=True)
     return frame.permute(2, 0, 1).unsqueeze(0).to(dtype).contiguous()
 
 

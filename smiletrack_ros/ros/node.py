@@ -34,7 +34,7 @@ from smiletrack_ros.cdr import detection_array_cdr, track_array_cdr
 from smiletrack_ros.detection.external import kept_detections
 from smiletrack_ros.errors import SettingError
 from smiletrack_ros.msg import TrackArray
-from smiletrack_ros.pipeline import LateFrameError, Pipeline, StagedFrame, start_frames
+from smiletrack_ros.pipeline import LateFrameError, Pipeline, StagedFrame, embed_frames, start_frames
 from smiletrack_ros.ros.annotate import draw_tracks
 from smiletrack_ros.ros.camera import Camera
 from smiletrack_ros.ros.detection_rows import read_detection_array
@@ -424,15 +424,24 @@ class TrackerCore:
         return jobs or None
 
     def _embed(self, jobs: list[Job]) -> list[Job]:
-        """Embed stage (pipelined mode with pipeline.embed_workers > 1): no tracker state touched."""
-        return [job if isinstance(job.staged, Exception) else
-                dataclasses.replace(job, staged=job.camera.pipeline.embed(job.staged)) for job in jobs]
+        """Embedding of a batch's frames, every camera's crops in one embedder call; the embed stage
+        (pipelined mode with pipeline.embed_workers > 1) or the track stage runs it."""
+        todo = [job for job in jobs if not isinstance(job.staged, Exception) and not job.staged.embedded]
+        if not todo:
+            return jobs
+        done = dict(zip(map(id, todo), embed_frames([j.camera.pipeline for j in todo], [j.staged for j in todo]),
+                        strict=True))
+        return [dataclasses.replace(job, staged=done[id(job)]) if id(job) in done else job for job in jobs]
 
     def _finish(self, jobs: list[Job] | None) -> None:
         """Track stage, in frame order, each camera's frame: embed (unless done), track, publish."""
         if jobs is None:
             return
         self._apply_pending_changes("track")
+        try:
+            jobs = self._embed(jobs)
+        except Exception as exc:  # noqa: BLE001 - a failed embedder call costs this batch, not the node
+            jobs = [dataclasses.replace(job, staged=exc) for job in jobs]
         for job in jobs:
             try:
                 if isinstance(job.staged, Exception):
@@ -444,8 +453,6 @@ class TrackerCore:
     def _track(self, job: Job) -> None:
         s, camera = self.settings, job.camera
         header, staged = job.frame.image.header, job.staged
-        if staged.embeddings is None:
-            staged = camera.pipeline.embed(staged)
         result = camera.pipeline.track(staged)
         if result.reset and not job.restart:
             self._time_reset(camera, f"time jumped backwards to {staged.timestamp:.3f} s (bag loop?)")
