@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .config import EmbedderConfig
-from .crops import check_image_and_boxes, clip_boxes, crop_boxes_array
+from .crops import checked_pairs, clip_boxes, crop_boxes_array
 from .errors import EmbedderConfigError, WeightsError
 from .preprocessing import MAX_EMBEDDING_DIM, Preprocessing, is_count
 from .reid_card import ReidCard
@@ -105,14 +105,11 @@ class ArrayEmbedder:
     def embed_many(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """(image, boxes) of several images (cameras) -> their embeddings, the crops of all in the
         same chunks (one runtime call per chunk, not per image)."""
-        crops, counts = [], []
-        for image_bgr, boxes in pairs:
-            boxes = check_image_and_boxes(image_bgr, boxes)
-            counts.append(len(boxes))
-            if len(boxes):
-                height, width = image_bgr.shape[:2]
-                rois = clip_boxes(torch.from_numpy(boxes), width, height).numpy()
-                crops.append(crop_boxes_array(image_bgr, rois, self.preprocessing.size))
+        kept, counts = checked_pairs(pairs)
+        crops = []
+        for image_bgr, boxes in kept:
+            rois = clip_boxes(torch.from_numpy(boxes), image_bgr.shape[1], image_bgr.shape[0]).numpy()
+            crops.append(crop_boxes_array(image_bgr, rois, self.preprocessing.size))
         if not crops:
             return [np.zeros((0, self.dim), np.float32) for _ in pairs]
         every = np.concatenate(crops)

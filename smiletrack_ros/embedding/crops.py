@@ -6,6 +6,8 @@ pixel is a bilinear resize of each box (what the official SLM does with
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torchvision.ops import roi_align
@@ -63,6 +65,19 @@ def check_image_and_boxes(image_bgr: object, boxes: object) -> np.ndarray:
         bad = np.flatnonzero(~np.isfinite(array).all(axis=1)).tolist()
         raise EmbedderInputError(f"boxes must be finite; rows {bad} are not")
     return array
+
+
+def checked_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list[tuple[np.ndarray, np.ndarray]],
+                                                                           list[int]]:
+    """Several frames' (image, boxes), each checked by ``check_image_and_boxes``: the pairs that have
+    boxes (their boxes as checked) and every pair's box count (to split one batch's rows by)."""
+    kept, counts = [], []
+    for image_bgr, boxes in pairs:
+        boxes = check_image_and_boxes(image_bgr, boxes)
+        counts.append(len(boxes))
+        if len(boxes):
+            kept.append((image_bgr, boxes))
+    return kept, counts
 
 
 def image_to_tensor(image_bgr: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch import nn
 from ..devices import resolve_device
 from .card import ModelCard
 from .config import DEFAULT, EmbedderConfig
-from .crops import check_image_and_boxes, clip_boxes, crop_boxes, image_to_tensor
+from .crops import checked_pairs, clip_boxes, crop_boxes, image_to_tensor
 from .errors import EmbedderConfigError
 from .slm import SLMNet, SlmSpec
 from .weights import DEFAULT_WEIGHTS, load_weights
@@ -74,15 +74,12 @@ class TorchEmbedder:
     def embed_many(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """(image, boxes) of several images (cameras) -> their embeddings: the crops of all go
         through the network in the same chunks (one batch across cameras), one copy back."""
-        crops, counts = [], []
-        for image_bgr, boxes in pairs:
-            boxes = check_image_and_boxes(image_bgr, boxes)
-            counts.append(len(boxes))
-            if len(boxes):
-                height, width = image_bgr.shape[:2]
-                image = image_to_tensor(image_bgr, self.device, self.dtype)
-                rois = clip_boxes(torch.from_numpy(boxes).to(self.device), width, height)
-                crops.append(crop_boxes(image, rois, self.input_size, sampling_ratio=self.config.sampling_ratio))
+        kept, counts = checked_pairs(pairs)
+        crops = []
+        for image_bgr, boxes in kept:
+            image = image_to_tensor(image_bgr, self.device, self.dtype)
+            rois = clip_boxes(torch.from_numpy(boxes).to(self.device), image_bgr.shape[1], image_bgr.shape[0])
+            crops.append(crop_boxes(image, rois, self.input_size, sampling_ratio=self.config.sampling_ratio))
         if not crops:
             return [np.zeros((0, self.dim), np.float32) for _ in pairs]
         chunk = max(1, self.config.max_batch // 2) if self.flip_average else self.config.max_batch
