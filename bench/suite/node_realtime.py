@@ -172,7 +172,7 @@ class Feeder(SpunNode):
             return sum(k in self.latency for k in keys)
 
 
-def start_nodes(config: Config, workdir: Path, domain: int) -> list[subprocess.Popen]:
+def start_nodes(config: Config, workdir: Path, domain: int, rate: float) -> list[subprocess.Popen]:
     import yaml
 
     env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -184,7 +184,8 @@ def start_nodes(config: Config, workdir: Path, domain: int) -> list[subprocess.P
     procs = []
     for k, (namespace, extra) in enumerate(layouts):
         params = workdir / f"params_{k}.yaml"
-        params.write_text(yaml.safe_dump({"/**": {"ros__parameters": BASE | config.params | extra}}))
+        values = BASE | {"frame_rate": rate} | config.params | extra
+        params.write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}))
         args = ["--params-file", str(params)] + (["-r", f"__ns:={namespace}"] if namespace else [])
         with open(workdir / f"node_{k}.log", "w") as log:
             procs.append(subprocess.Popen(node_command(*args), cwd=workdir, env=env, stdout=log,
@@ -199,7 +200,7 @@ def run_config(config: Config, images: list[np.ndarray], dets: dict, rate: float
 
     fields = [bgr_to_raw_fields(image) for image in images]
     with tempfile.TemporaryDirectory(prefix="smiletrack_realtime_") as tmp:
-        procs = start_nodes(config, Path(tmp), domain)
+        procs = start_nodes(config, Path(tmp), domain, rate)
         feeder = Feeder(domain, config.cameras)
         try:
             end = time.monotonic() + 120
