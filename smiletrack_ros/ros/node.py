@@ -336,6 +336,8 @@ class TrackerCore:
                 tracker_config(candidate["tracker.preset"], tracker_overrides(candidate))
             if any(k.startswith("detector.") for k in changes):
                 config = detector_config(candidate)     # built now if it must be: a failure is refused here
+                if not self._cameras:
+                    raise RuntimeError("detector changes need a configured node (its models are not loaded)")
                 swap = (config, prepare_detector_change(self._cameras[0].pipeline.detector, self._detector_swap[0],
                                                         config))
         except Exception as exc:  # noqa: BLE001 - any refusal goes back to the caller, never crashes the node
