@@ -239,3 +239,20 @@ def test_two_cameras_in_one_node_track_apart_on_their_own_topics(ros_nodes):
         client.close()
     node.stop(timeout=10)
     assert node.proc.returncode == 0 and "Traceback" not in node.output(), node.output()[-3000:]
+
+
+def test_the_launch_files_cameras_argument_starts_one_node_for_them_all(ros2_tools, ros_nodes, repo_dir):
+    config = ros_nodes.params_file(SLM_PARAMS | {"embedder.enabled": False, "tracker.preset": "bytetrack"})
+    launched = ros2_tools.launch(str(repo_dir / "launch" / "tracker.launch.py"), f"config:={config}",
+                                 "cameras:=front, left")
+    clients = {name: ros_nodes.client(launched.domain, f"/{name}") for name in ("front", "left")}
+    for client in clients.values():
+        client.wait_connected(launched, timeout=60)
+    boxes = {"front": [[20, 40, 60, 140], [200, 50, 240, 150]], "left": [[100, 30, 150, 150]]}
+    for k in range(4):
+        last = {name: client.frame(400.0 + k / FPS, boxes[name], timeout=20) for name, client in clients.items()}
+    assert clients["front"].ids(last["front"]) == ["1", "2"] and clients["left"].ids(last["left"]) == ["1"]
+    for client in clients.values():
+        client.close()
+    launched.stop(timeout=10)
+    assert "Traceback" not in launched.output(), launched.output()[-3000:]
