@@ -13,8 +13,9 @@ processed FPS, dropped by the busy node (its ``frames_dropped_busy``), latency p
 received p50/p99, the node's per-step and per-stage times (p50: median of its 1 s diagnostics
 periods, p99: the largest period p99), and the node processes' CPU use (% of one core, from
 /proc). Modes: ``today`` = sequential with the thread settings main shipped before the pipeline
-(every runtime on every core), ``sequential`` / ``pipelined`` / ``pipelined-e2`` = the node's
-defaults (one thread per runtime) with that ``pipeline.mode`` (e2: two embed workers),
+(every runtime on every core), ``sequential`` / ``pipelined`` / ``pipelined-e1`` = the node's
+defaults (one thread per runtime, two embed workers) with that ``pipeline.mode`` (e1: one
+embed worker, on the tracker's thread),
 ``pipelined-allcores`` = pipelined with every runtime on every core (the thread-default check).
 Layouts with several cameras: ``nodes`` = one node process per camera (namespaces /cam0 ...),
 ``one-node`` = one node with ``cameras: [cam0, ...]`` (shared models, batched across cameras).
@@ -45,8 +46,8 @@ BASE = {"class_names": ["person"], "input_qos.reliability": "reliable", "input_q
 # today = main before issue 20: sequential, every runtime on every core (its thread defaults)
 EVERY_CORE = {"detector.cpu_threads": 0, "embedder.threads": 0, "threads.torch": 0, "threads.opencv": 0}
 MODES = {"today": {"pipeline.mode": "sequential"} | EVERY_CORE, "sequential": {"pipeline.mode": "sequential"},
+         "pipelined-e1": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 1},
          "pipelined": {"pipeline.mode": "pipelined"},
-         "pipelined-e2": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 2},
          "pipelined-allcores": {"pipeline.mode": "pipelined"} | EVERY_CORE}
 
 

@@ -116,9 +116,10 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p("pipeline.mode", "string", "pipelined", "pipelined: the detector works on frame t+1 while the embedder and "
        "tracker finish frame t (one thread each); sequential: one thread runs each frame start to end (for "
        "comparison: the tracks are the same)"),
-    _p("pipeline.embed_workers", "int", 1, "pipelined mode: frames embedded at once; 1: the embedder runs on the "
-       "tracker's thread; more: a stage of its own with that many threads (for an embedder much slower than the "
-       "detector); tracking stays in frame order", limits=(1, 8)),
+    _p("pipeline.embed_workers", "int", 2, "pipelined mode: frames embedded at once; 1: the embedder runs on the "
+       "tracker's thread; more: a stage of its own with that many threads (2, the default, keeps both cores of a "
+       "small CPU busy when the embedder is slower than the detector); tracking stays in frame order",
+       limits=(1, 8)),
     _p("threads.torch", "int", 1, "torch intra-op threads of the process (the SLM, OSNet and PRB backends); "
        "0: torch's default (every core)", limits=(0, 256)),
     _p("threads.opencv", "int", 1, "OpenCV threads (image decoding and resizing); 0: OpenCV's default",
