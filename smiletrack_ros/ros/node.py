@@ -1,8 +1,10 @@
 """The tracker node: images (+ optional external detections) in, persistent-id tracks out.
 
-Callbacks only pair messages and hand the newest frame to a worker thread,
-which converts, runs the pipeline and publishes; all tracking logic lives in
-``smiletrack_ros.pipeline`` / ``smiletrack_ros.tracking``.
+Callbacks only pair messages, check stamps and hand the newest frame of each camera to
+the worker (``ros/latest_worker.py``), whose stages convert and detect (detect), embed and
+track in frame order, then publish (track): pipelined, on threads of their own, or
+sequential, on one. All tracking logic lives in ``smiletrack_ros.pipeline`` /
+``smiletrack_ros.tracking``; ``ros/camera.py`` holds each camera's share of the node.
 """
 from __future__ import annotations
 
