@@ -16,7 +16,8 @@ periods, p99: the largest period p99), and the node processes' CPU use (% of one
 (every runtime on every core), ``sequential`` / ``pipelined`` / ``pipelined-e1`` = the node's
 defaults (one thread per runtime, two embed workers) with that ``pipeline.mode`` (e1: one
 embed worker, on the tracker's thread),
-``pipelined-allcores`` = pipelined with every runtime on every core (the thread-default check).
+``pipelined-allcores`` = pipelined with every runtime on every core (the thread-default check),
+``pipelined-e1-t2`` = one embed worker running the embedder on two threads (intra-op) instead.
 Layouts with several cameras: ``nodes`` = one node process per camera (namespaces /cam0 ...),
 ``one-node`` = one node with ``cameras: [cam0, ...]`` (shared models, batched across cameras).
 """
@@ -48,7 +49,9 @@ EVERY_CORE = {"detector.cpu_threads": 0, "embedder.threads": 0, "threads.torch":
 MODES = {"today": {"pipeline.mode": "sequential"} | EVERY_CORE, "sequential": {"pipeline.mode": "sequential"},
          "pipelined-e1": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 1},
          "pipelined": {"pipeline.mode": "pipelined"},
-         "pipelined-allcores": {"pipeline.mode": "pipelined"} | EVERY_CORE}
+         "pipelined-allcores": {"pipeline.mode": "pipelined"} | EVERY_CORE,
+         "pipelined-e1-t2": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 1, "embedder.threads": 2,
+                             "threads.torch": 2}}
 
 
 def model_sets(shared: Path) -> dict[str, dict]:
