@@ -18,6 +18,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -161,10 +162,17 @@ def _scatter(rows: np.ndarray, usable: np.ndarray, count: int) -> np.ndarray:
     return embeddings
 
 
-def embed_frames(pipelines: Sequence[Pipeline], frames: Sequence[StagedFrame]) -> list[StagedFrame]:
+Pair = tuple[np.ndarray, np.ndarray]   # an image and the boxes to embed in it
+
+
+def embed_frames(pipelines: Sequence[Pipeline], frames: Sequence[StagedFrame], pool: Executor | None = None,
+                 parts: int = 1) -> list[StagedFrame]:
     """``Pipeline.embed`` for one frame per pipeline, with one embedder call for the crops of every
     frame whose pipeline shares an embedder: its ``embed_many`` where it has one (the crops of all
-    cameras in one batch). Touches no tracker state."""
+    cameras in one batch). ``pool`` and ``parts`` > 1: those crops cut into ``parts`` runs embedded
+    at once on the pool's threads (lower latency where one frame's crops are the slowest step; the
+    same cut whatever runs it, so every run of a pipeline gives the same embeddings). Touches no
+    tracker state."""
     out = [dataclasses.replace(f, embedded=True) for f in frames]
     wanted = [p._usable(f.detections) for p, f in zip(pipelines, frames, strict=True)]
     groups: dict[int, list[int]] = {}
@@ -176,8 +184,8 @@ def embed_frames(pipelines: Sequence[Pipeline], frames: Sequence[StagedFrame]) -
         assert embedder is not None
         pairs = [(frames[i].image, frames[i].detections.boxes[wanted[i]]) for i in indices]
         start = time.perf_counter()
-        many = getattr(embedder, "embed_many", None)
-        rows = many(pairs) if many is not None and len(pairs) > 1 else [embedder(*pair) for pair in pairs]
+        rows = _embed_parts(embedder, pairs, pool, parts) if pool is not None and parts > 1 else \
+            _embed_pairs(embedder, pairs)
         ms = _ms_since(start)
         for i, found in zip(indices, rows, strict=True):
             usable = wanted[i]
@@ -185,6 +193,30 @@ def embed_frames(pipelines: Sequence[Pipeline], frames: Sequence[StagedFrame]) -
             out[i] = dataclasses.replace(out[i], embeddings=_scatter(found, usable, len(frames[i].detections)),
                                          timings=frames[i].timings | {"embed": ms})
     return out
+
+
+def _embed_pairs(embedder: Embedder, pairs: Sequence[Pair]) -> list[np.ndarray]:
+    many = getattr(embedder, "embed_many", None)
+    return many(pairs) if many is not None and len(pairs) > 1 else [embedder(*pair) for pair in pairs]
+
+
+def _embed_parts(embedder: Embedder, pairs: Sequence[Pair], pool: Executor, parts: int) -> list[np.ndarray]:
+    """The boxes of all pairs, in order, cut into ``parts`` contiguous runs of near-equal size, each
+    embedded on the pool; the rows put back per pair."""
+    owner = np.repeat(np.arange(len(pairs)), [len(boxes) for _, boxes in pairs])
+    runs = [run for run in np.array_split(np.arange(len(owner)), parts) if len(run)]
+    first = np.concatenate([[0], np.cumsum([len(boxes) for _, boxes in pairs])])
+
+    def embed_run(run: np.ndarray) -> list[np.ndarray]:
+        sub = []
+        for k in np.unique(owner[run]):
+            rows = run[owner[run] == k] - first[k]
+            sub.append((pairs[k][0], pairs[k][1][rows]))
+        return _embed_pairs(embedder, sub)
+
+    found = [rows for part in pool.map(embed_run, runs) for rows in part]   # runs in order, pairs in order
+    owners = [k for run in runs for k in np.unique(owner[run])]
+    return [np.concatenate([rows for k, rows in zip(owners, found, strict=True) if k == i]) for i in range(len(pairs))]
 
 
 FrameInput = tuple[np.ndarray, float, "Detections | None", bool]   # image, timestamp, detections, restart

@@ -123,7 +123,7 @@ def test_pipelined_node_with_a_real_detector_and_reid_model_matches_sequential(r
               "detector.device": "cpu", "embedder.backend": "onnx",
               "embedder.weights": str(models / "reid" / "osnet_x0_25_msmt17.onnx"), "embedder.device": "cpu",
               "class_names": ["person"], "frame_rate": 25.0, "diagnostics_period": 0.2,
-              "input_qos.reliability": "reliable", "input_qos.depth": 50}
+              "input_qos.reliability": "reliable", "input_qos.depth": 50, "pipeline.embed_split": 2}
     _same_tracks(ros_nodes, params, list(read_frames(bag)), layouts=("pipelined-e2",))
 
 

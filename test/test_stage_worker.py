@@ -297,3 +297,20 @@ def test_frames_of_several_cameras_go_through_one_detector_call():
                                   (images[2], 2.0, None, False)])
     assert isinstance(late[0], LateFrameError) and detector.calls == [2, 2]   # the others go on
     assert late[1].detections.boxes[0, 0] == 21.0 and late[2].detections.boxes[0, 0] == 31.0
+
+
+def test_a_frames_crops_cut_into_parts_embed_as_in_one_call():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from smiletrack_ros.pipeline import embed_frames
+
+    cameras = [_pipeline(), _pipeline()]
+    frames = [cameras[0].start_frame(_scene(3)[0], 0.3, _scene(3)[1]),
+              cameras[1].start_frame(_scene(7)[0], 0.7, _scene(7)[1])]
+    whole = embed_frames(cameras, frames)
+    with ThreadPoolExecutor(3) as pool:
+        for parts in (2, 3, 8):
+            cut = embed_frames(cameras, frames, pool, parts)
+            for a, b in zip(whole, cut, strict=True):
+                assert a.embeddings.tobytes() == b.embeddings.tobytes() and b.embedded
+    assert [len(f.embeddings) for f in whole] == [3, 3] and np.isfinite(whole[1].embeddings).all()

@@ -17,7 +17,8 @@ periods, p99: the largest period p99), and the node processes' CPU use (% of one
 defaults (one thread per runtime, two embed workers) with that ``pipeline.mode`` (e1: one
 embed worker, on the tracker's thread),
 ``pipelined-allcores`` = pipelined with every runtime on every core (the thread-default check),
-``pipelined-e1-t2`` = one embed worker running the embedder on two threads (intra-op) instead.
+``pipelined-e1-t2`` = one embed worker running the embedder on two threads (intra-op) instead,
+``pipelined-e1-s2`` = one embed worker, each frame's crops cut in two runs embedded at once.
 Layouts with several cameras: ``nodes`` = one node process per camera (namespaces /cam0 ...),
 ``one-node`` = one node with ``cameras: [cam0, ...]`` (shared models, batched across cameras).
 """
@@ -51,7 +52,8 @@ MODES = {"today": {"pipeline.mode": "sequential"} | EVERY_CORE, "sequential": {"
          "pipelined": {"pipeline.mode": "pipelined"},
          "pipelined-allcores": {"pipeline.mode": "pipelined"} | EVERY_CORE,
          "pipelined-e1-t2": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 1, "embedder.threads": 2,
-                             "threads.torch": 2}}
+                             "threads.torch": 2},
+         "pipelined-e1-s2": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 1, "pipeline.embed_split": 2}}
 
 
 def model_sets(shared: Path) -> dict[str, dict]:

@@ -12,6 +12,7 @@ import dataclasses
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -143,6 +144,7 @@ class TrackerCore:
         self._detector_swap: tuple[Any, Any] = (s.detector, None)   # newest accepted config, its prepared swap
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._outputs = [p for c in self._cameras for p in c.outputs.values()] + [self._diag_pub]
+        self._embed_pool = ThreadPoolExecutor(s.embed_split, "smiletrack-embed") if s.embed_split > 1 else None
         self._worker = LatestWorker(self._stages(), self._on_worker_error, on_timing=self._stage_done, keyed=True)
 
     def _activate(self) -> None:
@@ -433,8 +435,9 @@ class TrackerCore:
         todo = [job for job in jobs if not isinstance(job.staged, Exception) and not job.staged.embedded]
         if not todo:
             return jobs
-        done = dict(zip(map(id, todo), embed_frames([j.camera.pipeline for j in todo], [j.staged for j in todo]),
-                        strict=True))
+        embedded = embed_frames([j.camera.pipeline for j in todo], [j.staged for j in todo], self._embed_pool,
+                                self.settings.embed_split)
+        done = dict(zip(map(id, todo), embedded, strict=True))
         return [dataclasses.replace(job, staged=done[id(job)]) if id(job) in done else job for job in jobs]
 
     def _finish(self, jobs: list[Job] | None) -> None:
@@ -572,6 +575,9 @@ class TrackerCore:
     def shutdown(self) -> None:
         if self._worker is not None and not self._worker.stop(timeout=0.5):
             self.get_logger().warning("worker still busy at shutdown; leaving it to exit with the process")
+        if getattr(self, "_embed_pool", None) is not None:
+            self._embed_pool.shutdown(wait=False, cancel_futures=True)
+            self._embed_pool = None
 
 
 class TrackerNode(TrackerCore, Node):

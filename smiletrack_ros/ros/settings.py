@@ -120,6 +120,9 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
        "tracker's thread; more: a stage of its own with that many threads (2, the default, keeps both cores of a "
        "small CPU busy when the embedder is slower than the detector); tracking stays in frame order",
        limits=(1, 8)),
+    _p("pipeline.embed_split", "int", 1, "the crops of a frame (of all cameras' frames taken together) cut into "
+       "that many parts embedded at once, each on a thread of its own: lower latency where one frame's crops are "
+       "the slowest step; 1: one call (any mode: the same cut gives the same tracks)", limits=(1, 8)),
     _p("threads.torch", "int", 1, "torch intra-op threads of the process (the SLM, OSNet and PRB backends); "
        "0: torch's default (every core)", limits=(0, 256)),
     _p("threads.opencv", "int", 1, "OpenCV threads (image decoding and resizing); 0: OpenCV's default",
@@ -295,6 +298,7 @@ class NodeSettings:
     cameras: tuple[str, ...]
     pipeline_mode: str
     embed_workers: int
+    embed_split: int
     torch_threads: int
     opencv_threads: int
 
@@ -339,6 +343,7 @@ class NodeSettings:
             embedder=embedder, tracker_preset=preset,
             tracker=tracker_config(preset, tracker_overrides(values)), detector=detector,
             cameras=cameras, pipeline_mode=values["pipeline.mode"], embed_workers=values["pipeline.embed_workers"],
+            embed_split=values["pipeline.embed_split"],
             torch_threads=values["threads.torch"], opencv_threads=values["threads.opencv"])
 
 
