@@ -86,8 +86,8 @@ def _values(diagnostics, fqn: str) -> dict[str, str]:
 
 
 # pipeline settings -> (its stages, frames it takes in at once without one waiting in its slot)
-PIPELINED = {"pipeline.mode": "pipelined", "pipeline.embed_workers": 1}
-PIPELINED_E2 = {"pipeline.mode": "pipelined"}      # the default: two embed workers
+PIPELINED = {"pipeline.mode": "pipelined"}         # the default: one embed worker, crops cut in two
+PIPELINED_E2 = {"pipeline.mode": "pipelined", "pipeline.embed_workers": 2}
 LAYOUTS = {"pipelined": (PIPELINED, "detect|track", 2), "pipelined-e2": (PIPELINED_E2, "detect|embed|track", 3)}
 
 
@@ -123,8 +123,8 @@ def test_pipelined_node_with_a_real_detector_and_reid_model_matches_sequential(r
               "detector.device": "cpu", "embedder.backend": "onnx",
               "embedder.weights": str(models / "reid" / "osnet_x0_25_msmt17.onnx"), "embedder.device": "cpu",
               "class_names": ["person"], "frame_rate": 25.0, "diagnostics_period": 0.2,
-              "input_qos.reliability": "reliable", "input_qos.depth": 50, "pipeline.embed_split": 2}
-    _same_tracks(ros_nodes, params, list(read_frames(bag)), layouts=("pipelined-e2",))
+              "input_qos.reliability": "reliable", "input_qos.depth": 50}
+    _same_tracks(ros_nodes, params, list(read_frames(bag)), layouts=("pipelined", "pipelined-e2"))
 
 
 def _crowd(k: int) -> np.ndarray:
@@ -166,7 +166,7 @@ def test_overload_drops_and_counts_frames_and_the_newest_is_processed(ros_nodes)
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_node_stops_cleanly_with_frames_in_every_stage(ros_nodes, sig):
-    node = ros_nodes.start(SLM_PARAMS)          # detect | embed x 2 | track
+    node = ros_nodes.start(SLM_PARAMS | {"pipeline.embed_workers": 2})   # detect | embed x 2 | track
     client = ros_nodes.client(node.domain)
     client.wait_connected(node)
     _crowd_frame(client, 99.9, 0, wait=True, timeout=30)

@@ -13,12 +13,11 @@ processed FPS, dropped by the busy node (its ``frames_dropped_busy``), latency p
 received p50/p99, the node's per-step and per-stage times (p50: median of its 1 s diagnostics
 periods, p99: the largest period p99), and the node processes' CPU use (% of one core, from
 /proc). Modes: ``today`` = sequential with the thread settings main shipped before the pipeline
-(every runtime on every core), ``sequential`` / ``pipelined`` / ``pipelined-e1`` = the node's
-defaults (one thread per runtime, two embed workers) with that ``pipeline.mode`` (e1: one
-embed worker, on the tracker's thread),
-``pipelined-allcores`` = pipelined with every runtime on every core (the thread-default check),
-``pipelined-e1-t2`` = one embed worker running the embedder on two threads (intra-op) instead,
-``pipelined-e1-s2`` = one embed worker, each frame's crops cut in two runs embedded at once.
+(every runtime on every core), ``sequential`` / ``pipelined`` = the node's defaults (one thread
+per runtime, each frame's crops cut in two runs embedded at once: ``pipeline.embed_split`` 2)
+with that ``pipeline.mode``; ``pipelined-s1`` = one embedder call per frame (detect | track only),
+``pipelined-e2`` = two frames embedded at once (``pipeline.embed_workers`` 2), ``pipelined-t2`` =
+the embedder on two runtime threads instead, ``pipelined-allcores`` = every runtime on every core.
 Layouts with several cameras: ``nodes`` = one node process per camera (namespaces /cam0 ...),
 ``one-node`` = one node with ``cameras: [cam0, ...]`` (shared models, batched across cameras).
 """
@@ -47,13 +46,14 @@ BASE = {"class_names": ["person"], "input_qos.reliability": "reliable", "input_q
         "diagnostics_period": 1.0, "tracker.preset": "reid", "detector.device": "cpu", "embedder.device": "cpu"}
 # today = main before issue 20: sequential, every runtime on every core (its thread defaults)
 EVERY_CORE = {"detector.cpu_threads": 0, "embedder.threads": 0, "threads.torch": 0, "threads.opencv": 0}
-MODES = {"today": {"pipeline.mode": "sequential"} | EVERY_CORE, "sequential": {"pipeline.mode": "sequential"},
-         "pipelined-e1": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 1},
+MODES = {"today": {"pipeline.mode": "sequential", "pipeline.embed_split": 1} | EVERY_CORE,
+         "sequential": {"pipeline.mode": "sequential"},
          "pipelined": {"pipeline.mode": "pipelined"},
-         "pipelined-allcores": {"pipeline.mode": "pipelined"} | EVERY_CORE,
-         "pipelined-e1-t2": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 1, "embedder.threads": 2,
-                             "threads.torch": 2},
-         "pipelined-e1-s2": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 1, "pipeline.embed_split": 2}}
+         "pipelined-s1": {"pipeline.mode": "pipelined", "pipeline.embed_split": 1},
+         "pipelined-e2": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 2, "pipeline.embed_split": 1},
+         "pipelined-t2": {"pipeline.mode": "pipelined", "pipeline.embed_split": 1, "embedder.threads": 2,
+                          "threads.torch": 2},
+         "pipelined-allcores": {"pipeline.mode": "pipelined"} | EVERY_CORE}
 
 
 def model_sets(shared: Path) -> dict[str, dict]:

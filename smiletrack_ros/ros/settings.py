@@ -116,13 +116,12 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p("pipeline.mode", "string", "pipelined", "pipelined: the detector works on frame t+1 while the embedder and "
        "tracker finish frame t (one thread each); sequential: one thread runs each frame start to end (for "
        "comparison: the tracks are the same)"),
-    _p("pipeline.embed_workers", "int", 2, "pipelined mode: frames embedded at once; 1: the embedder runs on the "
-       "tracker's thread; more: a stage of its own with that many threads (2, the default, keeps both cores of a "
-       "small CPU busy when the embedder is slower than the detector); tracking stays in frame order",
-       limits=(1, 8)),
-    _p("pipeline.embed_split", "int", 1, "the crops of a frame (of all cameras' frames taken together) cut into "
-       "that many parts embedded at once, each on a thread of its own: lower latency where one frame's crops are "
-       "the slowest step; 1: one call (any mode: the same cut gives the same tracks)", limits=(1, 8)),
+    _p("pipeline.embed_workers", "int", 1, "pipelined mode: frames embedded at once; 1: the embedder runs on the "
+       "tracker's thread; more: a stage of its own with that many threads (more throughput, more latency); "
+       "tracking stays in frame order", limits=(1, 8)),
+    _p("pipeline.embed_split", "int", 2, "the crops of a frame (of all cameras' frames taken together) cut into "
+       "that many parts embedded at once, each on a thread of its own (2: both cores of a small CPU on the "
+       "slowest step); 1: one call. Any mode: the same cut gives the same tracks", limits=(1, 8)),
     _p("threads.torch", "int", 1, "torch intra-op threads of the process (the SLM, OSNet and PRB backends); "
        "0: torch's default (every core)", limits=(0, 256)),
     _p("threads.opencv", "int", 1, "OpenCV threads (image decoding and resizing); 0: OpenCV's default",
