@@ -20,9 +20,10 @@ from smiletrack_ros.scene import SceneConfig, generate_scene
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 FPS = 10.0
 # external detections + the shipped SLM (real network, CPU, one torch thread in both modes)
-SLM_PARAMS = {"detector.backend": "external", "embedder.enabled": True, "embedder.device": "cpu",
-              "class_names": ["person"], "frame_rate": FPS, "diagnostics_period": 0.2, "tracker.preset": "reid",
-              "input_qos.reliability": "reliable", "input_qos.depth": 50, "threads.torch": 1}
+SLM_PARAMS = {"pipeline.mode": "pipelined", "detector.backend": "external", "embedder.enabled": True,
+              "embedder.device": "cpu", "class_names": ["person"], "frame_rate": FPS, "diagnostics_period": 0.2,
+              "tracker.preset": "reid", "input_qos.reliability": "reliable", "input_qos.depth": 50,
+              "threads.torch": 1}
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def _values(diagnostics, fqn: str) -> dict[str, str]:
 
 
 # pipeline settings -> (its stages, frames it takes in at once without one waiting in its slot)
-PIPELINED = {"pipeline.mode": "pipelined"}         # the default: one embed worker, crops cut in two
+PIPELINED = {"pipeline.mode": "pipelined"}         # one embed worker (the default), crops cut in two
 PIPELINED_E2 = {"pipeline.mode": "pipelined", "pipeline.embed_workers": 2}
 LAYOUTS = {"pipelined": (PIPELINED, "detect|track", 2), "pipelined-e2": (PIPELINED_E2, "detect|embed|track", 3)}
 

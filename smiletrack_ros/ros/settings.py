@@ -113,9 +113,10 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p("embedder.channel_order", "string", "", "channel order the model takes: bgr or rgb (empty: from its card "
        "or the backend's convention)"),
     # how the node runs the models (ros/latest_worker.py) and on how many CPU threads
-    _p("pipeline.mode", "string", "pipelined", "pipelined: the detector works on frame t+1 while the embedder and "
-       "tracker finish frame t (one thread each); sequential: one thread runs each frame start to end (for "
-       "comparison: the tracks are the same)"),
+    _p("pipeline.mode", "string", "sequential", "pipelined: the detector works on frame t+1 while the embedder "
+       "and tracker finish frame t (a thread each: for machines with cores to spare); sequential (default, best "
+       "latency on a 2-core CPU): one thread runs each frame start to end, its crops still split "
+       "(pipeline.embed_split); the tracks are the same"),
     _p("pipeline.embed_workers", "int", 1, "pipelined mode: frames embedded at once; 1: the embedder runs on the "
        "tracker's thread; more: a stage of its own with that many threads (more throughput, more latency); "
        "tracking stays in frame order", limits=(1, 8)),
