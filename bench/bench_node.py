@@ -9,6 +9,8 @@
 2. Image-in -> tracks-out latency over DDS: the node runs as its own process
    (external detections, no embedder) and frames are published at --rate.
 Run as a script so that the installed package (with its generated messages) is used.
+With the models on a real video, in real time (pipelined vs sequential, one vs several
+cameras): ``python -m bench.suite.node_realtime``.
 """
 from __future__ import annotations
 

@@ -11,7 +11,10 @@ the file's values (or the node's defaults) stand. ``managed:=true`` starts a lif
 lets large best-effort images arrive; '' or an already set FASTDDS_DEFAULT_PROFILES_FILE
 leaves the environment's).
 
-Several cameras = several namespaced instances, e.g. from a parent launch file:
+Several cameras, either way:
+- one node for all (one detector and one embedder, the frames that arrived together in one batch):
+  ``cameras:=front,left,right`` reads front/<image_topic> ... and publishes front/tracks ...;
+- one node per camera (the default route), several namespaced instances, e.g. from a parent launch file:
     IncludeLaunchDescription(PythonLaunchDescriptionSource(<this file>),
                              launch_arguments={"namespace": "cam_left", "image_topic": "/cam_left/image"}.items())
 The shipped config is keyed ``/**:`` so it applies to every instance whatever its namespace.
@@ -35,6 +38,8 @@ ARGUMENTS = {
     "config": (CONFIG, "parameters file (keyed /**:)"),
     "namespace": ("", "node namespace (one per camera)"),
     "image_topic": ("", "camera image topic (relative names resolve in the namespace); empty: the config's"),
+    "cameras": ("", "comma-separated camera names for one node tracking them all (NAME/<image_topic> in, "
+                    "NAME/tracks out); empty: the config's (default: one camera)"),
     "device": ("", "auto, cpu or cuda[:N] for the detector and the embedder; empty: the config's"),
     "use_sim_time": ("", "true: follow /clock (bag replay); empty: the config's (default false)"),
     "managed": ("false", "true: a lifecycle node, inactive until configured and activated"),
@@ -53,6 +58,8 @@ def _tracker(context: LaunchContext) -> list:
     given = {}
     if arg["image_topic"]:
         given["image_topic"] = arg["image_topic"]
+    if arg["cameras"]:
+        given["cameras"] = [name.strip() for name in arg["cameras"].split(",") if name.strip()]
     if arg["device"]:
         given["detector.device"] = given["embedder.device"] = arg["device"]
     if arg["use_sim_time"]:

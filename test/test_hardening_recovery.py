@@ -50,7 +50,8 @@ def _frame(k: int) -> Frame:
 
 
 def test_two_failures_in_a_row_reset_the_tracker_and_tracking_resumes(node):
-    tracker = node._pipeline.tracker
+    camera = node._cameras[0]
+    tracker = camera.pipeline.tracker
     real_update = tracker.update
     fail = []
 
@@ -63,19 +64,19 @@ def test_two_failures_in_a_row_reset_the_tracker_and_tracking_resumes(node):
 
     def run(k: int, failing: bool = False) -> list[int]:
         fail.append(failing)
-        node._worker.submit(_frame(k))
+        node._worker.submit(_frame(k), key=camera.index)
         assert node._worker.wait_idle(5.0)
         return sorted(t.track_id for t in tracker.live_tracks())
 
     ids = [run(k) for k in range(4)][-1]
     assert len(ids) == 2
     assert run(4, failing=True) == ids                   # one failure: the tracks are kept
-    assert run(5) == ids and node._recoveries == 0
+    assert run(5) == ids and camera.recoveries == 0
     run(6, failing=True)
     start = time.perf_counter()
     assert run(7, failing=True) == []                    # the second in a row: reset
     recovered = time.perf_counter() - start
-    assert node._recoveries == 1 and node.stats.errors == 3
+    assert camera.recoveries == 1 and camera.stats.errors == 3
     after = [run(k) for k in range(8, 12)][-1]
     assert len(after) == 2 and not set(after) & set(ids)          # new tracks, ids never reused
     print(f"reset after the second failure within {recovered * 1e3:.1f} ms (that frame included)")

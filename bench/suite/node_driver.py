@@ -44,29 +44,22 @@ def start_node(workdir: Path, domain: int, preset: str) -> subprocess.Popen:
                             stderr=open(workdir / "node.log", "w"), start_new_session=True)
 
 
-class Feeder:
-    """Publishes frames and records, per stamp, when its tracks came back."""
+class SpunNode:
+    """An rclpy node on a context of its own (domain ``domain``), spun by a background thread
+    once ``spin()`` is called; the benchmark publishes from its own thread."""
 
-    def __init__(self, domain: int):
+    def __init__(self, domain: int, name: str):
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
-        from vision_msgs.msg import Detection2DArray
 
         self.rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("smiletrack_bench_feeder", context=self.context)
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, "/image", reliable)
-        self.det_pub = self.node.create_publisher(Detection2DArray, "/detections", reliable)
-        self.node.create_subscription(Detection2DArray, "/tracks", self._on_tracks,
-                                      QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-        self.sent: dict[int, float] = {}
-        self.latency: dict[int, float] = {}
-        self.last_count = 0
+        self.node = rclpy.create_node(name, context=self.context)
         self.lock = threading.Lock()
+
+    def spin(self) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.spinner = threading.Thread(target=self._spin, daemon=True)
@@ -78,6 +71,32 @@ class Feeder:
                 self.executor.spin_once(timeout_sec=0.05)
             except Exception:  # noqa: BLE001 - shutdown races end the loop
                 return
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+        self.spinner.join(timeout=2.0)
+
+
+class Feeder(SpunNode):
+    """Publishes frames and records, per stamp, when its tracks came back."""
+
+    def __init__(self, domain: int):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from vision_msgs.msg import Detection2DArray
+
+        super().__init__(domain, "smiletrack_bench_feeder")
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, "/image", reliable)
+        self.det_pub = self.node.create_publisher(Detection2DArray, "/detections", reliable)
+        self.node.create_subscription(Detection2DArray, "/tracks", self._on_tracks,
+                                      QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        self.sent: dict[int, float] = {}
+        self.latency: dict[int, float] = {}
+        self.last_count = 0
+        self.spin()
 
     def _on_tracks(self, msg) -> None:
         now = time.perf_counter()
@@ -130,13 +149,6 @@ class Feeder:
                     self.sent.clear(), self.latency.clear()
                     return
         raise RuntimeError(f"the node answered fewer than {answers} warm-up frames within {timeout} s")
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.context)
-        self.spinner.join(timeout=2.0)
-
 
 def frames(count: int, objects: int, seed: int):
     from bench.suite.synthetic import SyntheticConfig, SyntheticStream

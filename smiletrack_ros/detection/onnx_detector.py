@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from smiletrack_ros.detections import Detections
+from smiletrack_ros.devices import onnx_providers
 from smiletrack_ros.image_check import check_image
 
 from .config import DetectorConfig, DetectorConfigError, OnnxConfig
@@ -34,21 +35,6 @@ LAYOUT_INPUT = {
 }
 
 
-def _providers(device: str) -> tuple[list, str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if device == "cpu":
-        return ["CPUExecutionProvider"], "cpu"
-    if "CUDAExecutionProvider" in available:
-        index = int(device.split(":")[1]) if ":" in device else 0
-        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"], f"cuda:{index}"
-    if device.startswith("cuda"):
-        raise DetectorConfigError("device", f"{device!r}: onnxruntime has no CUDA provider here "
-                                  f"(available: {available})")
-    return ["CPUExecutionProvider"], "cpu"
-
-
 class OnnxDetector:
     """Runs a single-input detector model; the layout is read from the output shape
     (six outputs: NanoDet) unless ``config.layout`` names it."""
@@ -60,7 +46,8 @@ class OnnxDetector:
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {path}")
         self.config = config
-        providers, self.device = _providers(config.device)
+        # TensorRT builds fp32 engines here: an fp16 engine would change the boxes of an fp32 export
+        providers, self.device = onnx_providers(config.device, ort.get_available_providers(), DetectorConfigError)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if config.cpu_threads:

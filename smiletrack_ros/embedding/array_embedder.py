@@ -5,13 +5,14 @@ pixels, fixed-batch models fed padded chunks, outputs L2-normalised float32.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .config import EmbedderConfig
-from .crops import check_image_and_boxes, clip_boxes, crop_boxes_array
+from .crops import checked_pairs, clip_boxes, crop_boxes_array
 from .errors import EmbedderConfigError, WeightsError
 from .preprocessing import MAX_EMBEDDING_DIM, Preprocessing, is_count
 from .reid_card import ReidCard
@@ -99,18 +100,24 @@ class ArrayEmbedder:
 
     def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 BGR image, (N, 4) x1, y1, x2, y2 boxes -> (N, dim) float32 unit vectors."""
-        boxes = check_image_and_boxes(image_bgr, boxes)
-        if len(boxes) == 0:
-            return np.zeros((0, self.dim), np.float32)
-        height, width = image_bgr.shape[:2]
-        rois = clip_boxes(torch.from_numpy(boxes), width, height).numpy()
+        return self.embed_many([(image_bgr, boxes)])[0]
+
+    def embed_many(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """(image, boxes) of several images (cameras) -> their embeddings, the crops of all in the
+        same chunks (one runtime call per chunk, not per image)."""
+        kept, counts = checked_pairs(pairs)
+        crops = []
+        for image_bgr, boxes in kept:
+            rois = clip_boxes(torch.from_numpy(boxes), image_bgr.shape[1], image_bgr.shape[0]).numpy()
+            crops.append(crop_boxes_array(image_bgr, rois, self.preprocessing.size))
+        if not crops:
+            return [np.zeros((0, self.dim), np.float32) for _ in pairs]
+        every = np.concatenate(crops)
         step = self._chunk_size()
-        parts = []
-        for start in range(0, len(rois), step):
-            crops = crop_boxes_array(image_bgr, rois[start:start + step], self.preprocessing.size)
-            parts.append(self._forward(self.preprocessing.to_input(crops, self.input_dtype)))
-        out = np.concatenate(parts).astype(np.float32, copy=False)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        out = np.concatenate([self._forward(self.preprocessing.to_input(every[start:start + step], self.input_dtype))
+                              for start in range(0, len(every), step)]).astype(np.float32, copy=False)
+        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return np.split(out, np.cumsum(counts)[:-1])
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         """One runtime call per chunk; a fixed-batch model gets batch-sized pieces, the last padded."""

@@ -6,6 +6,8 @@ pixel is a bilinear resize of each box (what the official SLM does with
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torchvision.ops import roi_align
@@ -65,10 +67,27 @@ def check_image_and_boxes(image_bgr: object, boxes: object) -> np.ndarray:
     return array
 
 
+def checked_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list[tuple[np.ndarray, np.ndarray]],
+                                                                           list[int]]:
+    """Several frames' (image, boxes), each checked by ``check_image_and_boxes``: the pairs that have
+    boxes (their boxes as checked) and every pair's box count (to split one batch's rows by)."""
+    kept, counts = [], []
+    for image_bgr, boxes in pairs:
+        boxes = check_image_and_boxes(image_bgr, boxes)
+        counts.append(len(boxes))
+        if len(boxes):
+            kept.append((image_bgr, boxes))
+    return kept, counts
+
+
 def image_to_tensor(image_bgr: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """HxWx3 uint8 -> (1, 3, H, W) ``dtype`` on ``device``: one host-to-device copy of
-    the uint8 frame, the conversion happens on the device."""
-    frame = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(device, non_blocking=True)
+    the uint8 frame (from page-locked memory on CUDA, so the copy runs asynchronously),
+    the conversion happens on the device."""
+    frame = torch.from_numpy(np.ascontiguousarray(image_bgr))
+    if device.type == "cuda":
+        frame = frame.pin_memory()
+    frame = frame.to(device, non_blocking=True)
     return frame.permute(2, 0, 1).unsqueeze(0).to(dtype).contiguous()
 
 

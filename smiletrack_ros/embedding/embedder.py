@@ -12,6 +12,7 @@ left/right quirks of the network).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from torch import nn
 from ..devices import resolve_device
 from .card import ModelCard
 from .config import DEFAULT, EmbedderConfig
-from .crops import check_image_and_boxes, clip_boxes, crop_boxes, image_to_tensor
+from .crops import checked_pairs, clip_boxes, crop_boxes, image_to_tensor
 from .errors import EmbedderConfigError
 from .slm import SLMNet, SlmSpec
 from .weights import DEFAULT_WEIGHTS, load_weights
@@ -63,21 +64,27 @@ class TorchEmbedder:
         height, width = self.input_size
         self(np.zeros((height, width, 3), np.uint8), np.array([[0, 0, width, height]] * 2, np.float32))
 
-    @torch.inference_mode()
     def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 BGR image, (N, 4) x1, y1, x2, y2 pixel boxes -> (N, dim) float32
         unit vectors. Boxes are clipped to the image; degenerate or outside boxes get
         a 1-pixel crop at the nearest image position (an embedding, not an error)."""
-        boxes = check_image_and_boxes(image_bgr, boxes)
-        if len(boxes) == 0:
-            return np.zeros((0, self.dim), np.float32)
-        height, width = image_bgr.shape[:2]
-        image = image_to_tensor(image_bgr, self.device, self.dtype)
-        rois = clip_boxes(torch.from_numpy(boxes).to(self.device), width, height)
-        crops = crop_boxes(image, rois, self.input_size, sampling_ratio=self.config.sampling_ratio)
+        return self.embed_many([(image_bgr, boxes)])[0]
+
+    @torch.inference_mode()
+    def embed_many(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """(image, boxes) of several images (cameras) -> their embeddings: the crops of all go
+        through the network in the same chunks (one batch across cameras), one copy back."""
+        kept, counts = checked_pairs(pairs)
+        crops = []
+        for image_bgr, boxes in kept:
+            image = image_to_tensor(image_bgr, self.device, self.dtype)
+            rois = clip_boxes(torch.from_numpy(boxes).to(self.device), image_bgr.shape[1], image_bgr.shape[0])
+            crops.append(crop_boxes(image, rois, self.input_size, sampling_ratio=self.config.sampling_ratio))
+        if not crops:
+            return [np.zeros((0, self.dim), np.float32) for _ in pairs]
         chunk = max(1, self.config.max_batch // 2) if self.flip_average else self.config.max_batch
-        out = torch.cat([self._embed(part) for part in crops.split(chunk)])
-        return F.normalize(out.float(), dim=1).cpu().numpy()
+        out = torch.cat([self._embed(part) for part in torch.cat(crops).split(chunk)])
+        return np.split(F.normalize(out.float(), dim=1).cpu().numpy(), np.cumsum(counts)[:-1])
 
     def _embed(self, crops: torch.Tensor) -> torch.Tensor:
         if self.flip_average:

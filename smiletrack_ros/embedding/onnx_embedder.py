@@ -12,29 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..devices import onnx_providers
 from .array_embedder import ArrayEmbedder, check_dim, check_model_file, fixed_batch, model_input_size
 from .config import EmbedderConfig
 from .errors import EmbedderConfigError, WeightsError
 from .preprocessing import IMAGENET_REID
 from .reid_card import ReidCard
 
-CUDA_PROVIDER = "CUDAExecutionProvider"
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-
-
-def onnx_providers(device: str) -> tuple[list, str]:
-    """ONNX Runtime providers for a device setting, and the device actually used."""
-    import onnxruntime as ort
-    import torch
-
-    available = ort.get_available_providers()
-    if device == "cpu" or (device == "auto" and CUDA_PROVIDER not in available):
-        return ["CPUExecutionProvider"], "cpu"
-    if CUDA_PROVIDER not in available:
-        raise EmbedderConfigError("device", f"{device!r}: this ONNX Runtime has no {CUDA_PROVIDER} "
-                                            "(install onnxruntime-gpu) ")
-    index = torch.device("cuda:0" if device == "auto" else device).index or 0
-    return [(CUDA_PROVIDER, {"device_id": index}), "CPUExecutionProvider"], f"cuda:{index}"
 
 
 class OnnxEmbedder(ArrayEmbedder):
@@ -46,7 +31,8 @@ class OnnxEmbedder(ArrayEmbedder):
         self.config = config
         path = check_model_file(str(config.weights), (".onnx",))
         card = ReidCard.beside(path)
-        providers, self.device = onnx_providers(config.device)
+        providers, self.device = onnx_providers(config.device, ort.get_available_providers(), EmbedderConfigError,
+                                                fp16=config.precision != "fp32")
         options = ort.SessionOptions()
         if config.threads:
             options.intra_op_num_threads = config.threads

@@ -1,8 +1,10 @@
 """The tracker node: images (+ optional external detections) in, persistent-id tracks out.
 
-Callbacks only pair messages and hand the newest frame to a worker thread,
-which converts, runs the pipeline and publishes; all tracking logic lives in
-``smiletrack_ros.pipeline`` / ``smiletrack_ros.tracking``.
+Callbacks only pair messages, check stamps and hand the newest frame of each camera to
+the worker (``ros/latest_worker.py``), whose stages convert and detect (detect), embed and
+track in frame order, then publish (track): pipelined, on threads of their own, or
+sequential, on one. All tracking logic lives in ``smiletrack_ros.pipeline`` /
+``smiletrack_ros.tracking``; ``ros/camera.py`` holds each camera's share of the node.
 """
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import dataclasses
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import rclpy
@@ -34,8 +38,9 @@ from smiletrack_ros.detection.external import kept_detections
 from smiletrack_ros.errors import SettingError
 from smiletrack_ros.image_codec import ImageError, bgr_to_raw_fields
 from smiletrack_ros.msg import TrackArray
-from smiletrack_ros.pipeline import LateFrameError, Pipeline
+from smiletrack_ros.pipeline import LateFrameError, Pipeline, StagedFrame, embed_frames, start_frames
 from smiletrack_ros.ros.annotate import draw_tracks
+from smiletrack_ros.ros.camera import Camera
 from smiletrack_ros.ros.detection_rows import read_detection_array
 from smiletrack_ros.ros.frame_gaps import FrameGaps
 from smiletrack_ros.ros.graph_checks import same_name_nodes
@@ -43,9 +48,8 @@ from smiletrack_ros.ros.ground_output import GroundPublisher
 from smiletrack_ros.ros.ground_settings import GroundSettings
 from smiletrack_ros.ros.images import ImageConverter
 from smiletrack_ros.ros.input_limits import InputLimits, detection_count
-from smiletrack_ros.ros.latest_worker import LatestWorker
+from smiletrack_ros.ros.latest_worker import LatestWorker, Stage
 from smiletrack_ros.ros.messages import index_into_message
-from smiletrack_ros.ros.node_stats import NodeStats
 from smiletrack_ros.ros.process import ignore_interrupts_while_ending, restore_default_signals
 from smiletrack_ros.ros.runtime_changes import prepare_detector_change
 from smiletrack_ros.ros.settings import (
@@ -60,6 +64,7 @@ from smiletrack_ros.ros.settings import (
     tracker_values,
 )
 from smiletrack_ros.ros.stamp_pairing import StampPairer
+from smiletrack_ros.ros.threads import set_thread_counts
 from smiletrack_ros.tracking import SmileTracker
 
 NODE_NAME = "smiletrack_tracker"
@@ -74,6 +79,20 @@ class Frame:
     image: Any
     detections: Any  # Detection2DArray or None
     received: float  # time.monotonic() when the image (or its pair) arrived
+
+
+@dataclass(frozen=True)
+class Job:
+    """A camera's frame past the detect stage: the pipeline's staged frame (or the error that stopped
+    it, reported by the track stage in order), the indices of the received external detections it
+    kept (None: the detector's own), when its stage work began."""
+
+    camera: Camera
+    frame: Frame
+    staged: StagedFrame | Exception
+    kept: Any
+    started: float
+    restart: bool     # the stamp check saw the stream restart (reported already)
 
 
 def stamp_ns(header: Any) -> int:
@@ -97,67 +116,75 @@ class TrackerCore:
         self.settings = NodeSettings.from_values(self._values)
         GroundSettings.from_values(self._values, self.settings.image_topic)   # a bad ground.* fails start-up
         self._pending_lock = threading.Lock()
-        self._pending_changes: dict[str, Any] = {}
+        self._pending_changes: dict[str, dict[str, Any]] = {"detect": {}, "track": {}}   # per stage
         self.limits = InputLimits.from_values(self._values)
         self._converter = ImageConverter(budget=self.limits.image)
         self._worker: LatestWorker[Frame] | None = None
-        self._pipeline: Pipeline | None = None
-        self._ground: GroundPublisher | None = None
-        self._inputs: list[Any] = []
+        self._cameras: list[Camera] = []
+        self._grounds: dict[str, GroundPublisher] = {}     # made once per camera, at the first activation
         self._outputs: list[Any] = []
         self._timer = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _configure(self) -> None:
         s = self.settings
-        self.stats = NodeStats()
-        self._gaps = FrameGaps(s.frame_rate)
-        self._missing_reported = 0
-        self._pipeline, self._models = self._build_pipeline()
-        self._stamps = self.limits.stamp_guard(self._pipeline.max_reorder_s)
-        self._detector_swap: tuple[Any, Any] = (s.detector, None)   # newest accepted config, its prepared swap
-        self._pairer: StampPairer | None = None
-        if s.external_detections:
-            self._pairer = StampPairer(s.sync_max_pending, round(s.detector.stamp_tolerance * 1e9))
-
+        detector, embedder, self._models = self._build_models()
         out_qos = qos(s.output_reliability, s.output_depth)
-        self._tracks_pub = self.create_publisher(Detection2DArray, s.tracks_topic, out_qos)
-        self._full_pub = self.create_publisher(TrackArray, s.tracks_full_topic, out_qos)
-        self._debug_pub = self.create_publisher(Image, s.debug_image_topic, out_qos)
+        self._cameras = []
+        for index, name in enumerate(s.cameras or ("",)):
+            pipeline = Pipeline(detector, embedder, SmileTracker(s.tracker, frame_rate=s.frame_rate))
+            pairer = None
+            if s.external_detections:
+                pairer = StampPairer(s.sync_max_pending, round(s.detector.stamp_tolerance * 1e9))
+            camera = Camera(name, index, pipeline, self.limits.stamp_guard(pipeline.max_reorder_s), pairer,
+                            FrameGaps(s.frame_rate))
+            camera.outputs = {
+                "tracks": self.create_publisher(Detection2DArray, camera.topic(s.tracks_topic), out_qos),
+                "full": self.create_publisher(TrackArray, camera.topic(s.tracks_full_topic), out_qos),
+                "debug": self.create_publisher(Image, camera.topic(s.debug_image_topic), out_qos)}
+            self._cameras.append(camera)
+        self._detector_swap: tuple[Any, Any] = (s.detector, None)   # newest accepted config, its prepared swap
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._outputs = [self._tracks_pub, self._full_pub, self._debug_pub, self._diag_pub]
-        self._worker = LatestWorker(self._process, self._on_worker_error)
-        self._failures_in_a_row = 0     # worker thread only
-        self._recoveries = 0
+        self._outputs = [p for c in self._cameras for p in c.outputs.values()] + [self._diag_pub]
+        self._embed_pool = ThreadPoolExecutor(s.embed_split, "smiletrack-embed") if s.embed_split > 1 else None
+        self._worker = LatestWorker(self._stages(), self._on_worker_error, on_timing=self._stage_done, keyed=True)
 
     def _activate(self) -> None:
         s = self.settings
         in_qos = qos(s.input_reliability, s.input_depth)
-        # image_transport's convention: the compressed topic hangs off the resolved (remapped) base topic
-        image_topic = self.resolve_topic_name(s.image_topic)
-        if s.compressed:
-            image_topic = f"{image_topic.rstrip('/')}/compressed"
-            self._inputs.append(self.create_subscription(CompressedImage, image_topic, self._on_image, in_qos))
-        else:
-            self._inputs.append(self.create_subscription(Image, image_topic, self._on_image, in_qos))
-        if s.external_detections:
-            self._inputs.append(self.create_subscription(Detection2DArray, s.detections_topic, self._on_detections,
-                                                         in_qos, raw=True))
-        ground = GroundSettings.from_values(self._values, s.image_topic)   # ground plane output (issue 19)
-        if ground.enabled and self._ground is None:
-            self._ground = GroundPublisher(self, ground, qos(s.output_reliability, s.output_depth), in_qos)
+        for camera in self._cameras:
+            # image_transport's convention: the compressed topic hangs off the resolved (remapped) base topic
+            image_topic = self.resolve_topic_name(camera.topic(s.image_topic))
+            on_image = partial(self._on_image, camera)
+            if s.compressed:
+                image_topic = f"{image_topic.rstrip('/')}/compressed"
+                camera.inputs.append(self.create_subscription(CompressedImage, image_topic, on_image, in_qos))
+            else:
+                camera.inputs.append(self.create_subscription(Image, image_topic, on_image, in_qos))
+            if s.external_detections:
+                camera.inputs.append(self.create_subscription(
+                    Detection2DArray, camera.topic(s.detections_topic), partial(self._on_detections, camera),
+                    in_qos, raw=True))
+            ground = GroundSettings.from_values(self._values, camera.topic(s.image_topic))   # issue 19
+            if ground.enabled and camera.name not in self._grounds:
+                ground = dataclasses.replace(ground, detections_topic=camera.topic(ground.detections_topic),
+                                             markers_topic=camera.topic(ground.markers_topic))
+                self._grounds[camera.name] = GroundPublisher(self, ground, qos(s.output_reliability, s.output_depth),
+                                                             in_qos)
+            camera.ground = self._grounds.get(camera.name)
+            self.get_logger().info(
+                f"tracking {image_topic} -> {self.resolve_topic_name(camera.topic(s.tracks_topic))}; detector "
+                f"{s.detector.backend}, embedder {self._models['embedder']}, tracker preset {s.tracker_preset}, "
+                f"images via {self._converter.backend}, {s.pipeline_mode}")
         # steady clock: with use_sim_time the diagnostics keep coming even while /clock is paused
         self._timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics,
                                         clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(
-            f"tracking {image_topic} -> {self.resolve_topic_name(s.tracks_topic)}; detector {s.detector.backend}, "
-            f"embedder {self._models['embedder']}, tracker preset {s.tracker_preset}, "
-            f"images via {self._converter.backend}")
 
     def _deactivate(self) -> None:
-        for subscription in self._inputs:
-            self.destroy_subscription(subscription)
-        self._inputs.clear()
+        for camera in self._cameras:
+            for subscription in camera.inputs:
+                self.destroy_subscription(subscription)
+            camera.inputs.clear()
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -168,7 +195,8 @@ class TrackerCore:
         for publisher in self._outputs:
             self.destroy_publisher(publisher)
         self._outputs.clear()
-        self._pipeline = self._worker = None
+        self._cameras = []
+        self._worker = None
 
     # ---- set-up -------------------------------------------------------------------------
     def _declare_parameters(self) -> dict[str, Any]:
@@ -195,8 +223,22 @@ class TrackerCore:
             values[spec.name] = self.get_parameter(spec.name).value
         return values
 
-    def _build_pipeline(self) -> tuple[Pipeline, dict[str, str]]:
+    def _stages(self) -> list[Stage]:
+        """sequential: one thread, each frame start to end; pipelined: detect | [embed] | track.
+        Each stage takes the frames of every camera that arrived together (a batch)."""
         s = self.settings
+        if s.pipeline_mode == "sequential":
+            return [Stage("frame", lambda frames: self._finish(self._start(frames)))]
+        if s.embed_workers == 1:
+            return [Stage("detect", self._start), Stage("track", self._finish)]
+        return [Stage("detect", self._start), Stage("embed", self._embed, workers=s.embed_workers),
+                Stage("track", self._finish)]
+
+    def _build_models(self) -> tuple[Any, Any, dict[str, str]]:
+        """The detector (None with external detections) and embedder (None when off) every camera
+        shares, and their descriptions for the diagnostics."""
+        s = self.settings
+        self._threads = set_thread_counts(s.torch_threads, s.opencv_threads)
         models = {"detector": s.detector.backend, "embedder": "off"}
         detector = None
         if not s.external_detections:
@@ -213,10 +255,9 @@ class TrackerCore:
         embedder = None
         if s.embedder_enabled:
             embedder, models["embedder"] = self._build_embedder()
-        tracker = SmileTracker(s.tracker, frame_rate=s.frame_rate)
         devices = {str(m.device) for m in (detector, embedder) if getattr(m, "device", None) is not None}
         models["device"] = ",".join(sorted(devices)) or "cpu"
-        return Pipeline(detector, embedder, tracker), models
+        return detector, embedder, models
 
     def _build_embedder(self) -> tuple[Any, str]:
         from smiletrack_ros.embedding import build_embedder
@@ -231,39 +272,54 @@ class TrackerCore:
         return embedder, f"{embedder.name}@{embedder.device}"
 
     # ---- callbacks (never block) --------------------------------------------------------
-    def _on_image(self, msg: Any) -> None:
+    def _on_image(self, camera: Camera, msg: Any) -> None:
         arrived = time.monotonic()
-        self._gaps.add(stamp_ns(msg.header))
-        if self._pairer is None:
-            self._worker.submit(Frame(msg, None, arrived))
+        camera.gaps.add(stamp_ns(msg.header))
+        if camera.pairer is None:
+            self._submit(camera, Frame(msg, None, arrived))
             return
-        pair = self._pairer.add_image(stamp_ns(msg.header), (msg, arrived))
+        pair = camera.pairer.add_image(stamp_ns(msg.header), (msg, arrived))
         if pair is not None:
-            self._submit_pair(*pair)
+            self._submit_pair(camera, *pair)
 
-    def _on_detections(self, data: bytes) -> None:
+    def _on_detections(self, camera: Camera, data: bytes) -> None:
         """Serialised, so that an oversized array is refused before rclpy builds its objects."""
         try:
             count = detection_count(data)
         except ValueError as exc:
-            self._reject("bad_detections", f"rejected detections: {exc}")
+            self._reject(camera, "bad_detections", f"rejected detections: {exc}")
             return
         if count > self.limits.max_detections:
-            self._reject("too_many_detections", f"rejected an array of {count} detections (more than "
-                                                f"input_limits.max_detections {self.limits.max_detections})")
+            self._reject(camera, "too_many_detections", f"rejected an array of {count} detections (more than "
+                                                        f"input_limits.max_detections {self.limits.max_detections})")
             return
         try:
             msg = deserialize_message(data, Detection2DArray)
         except Exception as exc:  # noqa: BLE001 - rclpy raises its RMWError for bytes that do not parse
-            self._reject("bad_detections", f"rejected detections that do not deserialise: {exc}")
+            self._reject(camera, "bad_detections", f"rejected detections that do not deserialise: {exc}")
             return
-        pair = self._pairer.add_detections(stamp_ns(msg.header), msg)
+        pair = camera.pairer.add_detections(stamp_ns(msg.header), msg)
         if pair is not None:
-            self._submit_pair(*pair)
+            self._submit_pair(camera, *pair)
 
-    def _submit_pair(self, image: tuple[Any, float], detections: Detection2DArray) -> None:
+    def _submit_pair(self, camera: Camera, image: tuple[Any, float], detections: Detection2DArray) -> None:
         """Latency counts from the image's arrival, waiting for its detections included."""
-        self._worker.submit(Frame(image[0], detections, image[1]))
+        self._submit(camera, Frame(image[0], detections, image[1]))
+
+    def _submit(self, camera: Camera, frame: Frame) -> None:
+        """The stamp check sees every frame, before the worker's slot: frames the busy worker drops
+        must not look like a jump in time to it. A restart (bag loop) resets the camera's tracker
+        before the next frame the worker takes from it."""
+        header = frame.image.header
+        verdict = camera.stamps.check(header.stamp.sec, header.stamp.nanosec, self.get_clock().now().nanoseconds)
+        if not verdict.accepted:
+            self._reject(camera, verdict.reason, f"rejected frame: {verdict.message}")
+            return
+        if verdict.restart:
+            camera.restarts_seen += 1
+            self._time_reset(camera, f"time went back to the start of the stream ({stamp_ns(header) * 1e-9:.3f} "
+                                     f"s; bag loop?)")
+        self._worker.submit(frame, key=camera.index)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Validates run-time changes with the start-up code; the worker applies them between frames."""
@@ -286,122 +342,195 @@ class TrackerCore:
                 tracker_config(candidate["tracker.preset"], tracker_overrides(candidate))
             if any(k.startswith("detector.") for k in changes):
                 config = detector_config(candidate)     # built now if it must be: a failure is refused here
-                swap = (config, prepare_detector_change(self._pipeline.detector, self._detector_swap[0], config))
+                if not self._cameras:
+                    raise RuntimeError("detector changes need a configured node (its models are not loaded)")
+                swap = (config, prepare_detector_change(self._cameras[0].pipeline.detector, self._detector_swap[0],
+                                                        config))
         except Exception as exc:  # noqa: BLE001 - any refusal goes back to the caller, never crashes the node
             return SetParametersResult(successful=False, reason=str(exc))
         with self._pending_lock:
             self._values.update(changes)
-            self._pending_changes.update(changes)
+            for pending in self._pending_changes.values():
+                pending.update(changes)
             if swap is not None:
                 self._detector_swap = swap
         self.get_logger().info(f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
 
-    # ---- worker ---------------------------------------------------------------------------
-    def _apply_pending_changes(self) -> None:
+    # ---- worker stages -----------------------------------------------------------------------
+    def _apply_pending_changes(self, stage: str) -> None:
+        """The changes accepted since this stage's previous frames: the detector's at the detect
+        stage, the tracker's and the debug image's at the track stage (between two frames each)."""
         with self._pending_lock:
-            changes, self._pending_changes = self._pending_changes, {}
+            changes, self._pending_changes[stage] = self._pending_changes[stage], {}
             values = dict(self._values)
             detector_config_, swap = self._detector_swap
         if not changes:
             return
-        if "publish_debug_image" in changes:
-            self.settings = _replace(self.settings, publish_debug_image=values["publish_debug_image"])
-        if any(k.startswith("tracker.") for k in changes):
-            config = tracker_config(values["tracker.preset"], tracker_overrides(values))
-            self._pipeline.reconfigure_tracker(config)
-            self.settings = _replace(self.settings, tracker=config)
-        if swap is not None and any(k.startswith("detector.") for k in changes):
-            self._pipeline.replace_detector(swap())
-            self.settings = _replace(self.settings, detector=detector_config_)
+        if stage == "track":
+            if "publish_debug_image" in changes:
+                self._update_settings(publish_debug_image=values["publish_debug_image"])
+            if any(k.startswith("tracker.") for k in changes):
+                config = tracker_config(values["tracker.preset"], tracker_overrides(values))
+                for camera in self._cameras:
+                    camera.pipeline.reconfigure_tracker(config)
+                self._update_settings(tracker=config)
+        elif swap is not None and any(k.startswith("detector.") for k in changes):
+            detector = swap()
+            for camera in self._cameras:
+                camera.pipeline.replace_detector(detector)
+            self._update_settings(detector=detector_config_)
 
-    def _process(self, frame: Frame) -> None:
-        self._apply_pending_changes()
+    def _update_settings(self, **changes: Any) -> None:
+        with self._pending_lock:     # the stages' threads each replace their own fields
+            self.settings = _replace(self.settings, **changes)
+
+    def _start(self, frames: dict[int, Frame]) -> list[Job] | None:
+        """Detect stage, for the frames of each camera taken together: image conversion, then the
+        detections (received, or one detector call for all: ``start_frames``). None: all rejected."""
+        self._apply_pending_changes("detect")
         s = self.settings
-        header = frame.image.header
-        verdict = self._stamps.check(header.stamp.sec, header.stamp.nanosec, self.get_clock().now().nanoseconds)
-        if not verdict.accepted:
-            self._reject(verdict.reason, f"rejected frame: {verdict.message}")
+        accepted = []
+        for index, frame in sorted(frames.items()):
+            camera = self._cameras[index]
+            try:
+                if isinstance(frame.image, CompressedImage):
+                    image = self._converter.compressed_to_bgr(frame.image)
+                else:
+                    image = self._converter.raw_to_bgr(frame.image)
+            except ImageError as exc:
+                self._reject(camera, exc.reason, f"rejected image: {exc}")
+                continue
+            detections, kept = None, None
+            if frame.detections is not None:
+                read = read_detection_array(frame.detections, s.class_names)
+                for reason, count in read.dropped.items():
+                    for _ in range(count):
+                        camera.stats.reject(reason)
+                if read.problems:
+                    self.get_logger().error(f"dropped {len(read.problems)} of {len(read.rows) + len(read.problems)} "
+                                            f"detections ({read.problems[0]}); the others are tracked",
+                                            throttle_duration_sec=_LOG_THROTTLE_S)
+                chosen = kept_detections(read.detections, s.detector)
+                detections, kept = read.detections.subset(chosen), read.rows[chosen]
+            restarts = camera.restarts_seen     # written by the callbacks: read once
+            stamp = stamp_ns(frame.image.header) * 1e-9  # the image's own time: replays and live runs track alike
+            accepted.append((camera, frame, (image, stamp, detections, restarts != camera.restarts_done), kept,
+                             restarts))
+        if not accepted:
+            return None
+        started = time.perf_counter()
+        staged = start_frames([a[0].pipeline for a in accepted], [a[2] for a in accepted])
+        jobs = []
+        for (camera, frame, (*_, restart), kept, restarts), result in zip(accepted, staged, strict=True):
+            if isinstance(result, LateFrameError):
+                self._reject(camera, "late_frame", f"rejected frame: {result}")
+                continue
+            if not isinstance(result, Exception):
+                camera.restarts_done = restarts
+            jobs.append(Job(camera, frame, result, kept, started, restart))
+        return jobs or None
+
+    def _embed(self, jobs: list[Job]) -> list[Job]:
+        """Embedding of a batch's frames, every camera's crops in one embedder call; the embed stage
+        (pipelined mode with pipeline.embed_workers > 1) or the track stage runs it."""
+        todo = [job for job in jobs if not isinstance(job.staged, Exception) and not job.staged.embedded]
+        if not todo:
+            return jobs
+        embedded = embed_frames([j.camera.pipeline for j in todo], [j.staged for j in todo], self._embed_pool,
+                                self.settings.embed_split)
+        done = dict(zip(map(id, todo), embedded, strict=True))
+        return [dataclasses.replace(job, staged=done[id(job)]) if id(job) in done else job for job in jobs]
+
+    def _finish(self, jobs: list[Job] | None) -> None:
+        """Track stage, in frame order, each camera's frame: embed (unless done), track, publish."""
+        if jobs is None:
             return
-        if verdict.restart:
-            self._pipeline.reset()
-            self._time_reset(f"time went back to the start of the stream ({stamp_ns(header) * 1e-9:.3f} s; "
-                             f"bag loop?)")
+        self._apply_pending_changes("track")
         try:
-            if isinstance(frame.image, CompressedImage):
-                image = self._converter.compressed_to_bgr(frame.image)
-            else:
-                image = self._converter.raw_to_bgr(frame.image)
-        except ImageError as exc:
-            self._reject(exc.reason, f"rejected image: {exc}")
-            return
-        detections, kept = None, None
-        if frame.detections is not None:
-            read = read_detection_array(frame.detections, s.class_names)
-            for reason, count in read.dropped.items():
-                for _ in range(count):
-                    self.stats.reject(reason)
-            if read.problems:
-                self.get_logger().error(f"dropped {len(read.problems)} of {len(read.rows) + len(read.problems)} "
-                                        f"detections ({read.problems[0]}); the others are tracked",
-                                        throttle_duration_sec=_LOG_THROTTLE_S)
-            chosen = kept_detections(read.detections, s.detector)
-            detections, kept = read.detections.subset(chosen), read.rows[chosen]
-        stamp = stamp_ns(header) * 1e-9  # the image's own time, so replays and live runs track alike
-        start = time.perf_counter()
-        try:
-            result = self._pipeline.process(image, stamp, detections)
-        except LateFrameError as exc:
-            self._reject("late_frame", f"rejected frame: {exc}")
-            return
-        if result.reset:
-            self._time_reset(f"time jumped backwards to {stamp:.3f} s (bag loop?)")
+            jobs = self._embed(jobs)
+        except Exception as exc:  # noqa: BLE001 - a failed embedder call costs this batch, not the node
+            jobs = [dataclasses.replace(job, staged=exc) for job in jobs]
+        for job in jobs:
+            try:
+                if isinstance(job.staged, Exception):
+                    raise job.staged
+                self._track(job)
+            except Exception as exc:  # noqa: BLE001 - one camera's failure must not cost the others their frame
+                self._camera_failed(job.camera, exc)
+
+    def _track(self, job: Job) -> None:
+        s, camera = self.settings, job.camera
+        header, staged = job.frame.image.header, job.staged
+        result = camera.pipeline.track(staged)
+        if result.reset and not job.restart:
+            self._time_reset(camera, f"time jumped backwards to {staged.timestamp:.3f} s (bag loop?)")
         tracks, live_tracks = result.tracks, result.live_tracks
-        if kept is not None:
-            tracks, live_tracks = index_into_message(tracks, kept), index_into_message(live_tracks, kept)
-        self._tracks_pub.publish(detection_array_cdr(header, tracks, s.class_names))
-        ground = None if self._ground is None else self._ground.publish(
-            header, stamp, result.tracks, result.live_tracks, result.detections.boxes, result.detections.scores,
-            s.class_names, image_size=(image.shape[1], image.shape[0]))
-        self._full_pub.publish(track_array_cdr(header, live_tracks, s.class_names, ground))
+        if job.kept is not None:
+            tracks, live_tracks = index_into_message(tracks, job.kept), index_into_message(live_tracks, job.kept)
+        camera.outputs["tracks"].publish(detection_array_cdr(header, tracks, s.class_names))
+        ground = None if camera.ground is None else camera.ground.publish(
+            header, staged.timestamp, result.tracks, result.live_tracks, result.detections.boxes,
+            result.detections.scores, s.class_names,
+            image_size=(staged.image.shape[1], staged.image.shape[0]))
+        camera.outputs["full"].publish(track_array_cdr(header, live_tracks, s.class_names, ground))
         if s.publish_debug_image:
-            annotated = draw_tracks(image, result.tracks, s.class_names, copy=not image.flags.writeable)
-            self._debug_pub.publish(Image(header=header, **bgr_to_raw_fields(annotated)))
-        self._failures_in_a_row = 0
-        now = time.monotonic()
-        self.stats.frame_done((now - frame.received) * 1e3, (time.perf_counter() - start) * 1e3,
-                              len(result.live_tracks))
+            annotated = draw_tracks(staged.image, result.tracks, s.class_names, copy=not staged.image.flags.writeable)
+            camera.outputs["debug"].publish(Image(header=header, **bgr_to_raw_fields(annotated)))
+        camera.failures_in_a_row = 0
+        camera.stats.frame_done((time.monotonic() - job.frame.received) * 1e3,
+                                (time.perf_counter() - job.started) * 1e3, len(result.live_tracks), result.timings)
 
-    def _time_reset(self, why: str) -> None:
-        self.stats.time_reset()
-        if self._pairer is not None:
-            self._pairer.clear()
-        self.get_logger().warning(f"{why}: tracker reset")
+    def _stage_done(self, stage: str, waited_s: float, ran_s: float) -> None:
+        for camera in self._cameras:     # a stage's time serves every camera of its batch
+            camera.stats.stage_done(stage, waited_s, ran_s)
 
-    def _reject(self, reason: str, message: str) -> None:
-        count = self.stats.reject(reason)
-        self.get_logger().error(f"{message} ({reason} #{count}); tracks are kept",
+    def _time_reset(self, camera: Camera, why: str) -> None:
+        camera.stats.time_reset()
+        if camera.pairer is not None:
+            camera.pairer.clear()
+        self.get_logger().warning(f"{self._named(camera, why)}: tracker reset")
+
+    def _reject(self, camera: Camera, reason: str, message: str) -> None:
+        count = camera.stats.reject(reason)
+        self.get_logger().error(f"{self._named(camera, message)} ({reason} #{count}); tracks are kept",
                                 throttle_duration_sec=_LOG_THROTTLE_S)
+
+    @staticmethod
+    def _named(camera: Camera, message: str) -> str:
+        return f"camera {camera.name}: {message}" if camera.name else message
 
     def _on_worker_error(self, exc: BaseException) -> None:
-        """Two failures in a row: the tracker's state is suspect, so it starts afresh (ids keep counting)."""
-        self.stats.error()
-        self.get_logger().error(f"frame processing failed: {type(exc).__name__}: {exc}",
+        """A failure no single camera's frame owns (e.g. the shared detector's call): each camera
+        of the node counts it."""
+        for camera in self._cameras:
+            self._camera_failed(camera, exc)
+
+    def _camera_failed(self, camera: Camera, exc: BaseException) -> None:
+        """Two failures in a row: the camera's tracker state is suspect, so it starts afresh (ids
+        keep counting). Runs on the track stage's thread, in frame order."""
+        camera.stats.error()
+        self.get_logger().error(self._named(camera, f"frame processing failed: {type(exc).__name__}: {exc}"),
                                 throttle_duration_sec=_LOG_THROTTLE_S)
-        self._failures_in_a_row += 1
-        if self._failures_in_a_row >= 2:
-            self._pipeline.reset()
-            self._failures_in_a_row = 0
-            self._recoveries += 1
-            self.get_logger().warning(f"frame processing failed twice in a row: tracker reset "
-                                      f"(recovery #{self._recoveries}); tracking resumes with new tracks")
+        camera.failures_in_a_row += 1
+        if camera.failures_in_a_row >= 2:
+            camera.pipeline.reset()
+            camera.failures_in_a_row = 0
+            camera.recoveries += 1
+            self.get_logger().warning(self._named(camera, f"frame processing failed twice in a row: tracker reset "
+                                                          f"(recovery #{camera.recoveries}); tracking resumes with "
+                                                          f"new tracks"))
 
     # ---- diagnostics --------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        snap = self.stats.snapshot()
-        dropped = self._worker.dropped
+        statuses = [self._camera_status(camera) for camera in self._cameras]
+        self._diag_pub.publish(DiagnosticArray(header=_header_now(self), status=statuses))
+
+    def _camera_status(self, camera: Camera) -> DiagnosticStatus:
+        snap = camera.stats.snapshot()
+        dropped = self._worker.dropped_by_key.get(camera.index, 0)
         rejected = sum(snap.rejected.values())
-        missing, self._missing_reported = self._gaps.missing - self._missing_reported, self._gaps.missing
+        missing, camera.missing_reported = camera.gaps.missing - camera.missing_reported, camera.gaps.missing
         problems = []
         if snap.frames == 0:
             problems.append("no frames processed in the last period")
@@ -414,37 +543,44 @@ class TrackerCore:
         values = {
             "rate_hz": f"{snap.rate_hz:.2f}", "latency_ms_mean": f"{snap.latency_ms_mean:.2f}",
             "latency_ms_max": f"{snap.latency_ms_max:.2f}", "processing_ms_mean": f"{snap.processing_ms_mean:.2f}",
-            "frames_received": str(self._gaps.received), "frames_missing": str(self._gaps.missing),
+            "frames_received": str(camera.gaps.received), "frames_missing": str(camera.gaps.missing),
             "frames_processed": str(snap.total_frames), "frames_dropped_busy": str(dropped),
             "live_tracks": str(snap.live_tracks),
             "detector": self._models["detector"], "embedder": self._models["embedder"],
             "device": self._models["device"],
             "time_resets": str(snap.time_resets), "processing_errors": str(snap.errors),
-            "tracker_recoveries": str(self._recoveries),
+            "tracker_recoveries": str(camera.recoveries),
+            "pipeline": "|".join(self._worker.stage_names), "frames_in_flight": str(self._worker.in_flight),
+            "threads": ",".join(f"{k}={v}" for k, v in self._threads.items()),
         }
+        for name, (p50, p99) in snap.percentiles.items():    # latency, detect/embed/track, stage_*, wait_*
+            values[f"{name}_ms_p50"], values[f"{name}_ms_p99"] = f"{p50:.2f}", f"{p99:.2f}"
+        fqn = self.get_fully_qualified_name()
         namesakes = same_name_nodes(self)
         if namesakes > 1:
-            level, message = DiagnosticStatus.WARN, f"{namesakes} nodes named {self.get_fully_qualified_name()}"
+            level, message = DiagnosticStatus.WARN, f"{namesakes} nodes named {fqn}"
             values["nodes_with_this_name"] = str(namesakes)
-            self.get_logger().warning(f"{namesakes} nodes are named {self.get_fully_qualified_name()}: their "
-                                      f"topics, parameters and diagnostics mix; give each its own name or "
-                                      f"namespace", throttle_duration_sec=_LOG_THROTTLE_S)
-        if self._pairer is not None:
-            values["unpaired_images"] = str(self._pairer.unpaired_images)
-            values["unpaired_detections"] = str(self._pairer.unpaired_detections)
+            self.get_logger().warning(f"{namesakes} nodes are named {fqn}: their topics, parameters and "
+                                      f"diagnostics mix; give each its own name or namespace",
+                                      throttle_duration_sec=_LOG_THROTTLE_S)
+        if camera.pairer is not None:
+            values["unpaired_images"] = str(camera.pairer.unpaired_images)
+            values["unpaired_detections"] = str(camera.pairer.unpaired_detections)
         values.update({f"rejected_{k}": str(v) for k, v in sorted(snap.rejected.items())})
-        ground_warning = None if self._ground is None else self._ground.output.diagnostics(values)
+        ground_warning = None if camera.ground is None else camera.ground.output.diagnostics(values)
         if ground_warning is not None:   # said beside any other problem of the period
             message = ground_warning if level == DiagnosticStatus.OK else f"{message}; {ground_warning}"
             level = DiagnosticStatus.WARN
-        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: tracker",
-                                  message=message, hardware_id=self.get_fully_qualified_name(),
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        self._diag_pub.publish(DiagnosticArray(header=_header_now(self), status=[status]))
+        hardware = f"{fqn}/{camera.name}" if camera.name else fqn
+        return DiagnosticStatus(level=level, name=f"{hardware}: tracker", message=message, hardware_id=hardware,
+                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
     def shutdown(self) -> None:
         if self._worker is not None and not self._worker.stop(timeout=0.5):
             self.get_logger().warning("worker still busy at shutdown; leaving it to exit with the process")
+        if getattr(self, "_embed_pool", None) is not None:
+            self._embed_pool.shutdown(wait=False, cancel_futures=True)
+            self._embed_pool = None
 
 
 class TrackerNode(TrackerCore, Node):

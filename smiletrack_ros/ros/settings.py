@@ -22,6 +22,7 @@ from smiletrack_ros.image_codec import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 from smiletrack_ros.tracking import PRESETS, ConfigError, TrackerConfig
 
 QOS_RELIABILITY = ("best_effort", "reliable")
+PIPELINE_MODES = ("pipelined", "sequential")
 TRACKER_PRESETS = tuple(PRESETS)
 
 
@@ -69,6 +70,10 @@ def _p(name: str, type_: str, default: Any, description: str, runtime: bool = Fa
 NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p("image_topic", "string", "image", "camera image topic (sensor_msgs/Image); with compressed=true the node "
        "subscribes to <image_topic>/compressed (sensor_msgs/CompressedImage), as image_transport names it"),
+    _p("cameras", "string_array", [], "several cameras in one node: for each NAME the node reads NAME/<image_topic> "
+       "(+ NAME/<detections_topic>) and publishes NAME/<tracks_topic> etc., with a tracker of its own (ids per "
+       "camera) and its own diagnostics; one detector and one embedder serve all, the frames that arrived together "
+       "in one batch. Empty: one camera on the topics as given"),
     _p("compressed", "bool", False, "subscribe to CompressedImage (jpeg/png) instead of raw Image"),
     _p("detections_topic", "string", "detections", "external detections (vision_msgs/Detection2DArray), "
        "used only with detector.backend=external; paired with images by header stamp"),
@@ -99,14 +104,29 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
        ".xml); empty: the SLM weights shipped with the package (slm only)"),
     _p("embedder.device", "string", "auto", "auto, cpu or cuda[:N] for the embedder"),
     _p("embedder.fp16", "bool", True, "half precision on CUDA (the CPU always runs fp32)"),
-    _p("embedder.threads", "int", 0, "CPU threads of ONNX Runtime / OpenVINO (0: the runtime's default)",
-       limits=(0, 256)),
+    _p("embedder.threads", "int", 1, "CPU threads of ONNX Runtime / OpenVINO (0: the runtime's default, every "
+       "core)", limits=(0, 256)),
     _p("embedder.input_height", "int", 0, "crop height fed to the model (0: from the model or its card)",
        limits=(0, 1024)),
     _p("embedder.input_width", "int", 0, "crop width fed to the model (0: from the model or its card)",
        limits=(0, 1024)),
     _p("embedder.channel_order", "string", "", "channel order the model takes: bgr or rgb (empty: from its card "
        "or the backend's convention)"),
+    # how the node runs the models (ros/latest_worker.py) and on how many CPU threads
+    _p("pipeline.mode", "string", "sequential", "pipelined: the detector works on frame t+1 while the embedder "
+       "and tracker finish frame t (a thread each: for machines with cores to spare); sequential (default, best "
+       "latency on a 2-core CPU): one thread runs each frame start to end, its crops still split "
+       "(pipeline.embed_split); the tracks are the same"),
+    _p("pipeline.embed_workers", "int", 1, "pipelined mode: frames embedded at once; 1: the embedder runs on the "
+       "tracker's thread; more: a stage of its own with that many threads (more throughput, more latency); "
+       "tracking stays in frame order", limits=(1, 8)),
+    _p("pipeline.embed_split", "int", 2, "the crops of a frame (of all cameras' frames taken together) cut into "
+       "that many parts embedded at once, each on a thread of its own (2: both cores of a small CPU on the "
+       "slowest step); 1: one call. Any mode: the same cut gives the same tracks", limits=(1, 8)),
+    _p("threads.torch", "int", 1, "torch intra-op threads of the process (the SLM, OSNet and PRB backends); "
+       "0: torch's default (every core)", limits=(0, 256)),
+    _p("threads.opencv", "int", 1, "OpenCV threads (image decoding and resizing); 0: OpenCV's default",
+       limits=(0, 256)),
     _p("tracker.preset", "string", "reid", "tracker preset: reid (default), paper, official or bytetrack; "
        "the tracker.* parameters below override single fields of it"),
     # bounds on input (validated by ros/input_limits.py)
@@ -148,8 +168,11 @@ _DETECTOR_DESCRIPTIONS = {
     "flip": "also run the mirror image of every view (doubles the forward passes)",
     "merge": "how the views' boxes combine: nms (best box of a group) or wbf (score-weighted mean box)",
     "merge_iou": "IoU at which boxes from different views are the same object",
-    "cpu_threads": "ONNX Runtime intra-op threads; 0: every core",
+    "cpu_threads": "ONNX Runtime / OpenVINO intra-op threads; 0: every core",
 }
+# The node's own defaults where they differ from DetectorConfig's (measured on a 2-core CPU: with the
+# detector and the embedder on threads of their own, one runtime thread each is fastest).
+_DETECTOR_NODE_DEFAULTS = {"cpu_threads": 1}
 _DETECTOR_RUNTIME = {"score_threshold", "nms_iou", "max_detections", "classes"}
 
 
@@ -169,7 +192,7 @@ _DETECTOR_LIMITS = {"stamp_tolerance": (0.0, 10.0)}
 
 
 def _detector_params() -> tuple[ParamSpec, ...]:
-    defaults = parameter_defaults()
+    defaults = parameter_defaults() | _DETECTOR_NODE_DEFAULTS
     specs = []
     for name, description in _DETECTOR_DESCRIPTIONS.items():
         value = defaults[name]
@@ -272,6 +295,12 @@ class NodeSettings:
     tracker_preset: str
     tracker: TrackerConfig
     detector: DetectorConfig
+    cameras: tuple[str, ...]
+    pipeline_mode: str
+    embed_workers: int
+    embed_split: int
+    torch_threads: int
+    opencv_threads: int
 
     @property
     def external_detections(self) -> bool:
@@ -294,6 +323,13 @@ class NodeSettings:
         embedder = embedder_config(values) if values["embedder.enabled"] else None
         preset = values["tracker.preset"]
         _require(preset in TRACKER_PRESETS, "tracker.preset", f"must be one of {TRACKER_PRESETS}, got {preset!r}")
+        cameras = tuple(values["cameras"])
+        for camera in cameras:
+            _require(bool(re.match(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$", camera)), "cameras",
+                     f"a camera name is a relative topic name (letters, digits, _ and /), got {camera!r}")
+        _require(len(set(cameras)) == len(cameras), "cameras", f"names must be unique, got {list(cameras)}")
+        _require(values["pipeline.mode"] in PIPELINE_MODES, "pipeline.mode",
+                 f"must be one of {PIPELINE_MODES}, got {values['pipeline.mode']!r}")
         detector = detector_config(values)
         _require(detector.backend == "external" or detector.weights is not None, "detector.weights",
                  f"the {detector.backend} backend needs weights (an untrained detector finds nothing useful); "
@@ -305,7 +341,10 @@ class NodeSettings:
             sync_max_pending=values["sync.max_pending"], class_names=names, frame_rate=float(values["frame_rate"]),
             diagnostics_period=float(values["diagnostics_period"]), embedder_enabled=values["embedder.enabled"],
             embedder=embedder, tracker_preset=preset,
-            tracker=tracker_config(preset, tracker_overrides(values)), detector=detector)
+            tracker=tracker_config(preset, tracker_overrides(values)), detector=detector,
+            cameras=cameras, pipeline_mode=values["pipeline.mode"], embed_workers=values["pipeline.embed_workers"],
+            embed_split=values["pipeline.embed_split"],
+            torch_threads=values["threads.torch"], opencv_threads=values["threads.opencv"])
 
 
 def check_limits(values: Mapping[str, Any]) -> None:
