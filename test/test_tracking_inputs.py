@@ -108,3 +108,15 @@ def test_rows_with_unusable_class_ids_are_dropped():
                      embeddings=E[:3])
     assert trk.last_rejected == 2
     assert [(t.detection_index, t.class_id) for t in out] == [(2, 7)]
+
+
+def test_missing_embeddings_warn_only_when_a_usable_box_lacks_them(caplog):
+    """The pipeline embeds only boxes at or above min_score: a frame of lower boxes alone comes without
+    embeddings and must not be reported as motion-only association; a usable box without one must."""
+    trk = started()
+    low = TrackerConfig.from_preset("paper").min_score / 2
+    with caplog.at_level("WARNING", logger="smiletrack_ros.tracking.tracker"):
+        trk.update(boxes(100), np.array([low]), timestamp=2.0)
+        assert "no embeddings given" not in caplog.text
+        trk.update(boxes(100), np.array([0.9]), timestamp=3.0)
+        assert "no embeddings given" in caplog.text

@@ -247,7 +247,8 @@ class SmileTracker:
         frame = read_frame(boxes, scores, class_ids, embeddings if cfg.use_appearance else None,
                            timestamp, self._last_timestamp, self._tracks.appearance.dim)
         self._check_image(image)
-        if cfg.use_appearance and embeddings is None and len(frame.boxes):
+        if cfg.use_appearance and embeddings is None and np.any(frame.scores >= cfg.min_score):
+            # boxes below min_score are never embedded (the pipeline skips them): no warning for those alone
             self._warn_once("no-embeddings", "no embeddings given: association uses motion only")
         if frame.features is not None:
             self._tracks.appearance.adopt_dim(frame.features.shape[1])
