@@ -10,7 +10,7 @@ an id stays unique for the pipeline's lifetime.
 A frame goes through three steps, ``start_frame`` (time check + detector),
 ``embed`` and ``track``; ``process`` runs them one after the other. The first two
 keep no tracker state, so the node can run frame t+1's detector on one thread
-while frame t is embedded and tracked on another (``ros/stage_worker.py``).
+while frame t is embedded and tracked on another (``ros/latest_worker.py``).
 """
 from __future__ import annotations
 
