@@ -11,6 +11,7 @@ from smiletrack_ros.ground import (
     CameraModel,
     CameraPose,
     ConstantVelocityFilter,
+    FootPoint,
     GroundConfigError,
     GroundProjector,
     GroundStatus,
@@ -49,14 +50,15 @@ def _noisy(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def test_filter_follows_a_walker_with_consistent_covariance():
     """A person walking obliquely towards the camera from 10 m to about 5 m, with the random
-    accelerations the filter assumes, measured at 15 Hz for 8 s, over 40 runs: velocity converges,
-    and the 4-dof NEES has the chi-square distribution's mean and band coverage."""
+    accelerations the filter assumes (white in every direction, no turning term) and white box noise
+    (no sway), measured at 15 Hz for 8 s, over 40 runs: velocity converges, and the 4-dof NEES has
+    the chi-square distribution's mean and band coverage."""
     rng = np.random.default_rng(11)
     dt, steps, psd = 1.0 / 15.0, 120, 0.02
     Q = np.kron(np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]]) * psd, np.eye(2))
     nees, speed_errors = [], []
     for _ in range(40):
-        tracker = GroundTracker(MotionConfig(acceleration_psd=psd))
+        tracker = GroundTracker(MotionConfig(acceleration_psd=psd, turn_psd=0.0, sway_share=0.0))
         side = rng.choice([-1.0, 1.0])
         state = np.array([10.0, side * rng.uniform(0.5, 1.5), -0.6, -side * 0.25])
         for k in range(steps):
@@ -216,10 +218,11 @@ def test_lifecycle_refusals_and_resets():
 
 
 def test_prediction_grows_the_covariance_like_a_constant_velocity_model():
-    f = ConstantVelocityFilter(np.zeros(2), np.eye(2) * 0.01, 0.0, psd=0.2, speed_sigma=1.0)
-    f.x[2:] = (1.0, -0.5)
+    f = ConstantVelocityFilter(FootPoint(np.zeros(2), np.eye(2) * 0.01, np.zeros(2)), 0.0, psd=0.2, speed_sigma=1.0,
+                               sway_time=1.0)
+    f.x[2:4] = (1.0, -0.5)
     x, P = f.predicted(2.0)
-    np.testing.assert_allclose(x, [2.0, -1.0, 1.0, -0.5])
+    np.testing.assert_allclose(x, [2.0, -1.0, 1.0, -0.5, 0.0])
     np.testing.assert_allclose(P[0, 0], 0.01 + 4.0 * 1.0 + 0.2 * 8.0 / 3.0)
     np.testing.assert_allclose(P[0, 2], 2.0 * 1.0 + 0.2 * 2.0)
     np.testing.assert_allclose(P[2, 2], 1.0 + 0.2 * 2.0)
@@ -244,7 +247,7 @@ def test_feet_cut_off_by_the_image_bottom_are_placed_by_the_head_once_the_height
     box[3] = CAMERA.height
     measurements = PROJECTOR.project(box[None])
     assert measurements.refusals[0] == Refusal.TRUNCATED
-    positions, covariances, refusals = PROJECTOR.head_points(box[None], np.array([1.8]), np.array([0.03]))
+    positions, covariances, _, refusals = PROJECTOR.head_points(box[None], np.array([1.8]), np.array([0.03]))
     assert refusals[0] == Refusal.NONE
     np.testing.assert_allclose(positions[0], near, atol=0.02)
     fresh = GroundTracker()                              # without a known height there is no measurement

@@ -214,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="walkers' heading random walk, rad/sqrt(s)")
     parser.add_argument("--det-box-noise", type=float, default=0.02,
                         help="simulated detector box-edge jitter, fraction of the box size")
-    parser.add_argument("--acceleration-psd", type=float, default=MotionConfig().acceleration_psd)
+    defaults = MotionConfig()
+    parser.add_argument("--acceleration-psd", type=float, default=defaults.acceleration_psd, help="m^2/s^3")
+    parser.add_argument("--turn-psd", type=float, default=defaults.turn_psd, help="heading-rate noise, rad^2/s")
+    parser.add_argument("--sway-share", type=float, default=defaults.sway_share,
+                        help="share of the foot point's column variance correlated over frames (0: white)")
+    parser.add_argument("--sway-time", type=float, default=defaults.sway_time, help="its correlation time, s")
     parser.add_argument("--preset", default="reid", choices=tuple(PRESETS), help="2D tracker preset (the node's: reid)")
     parser.add_argument("--embedder", default="slm",
                         help="BACKEND[:WEIGHTS] of the appearance embedder fed the rendered crops (slm = the "
@@ -222,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="embedder device")
     parser.add_argument("--png", help="write a top-down figure of one scene here")
     args = parser.parse_args(argv)
-    motion = MotionConfig(acceleration_psd=args.acceleration_psd)
+    motion = MotionConfig(acceleration_psd=args.acceleration_psd, turn_psd=args.turn_psd, sway_share=args.sway_share,
+                          sway_time=args.sway_time)
     embedder = None if args.embedder == "none" else \
         build_embedder(EmbedderConfig.from_spec(args.embedder, device=args.device))
     pictured: tuple[SceneConfig, list[TrackedFrame]] | None = None
@@ -234,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.seconds:g} s each, {args.people} people, box noise {args.det_box_noise}, "
               f"heading drift {args.heading_drift} rad/sqrt(s), 2D preset {args.preset}, "
               f"embedder {embedder.name if embedder is not None else 'none'}, "
-              f"filter acceleration PSD {motion.acceleration_psd} m^2/s^3")
+              f"filter acceleration PSD {motion.acceleration_psd} m^2/s^3, turn PSD {motion.turn_psd} rad^2/s, "
+              f"sway share {motion.sway_share} over {motion.sway_time} s")
         for k, config in enumerate(configs):
             tracked = track_scene(config, args.preset, embedder)
             if pictured is None and k == 4:
