@@ -27,5 +27,6 @@ from smiletrack_ros.ground.projection import (
 )
 
 __all__ = ["DISTORTION_MODELS", "CameraModel", "CameraModelError", "CameraPose", "CameraPoseError",
-           "ConstantVelocityFilter", "FootPoint", "GroundConfigError", "GroundEstimate", "GroundMeasurements", "GroundProjector",
-           "GroundStatus", "GroundTracker", "MotionConfig", "PixelNoise", "ProjectionConfig", "Refusal"]
+           "ConstantVelocityFilter", "FootPoint", "GroundConfigError", "GroundEstimate", "GroundMeasurements",
+           "GroundProjector", "GroundStatus", "GroundTracker", "MotionConfig", "PixelNoise", "ProjectionConfig",
+           "Refusal"]

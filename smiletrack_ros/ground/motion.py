@@ -291,12 +291,13 @@ class GroundTracker:
         rows = [t.detection_index for t in matched]
         scores = None if detection_scores is None else np.asarray(detection_scores, np.float64).reshape(-1)[rows]
         measurements = projector.project(boxes[rows], scores)
-        self._measure_heads(projector, matched, boxes[rows], measurements)
+        by_head = self._measure_heads(projector, matched, boxes[rows], measurements)
         row = {int(t.track_id): k for k, t in enumerate(matched)}
-        return {int(t.track_id): self._step(int(t.track_id), timestamp, measurements, row.get(int(t.track_id)))
+        return {int(t.track_id): self._step(int(t.track_id), timestamp, measurements, row.get(int(t.track_id)), by_head)
                 for t in tracks}
 
-    def _step(self, track_id: int, timestamp: float, m: GroundMeasurements, k: int | None) -> GroundEstimate:
+    def _step(self, track_id: int, timestamp: float, m: GroundMeasurements, k: int | None,
+              by_head: set[int]) -> GroundEstimate:
         motion = self._tracks.get(track_id)
         refusal = Refusal.UNMATCHED if k is None else Refusal(int(m.refusals[k]))
         if refusal == Refusal.NONE:
@@ -305,7 +306,7 @@ class GroundTracker:
             if motion is None:
                 motion = self._tracks[track_id] = self._new_motion(point, timestamp, height)
             else:
-                motion, refusal = self._measure(track_id, motion, point, height, timestamp)
+                motion, refusal = self._measure(track_id, motion, point, height, timestamp, k in by_head)
             status = GroundStatus.MEASURED if refusal == Refusal.NONE else GroundStatus.PREDICTED
             return self._estimate(track_id, motion.leader, status, refusal)
         if motion is None:
@@ -319,10 +320,17 @@ class GroundTracker:
         return self._estimate(track_id, motion.leader, GroundStatus.PREDICTED, refusal)
 
     def _measure(self, track_id: int, motion: _TrackMotion, point: FootPoint, height: float,
-                 timestamp: float) -> tuple[_TrackMotion, Refusal]:
+                 timestamp: float, by_head: bool) -> tuple[_TrackMotion, Refusal]:
         """One measurement for a track that has a filter: returns the track's motion afterwards and
-        why its leader did not take the measurement (NONE: it did)."""
+        why its leader did not take the measurement (NONE: it did). A restart questions where the
+        person is and how they move, not their standing height, unless the point's own height
+        disagrees with it: otherwise it inherits the heights seen (a point placed by the head,
+        ``by_head``, holds only under them), so that a restart near the image bottom can still
+        place the person by the head."""
         cfg = self.config
+        other_height = math.isfinite(height) and motion.height_count > 0 \
+            and abs(height - motion.height) > cfg.height_tolerance * motion.height
+        heights_of = None if other_height and not by_head else motion
         motion.filter.predict(timestamp)
         y, S, distance = motion.filter.innovation(point)
         verdict = self._disagreement(motion, point, height, timestamp, distance)
@@ -334,7 +342,7 @@ class GroundTracker:
                 return motion, Refusal.NONE
             # Doubt: the measurement may be another person's. Raise the restart hypothesis; it leads
             # at once when this person cannot be the one measured.
-            motion.rival, motion.compared = self._new_motion(point, timestamp, height), 0
+            motion.rival, motion.compared = self._new_motion(point, timestamp, height, heights_of), 0
             motion.llr = _DECISIVE if verdict == Refusal.OUTLIER else self._switch_evidence(y, S)
             if verdict == Refusal.NONE:
                 motion.take(point, timestamp, height)
@@ -343,7 +351,8 @@ class GroundTracker:
         rival_y, rival_S, rival_distance = rival.filter.innovation(point)
         rival_verdict = self._disagreement(rival, point, height, timestamp, rival_distance)
         if verdict == Refusal.OUTLIER and rival_verdict == Refusal.OUTLIER:   # neither: a third person
-            motion.rival, motion.llr, motion.compared = self._new_motion(point, timestamp, height), _DECISIVE, 0
+            motion.rival = self._new_motion(point, timestamp, height, heights_of)
+            motion.llr, motion.compared = _DECISIVE, 0
             return motion, Refusal.NONE
         motion.llr += _log_likelihood(rival_y, rival_S) - _log_likelihood(y, S)
         motion.compared += 1
@@ -379,14 +388,15 @@ class GroundTracker:
             - _log_likelihood(y, S)
 
     def _measure_heads(self, projector: GroundProjector, matched: Sequence[TrackOutput], boxes: np.ndarray,
-                       m: GroundMeasurements) -> None:
+                       m: GroundMeasurements) -> set[int]:
         """Tracks whose feet are cut off by the image bottom, but whose standing height is known,
-        are placed by their head instead (``GroundProjector.head_points``); ``m`` is updated."""
+        are placed by their head instead (``GroundProjector.head_points``); ``m`` is updated, and
+        the rows so placed are returned."""
         known = {k: self._tracks.get(int(t.track_id)) for k, t in enumerate(matched)
                  if m.refusals[k] == Refusal.TRUNCATED}
         rows = [k for k, motion in known.items() if motion is not None and motion.height_count >= _HEIGHT_SAMPLES]
         if not rows:
-            return
+            return set()
         motions = [known[k] for k in rows]
         positions, covariances, columns, refusals = projector.head_points(
             boxes[rows], np.array([mo.height for mo in motions]), np.array([mo.height_sigma for mo in motions]))
@@ -394,6 +404,7 @@ class GroundTracker:
             if refusals[j] == Refusal.NONE:
                 m.positions[k], m.covariances[k], m.column_sigmas[k] = positions[j], covariances[j], columns[j]
                 m.refusals[k], m.heights[k] = 0, np.nan
+        return {k for j, k in enumerate(rows) if refusals[j] == Refusal.NONE}
 
     def _disagreement(self, motion: _TrackMotion, point: FootPoint, height: float,
                       timestamp: float, distance: float) -> Refusal:
@@ -411,12 +422,17 @@ class GroundTracker:
             return Refusal.IMPLAUSIBLE_HEIGHT
         return Refusal.NONE
 
-    def _new_motion(self, point: FootPoint, timestamp: float, height: float) -> _TrackMotion:
+    def _new_motion(self, point: FootPoint, timestamp: float, height: float,
+                    heights_of: _TrackMotion | None = None) -> _TrackMotion:
+        """A filter started at ``point``, knowing the standing heights of ``heights_of`` if given."""
         cfg = self.config
         motion = _TrackMotion(ConstantVelocityFilter(point, timestamp, cfg.acceleration_psd, cfg.initial_speed_sigma,
                                                      cfg.sway_time, cfg.turn_psd),
                               started=timestamp, last_measured=timestamp, last_position=point.z.copy(),
                               last_covariance=point.R.copy())
+        if heights_of is not None:
+            motion.height_sum, motion.height_squares = heights_of.height_sum, heights_of.height_squares
+            motion.height_count = heights_of.height_count
         motion.remember_height(height)
         return motion
 
