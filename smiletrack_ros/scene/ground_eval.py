@@ -49,7 +49,10 @@ class Samples:
     A measured estimate is scored against the person behind the frame's detection. A predicted
     one (the filter refused this frame's box) is scored against the person the filter last
     measured: the refused box may be someone else's (ByteTrack's second stage matches low-score,
-    mostly occluded boxes), and the filter went on predicting the person it follows.
+    mostly occluded boxes), and the filter went on predicting the person it follows. When that
+    person has left the scene (the scene keeps no truth for them) the row is ``unscored``: its
+    errors are taken against the detection's person, and ``summarize`` leaves it out of the
+    figures except the ``_all`` and ``_by_detection`` ones.
     ``velocity_error_detection`` scores every estimate against the detection's person instead."""
 
     range_m: np.ndarray
@@ -62,6 +65,7 @@ class Samples:
                                  # (the 2D tracker switched identities under it)
     velocity_error_detection: np.ndarray   # m/s, against the person behind this frame's detection
     measured_span: np.ndarray    # s from the filter's first to its latest measurement
+    unscored: np.ndarray         # bool: predicted, and the person the filter follows has left the scene
 
     def subset(self, rows: np.ndarray) -> Samples:
         return Samples(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
@@ -136,7 +140,8 @@ def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
             if e.status == GroundStatus.MEASURED:
                 seen.append(source)
                 last_measured[(int(track.track_id), e.started)] = t
-            followed = seen[-1] if seen and seen[-1] in row_of else source
+            gone = bool(seen) and seen[-1] not in row_of
+            followed = source if gone else seen[-1] if seen else source
             k = row_of[followed]
             position, velocity = truth.floor.positions[k], truth.floor.velocities[k]
             error = np.concatenate([e.position - position, e.velocity - velocity])
@@ -144,20 +149,26 @@ def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
                          t - e.started, float(error @ np.linalg.solve(e.covariance, error)),
                          float(e.status == GroundStatus.MEASURED), float(bool(set(seen) - {followed})),
                          float(np.hypot(*(e.velocity - truth.floor.velocities[row_of[source]]))),
-                         last_measured.get((int(track.track_id), e.started), e.started) - e.started))
+                         last_measured.get((int(track.track_id), e.started), e.started) - e.started,
+                         float(gone)))
             trail = trails.setdefault(int(track.track_id), Trail(int(track.track_id), [], [], [], []))
             trail.estimates.append(np.concatenate([e.position, e.velocity]))
             trail.truth.append(position.copy())
             trail.covariances.append(e.covariance)
             trail.times.append(t)
-    table = np.array(rows, np.float64).reshape(-1, 9)
-    samples = Samples(*table[:, :5].T, table[:, 5].astype(bool), table[:, 6].astype(bool), *table[:, 7:].T)
+    table = np.array(rows, np.float64).reshape(-1, 10)
+    samples = Samples(*table[:, :5].T, table[:, 5].astype(bool), table[:, 6].astype(bool), *table[:, 7:9].T,
+                      table[:, 9].astype(bool))
     return samples, trails
 
 
 def summarize(samples: Samples, max_range: float = 10.0, settle_s: float = 1.0) -> dict[str, float]:
     """The issue's figures: relative position error (median, p95) within ``max_range``; velocity
-    RMS and NEES band coverage for tracks older than ``settle_s``."""
+    RMS and NEES band coverage for tracks older than ``settle_s``; all over the scored rows
+    (``Samples``), except ``velocity_rms_settled_all`` (every row, as if none were unscored) and
+    ``velocity_rms_settled_by_detection``."""
+    everything = samples
+    samples = samples.subset(~samples.unscored)
     near = samples.range_m <= max_range
     relative = samples.position_error[near] / samples.range_m[near]
     settled = samples.track_age >= settle_s
@@ -167,19 +178,23 @@ def summarize(samples: Samples, max_range: float = 10.0, settle_s: float = 1.0) 
             "position_error_rel_median": float(np.median(relative)),
             "position_error_rel_p95": float(np.percentile(relative, 95)),
             "velocity_rms_settled": float(np.sqrt(np.mean(samples.velocity_error[settled] ** 2))),
-            "velocity_rms_settled_by_detection":
-                float(np.sqrt(np.mean(samples.velocity_error_detection[settled] ** 2))),
+            "velocity_rms_settled_all":
+                float(np.sqrt(np.mean(everything.velocity_error[everything.track_age >= settle_s] ** 2))),
+            "velocity_rms_settled_by_detection": float(np.sqrt(np.mean(
+                everything.velocity_error_detection[everything.track_age >= settle_s] ** 2))),
             "settled_share": float(np.mean(settled)),
             "velocity_rms_measured_1s":
                 float(np.sqrt(np.mean(samples.velocity_error[samples.measured_span >= settle_s] ** 2))),
             "nees_in_band_settled": float(np.mean((nees > lo) & (nees < hi))),
             "nees_mean_settled": float(np.mean(nees)),
-            "measured_share": float(np.mean(samples.measured)), "mixed_share": float(np.mean(samples.mixed))}
+            "measured_share": float(np.mean(samples.measured)), "mixed_share": float(np.mean(samples.mixed)),
+            "unscored_share": float(np.mean(everything.unscored))}
 
 
 def by_range(samples: Samples, edges: tuple[float, ...] = (1, 2, 4, 6, 8, 10, 12)
              ) -> list[tuple[str, int, float, float]]:
-    """(bucket, samples, median, p95 relative position error) per range bucket."""
+    """(bucket, samples, median, p95 relative position error) per range bucket, over the scored rows."""
+    samples = samples.subset(~samples.unscored)
     out = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         inside = (samples.range_m >= lo) & (samples.range_m < hi)
@@ -251,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             s = summarize(samples)
             print(f"  h={config.camera.height_m:.1f} m pitch={config.camera.pitch_deg:4.1f}: "
                   f"median {100 * s['position_error_rel_median']:.2f}% p95 {100 * s['position_error_rel_p95']:.2f}% "
-                  f"vel RMS {s['velocity_rms_settled']:.3f} m/s (measured >= 1 s: {s['velocity_rms_measured_1s']:.3f}) "
+                  f"vel RMS {s['velocity_rms_settled']:.3f} m/s (measured >= 1 s: {s['velocity_rms_measured_1s']:.3f}, "
+                  f"unscored too: {s['velocity_rms_settled_all']:.3f}) "
                   f"NEES in band {100 * s['nees_in_band_settled']:.1f}% "
                   f"2D-switched {100 * s['mixed_share']:.1f}%", flush=True)
         total = Samples.concat(parts)
