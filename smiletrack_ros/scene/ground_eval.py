@@ -5,13 +5,17 @@ with that person's metric truth: position error relative to range, velocity
 error, and the normalised estimation error squared (NEES) of the 4-dof state
 against its covariance. ``python -m smiletrack_ros.scene.ground_eval`` runs a
 grid of camera heights and pitches, prints the figures and writes a top-down PNG.
+With ``--cache DIR`` the 2D stage's output of each scene is kept there (plain
+arrays, no pickle), so that filter settings re-run in seconds.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import chi2
@@ -29,8 +33,9 @@ from smiletrack_ros.ground import (
 from smiletrack_ros.pipeline import Pipeline
 from smiletrack_ros.scene.camera import SceneCamera
 from smiletrack_ros.scene.config import SceneConfig
+from smiletrack_ros.scene.floor_walkers import FloorTruth
 from smiletrack_ros.scene.scene import FrameTruth, generate_scene
-from smiletrack_ros.tracking import PRESETS, SmileTracker, TrackerConfig, TrackOutput
+from smiletrack_ros.tracking import PRESETS, SmileTracker, TrackerConfig, TrackOutput, TrackState
 
 
 def matched_projection(config: SceneConfig) -> ProjectionConfig:
@@ -108,6 +113,83 @@ def track_scene(config: SceneConfig, preset: str = "reid", embedder: AppearanceE
         d = result.detections
         out.append(TrackedFrame(t, result.live_tracks, d.boxes, d.scores, frame.truth))
     return out
+
+
+_TRACK_INTS = ("track_id", "class_id", "state", "age", "hits", "frames_since_update", "detection_index")
+_TRACK_FLOATS = ("score", "appearance_similarity")
+_TRUTH_ARRAYS = ("ids", "boxes", "visibility", "detection_ids")
+_FLOOR_ARRAYS = ("positions", "velocities", "statures")
+
+
+def cached_track_scene(config: SceneConfig, cache: Path, preset: str = "reid",
+                       embedder: AppearanceEmbedder | None = None) -> list[TrackedFrame]:
+    """``track_scene``, kept in ``cache`` as one ``.npz`` per scene, preset and embedder (the file
+    name hashes them): read back with ``allow_pickle=False``, so a cache file is data only."""
+    key = f"{config!r} {preset} {embedder.name if embedder is not None else 'none'}"
+    path = cache / f"tracked-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    if path.exists():
+        return _load_tracked(path)
+    tracked = track_scene(config, preset, embedder)
+    cache.mkdir(parents=True, exist_ok=True)
+    _save_tracked(path, tracked)
+    return tracked
+
+
+def _save_tracked(path: Path, frames: list[TrackedFrame]) -> None:
+    """Each per-frame list concatenated over frames, with the frames' row counts beside it."""
+    if any(f.truth.floor is None for f in frames):
+        raise ValueError("only metric scenes (SceneConfig.camera) are cached")
+    tracks = [t for f in frames for t in f.live]
+    arrays: dict[str, np.ndarray] = {
+        "time": np.array([f.time for f in frames], np.float64),
+        "track_counts": np.array([len(f.live) for f in frames], np.int64),
+        "box_counts": np.array([len(f.boxes) for f in frames], np.int64),
+        "truth_counts": np.array([len(f.truth.ids) for f in frames], np.int64),
+        "detection_id_counts": np.array([len(f.truth.detection_ids) for f in frames], np.int64),
+        "boxes": np.concatenate([np.asarray(f.boxes, np.float64).reshape(-1, 4) for f in frames]),
+        "scores": np.concatenate([np.asarray(f.scores, np.float64).reshape(-1) for f in frames]),
+        "track_box": np.array([t.box for t in tracks], np.float64).reshape(-1, 4),
+        "track_velocity": np.array([t.velocity for t in tracks], np.float64).reshape(-1, 2)}
+    for name in _TRACK_INTS:
+        arrays[f"track_{name}"] = np.array([int(getattr(t, name)) for t in tracks], np.int64)
+    for name in _TRACK_FLOATS:
+        arrays[f"track_{name}"] = np.array([getattr(t, name) for t in tracks], np.float64)
+    for name in _TRUTH_ARRAYS:
+        arrays[f"truth_{name}"] = np.concatenate([getattr(f.truth, name) for f in frames])
+    for name in _FLOOR_ARRAYS:
+        arrays[f"floor_{name}"] = np.concatenate([getattr(f.truth.floor, name) for f in frames
+                                                  if f.truth.floor is not None])
+    np.savez_compressed(path, **arrays)
+
+
+def _load_tracked(path: Path) -> list[TrackedFrame]:
+    with np.load(path, allow_pickle=False) as z:
+        a = {name: z[name] for name in z.files}
+
+    def split(name: str, counts: str) -> list[np.ndarray]:
+        return np.split(a[name], np.cumsum(a[counts])[:-1])
+
+    columns = {name: split(f"track_{name}", "track_counts") for name in (*_TRACK_INTS, *_TRACK_FLOATS, "box",
+                                                                          "velocity")}
+    truth = {name: split(f"truth_{name}", "detection_id_counts" if name == "detection_ids" else "truth_counts")
+             for name in _TRUTH_ARRAYS}
+    floor = {name: split(f"floor_{name}", "truth_counts") for name in _FLOOR_ARRAYS}
+    boxes, scores = split("boxes", "box_counts"), split("scores", "box_counts")
+    frames = []
+    for k, time in enumerate(a["time"]):
+        live = [TrackOutput(track_id=int(columns["track_id"][k][j]), box=columns["box"][k][j].copy(),
+                            score=float(columns["score"][k][j]), class_id=int(columns["class_id"][k][j]),
+                            state=TrackState(int(columns["state"][k][j])), age=int(columns["age"][k][j]),
+                            hits=int(columns["hits"][k][j]),
+                            frames_since_update=int(columns["frames_since_update"][k][j]),
+                            velocity=(float(columns["velocity"][k][j][0]), float(columns["velocity"][k][j][1])),
+                            appearance_similarity=float(columns["appearance_similarity"][k][j]),
+                            detection_index=int(columns["detection_index"][k][j]))
+                for j in range(len(columns["track_id"][k]))]
+        frame_truth = FrameTruth(truth["ids"][k], truth["boxes"][k], truth["visibility"][k], truth["detection_ids"][k],
+                                 FloorTruth(floor["positions"][k], floor["velocities"][k], floor["statures"][k]))
+        frames.append(TrackedFrame(float(time), live, boxes[k], scores[k], frame_truth))
+    return frames
 
 
 def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
@@ -241,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                              "shipped SLM), or 'none' for motion and IoU only")
     parser.add_argument("--device", default="auto", help="embedder device")
     parser.add_argument("--png", help="write a top-down figure of one scene here")
+    parser.add_argument("--cache", type=Path, help="keep the 2D stage's output of each scene in this folder and "
+                                                   "reuse it (filter settings then re-run in seconds)")
     args = parser.parse_args(argv)
     motion = MotionConfig(acceleration_psd=args.acceleration_psd, turn_psd=args.turn_psd, sway_share=args.sway_share,
                           sway_time=args.sway_time)
@@ -258,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
               f"filter acceleration PSD {motion.acceleration_psd} m^2/s^3, turn PSD {motion.turn_psd} rad^2/s, "
               f"sway share {motion.sway_share} over {motion.sway_time} s")
         for k, config in enumerate(configs):
-            tracked = track_scene(config, args.preset, embedder)
+            tracked = track_scene(config, args.preset, embedder) if args.cache is None else \
+                cached_track_scene(config, args.cache, args.preset, embedder)
             if pictured is None and k == 4:
                 pictured = config, tracked
             samples, _ = run_scene(config, motion, tracked=tracked)
