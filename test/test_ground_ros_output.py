@@ -65,12 +65,15 @@ def test_settings_defaults_names_and_errors():
     assert s.pose.height == 1.5
     assert camera_info_beside("image") == "camera_info" and camera_info_beside("/a/b/image_rect") == "/a/b/camera_info"
     assert _settings(camera_info_topic="/x/info").camera_info_topic == "/x/info"
+    motion = _settings(acceleration_psd=0.01, turn_psd=0.05, sway_share=0.0, sway_time=2.0).motion
+    assert (motion.acceleration_psd, motion.turn_psd, motion.sway_share, motion.sway_time) == (0.01, 0.05, 0.0, 2.0)
     for change, name in (({"camera_height": -1.0}, "ground.camera_height"), ({"camera_pitch_deg": 95.0},
                          "ground.camera_pitch_deg"), ({"min_height": 3.0}, "ground.min_height"),
                          ({"noise_floor_px": 0.0}, "ground.noise_floor_px"), ({"target_frame": " "},
                          "ground.target_frame"), ({"markers_topic": "a//b"}, "ground.markers_topic"),
                          ({"acceleration_psd": 0.0}, "ground.acceleration_psd"), ({"min_score": 2.0},
-                         "ground.min_score")):
+                         "ground.min_score"), ({"turn_psd": -0.1}, "ground.turn_psd"),
+                         ({"sway_share": 1.5}, "ground.sway_share"), ({"sway_time": 0.0}, "ground.sway_time")):
         with pytest.raises(ParameterError) as info:
             _settings(**change)
         assert info.value.name == name, change

@@ -8,7 +8,7 @@ import pytest
 
 from smiletrack_ros.scene import SceneConfig, SceneConfigError, generate_scene
 from smiletrack_ros.scene.camera import SceneCamera
-from smiletrack_ros.scene.ground_eval import Samples, run_scene, summarize
+from smiletrack_ros.scene.ground_eval import Samples, cached_track_scene, run_scene, summarize, track_scene
 
 CAMERA = SceneCamera(height_m=1.6, pitch_deg=12.0, hfov_deg=80.0)
 
@@ -80,3 +80,25 @@ def test_topdown_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert math.isfinite(next(iter(trails.values())).estimates[-1][0])
     assert busiest_time(trails) > 0
+
+
+def test_the_2d_stage_cache_gives_back_what_it_kept(tmp_path):
+    """The cache stores plain arrays (read without pickle) and gives back the same frames: the ground
+    filter's samples are identical to those of a fresh 2D run, and another scene gets its own file."""
+    config = _config(num_frames=30, num_people=4, det_box_noise=0.02)
+    first = cached_track_scene(config, tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    again = cached_track_scene(config, tmp_path)     # read back from the file
+    assert [len(f.live) for f in again] == [len(f.live) for f in first] and sum(len(f.live) for f in again) > 30
+    for a, b in zip(first, again, strict=True):
+        assert [(t.track_id, t.detection_index, t.state) for t in a.live] == \
+            [(t.track_id, t.detection_index, t.state) for t in b.live]
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.truth.detection_ids, b.truth.detection_ids)
+        np.testing.assert_array_equal(a.truth.floor.positions, b.truth.floor.positions)
+    expected, _ = run_scene(config, tracked=track_scene(config))
+    cached, _ = run_scene(config, tracked=again)
+    for name in Samples.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(cached, name), getattr(expected, name))
+    cached_track_scene(_config(num_frames=30, num_people=4, det_box_noise=0.02, seed=4), tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 2

@@ -4,11 +4,13 @@
 ``CameraPose`` (mounting height/pitch/roll or a 4x4 optical -> target transform)
 make a ``GroundProjector``, which maps boxes' foot points to the floor (z = 0 of
 the target frame) with covariances, or says why not (``Refusal``).
-``GroundTracker`` runs a constant-velocity filter per 2D track on those points.
+``GroundTracker`` runs a constant-velocity filter per 2D track on those points (with the
+foot point's correlated sway as a state, and turning walkers' process noise).
 """
 from smiletrack_ros.ground.camera import DISTORTION_MODELS, CameraModel, CameraModelError
 from smiletrack_ros.ground.motion import (
     ConstantVelocityFilter,
+    FootPoint,
     GroundEstimate,
     GroundStatus,
     GroundTracker,
@@ -25,5 +27,6 @@ from smiletrack_ros.ground.projection import (
 )
 
 __all__ = ["DISTORTION_MODELS", "CameraModel", "CameraModelError", "CameraPose", "CameraPoseError",
-           "ConstantVelocityFilter", "GroundConfigError", "GroundEstimate", "GroundMeasurements", "GroundProjector",
-           "GroundStatus", "GroundTracker", "MotionConfig", "PixelNoise", "ProjectionConfig", "Refusal"]
+           "ConstantVelocityFilter", "FootPoint", "GroundConfigError", "GroundEstimate", "GroundMeasurements",
+           "GroundProjector", "GroundStatus", "GroundTracker", "MotionConfig", "PixelNoise", "ProjectionConfig",
+           "Refusal"]

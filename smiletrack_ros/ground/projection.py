@@ -113,12 +113,15 @@ class ProjectionConfig:
 @dataclass(frozen=True, eq=False)
 class GroundMeasurements:
     """Per box: ``positions`` (N, 2) x, y on the floor of the target frame (m; nan when refused),
-    ``covariances`` (N, 2, 2) m^2, ``heights`` (N,) estimated standing height (m; nan when the
-    head is cut off or the position refused), ``ranges`` (N,) horizontal distance from the camera,
-    ``refusals`` (N,) ``Refusal`` codes (0: usable)."""
+    ``covariances`` (N, 2, 2) m^2, ``column_sigmas`` (N, 2) m: the floor displacement of a one-sigma
+    error of the foot point's image column (its share of ``covariances``: the ground filter models
+    part of it as correlated over frames), ``heights`` (N,) estimated standing height (m; nan when
+    the head is cut off or the position refused), ``ranges`` (N,) horizontal distance from the
+    camera, ``refusals`` (N,) ``Refusal`` codes (0: usable)."""
 
     positions: np.ndarray
     covariances: np.ndarray
+    column_sigmas: np.ndarray
     heights: np.ndarray
     ranges: np.ndarray
     refusals: np.ndarray
@@ -159,10 +162,11 @@ class GroundProjector:
         return self.pose.position + scale[:, None] * directions, refusals
 
     def head_points(self, boxes: np.ndarray, heights: np.ndarray, height_sigmas: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For boxes whose feet are cut off but whose head shows: where the ray through the box top
         meets the plane of the person's known standing height -> ((N, 2) positions, (N, 2, 2)
-        covariances from the top edge's pixel noise and ``height_sigmas``, (N,) refusals)."""
+        covariances from the top edge's pixel noise and ``height_sigmas``, (N, 2) column sigmas as
+        in ``GroundMeasurements``, (N,) refusals)."""
         cfg, cam = self.config, self.camera
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         heights = np.asarray(heights, np.float64).reshape(-1)
@@ -200,7 +204,7 @@ class GroundProjector:
                        * J_height[:, :, None] * J_height[:, None, :])
         usable = out == Refusal.NONE
         return (np.where(usable[:, None], ground, np.nan), np.where(usable[:, None, None], covariances, np.nan),
-                out)
+                np.where(usable[:, None], J[:, :, 0] * sigma[:, :1], np.nan), out)
 
     def project(self, boxes: np.ndarray, scores: np.ndarray | None = None) -> GroundMeasurements:
         """(N, 4) boxes x1, y1, x2, y2 in image pixels (and their detection scores, if known) ->
@@ -267,6 +271,7 @@ class GroundProjector:
         usable = refusals == Refusal.NONE
         return GroundMeasurements(positions=np.where(usable[:, None], ground, np.nan),
                                   covariances=np.where(usable[:, None, None], covariances, np.nan),
+                                  column_sigmas=np.where(usable[:, None], jacobian[:, :, 0] * sigma[:, :1], np.nan),
                                   heights=np.where(usable, heights, np.nan),
                                   ranges=np.where(usable, ranges, np.nan), refusals=refusals)
 

@@ -47,7 +47,12 @@ GROUND_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("ground.min_score", "double", _D.min_score, "detections scored lower are not projected "
               "(mostly occluded: their boxes need not reach the feet)"),
     ParamSpec("ground.acceleration_psd", "double", _M.acceleration_psd, "walking people's white-acceleration "
-              "noise, m^2/s^3 (ground filter)"),
+              "noise in every direction (speeding up, slowing down), m^2/s^3 (ground filter)"),
+    ParamSpec("ground.turn_psd", "double", _M.turn_psd, "white noise of walking people's heading rate, rad^2/s: "
+              "acceleration across the walking direction, in proportion to the speed (ground filter)"),
+    ParamSpec("ground.sway_share", "double", _M.sway_share, "share (0-1) of the foot point's column variance "
+              "that is correlated over frames (limb swing, posture): a state of the ground filter; 0: all white"),
+    ParamSpec("ground.sway_time", "double", _M.sway_time, "correlation time of that sway, s"),
     ParamSpec("ground.detections_topic", "string", "tracks_3d", "output: vision_msgs/Detection3DArray, id = track "
               "id, box centre at the person's mid-height above the ground position"),
     ParamSpec("ground.markers_topic", "string", "tracks_markers", "output: visualization_msgs/MarkerArray for RViz "
@@ -87,7 +92,8 @@ class GroundSettings:
         with _as_parameter():
             projection = ProjectionConfig(noise=noise, min_height=v["min_height"], max_height=v["max_height"],
                                           max_range=v["max_range"], min_score=v["min_score"])
-            motion = MotionConfig(acceleration_psd=v["acceleration_psd"])
+            motion = MotionConfig(acceleration_psd=v["acceleration_psd"], turn_psd=v["turn_psd"],
+                                  sway_share=v["sway_share"], sway_time=v["sway_time"])
         if v["use_tf"] and v["enabled"]:
             _check_tf2_ros()
         return cls(enabled=bool(v["enabled"]), camera_info_topic=info_topic, target_frame=frame,

@@ -5,13 +5,17 @@ with that person's metric truth: position error relative to range, velocity
 error, and the normalised estimation error squared (NEES) of the 4-dof state
 against its covariance. ``python -m smiletrack_ros.scene.ground_eval`` runs a
 grid of camera heights and pitches, prints the figures and writes a top-down PNG.
+With ``--cache DIR`` the 2D stage's output of each scene is kept there (plain
+arrays, no pickle), so that filter settings re-run in seconds.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import chi2
@@ -29,8 +33,9 @@ from smiletrack_ros.ground import (
 from smiletrack_ros.pipeline import Pipeline
 from smiletrack_ros.scene.camera import SceneCamera
 from smiletrack_ros.scene.config import SceneConfig
+from smiletrack_ros.scene.floor_walkers import FloorTruth
 from smiletrack_ros.scene.scene import FrameTruth, generate_scene
-from smiletrack_ros.tracking import PRESETS, SmileTracker, TrackerConfig, TrackOutput
+from smiletrack_ros.tracking import PRESETS, SmileTracker, TrackerConfig, TrackOutput, TrackState
 
 
 def matched_projection(config: SceneConfig) -> ProjectionConfig:
@@ -49,7 +54,10 @@ class Samples:
     A measured estimate is scored against the person behind the frame's detection. A predicted
     one (the filter refused this frame's box) is scored against the person the filter last
     measured: the refused box may be someone else's (ByteTrack's second stage matches low-score,
-    mostly occluded boxes), and the filter went on predicting the person it follows.
+    mostly occluded boxes), and the filter went on predicting the person it follows. When that
+    person has left the scene (the scene keeps no truth for them) the row is ``unscored``: its
+    errors are taken against the detection's person, and ``summarize`` leaves it out of the
+    figures except the ``_all`` and ``_by_detection`` ones.
     ``velocity_error_detection`` scores every estimate against the detection's person instead."""
 
     range_m: np.ndarray
@@ -62,6 +70,7 @@ class Samples:
                                  # (the 2D tracker switched identities under it)
     velocity_error_detection: np.ndarray   # m/s, against the person behind this frame's detection
     measured_span: np.ndarray    # s from the filter's first to its latest measurement
+    unscored: np.ndarray         # bool: predicted, and the person the filter follows has left the scene
 
     def subset(self, rows: np.ndarray) -> Samples:
         return Samples(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
@@ -106,6 +115,83 @@ def track_scene(config: SceneConfig, preset: str = "reid", embedder: AppearanceE
     return out
 
 
+_TRACK_INTS = ("track_id", "class_id", "state", "age", "hits", "frames_since_update", "detection_index")
+_TRACK_FLOATS = ("score", "appearance_similarity")
+_TRUTH_ARRAYS = ("ids", "boxes", "visibility", "detection_ids")
+_FLOOR_ARRAYS = ("positions", "velocities", "statures")
+
+
+def cached_track_scene(config: SceneConfig, cache: Path, preset: str = "reid",
+                       embedder: AppearanceEmbedder | None = None) -> list[TrackedFrame]:
+    """``track_scene``, kept in ``cache`` as one ``.npz`` per scene, preset and embedder (the file
+    name hashes them): read back with ``allow_pickle=False``, so a cache file is data only."""
+    key = f"{config!r} {preset} {embedder.name if embedder is not None else 'none'}"
+    path = cache / f"tracked-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    if path.exists():
+        return _load_tracked(path)
+    tracked = track_scene(config, preset, embedder)
+    cache.mkdir(parents=True, exist_ok=True)
+    _save_tracked(path, tracked)
+    return tracked
+
+
+def _save_tracked(path: Path, frames: list[TrackedFrame]) -> None:
+    """Each per-frame list concatenated over frames, with the frames' row counts beside it."""
+    if any(f.truth.floor is None for f in frames):
+        raise ValueError("only metric scenes (SceneConfig.camera) are cached")
+    tracks = [t for f in frames for t in f.live]
+    arrays: dict[str, np.ndarray] = {
+        "time": np.array([f.time for f in frames], np.float64),
+        "track_counts": np.array([len(f.live) for f in frames], np.int64),
+        "box_counts": np.array([len(f.boxes) for f in frames], np.int64),
+        "truth_counts": np.array([len(f.truth.ids) for f in frames], np.int64),
+        "detection_id_counts": np.array([len(f.truth.detection_ids) for f in frames], np.int64),
+        "boxes": np.concatenate([np.asarray(f.boxes, np.float64).reshape(-1, 4) for f in frames]),
+        "scores": np.concatenate([np.asarray(f.scores, np.float64).reshape(-1) for f in frames]),
+        "track_box": np.array([t.box for t in tracks], np.float64).reshape(-1, 4),
+        "track_velocity": np.array([t.velocity for t in tracks], np.float64).reshape(-1, 2)}
+    for name in _TRACK_INTS:
+        arrays[f"track_{name}"] = np.array([int(getattr(t, name)) for t in tracks], np.int64)
+    for name in _TRACK_FLOATS:
+        arrays[f"track_{name}"] = np.array([getattr(t, name) for t in tracks], np.float64)
+    for name in _TRUTH_ARRAYS:
+        arrays[f"truth_{name}"] = np.concatenate([getattr(f.truth, name) for f in frames])
+    for name in _FLOOR_ARRAYS:
+        arrays[f"floor_{name}"] = np.concatenate([getattr(f.truth.floor, name) for f in frames
+                                                  if f.truth.floor is not None])
+    np.savez_compressed(path, **arrays)
+
+
+def _load_tracked(path: Path) -> list[TrackedFrame]:
+    with np.load(path, allow_pickle=False) as z:
+        a = {name: z[name] for name in z.files}
+
+    def split(name: str, counts: str) -> list[np.ndarray]:
+        return np.split(a[name], np.cumsum(a[counts])[:-1])
+
+    columns = {name: split(f"track_{name}", "track_counts") for name in (*_TRACK_INTS, *_TRACK_FLOATS, "box",
+                                                                          "velocity")}
+    truth = {name: split(f"truth_{name}", "detection_id_counts" if name == "detection_ids" else "truth_counts")
+             for name in _TRUTH_ARRAYS}
+    floor = {name: split(f"floor_{name}", "truth_counts") for name in _FLOOR_ARRAYS}
+    boxes, scores = split("boxes", "box_counts"), split("scores", "box_counts")
+    frames = []
+    for k, time in enumerate(a["time"]):
+        live = [TrackOutput(track_id=int(columns["track_id"][k][j]), box=columns["box"][k][j].copy(),
+                            score=float(columns["score"][k][j]), class_id=int(columns["class_id"][k][j]),
+                            state=TrackState(int(columns["state"][k][j])), age=int(columns["age"][k][j]),
+                            hits=int(columns["hits"][k][j]),
+                            frames_since_update=int(columns["frames_since_update"][k][j]),
+                            velocity=(float(columns["velocity"][k][j][0]), float(columns["velocity"][k][j][1])),
+                            appearance_similarity=float(columns["appearance_similarity"][k][j]),
+                            detection_index=int(columns["detection_index"][k][j]))
+                for j in range(len(columns["track_id"][k]))]
+        frame_truth = FrameTruth(truth["ids"][k], truth["boxes"][k], truth["visibility"][k], truth["detection_ids"][k],
+                                 FloorTruth(floor["positions"][k], floor["velocities"][k], floor["statures"][k]))
+        frames.append(TrackedFrame(float(time), live, boxes[k], scores[k], frame_truth))
+    return frames
+
+
 def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
               projection: ProjectionConfig | None = None, preset: str = "reid",
               embedder: AppearanceEmbedder | None = None,
@@ -136,7 +222,8 @@ def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
             if e.status == GroundStatus.MEASURED:
                 seen.append(source)
                 last_measured[(int(track.track_id), e.started)] = t
-            followed = seen[-1] if seen and seen[-1] in row_of else source
+            gone = bool(seen) and seen[-1] not in row_of
+            followed = source if gone else seen[-1] if seen else source
             k = row_of[followed]
             position, velocity = truth.floor.positions[k], truth.floor.velocities[k]
             error = np.concatenate([e.position - position, e.velocity - velocity])
@@ -144,20 +231,26 @@ def run_scene(config: SceneConfig, motion: MotionConfig | None = None,
                          t - e.started, float(error @ np.linalg.solve(e.covariance, error)),
                          float(e.status == GroundStatus.MEASURED), float(bool(set(seen) - {followed})),
                          float(np.hypot(*(e.velocity - truth.floor.velocities[row_of[source]]))),
-                         last_measured.get((int(track.track_id), e.started), e.started) - e.started))
+                         last_measured.get((int(track.track_id), e.started), e.started) - e.started,
+                         float(gone)))
             trail = trails.setdefault(int(track.track_id), Trail(int(track.track_id), [], [], [], []))
             trail.estimates.append(np.concatenate([e.position, e.velocity]))
             trail.truth.append(position.copy())
             trail.covariances.append(e.covariance)
             trail.times.append(t)
-    table = np.array(rows, np.float64).reshape(-1, 9)
-    samples = Samples(*table[:, :5].T, table[:, 5].astype(bool), table[:, 6].astype(bool), *table[:, 7:].T)
+    table = np.array(rows, np.float64).reshape(-1, 10)
+    samples = Samples(*table[:, :5].T, table[:, 5].astype(bool), table[:, 6].astype(bool), *table[:, 7:9].T,
+                      table[:, 9].astype(bool))
     return samples, trails
 
 
 def summarize(samples: Samples, max_range: float = 10.0, settle_s: float = 1.0) -> dict[str, float]:
     """The issue's figures: relative position error (median, p95) within ``max_range``; velocity
-    RMS and NEES band coverage for tracks older than ``settle_s``."""
+    RMS and NEES band coverage for tracks older than ``settle_s``; all over the scored rows
+    (``Samples``), except ``velocity_rms_settled_all`` (every row, as if none were unscored) and
+    ``velocity_rms_settled_by_detection``."""
+    everything = samples
+    samples = samples.subset(~samples.unscored)
     near = samples.range_m <= max_range
     relative = samples.position_error[near] / samples.range_m[near]
     settled = samples.track_age >= settle_s
@@ -167,19 +260,23 @@ def summarize(samples: Samples, max_range: float = 10.0, settle_s: float = 1.0) 
             "position_error_rel_median": float(np.median(relative)),
             "position_error_rel_p95": float(np.percentile(relative, 95)),
             "velocity_rms_settled": float(np.sqrt(np.mean(samples.velocity_error[settled] ** 2))),
-            "velocity_rms_settled_by_detection":
-                float(np.sqrt(np.mean(samples.velocity_error_detection[settled] ** 2))),
+            "velocity_rms_settled_all":
+                float(np.sqrt(np.mean(everything.velocity_error[everything.track_age >= settle_s] ** 2))),
+            "velocity_rms_settled_by_detection": float(np.sqrt(np.mean(
+                everything.velocity_error_detection[everything.track_age >= settle_s] ** 2))),
             "settled_share": float(np.mean(settled)),
             "velocity_rms_measured_1s":
                 float(np.sqrt(np.mean(samples.velocity_error[samples.measured_span >= settle_s] ** 2))),
             "nees_in_band_settled": float(np.mean((nees > lo) & (nees < hi))),
             "nees_mean_settled": float(np.mean(nees)),
-            "measured_share": float(np.mean(samples.measured)), "mixed_share": float(np.mean(samples.mixed))}
+            "measured_share": float(np.mean(samples.measured)), "mixed_share": float(np.mean(samples.mixed)),
+            "unscored_share": float(np.mean(everything.unscored))}
 
 
 def by_range(samples: Samples, edges: tuple[float, ...] = (1, 2, 4, 6, 8, 10, 12)
              ) -> list[tuple[str, int, float, float]]:
-    """(bucket, samples, median, p95 relative position error) per range bucket."""
+    """(bucket, samples, median, p95 relative position error) per range bucket, over the scored rows."""
+    samples = samples.subset(~samples.unscored)
     out = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         inside = (samples.range_m >= lo) & (samples.range_m < hi)
@@ -214,15 +311,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="walkers' heading random walk, rad/sqrt(s)")
     parser.add_argument("--det-box-noise", type=float, default=0.02,
                         help="simulated detector box-edge jitter, fraction of the box size")
-    parser.add_argument("--acceleration-psd", type=float, default=MotionConfig().acceleration_psd)
+    defaults = MotionConfig()
+    parser.add_argument("--acceleration-psd", type=float, default=defaults.acceleration_psd, help="m^2/s^3")
+    parser.add_argument("--turn-psd", type=float, default=defaults.turn_psd, help="heading-rate noise, rad^2/s")
+    parser.add_argument("--sway-share", type=float, default=defaults.sway_share,
+                        help="share of the foot point's column variance correlated over frames (0: white)")
+    parser.add_argument("--sway-time", type=float, default=defaults.sway_time, help="its correlation time, s")
     parser.add_argument("--preset", default="reid", choices=tuple(PRESETS), help="2D tracker preset (the node's: reid)")
     parser.add_argument("--embedder", default="slm",
                         help="BACKEND[:WEIGHTS] of the appearance embedder fed the rendered crops (slm = the "
                              "shipped SLM), or 'none' for motion and IoU only")
     parser.add_argument("--device", default="auto", help="embedder device")
     parser.add_argument("--png", help="write a top-down figure of one scene here")
+    parser.add_argument("--cache", type=Path, help="keep the 2D stage's output of each scene in this folder and "
+                                                   "reuse it (filter settings then re-run in seconds)")
     args = parser.parse_args(argv)
-    motion = MotionConfig(acceleration_psd=args.acceleration_psd)
+    motion = MotionConfig(acceleration_psd=args.acceleration_psd, turn_psd=args.turn_psd, sway_share=args.sway_share,
+                          sway_time=args.sway_time)
     embedder = None if args.embedder == "none" else \
         build_embedder(EmbedderConfig.from_spec(args.embedder, device=args.device))
     pictured: tuple[SceneConfig, list[TrackedFrame]] | None = None
@@ -234,9 +339,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.seconds:g} s each, {args.people} people, box noise {args.det_box_noise}, "
               f"heading drift {args.heading_drift} rad/sqrt(s), 2D preset {args.preset}, "
               f"embedder {embedder.name if embedder is not None else 'none'}, "
-              f"filter acceleration PSD {motion.acceleration_psd} m^2/s^3")
+              f"filter acceleration PSD {motion.acceleration_psd} m^2/s^3, turn PSD {motion.turn_psd} rad^2/s, "
+              f"sway share {motion.sway_share} over {motion.sway_time} s")
         for k, config in enumerate(configs):
-            tracked = track_scene(config, args.preset, embedder)
+            tracked = track_scene(config, args.preset, embedder) if args.cache is None else \
+                cached_track_scene(config, args.cache, args.preset, embedder)
             if pictured is None and k == 4:
                 pictured = config, tracked
             samples, _ = run_scene(config, motion, tracked=tracked)
@@ -244,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             s = summarize(samples)
             print(f"  h={config.camera.height_m:.1f} m pitch={config.camera.pitch_deg:4.1f}: "
                   f"median {100 * s['position_error_rel_median']:.2f}% p95 {100 * s['position_error_rel_p95']:.2f}% "
-                  f"vel RMS {s['velocity_rms_settled']:.3f} m/s (measured >= 1 s: {s['velocity_rms_measured_1s']:.3f}) "
+                  f"vel RMS {s['velocity_rms_settled']:.3f} m/s (measured >= 1 s: {s['velocity_rms_measured_1s']:.3f}, "
+                  f"unscored too: {s['velocity_rms_settled_all']:.3f}) "
                   f"NEES in band {100 * s['nees_in_band_settled']:.1f}% "
                   f"2D-switched {100 * s['mixed_share']:.1f}%", flush=True)
         total = Samples.concat(parts)
