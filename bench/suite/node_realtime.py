@@ -6,7 +6,9 @@ node processes, per model set, worker mode and camera layout, all in one run.
         [--layouts nodes,one-node] [--repeats 1] [--json R.json]
 
 Frames: TUD-Stadtmitte (../shared/data/MOT15, 640x480), one stream per camera (camera c starts
-c * 40 frames later); ``external`` sets send its det.txt detections with each image. Each
+c * 40 frames later); ``external`` sets send its det.txt detections right after each image, as
+a detector would (``external+slm/detections-first``: before it, in the same participant, which Fast
+DDS's shared-memory transport loses when the subscriber is busy: see ``Feeder.publish``). Each
 configuration gets fresh node processes, a lock-step warm-up, then ``--seconds`` of frames at
 ``--rate`` on every camera. Reported per configuration: frames sent, processed (tracks came back),
 processed FPS, dropped by the busy node (its ``frames_dropped_busy``), latency publish -> tracks
@@ -70,6 +72,7 @@ class Config:
     params: dict
     cameras: int
     layout: str          # nodes | one-node
+    detections_first: bool = False   # the feeder publishes each frame's detections before its image
 
     @property
     def external(self) -> bool:
@@ -158,7 +161,11 @@ class Feeder(SpunNode):
     def connected(self) -> bool:
         return all(p.get_subscription_count() > 0 for p in self.image_pubs)
 
-    def publish(self, camera: int, stamp_ns: int, fields: dict, detections=None) -> None:
+    def publish(self, camera: int, stamp_ns: int, fields: dict, detections=None, detections_first=False) -> None:
+        """The image, then its detections. The other way round, Fast DDS loses detections: its
+        shared-memory transport writes a participant's messages into one 512 KiB segment, and the
+        image (921,600 bytes) right after recycles the buffer of the array a busy subscriber has not
+        read yet; the reliable repair then holds that array and every later one for ~0.5-3 s."""
         from sensor_msgs.msg import Image
         from std_msgs.msg import Header
 
@@ -168,10 +175,13 @@ class Feeder(SpunNode):
         header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         with self.lock:
             self.sent[(camera, stamp_ns)] = time.perf_counter()
+        messages = [(self.image_pubs[camera], Image(header=header, **fields))]
         if detections is not None:
-            self.det_pubs[camera].publish(detections_cdr(header, detections.boxes, detections.scores,
-                                                         detections.class_ids, class_names=("person",)))
-        self.image_pubs[camera].publish(Image(header=header, **fields))
+            array = detections_cdr(header, detections.boxes, detections.scores, detections.class_ids,
+                                   class_names=("person",))
+            messages.insert(0 if detections_first else 1, (self.det_pubs[camera], array))
+        for publisher, message in messages:
+            publisher.publish(message)
 
     def answered(self, keys) -> int:
         with self.lock:
@@ -202,7 +212,7 @@ def start_nodes(config: Config, workdir: Path, domain: int, rate: float) -> list
 def run_config(config: Config, images: list[np.ndarray], dets: dict, rate: float, seconds: float,
                domain: int) -> Result:
     from smiletrack_ros.detections import Detections
-    from smiletrack_ros.ros.images import bgr_to_raw_fields
+    from smiletrack_ros.image_codec import bgr_to_raw_fields
 
     fields = [bgr_to_raw_fields(image) for image in images]
     with tempfile.TemporaryDirectory(prefix="smiletrack_realtime_") as tmp:
@@ -221,7 +231,7 @@ def run_config(config: Config, images: list[np.ndarray], dets: dict, rate: float
             def frame(camera: int, k: int):
                 index = (k + camera * CAMERA_OFFSET) % len(images)
                 d = dets.get(index + 1, Detections.empty()) if config.external else None
-                return fields[index], d
+                return fields[index], d, config.detections_first
 
             for k in range(4):          # lock-step warm-up: the models' first runs
                 keys = [(c, t0 + k * period_ns) for c in range(config.cameras)]
@@ -306,11 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     sets = model_sets(SHARED)
     configs = []
     for cameras in (int(c) for c in args.cameras.split(",")):
-        for set_name in args.sets.split(","):
+        for set_label in args.sets.split(","):
+            set_name, _, order = set_label.partition("/")
+            if order not in ("", "detections-first"):
+                p.error(f"unknown feeder order {order!r} in {set_label!r} (known: detections-first)")
             for mode in args.modes.split(","):
                 for layout in (args.layouts.split(",") if cameras > 1 else ["nodes"]):
-                    label = f"{set_name} {mode} {cameras}cam" + (f" {layout}" if cameras > 1 else "")
-                    configs.append(Config(label, sets[set_name] | MODES[mode], cameras, layout))
+                    label = f"{set_label} {mode} {cameras}cam" + (f" {layout}" if cameras > 1 else "")
+                    configs.append(Config(label, sets[set_name] | MODES[mode], cameras, layout, bool(order)))
     images, dets = load_video(SHARED, 180)
     rows = []
     domain = 120 + os.getpid() % 60
