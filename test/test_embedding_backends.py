@@ -1,6 +1,7 @@
 """Every embedder backend behind one interface: shapes, unit norms, batch-size invariance,
 the shared host-array crop path (OpenCV, against roi_align), the typed config and its errors
 (named fields), strict OSNet loading, ONNX export parity, corrupt model files and hostile sidecar cards."""
+import dataclasses
 import json
 
 import numpy as np
@@ -100,7 +101,8 @@ def test_preprocessing_planes_order_scale_and_normalise():
     ({"backend": "osnet", "weights": None, "std": (1, 0, 1)}, "std"), ({"backend": "onnx", "weights": None}, "weights"),
     ({"backend": "osnet"}, "weights"), ({"input_height": 256}, "input_height"),
     ({"backend": "onnx", "weights": "m.onnx", "flip_average": True}, "flip_average"),
-    ({"threads": -1}, "threads"),
+    ({"threads": -1}, "threads"), ({"runtime": "tensorrt"}, "runtime"),
+    ({"backend": "onnx", "weights": "m.onnx", "runtime": "torch"}, "runtime"),
 ])
 def test_config_errors_name_the_field(kwargs, field):
     with pytest.raises(EmbedderConfigError) as info:
@@ -194,6 +196,27 @@ def test_our_onnx_export_gives_the_torch_embeddings(image, osnet_untrained, onnx
     assert np.abs(out - osnet_untrained(image, GRID_BOXES)).max() < 1e-4
     one = build_embedder(EmbedderConfig(backend="onnx", weights=str(onnx_export), max_batch=1, warmup=False))
     assert np.allclose(one(image, BOXES), onnx(image, BOXES), atol=1e-5)
+
+
+@pytest.mark.parametrize("backend, weights", [("slm", "default"), ("osnet", None)])
+def test_the_onnxruntime_runtime_gives_the_torch_runtimes_embeddings(image, backend, weights):
+    """The same network and weights, exported in memory: equal within float rounding."""
+    config = EmbedderConfig(backend=backend, weights=weights, device="cpu", threads=1, warmup=False)
+    torch_run = build_embedder(dataclasses.replace(config, runtime="torch"))
+    onnx_run = build_embedder(config)             # auto: onnxruntime on the CPU
+    assert (torch_run.runtime, onnx_run.runtime) == ("torch", "onnxruntime")
+    assert np.abs(onnx_run(image, BOXES) - torch_run(image, BOXES)).max() < 1e-5
+    pairs = [(image, BOXES[:2]), (image[:100], BOXES[2:])]
+    want = np.concatenate([torch_run(*pair) for pair in pairs])
+    assert np.abs(np.concatenate(onnx_run.embed_many(pairs)) - want).max() < 1e-5
+
+
+def test_onnxruntime_runtime_is_the_cpus_only():
+    from smiletrack_ros.embedding.embedder import embedder_runtime
+
+    assert embedder_runtime("auto", torch.device("cuda", 0)) == "torch"
+    with pytest.raises(EmbedderConfigError, match="^runtime: onnxruntime runs the torch embedders on the CPU only"):
+        embedder_runtime("onnxruntime", torch.device("cuda", 0))
 
 
 def test_fixed_batch_onnx_model_is_fed_padded_chunks(tmp_path, image, osnet_untrained):

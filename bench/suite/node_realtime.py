@@ -14,12 +14,14 @@ configuration gets fresh node processes, a lock-step warm-up, then ``--seconds``
 processed FPS, dropped by the busy node (its ``frames_dropped_busy``), latency publish -> tracks
 received p50/p99, the node's per-step and per-stage times (p50: median of its 1 s diagnostics
 periods, p99: the largest period p99), and the node processes' CPU use (% of one core, from
-/proc). Modes: ``today`` = sequential with the thread settings main shipped before the pipeline
-(every runtime on every core), ``sequential`` / ``pipelined`` = the node's defaults (one thread
-per runtime, each frame's crops cut in two runs embedded at once: ``pipeline.embed_split`` 2)
-with that ``pipeline.mode``; ``pipelined-s1`` = one embedder call per frame (detect | track only),
-``pipelined-e2`` = two frames embedded at once (``pipeline.embed_workers`` 2), ``pipelined-t2`` =
-the embedder on two runtime threads instead, ``pipelined-allcores`` = every runtime on every core.
+/proc). Modes: ``main`` = the ``today`` settings run by another source tree (``--main-src``: the
+code users have today), ``today`` = sequential with the thread settings main shipped before the
+pipeline (every runtime on every core, no crop split, the SLM in torch), ``sequential`` /
+``pipelined`` = the node's defaults (one thread per runtime, each frame's crops cut in two runs
+embedded at once: ``pipeline.embed_split`` 2) with that ``pipeline.mode``; ``pipelined-s1`` = one
+embedder call per frame (detect | track only), ``pipelined-e2`` = two frames embedded at once
+(``pipeline.embed_workers`` 2), ``pipelined-t2`` = the embedder on two runtime threads instead,
+``pipelined-allcores`` = every runtime on every core.
 Layouts with several cameras: ``nodes`` = one node process per camera (namespaces /cam0 ...),
 ``one-node`` = one node with ``cameras: [cam0, ...]`` (shared models, batched across cameras).
 """
@@ -48,7 +50,8 @@ BASE = {"class_names": ["person"], "input_qos.reliability": "reliable", "input_q
         "diagnostics_period": 1.0, "tracker.preset": "reid", "detector.device": "cpu", "embedder.device": "cpu"}
 # today = main before issue 20: sequential, every runtime on every core (its thread defaults)
 EVERY_CORE = {"detector.cpu_threads": 0, "embedder.threads": 0, "threads.torch": 0, "threads.opencv": 0}
-MODES = {"today": {"pipeline.mode": "sequential", "pipeline.embed_split": 1} | EVERY_CORE,
+TODAY = {"pipeline.mode": "sequential", "pipeline.embed_split": 1} | EVERY_CORE
+MODES = {"main": TODAY, "today": TODAY | {"embedder.runtime": "torch"},
          "sequential": {"pipeline.mode": "sequential"},
          "pipelined": {"pipeline.mode": "pipelined"},
          "pipelined-s1": {"pipeline.mode": "pipelined", "pipeline.embed_split": 1},
@@ -73,6 +76,7 @@ class Config:
     cameras: int
     layout: str          # nodes | one-node
     detections_first: bool = False   # the feeder publishes each frame's detections before its image
+    source: Path | None = None       # the package copy the nodes run (None: this one)
 
     @property
     def external(self) -> bool:
@@ -193,6 +197,8 @@ def start_nodes(config: Config, workdir: Path, domain: int, rate: float) -> list
 
     env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                                 PYTHONUNBUFFERED="1"))
+    if config.source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(config.source), env["PYTHONPATH"]])
     if config.layout == "one-node":
         layouts = [("", {"cameras": [f"cam{c}" for c in range(config.cameras)]})]
     else:
@@ -309,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layouts", default="nodes", help="for several cameras: nodes, one-node or both")
     p.add_argument("--repeats", type=int, default=1, help="the whole list again (interleaved), for noise")
     p.add_argument("--json", type=Path)
+    p.add_argument("--main-src", type=Path, help="the source tree the 'main' mode's nodes run (e.g. "
+                                                  "git archive <commit> | tar -x -C DIR)")
     args = p.parse_args(argv)
     if not (SHARED / "data" / "MOT15" / VIDEO).is_dir():
         print(f"skipped: {SHARED}/data/MOT15/{VIDEO} not found (set SMILETRACK_SHARED)", file=sys.stderr)
@@ -323,7 +331,11 @@ def main(argv: list[str] | None = None) -> int:
             for mode in args.modes.split(","):
                 for layout in (args.layouts.split(",") if cameras > 1 else ["nodes"]):
                     label = f"{set_label} {mode} {cameras}cam" + (f" {layout}" if cameras > 1 else "")
-                    configs.append(Config(label, sets[set_name] | MODES[mode], cameras, layout, bool(order)))
+                    source = args.main_src if mode == "main" else None
+                    if mode == "main" and not (source and (source / "smiletrack_ros").is_dir()):
+                        p.error("mode main needs --main-src: a source tree with smiletrack_ros/")
+                    configs.append(Config(label, sets[set_name] | MODES[mode], cameras, layout, bool(order),
+                                          source))
     images, dets = load_video(SHARED, 180)
     rows = []
     domain = 120 + os.getpid() % 60

@@ -19,6 +19,7 @@ from .preprocessing import CHANNEL_ORDERS, MAX_INPUT_SIDE, Preprocessing, is_cou
 
 BACKENDS = ("slm", "osnet", "onnx", "openvino")
 PRECISIONS = ("auto", "fp32", "fp16")
+RUNTIMES = ("auto", "torch", "onnxruntime")
 DEFAULT = "default"
 MAX_BATCH = 4096
 MAX_THREADS = 1024
@@ -36,6 +37,9 @@ class EmbedderConfig:
     ``precision``: "auto" = fp16 on CUDA, fp32 on the CPU; "fp16" needs CUDA (torch) or a
     float16 model (onnx). ``flip_average`` (torch backends): None = as the card says.
     ``threads``: CPU threads of ONNX Runtime / OpenVINO (0: the runtime's default).
+    ``runtime`` (torch backends): "torch" runs the network in torch; "onnxruntime" runs an
+    ONNX export of the same network and weights, made in memory at load, in ONNX Runtime on
+    the CPU (``threads`` threads); "auto": onnxruntime on the CPU (measured faster), torch on CUDA.
     """
 
     backend: str = "slm"
@@ -56,6 +60,7 @@ class EmbedderConfig:
     variant: str | None = None
     seed: int = 0
     threads: int = 0
+    runtime: str = "auto"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -95,6 +100,11 @@ class EmbedderConfig:
             raise EmbedderConfigError("sampling_ratio", f"must be an int in 1..64, got {self.sampling_ratio!r}")
         if not (self.threads == 0 or is_count(self.threads, MAX_THREADS)):
             raise EmbedderConfigError("threads", f"must be an int in 0..{MAX_THREADS}, got {self.threads!r}")
+        if self.runtime not in RUNTIMES:
+            raise EmbedderConfigError("runtime", f"expected one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.runtime != "auto" and self.backend not in ("slm", "osnet"):
+            raise EmbedderConfigError("runtime", f"only the torch backends (slm, osnet) choose a runtime; "
+                                                 f"{self.backend} runs in its own")
         if self.backend == "slm" and self.overrides():
             name = next(iter(self.overrides()))
             raise EmbedderConfigError(f"input_{name}" if name in ("height", "width") else name,
