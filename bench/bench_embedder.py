@@ -1,8 +1,10 @@
-"""Embedder throughput: crops per second for batches of 1, 8, 32 and 128 boxes, for any
-backend (``--embedder BACKEND[:WEIGHTS]``, repeatable; default: the shipped SLM).
+"""Embedder throughput: crops per second for batches of 1, 8, 32 and 128 boxes (``--batches``),
+for any backend (``--embedder BACKEND[:WEIGHTS]``, repeatable; default: the shipped SLM), the
+torch backends in each of ``--runtimes`` (default: auto).
 
     python -m bench.bench_embedder [--embedder slm] [--embedder osnet:PATH.pth] \\
-        [--embedder onnx:PATH.onnx] [--embedder openvino:PATH.xml] [--repeats 5] [--threads N]
+        [--embedder onnx:PATH.onnx] [--embedder openvino:PATH.xml] [--repeats 5] [--threads N] \\
+        [--batches 1,10,30] [--runtimes torch,onnxruntime]
 
 Times the whole call (box clipping, crops, network, copy back) on a 1280x720 frame:
 on the CPU in float32 always, and for the torch backends on CUDA in float16 and
@@ -12,6 +14,7 @@ so their ratios hold on a loaded machine. Reports the median of --repeats calls.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import torch
 
@@ -26,6 +29,9 @@ def main() -> None:
     ap.add_argument("--weights", help="older spelling of --embedder slm:WEIGHTS ('untrained' allowed)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads of every runtime (0: its default)")
+    ap.add_argument("--batches", default=",".join(map(str, BATCHES)), help="boxes per call, comma-separated")
+    ap.add_argument("--runtimes", default="auto", help="the torch backends' runtimes (embedder.runtime), "
+                                                       "comma-separated")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -38,11 +44,16 @@ def main() -> None:
         embedders = {}
         for spec in specs:
             config = EmbedderConfig.from_spec(spec, device=device, precision=precision, threads=args.threads)
-            if device != "cpu" and config.backend not in ("slm", "osnet"):
+            torch_backend = config.backend in ("slm", "osnet")
+            if device != "cpu" and not torch_backend:
                 continue
-            embedder = build_embedder(config)
-            embedders[f"{embedder.name} {device} {precision}"] = embedder
-        rates = throughput(embedders, BATCHES, args.repeats)
+            for runtime in args.runtimes.split(",") if torch_backend else ["auto"]:
+                if device != "cpu" and runtime == "onnxruntime":
+                    continue
+                embedder = build_embedder(dataclasses.replace(config, runtime=runtime))
+                label = f" {embedder.runtime}" if torch_backend else ""
+                embedders[f"{embedder.name}{label} {device} {precision}"] = embedder
+        rates = throughput(embedders, tuple(int(b) for b in args.batches.split(",")), args.repeats)
         for name, by_batch in rates.items():
             print(name)
             for n, rate in by_batch.items():
