@@ -2,7 +2,9 @@
 the shared host-array crop path (OpenCV, against roi_align), the typed config and its errors
 (named fields), strict OSNet loading, ONNX export parity, corrupt model files and hostile sidecar cards."""
 import dataclasses
+import importlib.util
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from smiletrack_ros.errors import SettingError
 
 BOXES = np.array([[10, 20, 60, 150], [100, 10, 180, 200], [-20, -10, 15, 40], [150, 100, 400, 300],
                   [50, 50, 50, 50]], np.float32)
+ONNX_RUNTIMES = ("onnxruntime",) + (("openvino",) if importlib.util.find_spec("openvino") else ())
 # Boxes whose 256 x 128 crops sample on OpenCV's 1/32-pixel grid: the host-array path cuts the
 # torch path's pixels exactly, so comparing the two compares the networks.
 GRID_BOXES = np.array([[10, 20, 74, 148], [100, 10, 164, 234], [0, 0, 32, 64], [160, 48, 320, 240],
@@ -103,6 +106,7 @@ def test_preprocessing_planes_order_scale_and_normalise():
     ({"backend": "onnx", "weights": "m.onnx", "flip_average": True}, "flip_average"),
     ({"threads": -1}, "threads"), ({"runtime": "tensorrt"}, "runtime"),
     ({"backend": "onnx", "weights": "m.onnx", "runtime": "torch"}, "runtime"),
+    ({"runtime": "openvino"}, "runtime"), ({"parallel_calls": 0}, "parallel_calls"),
 ])
 def test_config_errors_name_the_field(kwargs, field):
     with pytest.raises(EmbedderConfigError) as info:
@@ -221,7 +225,7 @@ def test_onnxruntime_runtime_is_the_cpus_only():
 
 def test_fixed_batch_onnx_model_is_fed_padded_chunks(tmp_path, image, osnet_untrained):
     path = export_onnx(osnet_untrained.osnet, tmp_path / "fixed.onnx", (256, 128), dynamic_batch=False)
-    fixed = build_embedder(EmbedderConfig(backend="onnx", weights=str(path), warmup=False))
+    fixed = build_embedder(EmbedderConfig(backend="onnx", weights=str(path), warmup=False, runtime="onnxruntime"))
     assert fixed.batch == 2
     assert np.abs(fixed(image, GRID_BOXES) - osnet_untrained(image, GRID_BOXES)).max() < 1e-4
 
@@ -278,18 +282,38 @@ def test_hostile_sidecar_cards_are_clear_errors(tmp_path, onnx_export, card, nee
 def test_corrupt_onnx_files_are_clear_errors_naming_the_file(tmp_path, onnx_export, content, needle):
     path = tmp_path / "bad.onnx"
     path.write_bytes(onnx_export.read_bytes()[:5000] if content == "truncated" else content)
-    with pytest.raises(WeightsError, match=needle) as info:
-        build_embedder(EmbedderConfig(backend="onnx", weights=str(path)))
-    assert str(path) in str(info.value)
+    for runtime in ONNX_RUNTIMES:
+        with pytest.raises(WeightsError, match=needle) as info:
+            build_embedder(EmbedderConfig(backend="onnx", weights=str(path), runtime=runtime))
+        assert str(path) in str(info.value)
     with pytest.raises(WeightsError, match="model file not found"):
         build_embedder(EmbedderConfig(backend="onnx", weights=str(tmp_path / "absent.onnx")))
+
+
+@pytest.mark.parametrize("model", ["untrained", "osnet_x0_25_msmt17.onnx"])
+def test_the_openvino_runtime_gives_onnxruntimes_embeddings(request, image, onnx_export, model):
+    """The same .onnx file read by OpenVINO (fp32, also where the CPU has bf16 units), as the
+    node runs it by default when OpenVINO is installed; several calls at once (the node's split)."""
+    pytest.importorskip("openvino", reason="openvino is an optional extra ([openvino])")
+    path = onnx_export if model == "untrained" else request.getfixturevalue("shared_dir") / "models/reid" / model
+    config = EmbedderConfig(backend="onnx", weights=str(path), threads=1, parallel_calls=2, warmup=False)
+    ort_run = build_embedder(dataclasses.replace(config, runtime="onnxruntime"))
+    ov_run = build_embedder(config)                              # auto: openvino on the CPU
+    assert ov_run.name.endswith("@openvino") and ov_run.preprocessing == ort_run.preprocessing == IMAGENET_REID
+    want = ort_run(image, BOXES)
+    assert np.abs(ov_run(image, BOXES) - want).max() < 1e-4
+    with ThreadPoolExecutor(2) as pool:                          # one infer request per thread
+        parts = list(pool.map(lambda rows: ov_run(image, BOXES[rows]), [slice(0, 2), slice(2, 5)] * 3))
+    assert np.abs(np.concatenate(parts[:2]) - want).max() < 1e-4
+    assert all(np.array_equal(a, b) for a, b in zip(parts[:2] * 3, parts, strict=True))
 
 
 def test_onnx_model_with_an_oversized_input_is_refused_before_allocating(tmp_path):
     path = export_onnx(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()),
                        tmp_path / "huge.onnx", (4096, 16))
-    with pytest.raises(WeightsError, match=r"input_height: must be an int in 1..1024, got 4096"):
-        build_embedder(EmbedderConfig(backend="onnx", weights=str(path)))
+    for runtime in ONNX_RUNTIMES:
+        with pytest.raises(WeightsError, match=r"input_height: must be an int in 1..1024, got 4096"):
+            build_embedder(EmbedderConfig(backend="onnx", weights=str(path), runtime=runtime))
 
 
 @pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),

@@ -16,7 +16,8 @@ received p50/p99, the node's per-step and per-stage times (p50: median of its 1 
 periods, p99: the largest period p99), and the node processes' CPU use (% of one core, from
 /proc). Modes: ``main`` = the ``today`` settings run by another source tree (``--main-src``: the
 code users have today), ``today`` = sequential with the thread settings main shipped before the
-pipeline (every runtime on every core, no crop split, the SLM in torch), ``sequential`` /
+pipeline (every runtime on every core, no crop split, each embedder in its old runtime: the SLM
+in torch, ONNX models in ONNX Runtime), ``sequential`` /
 ``pipelined`` = the node's defaults (one thread per runtime, each frame's crops cut in two runs
 embedded at once: ``pipeline.embed_split`` 2) with that ``pipeline.mode``; ``pipelined-s1`` = one
 embedder call per frame (detect | track only), ``pipelined-e2`` = two frames embedded at once
@@ -51,7 +52,9 @@ BASE = {"class_names": ["person"], "input_qos.reliability": "reliable", "input_q
 # today = main before issue 20: sequential, every runtime on every core (its thread defaults)
 EVERY_CORE = {"detector.cpu_threads": 0, "embedder.threads": 0, "threads.torch": 0, "threads.opencv": 0}
 TODAY = {"pipeline.mode": "sequential", "pipeline.embed_split": 1} | EVERY_CORE
-MODES = {"main": TODAY, "today": TODAY | {"embedder.runtime": "torch"},
+# ... and the runtime each embedder backend ran in before ``embedder.runtime`` (mode today only)
+TODAY_RUNTIMES = {"slm": "torch", "osnet": "torch", "onnx": "onnxruntime"}
+MODES = {"main": TODAY, "today": TODAY,
          "sequential": {"pipeline.mode": "sequential"},
          "pipelined": {"pipeline.mode": "pipelined"},
          "pipelined-s1": {"pipeline.mode": "pipelined", "pipeline.embed_split": 1},
@@ -334,8 +337,10 @@ def main(argv: list[str] | None = None) -> int:
                     source = args.main_src if mode == "main" else None
                     if mode == "main" and not (source and (source / "smiletrack_ros").is_dir()):
                         p.error("mode main needs --main-src: a source tree with smiletrack_ros/")
-                    configs.append(Config(label, sets[set_name] | MODES[mode], cameras, layout, bool(order),
-                                          source))
+                    params = sets[set_name] | MODES[mode]
+                    if mode == "today":
+                        params["embedder.runtime"] = TODAY_RUNTIMES[params["embedder.backend"]]
+                    configs.append(Config(label, params, cameras, layout, bool(order), source))
     images, dets = load_video(SHARED, 180)
     rows = []
     domain = 120 + os.getpid() % 60

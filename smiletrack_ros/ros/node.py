@@ -262,7 +262,9 @@ class TrackerCore:
     def _build_embedder(self) -> tuple[Any, str]:
         from smiletrack_ros.embedding import build_embedder
 
-        config = self.settings.embedder
+        s = self.settings
+        calls = s.embed_split * (s.embed_workers if s.pipeline_mode == "pipelined" else 1)   # at once, at most
+        config = dataclasses.replace(s.embedder, parallel_calls=calls)
         try:
             embedder = build_embedder(config)
         except SettingError as exc:
