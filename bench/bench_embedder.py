@@ -1,10 +1,10 @@
 """Embedder throughput: crops per second for batches of 1, 8, 32 and 128 boxes (``--batches``),
-for any backend (``--embedder BACKEND[:WEIGHTS]``, repeatable; default: the shipped SLM), the
-torch backends in each of ``--runtimes`` (default: auto).
+for any backend (``--embedder BACKEND[:WEIGHTS]``, repeatable; default: the shipped SLM), each in
+every one of ``--runtimes`` it can run in (``embedder.runtime``; default: auto).
 
     python -m bench.bench_embedder [--embedder slm] [--embedder osnet:PATH.pth] \\
         [--embedder onnx:PATH.onnx] [--embedder openvino:PATH.xml] [--repeats 5] [--threads N] \\
-        [--batches 1,10,30] [--runtimes torch,onnxruntime]
+        [--batches 1,10,30] [--runtimes torch,onnxruntime,openvino]
 
 Times the whole call (box clipping, crops, network, copy back) on a 1280x720 frame:
 on the CPU in float32 always, and for the torch backends on CUDA in float16 and
@@ -19,6 +19,7 @@ import dataclasses
 import torch
 
 from smiletrack_ros.embedding import EmbedderConfig, build_embedder
+from smiletrack_ros.embedding.config import BACKEND_RUNTIMES
 from smiletrack_ros.embedding.evaluation import THROUGHPUT_BATCHES as BATCHES
 from smiletrack_ros.embedding.evaluation import throughput
 
@@ -44,15 +45,14 @@ def main() -> None:
         embedders = {}
         for spec in specs:
             config = EmbedderConfig.from_spec(spec, device=device, precision=precision, threads=args.threads)
-            torch_backend = config.backend in ("slm", "osnet")
-            if device != "cpu" and not torch_backend:
+            if device != "cpu" and config.backend not in ("slm", "osnet"):
                 continue
-            for runtime in args.runtimes.split(",") if torch_backend else ["auto"]:
-                if device != "cpu" and runtime == "onnxruntime":
+            for runtime in args.runtimes.split(","):
+                if runtime != "auto" and (runtime not in BACKEND_RUNTIMES[config.backend]
+                                          or (device != "cpu" and runtime != "torch")):
                     continue
                 embedder = build_embedder(dataclasses.replace(config, runtime=runtime))
-                label = f" {embedder.runtime}" if torch_backend else ""
-                embedders[f"{embedder.name}{label} {device} {precision}"] = embedder
+                embedders[f"{embedder.name} {embedder.runtime} {device} {precision}"] = embedder
         rates = throughput(embedders, tuple(int(b) for b in args.batches.split(",")), args.repeats)
         for name, by_batch in rates.items():
             print(name)

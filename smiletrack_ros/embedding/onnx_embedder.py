@@ -26,6 +26,8 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 class OnnxEmbedder(ArrayEmbedder):
+    runtime = "onnxruntime"
+
     def __init__(self, config: EmbedderConfig) -> None:
         import onnxruntime as ort
 

@@ -29,6 +29,8 @@ def _dims(partial_shape) -> list:
 
 
 class OpenVinoEmbedder(ArrayEmbedder):
+    runtime = "openvino"
+
     def __init__(self, config: EmbedderConfig) -> None:
         if config.backend not in ("openvino", "onnx"):
             raise EmbedderConfigError("backend", f"OpenVinoEmbedder runs the openvino and onnx backends, not "
