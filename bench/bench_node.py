@@ -179,10 +179,10 @@ def _measure_latency(domain: int, frames: int, rate: float, proc: subprocess.Pop
         while time.perf_counter() < due:
             executor.spin_once(timeout_sec=max(0.0, min(0.002, due - time.perf_counter())))
         h = header(k)
-        det_pub.publish(_detections_cdr(h, detections(k)))
         msg = Image(header=h, **fields)
         sent[h.stamp.sec * 1_000_000_000 + h.stamp.nanosec] = time.perf_counter()
         image_pub.publish(msg)
+        det_pub.publish(_detections_cdr(h, detections(k)))   # after the image (node_realtime.Feeder.publish)
     end = time.perf_counter() + 3
     while len(received) < len(sent) and time.perf_counter() < end:
         executor.spin_once(timeout_sec=0.01)

@@ -155,6 +155,28 @@ def test_runtime_parameter_change_takes_effect_and_is_validated(live):
     assert h.set_parameter("publish_debug_image", False).successful
 
 
+def test_debug_image_is_written_before_the_frames_tracks(ros_nodes):
+    """Fast DDS's shared-memory transport keeps a participant's outgoing messages in one 512 KiB
+    segment: a large image written right after a frame's tracks recycles their buffers before a busy
+    subscriber has read them, and the reliable repair then holds them (and later ones) for 0.5-3 s.
+    So the node writes the debug image first; pinned by the writer's own source timestamps."""
+    from smiletrack_ros.msg import TrackArray
+    from vision_msgs.msg import Detection2DArray
+
+    written: dict[tuple[str, int], int] = {}
+    with ros_nodes.connected(BASE_PARAMS | {"publish_debug_image": True}) as (h, _):
+        for topic, msg_type in (("tracks", Detection2DArray), ("tracks_full", TrackArray), ("debug_image", Image)):
+            h.node.create_subscription(msg_type, f"/{topic}", lambda m, info, t=topic: written.__setitem__(
+                (t, _key(m.header)), info["source_timestamp"]), h.reliable)
+        h.spin_until(lambda: False, 0.5)
+        frames = [h.frame(600.0 + 0.1 * k, _walkers(k)) for k in range(4)]
+        keys = [_key(f.header) for f in frames]
+        assert h.spin_until(lambda: all((t, k) in written for t in ("tracks", "tracks_full", "debug_image")
+                                        for k in keys), 3.0), sorted(written)
+    for k in keys:
+        assert written["debug_image", k] < written["tracks", k] < written["tracks_full", k]
+
+
 def test_time_going_backwards_resets_cleanly(live):
     h, node = live
     t0 = 500.0

@@ -130,8 +130,8 @@ class Feeder(SpunNode):
         image_msg = Image(header=header, **image_fields)
         with self.lock:
             self.sent[key_ns] = time.perf_counter()
-        self.det_pub.publish(det_msg)
         self.image_pub.publish(image_msg)
+        self.det_pub.publish(det_msg)      # after the image, as a detector would (node_realtime.Feeder.publish)
 
     def warm_up(self, fields: dict, answers: int = 5, timeout: float = 30.0) -> None:
         """Lock-step frames until the node answers: reliable endpoints can lose the first

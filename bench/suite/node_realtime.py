@@ -6,18 +6,23 @@ node processes, per model set, worker mode and camera layout, all in one run.
         [--layouts nodes,one-node] [--repeats 1] [--json R.json]
 
 Frames: TUD-Stadtmitte (../shared/data/MOT15, 640x480), one stream per camera (camera c starts
-c * 40 frames later); ``external`` sets send its det.txt detections with each image. Each
+c * 40 frames later); ``external`` sets send its det.txt detections right after each image, as
+a detector would (``external+slm/detections-first``: before it, in the same participant, which Fast
+DDS's shared-memory transport loses when the subscriber is busy: see ``Feeder.publish``). Each
 configuration gets fresh node processes, a lock-step warm-up, then ``--seconds`` of frames at
 ``--rate`` on every camera. Reported per configuration: frames sent, processed (tracks came back),
 processed FPS, dropped by the busy node (its ``frames_dropped_busy``), latency publish -> tracks
 received p50/p99, the node's per-step and per-stage times (p50: median of its 1 s diagnostics
 periods, p99: the largest period p99), and the node processes' CPU use (% of one core, from
-/proc). Modes: ``today`` = sequential with the thread settings main shipped before the pipeline
-(every runtime on every core), ``sequential`` / ``pipelined`` = the node's defaults (one thread
-per runtime, each frame's crops cut in two runs embedded at once: ``pipeline.embed_split`` 2)
-with that ``pipeline.mode``; ``pipelined-s1`` = one embedder call per frame (detect | track only),
-``pipelined-e2`` = two frames embedded at once (``pipeline.embed_workers`` 2), ``pipelined-t2`` =
-the embedder on two runtime threads instead, ``pipelined-allcores`` = every runtime on every core.
+/proc). Modes: ``main`` = the ``today`` settings run by another source tree (``--main-src``: the
+code users have today), ``today`` = sequential with the thread settings main shipped before the
+pipeline (every runtime on every core, no crop split, each embedder in its old runtime: the SLM
+in torch, ONNX models in ONNX Runtime), ``sequential`` /
+``pipelined`` = the node's defaults (one thread per runtime, each frame's crops cut in two runs
+embedded at once: ``pipeline.embed_split`` 2) with that ``pipeline.mode``; ``pipelined-s1`` = one
+embedder call per frame (detect | track only), ``pipelined-e2`` = two frames embedded at once
+(``pipeline.embed_workers`` 2), ``pipelined-t2`` = the embedder on two runtime threads instead,
+``pipelined-allcores`` = every runtime on every core.
 Layouts with several cameras: ``nodes`` = one node process per camera (namespaces /cam0 ...),
 ``one-node`` = one node with ``cameras: [cam0, ...]`` (shared models, batched across cameras).
 """
@@ -46,7 +51,10 @@ BASE = {"class_names": ["person"], "input_qos.reliability": "reliable", "input_q
         "diagnostics_period": 1.0, "tracker.preset": "reid", "detector.device": "cpu", "embedder.device": "cpu"}
 # today = main before issue 20: sequential, every runtime on every core (its thread defaults)
 EVERY_CORE = {"detector.cpu_threads": 0, "embedder.threads": 0, "threads.torch": 0, "threads.opencv": 0}
-MODES = {"today": {"pipeline.mode": "sequential", "pipeline.embed_split": 1} | EVERY_CORE,
+TODAY = {"pipeline.mode": "sequential", "pipeline.embed_split": 1} | EVERY_CORE
+# ... and the runtime each embedder backend ran in before ``embedder.runtime`` (mode today only)
+TODAY_RUNTIMES = {"slm": "torch", "osnet": "torch", "onnx": "onnxruntime"}
+MODES = {"main": TODAY, "today": TODAY,
          "sequential": {"pipeline.mode": "sequential"},
          "pipelined": {"pipeline.mode": "pipelined"},
          "pipelined-s1": {"pipeline.mode": "pipelined", "pipeline.embed_split": 1},
@@ -70,6 +78,8 @@ class Config:
     params: dict
     cameras: int
     layout: str          # nodes | one-node
+    detections_first: bool = False   # the feeder publishes each frame's detections before its image
+    source: Path | None = None       # the package copy the nodes run (None: this one)
 
     @property
     def external(self) -> bool:
@@ -158,7 +168,11 @@ class Feeder(SpunNode):
     def connected(self) -> bool:
         return all(p.get_subscription_count() > 0 for p in self.image_pubs)
 
-    def publish(self, camera: int, stamp_ns: int, fields: dict, detections=None) -> None:
+    def publish(self, camera: int, stamp_ns: int, fields: dict, detections=None, detections_first=False) -> None:
+        """The image, then its detections. The other way round, Fast DDS loses detections: its
+        shared-memory transport writes a participant's messages into one 512 KiB segment, and the
+        image (921,600 bytes) right after recycles the buffer of the array a busy subscriber has not
+        read yet; the reliable repair then holds that array and every later one for ~0.5-3 s."""
         from sensor_msgs.msg import Image
         from std_msgs.msg import Header
 
@@ -168,10 +182,13 @@ class Feeder(SpunNode):
         header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         with self.lock:
             self.sent[(camera, stamp_ns)] = time.perf_counter()
+        messages = [(self.image_pubs[camera], Image(header=header, **fields))]
         if detections is not None:
-            self.det_pubs[camera].publish(detections_cdr(header, detections.boxes, detections.scores,
-                                                         detections.class_ids, class_names=("person",)))
-        self.image_pubs[camera].publish(Image(header=header, **fields))
+            array = detections_cdr(header, detections.boxes, detections.scores, detections.class_ids,
+                                   class_names=("person",))
+            messages.insert(0 if detections_first else 1, (self.det_pubs[camera], array))
+        for publisher, message in messages:
+            publisher.publish(message)
 
     def answered(self, keys) -> int:
         with self.lock:
@@ -183,6 +200,8 @@ def start_nodes(config: Config, workdir: Path, domain: int, rate: float) -> list
 
     env = same_package_env(dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                                 PYTHONUNBUFFERED="1"))
+    if config.source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(config.source), env["PYTHONPATH"]])
     if config.layout == "one-node":
         layouts = [("", {"cameras": [f"cam{c}" for c in range(config.cameras)]})]
     else:
@@ -202,7 +221,7 @@ def start_nodes(config: Config, workdir: Path, domain: int, rate: float) -> list
 def run_config(config: Config, images: list[np.ndarray], dets: dict, rate: float, seconds: float,
                domain: int) -> Result:
     from smiletrack_ros.detections import Detections
-    from smiletrack_ros.ros.images import bgr_to_raw_fields
+    from smiletrack_ros.image_codec import bgr_to_raw_fields
 
     fields = [bgr_to_raw_fields(image) for image in images]
     with tempfile.TemporaryDirectory(prefix="smiletrack_realtime_") as tmp:
@@ -221,7 +240,7 @@ def run_config(config: Config, images: list[np.ndarray], dets: dict, rate: float
             def frame(camera: int, k: int):
                 index = (k + camera * CAMERA_OFFSET) % len(images)
                 d = dets.get(index + 1, Detections.empty()) if config.external else None
-                return fields[index], d
+                return fields[index], d, config.detections_first
 
             for k in range(4):          # lock-step warm-up: the models' first runs
                 keys = [(c, t0 + k * period_ns) for c in range(config.cameras)]
@@ -299,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layouts", default="nodes", help="for several cameras: nodes, one-node or both")
     p.add_argument("--repeats", type=int, default=1, help="the whole list again (interleaved), for noise")
     p.add_argument("--json", type=Path)
+    p.add_argument("--main-src", type=Path, help="the source tree the 'main' mode's nodes run (e.g. "
+                                                  "git archive <commit> | tar -x -C DIR)")
     args = p.parse_args(argv)
     if not (SHARED / "data" / "MOT15" / VIDEO).is_dir():
         print(f"skipped: {SHARED}/data/MOT15/{VIDEO} not found (set SMILETRACK_SHARED)", file=sys.stderr)
@@ -306,11 +327,20 @@ def main(argv: list[str] | None = None) -> int:
     sets = model_sets(SHARED)
     configs = []
     for cameras in (int(c) for c in args.cameras.split(",")):
-        for set_name in args.sets.split(","):
+        for set_label in args.sets.split(","):
+            set_name, _, order = set_label.partition("/")
+            if order not in ("", "detections-first"):
+                p.error(f"unknown feeder order {order!r} in {set_label!r} (known: detections-first)")
             for mode in args.modes.split(","):
                 for layout in (args.layouts.split(",") if cameras > 1 else ["nodes"]):
-                    label = f"{set_name} {mode} {cameras}cam" + (f" {layout}" if cameras > 1 else "")
-                    configs.append(Config(label, sets[set_name] | MODES[mode], cameras, layout))
+                    label = f"{set_label} {mode} {cameras}cam" + (f" {layout}" if cameras > 1 else "")
+                    source = args.main_src if mode == "main" else None
+                    if mode == "main" and not (source and (source / "smiletrack_ros").is_dir()):
+                        p.error("mode main needs --main-src: a source tree with smiletrack_ros/")
+                    params = sets[set_name] | MODES[mode]
+                    if mode == "today":
+                        params["embedder.runtime"] = TODAY_RUNTIMES[params["embedder.backend"]]
+                    configs.append(Config(label, params, cameras, layout, bool(order), source))
     images, dets = load_video(SHARED, 180)
     rows = []
     domain = 120 + os.getpid() % 60

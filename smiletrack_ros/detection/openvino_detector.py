@@ -81,7 +81,9 @@ class OpenVinoDetector(OnnxDetector):
         if shape.rank.get_length() != 4 or not shape.is_static:
             raise ValueError(f"{path}: expected a static NCHW input, got {shape}")
         _, _, self.in_height, self.in_width = (int(d) for d in shape.to_shape())
-        self.compiled = core.compile_model(model, _openvino_device(config.device))
+        # fp32 as the other backends on the CPU (OpenVINO's default on CPUs with bf16 units is bf16:
+        # YOLOX-Nano's raw outputs moved by up to 0.57 here)
+        self.compiled = core.compile_model(model, _openvino_device(config.device), {"INFERENCE_PRECISION_HINT": "f32"})
         self.batched = False
         out_dims = [int(d) for d in out_shape.to_shape()] if out_shape.is_static else None
         if config.layout == "ssd" or (config.layout == "auto" and out_dims is not None

@@ -1,18 +1,21 @@
 """The shared half of the runtimes fed host arrays (ONNX Runtime, OpenVINO): boxes
-checked and clipped once, crops cut once in numpy (the same bilinear samples as the
-torch path), preprocessing from the sidecar card / overrides, chunks bounded in
-pixels, fixed-batch models fed padded chunks, outputs L2-normalised float32.
+checked and clipped once, crops cut as network input by OpenCV (the torch path's
+bilinear samples, ``crops.crop_inputs``), preprocessing from the sidecar card /
+overrides, chunks bounded in pixels (crops are cut chunk by chunk), fixed-batch
+models fed padded chunks, outputs L2-normalised float32.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .config import EmbedderConfig
-from .crops import checked_pairs, clip_boxes, crop_boxes_array
+from .crops import checked_pairs, clip_boxes, crop_inputs
 from .errors import EmbedderConfigError, WeightsError
 from .preprocessing import MAX_EMBEDDING_DIM, Preprocessing, is_count
 from .reid_card import ReidCard
@@ -104,18 +107,20 @@ class ArrayEmbedder:
 
     def embed_many(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """(image, boxes) of several images (cameras) -> their embeddings, the crops of all in the
-        same chunks (one runtime call per chunk, not per image)."""
+        same chunks (one runtime call per chunk, not per image); a chunk's crops are cut when it runs."""
         kept, counts = checked_pairs(pairs)
-        crops = []
-        for image_bgr, boxes in kept:
-            rois = clip_boxes(torch.from_numpy(boxes), image_bgr.shape[1], image_bgr.shape[0]).numpy()
-            crops.append(crop_boxes_array(image_bgr, rois, self.preprocessing.size))
-        if not crops:
+        if not kept:
             return [np.zeros((0, self.dim), np.float32) for _ in pairs]
-        every = np.concatenate(crops)
-        step = self._chunk_size()
-        out = np.concatenate([self._forward(self.preprocessing.to_input(every[start:start + step], self.input_dtype))
-                              for start in range(0, len(every), step)]).astype(np.float32, copy=False)
+        rois = [clip_boxes(torch.from_numpy(boxes), image_bgr.shape[1], image_bgr.shape[0]).numpy()
+                for image_bgr, boxes in kept]
+        rows = [(k, j) for k, r in enumerate(rois) for j in range(len(r))]    # (image, box) of each crop
+        step, outs = self._chunk_size(), []
+        for start in range(0, len(rows), step):
+            # one call per image in the chunk: its region is normalised once for all its boxes there
+            cut = [crop_inputs(kept[k][0], rois[k][[j for _, j in run]], self.preprocessing, self.input_dtype)
+                   for k, run in groupby(rows[start:start + step], key=itemgetter(0))]
+            outs.append(self._forward(np.concatenate(cut)))
+        out = np.concatenate(outs).astype(np.float32, copy=False)
         out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return np.split(out, np.cumsum(counts)[:-1])
 
@@ -136,3 +141,4 @@ class ArrayEmbedder:
         if y.shape[1] != self.dim:
             raise WeightsError(f"{self.name}: the model gave {y.shape[1]}-d outputs, expected {self.dim}")
         return y.astype(np.float32, copy=False)
+

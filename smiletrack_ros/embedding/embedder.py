@@ -4,10 +4,11 @@ for the torch backends (``Embedder``: the SLM; ``OSNetEmbedder`` in osnet.py).
 The frame goes to the device once as uint8; every box is clipped, cut and resized
 there by one ``roi_align`` call; the network runs in chunks of at most
 ``max_batch`` images (BatchNorm in eval mode, so results do not depend on how the
-boxes are batched); one copy brings the (N, D) result back. With flip averaging
-each crop and its mirror run in the same chunk and their embeddings are averaged
-and renormalised (a mirrored person is the same person, so the average drops
-left/right quirks of the network).
+boxes are batched); one copy brings the (N, D) result back. On the CPU the network
+runs, by default, in ONNX Runtime from an in-memory export of itself (same weights,
+``EmbedderConfig.runtime``). With flip averaging each crop and its mirror run in the
+same chunk and their embeddings are averaged and renormalised (a mirrored person is
+the same person, so the average drops left/right quirks of the network).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .card import ModelCard
 from .config import DEFAULT, EmbedderConfig
 from .crops import checked_pairs, clip_boxes, crop_boxes, image_to_tensor
 from .errors import EmbedderConfigError
+from .onnx_embedder import TorchNetSession
 from .slm import SLMNet, SlmSpec
 from .weights import DEFAULT_WEIGHTS, load_weights
 
@@ -38,6 +40,17 @@ def torch_device(config: EmbedderConfig) -> torch.device:
         return resolve_device(config.device)
     except (ValueError, RuntimeError) as exc:
         raise EmbedderConfigError("device", str(exc)) from exc
+
+
+def embedder_runtime(setting: str, device: torch.device) -> str:
+    """What runs a torch embedder's network: ``auto`` is ONNX Runtime on the CPU (the SLM at one
+    thread: ~1.3-1.8x torch eager's crops/s, bench/bench_embedder.py) and torch on CUDA (fp16)."""
+    if setting == "auto":
+        return "onnxruntime" if device.type == "cpu" else "torch"
+    if setting == "onnxruntime" and device.type != "cpu":
+        raise EmbedderConfigError("runtime", f"onnxruntime runs the torch embedders on the CPU only, not on "
+                                             f"{device}; use torch (or auto) there")
+    return setting
 
 
 class TorchEmbedder:
@@ -57,6 +70,9 @@ class TorchEmbedder:
         self.channels_last = self.device.type == "cuda"
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
+        self.runtime = embedder_runtime(config.runtime, self.device)
+        self._session = TorchNetSession(self.net, input_size, config.threads) if self.runtime == "onnxruntime" \
+            else None
         if config.warmup:
             self._warm_up()
 
@@ -91,7 +107,7 @@ class TorchEmbedder:
             crops = torch.cat([crops, crops.flip(3)])
         if self.channels_last:
             crops = crops.contiguous(memory_format=torch.channels_last)
-        out = F.normalize(self.net(crops).float(), dim=1)
+        out = F.normalize((self.net(crops) if self._session is None else self._session(crops)).float(), dim=1)
         if not self.flip_average:
             return out
         n = len(out) // 2

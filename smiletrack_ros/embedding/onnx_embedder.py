@@ -8,7 +8,10 @@ card or the overrides; preprocessing defaults to the torchreid / BoxMOT conventi
 """
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -23,6 +26,8 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 class OnnxEmbedder(ArrayEmbedder):
+    runtime = "onnxruntime"
+
     def __init__(self, config: EmbedderConfig) -> None:
         import onnxruntime as ort
 
@@ -33,11 +38,8 @@ class OnnxEmbedder(ArrayEmbedder):
         card = ReidCard.beside(path)
         providers, self.device = onnx_providers(config.device, ort.get_available_providers(), EmbedderConfigError,
                                                 fp16=config.precision != "fp32")
-        options = ort.SessionOptions()
-        if config.threads:
-            options.intra_op_num_threads = config.threads
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            self.session = ort.InferenceSession(str(path), session_options(config.threads), providers=providers)
         except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, ...: all unloadable
             raise WeightsError(f"{path}: not a loadable ONNX model ({type(exc).__name__}: {exc})") from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -68,16 +70,51 @@ class OnnxEmbedder(ArrayEmbedder):
         return self.session.run([self.output_name], {self.input_name: batch})[0]
 
 
-def export_onnx(net, path: str | Path, input_size: tuple[int, int], dynamic_batch: bool = True) -> Path:
+def session_options(threads: int):
+    """ONNX Runtime session options: ``threads`` intra-op threads (0: the runtime's default)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
+def export_onnx(net, path: str | Path | BinaryIO, input_size: tuple[int, int],
+                dynamic_batch: bool = True) -> Path | BinaryIO:
     """Export a torch re-ID network ((B, 3, H, W) -> (B, D)) to ONNX, e.g. our OSNet; the
-    exported file runs in this backend with the same preprocessing card."""
+    exported file runs in this backend with the same preprocessing card. ``path`` may be a
+    binary buffer (the torch embedders' onnxruntime runtime exports into memory)."""
     import torch
 
-    path = Path(path)
     net = net.eval().float().cpu()
     example = torch.zeros(2, 3, *input_size)
     axes = {"images": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
-    with torch.no_grad():
-        torch.onnx.export(net, (example,), str(path), input_names=["images"], output_names=["output"],
+    target = path if hasattr(path, "write") else str(path)
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter (the one that needs no onnx package) warns of its deprecation and of
+        # the shape checks it traces as constants; neither changes the exported graph
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(net, (example,), target, input_names=["images"], output_names=["output"],
                           dynamic_axes=axes, opset_version=17, dynamo=False)
-    return path
+    return path if hasattr(path, "write") else Path(path)
+
+
+class TorchNetSession:
+    """A torch network run by ONNX Runtime on the CPU: exported into memory once (no file), then
+    ``(B, 3, H, W)`` float32 tensors in, ``(B, D)`` tensors out; the same network and weights, the
+    outputs equal torch's within float rounding."""
+
+    def __init__(self, net, input_size: tuple[int, int], threads: int) -> None:
+        import onnxruntime as ort
+
+        buffer = io.BytesIO()
+        export_onnx(net, buffer, input_size)
+        self.session = ort.InferenceSession(buffer.getvalue(), session_options(threads),
+                                            providers=["CPUExecutionProvider"])
+
+    def __call__(self, crops):
+        import torch
+
+        return torch.from_numpy(self.session.run(["output"], {"images": crops.numpy()})[0])

@@ -1,20 +1,26 @@
 """The ``openvino`` backend (optional extra: ``pip install smiletrack_ros[openvino]``):
 OpenVINO IR re-ID models such as Intel's person-reidentification-retail-0288 / 0286,
-the usual runtime on Intel robot computers. Preprocessing defaults to the Open Model Zoo
-convention (BGR 0..255, no normalisation); the sidecar card or overrides change it.
-The model is reshaped to a dynamic batch where it allows it, else fed padded chunks.
+the usual runtime on Intel robot computers, and the onnx backend's .onnx files with
+``runtime: openvino``. Preprocessing defaults to the Open Model Zoo convention for IR
+(BGR 0..255, no normalisation) and to the onnx backend's for .onnx files; the sidecar
+card or overrides change it. The model is reshaped to a dynamic batch where it allows
+it, else fed padded chunks. fp32 unless fp16 is asked for (OpenVINO's own default on
+CPUs with bf16 units is bf16, which changes the embeddings). Each calling thread has
+its own infer request, on one of ``parallel_calls`` streams, so calls run at once.
 """
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
 from .array_embedder import ArrayEmbedder, check_dim, check_model_file, fixed_batch, model_input_size
 from .config import EmbedderConfig
 from .errors import EmbedderConfigError, WeightsError
-from .preprocessing import RAW_BGR_REID
+from .preprocessing import IMAGENET_REID, RAW_BGR_REID
 from .reid_card import ReidCard
 
-_PRECISION_HINTS = {"fp32": "f32", "fp16": "f16"}
+_PRECISION_HINTS = {"auto": "f32", "fp32": "f32", "fp16": "f16"}
 
 
 def _dims(partial_shape) -> list:
@@ -23,28 +29,34 @@ def _dims(partial_shape) -> list:
 
 
 class OpenVinoEmbedder(ArrayEmbedder):
+    runtime = "openvino"
+
     def __init__(self, config: EmbedderConfig) -> None:
-        if config.backend != "openvino":
-            raise EmbedderConfigError("backend", f"OpenVinoEmbedder is the openvino backend, not {config.backend!r}")
+        if config.backend not in ("openvino", "onnx"):
+            raise EmbedderConfigError("backend", f"OpenVinoEmbedder runs the openvino and onnx backends, not "
+                                                 f"{config.backend!r}")
         try:
             import openvino as ov
         except ImportError as exc:
-            raise EmbedderConfigError("backend", "openvino is an optional extra: pip install "
-                                                 "'smiletrack_ros[openvino]' (or pip install openvino)") from exc
+            raise EmbedderConfigError("backend" if config.backend == "openvino" else "runtime",
+                                      "openvino is an optional extra: pip install 'smiletrack_ros[openvino]' "
+                                      "(or pip install openvino)") from exc
         if config.device.startswith("cuda"):
             raise EmbedderConfigError("device", f"{config.device!r}: OpenVINO runs on Intel devices; use cpu or auto")
         self.config, self.device = config, "cpu"
-        path = check_model_file(str(config.weights), (".xml",))
+        path = check_model_file(str(config.weights), (".xml",) if config.backend == "openvino" else (".onnx",))
         card = ReidCard.beside(path)
         core = ov.Core()
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # noqa: BLE001 - the runtime raises RuntimeError subclasses for corrupt IR
-            raise WeightsError(f"{path}: not a loadable OpenVINO IR model ({type(exc).__name__}: {exc})") from exc
+            kind = "OpenVINO IR" if config.backend == "openvino" else "ONNX"
+            raise WeightsError(f"{path}: not a loadable {kind} model ({type(exc).__name__}: {exc})") from exc
         if len(model.inputs) != 1 or not model.outputs:
             raise WeightsError(f"{path}: expected one image input and an output, got {len(model.inputs)} inputs")
         shape = _dims(model.inputs[0].get_partial_shape())
-        self.preprocessing = model_input_size(config, shape, RAW_BGR_REID, card, str(path))
+        convention = RAW_BGR_REID if config.backend == "openvino" else IMAGENET_REID
+        self.preprocessing = model_input_size(config, shape, convention, card, str(path))
         self.batch = fixed_batch(shape)
         if self.batch is not None:
             try:  # one call per chunk where the model allows a dynamic batch
@@ -57,17 +69,16 @@ class OpenVinoEmbedder(ArrayEmbedder):
                 model.reshape([-1, 3, *self.preprocessing.size])
             except Exception as exc:  # noqa: BLE001
                 raise WeightsError(f"{path}: cannot take {self.preprocessing.size} inputs ({exc})") from exc
-        properties = {}
-        if config.precision in _PRECISION_HINTS:
-            properties["INFERENCE_PRECISION_HINT"] = _PRECISION_HINTS[config.precision]
+        properties: dict[str, object] = {"INFERENCE_PRECISION_HINT": _PRECISION_HINTS[config.precision],
+                                         "NUM_STREAMS": config.parallel_calls}
         if config.threads:
-            properties["INFERENCE_NUM_THREADS"] = config.threads
+            properties["INFERENCE_NUM_THREADS"] = config.threads * config.parallel_calls
         try:
             self.compiled = core.compile_model(model, "CPU", properties)
         except Exception as exc:  # noqa: BLE001
             raise WeightsError(f"{path}: OpenVINO could not compile the model ({type(exc).__name__}: {exc})") from exc
-        self.request = self.compiled.create_infer_request()
-        self.name = f"openvino:{path.stem}"
+        self._requests = threading.local()
+        self.name = f"openvino:{path.stem}" if config.backend == "openvino" else f"onnx:{path.name}@openvino"
         out = _dims(model.outputs[0].get_partial_shape())
         self.dim = check_dim(int(np.prod(out[1:])) if all(isinstance(d, int) for d in out[1:]) else None,
                              card, str(path))
@@ -75,5 +86,8 @@ class OpenVinoEmbedder(ArrayEmbedder):
             self._warm_up()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        self.request.infer({0: batch})
-        return self.request.get_output_tensor(0).data.copy()
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        request.infer({0: batch})
+        return request.get_output_tensor(0).data.copy()

@@ -4,7 +4,7 @@ Crops are cut as float BGR 0..255 at ``height`` x ``width``; then, in this order
 channels are put in ``channel_order``, multiplied by ``scale`` and normalised per
 channel as ``(x - mean) / std`` (mean and std on the scaled values). The torch
 backends apply it on the device (``PixelNormalise``), the array runtimes (ONNX
-Runtime, OpenVINO) in numpy (``to_input``).
+Runtime, OpenVINO) in numpy, on the whole image before the crops are cut (``planes``).
 """
 from __future__ import annotations
 
@@ -76,12 +76,15 @@ class Preprocessing:
         return {"height": self.height, "width": self.width, "channel_order": self.channel_order,
                 "scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
 
-    def to_input(self, crops_bgr: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-        """(N, H, W, 3) float BGR 0..255 crops -> (N, 3, H, W) network input."""
-        x = crops_bgr[..., ::-1] if self.channel_order == "rgb" else crops_bgr
-        mean = np.asarray(self.mean, np.float32) / self.scale
-        inv = np.asarray(self.scale / np.asarray(self.std), np.float32)
-        return np.ascontiguousarray(((x - mean) * inv).transpose(0, 3, 1, 2), dtype=dtype)
+    def planes(self, image_bgr: np.ndarray) -> np.ndarray:
+        """HxWx3 BGR 0..255 image -> (3, H, W) float32 network-input planes: channels in
+        ``channel_order``, scaled, normalised (crops are cut from these: ``crops.crop_inputs``)."""
+        order = (2, 1, 0) if self.channel_order == "rgb" else (0, 1, 2)
+        out = np.empty((3, *image_bgr.shape[:2]), np.float32)
+        for target, channel, mean, std in zip(out, order, self.mean, self.std, strict=True):
+            np.multiply(image_bgr[..., channel], np.float32(self.scale / std), out=target)
+            target -= np.float32(mean / std)
+        return out
 
 
 # The conventions of the public re-ID models: torchreid / BoxMOT / fast-reid (ImageNet, RGB),

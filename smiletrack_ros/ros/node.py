@@ -262,7 +262,9 @@ class TrackerCore:
     def _build_embedder(self) -> tuple[Any, str]:
         from smiletrack_ros.embedding import build_embedder
 
-        config = self.settings.embedder
+        s = self.settings
+        calls = s.embed_split * (s.embed_workers if s.pipeline_mode == "pipelined" else 1)   # at once, at most
+        config = dataclasses.replace(s.embedder, parallel_calls=calls)
         try:
             embedder = build_embedder(config)
         except SettingError as exc:
@@ -468,15 +470,15 @@ class TrackerCore:
         tracks, live_tracks = result.tracks, result.live_tracks
         if job.kept is not None:
             tracks, live_tracks = index_into_message(tracks, job.kept), index_into_message(live_tracks, job.kept)
+        if s.publish_debug_image:   # first: written after them, it would recycle their shared-memory buffers
+            annotated = draw_tracks(staged.image, result.tracks, s.class_names, copy=not staged.image.flags.writeable)
+            camera.outputs["debug"].publish(Image(header=header, **bgr_to_raw_fields(annotated)))
         camera.outputs["tracks"].publish(detection_array_cdr(header, tracks, s.class_names))
         ground = None if camera.ground is None else camera.ground.publish(
             header, staged.timestamp, result.tracks, result.live_tracks, result.detections.boxes,
             result.detections.scores, s.class_names,
             image_size=(staged.image.shape[1], staged.image.shape[0]))
         camera.outputs["full"].publish(track_array_cdr(header, live_tracks, s.class_names, ground))
-        if s.publish_debug_image:
-            annotated = draw_tracks(staged.image, result.tracks, s.class_names, copy=not staged.image.flags.writeable)
-            camera.outputs["debug"].publish(Image(header=header, **bgr_to_raw_fields(annotated)))
         camera.failures_in_a_row = 0
         camera.stats.frame_done((time.monotonic() - job.frame.received) * 1e3,
                                 (time.perf_counter() - job.started) * 1e3, len(result.live_tracks), result.timings)

@@ -106,6 +106,10 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p("embedder.fp16", "bool", True, "half precision on CUDA (the CPU always runs fp32)"),
     _p("embedder.threads", "int", 1, "CPU threads of ONNX Runtime / OpenVINO (0: the runtime's default, every "
        "core)", limits=(0, 256)),
+    _p("embedder.runtime", "string", "auto", "what runs the network: slm / osnet: torch or onnxruntime (an "
+       "in-memory ONNX export of the same network and weights, on the CPU); onnx: onnxruntime or openvino (the "
+       "same file, fp32; the openvino extra); auto: the measured faster one (slm / osnet: onnxruntime on the CPU, "
+       "torch on CUDA; onnx: openvino on the CPU when installed, else onnxruntime)"),
     _p("embedder.input_height", "int", 0, "crop height fed to the model (0: from the model or its card)",
        limits=(0, 1024)),
     _p("embedder.input_width", "int", 0, "crop width fed to the model (0: from the model or its card)",
