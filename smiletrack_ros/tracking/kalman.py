@@ -50,7 +50,9 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> tuple[np.ndar
     variance = _std(mean[:, 3], _PROCESS_SCALE, _PROCESS_FLOOR) ** 2
     transition = _IDENTITY8 + dt * _POSITION_FROM_VELOCITY
     new_mean = mean @ transition.T
-    new_cov = transition @ cov @ transition.T
+    # (F P) F^T with the right product as one (8T, 8) @ (8, 8) matrix product instead of T
+    # small ones: fewer BLAS calls, the same dot products (bit for bit, checked here).
+    new_cov = ((transition @ cov).reshape(-1, 8) @ transition.T).reshape(cov.shape)
     _diagonal(new_cov)[:] += dt * variance
     _clamp_shape(new_mean)
     return new_mean, new_cov
