@@ -61,7 +61,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     np.fmax(inter, 0.0, out=inter)
     np.fmax(height, 0.0, out=height)
     inter *= height
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
+    size_a, size_b = a[:, 2:] - a[:, :2], b[:, 2:] - b[:, :2]  # widths and heights, as ax2 - ax1 etc.
+    union = (size_a[:, 0] * size_a[:, 1])[:, None] + size_b[:, 0] * size_b[:, 1]
     union -= inter
     # Pairs with no overlap (inter 0) stay 0 over any union: the floor only avoids 0 / 0 and nan.
     np.fmax(union, _TINY, out=union)

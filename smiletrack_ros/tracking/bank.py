@@ -130,7 +130,7 @@ class AppearanceStore:
         self._free = self._free[n:]
         if features is not None:
             assert valid is not None, "features come with their validity"
-            self.update(np.arange(old, old + n), features, valid)
+            self.update(np.arange(old, old + n)[valid], features[valid])
 
     def resize(self, bank_size: int) -> None:
         """Change the bank capacity, keeping each track's most recent features."""
@@ -157,13 +157,11 @@ class AppearanceStore:
         self._free = np.concatenate([self._free, np.flatnonzero(~kept)])
         self._home = self._home[rows]
 
-    def update(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray) -> None:
-        """Record matched detections' features; rows whose feature is invalid keep theirs.
+    def update(self, rows: np.ndarray, features: np.ndarray) -> None:
+        """Record (valid) features of tracks ``rows``, one each.
 
         A track's first feature fills every bank slot: copies do not change a
         maximum, so similarities need no mask for slots not yet written."""
-        if not valid.all():
-            rows, features = rows[valid], features[valid]
         if len(rows) == 0:
             return
         has, recorded = self._writable("has"), self._writable("recorded")

@@ -23,6 +23,7 @@ have one, otherwise in frames at the tracker's nominal frame rate.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -105,6 +106,8 @@ class _Pools:
     def tracks(self, pool: str) -> np.ndarray:
         state, free = self._state, self._free_tracks
         if pool == "confirmed":
+            if self._per_state[TENTATIVE] == 0:
+                return free.nonzero()[0]
             return (free & (state != TENTATIVE)).nonzero()[0]
         if self._per_state[_POOL_STATES[pool]] == 0:  # often no lost or tentative track
             return _NO_ROWS
@@ -276,7 +279,8 @@ class SmileTracker:
         # 5.-7. The cascade (config.stages): each stage matches still-unmatched tracks
         # of its pool to still-unmatched detections of its pool.
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
-        pools = _Pools(self._tracks.state, kept & is_high, kept & ~is_high, frame.scores >= new_threshold)
+        high = kept & is_high
+        pools = _Pools(self._tracks.state, high, kept ^ high, frame.scores >= new_threshold)  # low: kept, not high
         inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._frame_id, self.frame_rate, self._impostors)
         matches = _Matches([], [], [], [])
         for stage in cfg.stages:
@@ -308,8 +312,8 @@ class SmileTracker:
         if cfg.remove_duplicates:
             self._remove_duplicates()
         # 12. Output.
-        t = self._tracks
-        return self._outputs(((t.state == TRACKED) & (t.since_update == 0)).nonzero()[0], matched=True)
+        # (After step 9 a tracked track is one matched in this frame.)
+        return self._outputs((self._tracks.state == TRACKED).nonzero()[0], matched=True)
 
     def live_tracks(self) -> list[TrackOutput]:
         """Every live track, tentative and lost included."""
@@ -399,10 +403,10 @@ class SmileTracker:
         similarity[rows] = np.minimum(np.maximum(sims, -1.0), 1.0)
         detection_index[rows] = frame.index[dets]
         if frame.features is not None:
-            valid = frame.feature_valid[dets]
-            if self.config.appearance_min_score is not None:  # a low score: partly hidden, the crop shows the occluder
-                valid = valid & (frame.scores[dets] >= self.config.appearance_min_score)
-            t.appearance.update(rows, frame.features[dets], valid)
+            recorded = frame.feature_valid[dets]
+            if self._config.appearance_min_score is not None:  # a low score: partly hidden, the crop shows the occluder
+                recorded &= frame.scores[dets] >= self._config.appearance_min_score
+            t.appearance.update(rows[recorded], frame.features[dets[recorded]])
 
     def _retire(self, timestamp: float | None) -> None:
         """Unmatched tracked -> lost; drop unconfirmed misses, timed-out lost tracks,
@@ -421,7 +425,9 @@ class SmileTracker:
         else:
             timed_out = self._frame_id - t.last_frame > self.lost_timeout_frames
         drop = (unmatched & (t.state == TENTATIVE)) | ((t.state == LOST) & timed_out)
-        if not (np.isfinite(t.mean).all() and np.isfinite(t.cov).all()):  # two reductions in the common case
+        # Sums of finite numbers are finite unless they overflow (then the exact per-track test decides):
+        # two reductions in the common case.
+        if not math.isfinite(t.mean.sum() + t.cov.sum()):
             drop |= ~kalman.finite_states(t.mean, t.cov)
         if drop.any():
             self._tracks.keep(np.flatnonzero(~drop))
