@@ -31,11 +31,14 @@ def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
-    half = np.empty((len(xyah), 2))
+    boxes = np.empty((len(xyah), 4))
+    half = boxes[:, 2:]  # half width and height first, then x2, y2 in their place
     np.multiply(xyah[:, 3], 0.5, out=half[:, 1])
     np.multiply(xyah[:, 2], half[:, 1], out=half[:, 0])
     centre = xyah[:, :2]
-    return np.concatenate([centre - half, centre + half], axis=1)
+    np.subtract(centre, half, out=boxes[:, :2])
+    np.add(centre, half, out=half)
+    return boxes
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

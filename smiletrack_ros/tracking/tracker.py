@@ -303,9 +303,9 @@ class SmileTracker:
             people = np.concatenate(matches.confirmed_dets)
             people = people[frame.feature_valid[people]]
             self._impostors.observe(frame.features[people[:PEOPLE_PER_FRAME]])  # all it samples
-        self._apply_matches(rows, dets, sims, frame, det_xyah)
-        # 9. Lost and removed.
-        self._retire(frame.timestamp)
+        matched = self._apply_matches(rows, dets, sims, frame, det_xyah)
+        # 9. States; lost and removed.
+        self._retire(matched, frame.timestamp)
         # 10. Births.
         self._birth(born, frame, det_xyah)
         # 11. Duplicates.
@@ -382,17 +382,18 @@ class SmileTracker:
         return r, d, np.where(has[r, d], similarity[r, d], np.nan)
 
     def _apply_matches(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray, frame: FrameInput,
-                       det_xyah: np.ndarray) -> None:
-        if len(rows) == 0:
-            return
+                       det_xyah: np.ndarray) -> np.ndarray:
+        """-> which table rows were matched (their states are set by ``_retire``)."""
         t = self._tracks
-        mean, cov, since_update, score, class_id, similarity, detection_index = \
-            t.writable("mean", "cov", "since_update", "score", "class_id", "similarity", "detection_index")
+        matched = np.zeros(len(t), bool)
+        t.detection_index = np.full(len(t), -1)  # a new array (see ``TrackTable.begin``)
+        if len(rows) == 0:
+            return matched
+        mean, cov, since_update, score, class_id, similarity = \
+            t.writable("mean", "cov", "since_update", "score", "class_id", "similarity")
         mean[rows], cov[rows] = kalman.update(mean[rows], cov[rows], det_xyah[dets])
         # Columns set to one value for every match: new arrays (one call each, no copy then a write).
-        matched = np.zeros(len(t), bool)
         matched[rows] = True
-        t.state = np.where(matched, TRACKED, t.state)
         t.hits = t.hits + matched
         t.last_frame = np.where(matched, self._frame_id, t.last_frame)
         t.last_time = np.where(matched, np.nan if frame.timestamp is None else frame.timestamp, t.last_time)
@@ -401,21 +402,20 @@ class SmileTracker:
         class_id[rows] = frame.class_ids[dets]
         # float32 dot products of unit vectors can pass 1 (ufuncs: ndarray.clip's Python wrapper costs more)
         similarity[rows] = np.minimum(np.maximum(sims, -1.0), 1.0)
-        detection_index[rows] = frame.index[dets]
+        t.detection_index[rows] = frame.index[dets]
         if frame.features is not None:
             recorded = frame.feature_valid[dets]
             if self._config.appearance_min_score is not None:  # a low score: partly hidden, the crop shows the occluder
                 recorded &= frame.scores[dets] >= self._config.appearance_min_score
             t.appearance.update(rows[recorded], frame.features[dets[recorded]])
+        return matched
 
-    def _retire(self, timestamp: float | None) -> None:
-        """Unmatched tracked -> lost; drop unconfirmed misses, timed-out lost tracks,
-        and any track whose state stopped being finite."""
+    def _retire(self, matched: np.ndarray, timestamp: float | None) -> None:
+        """``matched`` rows -> tracked, unmatched tracked -> lost; drop unconfirmed misses,
+        timed-out lost tracks, and any track whose state stopped being finite."""
         t = self._tracks
-        detection_index, state = t.writable("detection_index", "state")
-        unmatched = t.since_update > 0
-        detection_index[unmatched] = -1
-        state[unmatched & (state == TRACKED)] = LOST
+        unmatched = ~matched
+        t.state = np.where(matched, TRACKED, np.where(t.state == TRACKED, LOST, t.state))
         if timestamp is not None:
             elapsed_s = timestamp - t.last_time
             timed_out = elapsed_s > self.lost_timeout_s + _TIME_EPS
