@@ -191,12 +191,15 @@ class AppearanceStore:
         """Cosine similarity of tracks ``rows`` ("last" or "ema" feature) to
         detections -> (similarity (R, N), pair has appearance (R, N))."""
         if which == "last":
-            track_feats = self.last[rows]
+            track_feats = self.last
         elif self.ema is not None:
-            track_feats = self.ema[rows]
+            track_feats = self.ema
         else:
             raise ValueError("this store keeps no EMA feature (ema_momentum is None)")
-        return track_feats @ features.T, self.has[rows][:, None] & valid[None, :]
+        has = self.has
+        if len(rows) < len(has):  # (rows ascend: as many as there are tracks are all of them, no gather)
+            track_feats, has = track_feats[rows], has[rows]
+        return track_feats @ features.T, has[:, None] & valid[None, :]
 
     def bank_similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
                         candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,8 @@ _PROCESS_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION,
 _PROCESS_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
 _MEASURE_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION])
 _MEASURE_FLOOR = np.array([0, 0, 1e-1, 0])
-_SHAPE_FLOOR = np.array([MIN_ASPECT, MIN_HEIGHT])
+# Floors of the whole state: -inf (no floor) but for the aspect and the height.
+_STATE_FLOOR = np.array([-np.inf, -np.inf, MIN_ASPECT, MIN_HEIGHT, -np.inf, -np.inf, -np.inf, -np.inf])
 _IDENTITY8 = np.eye(8)
 _POSITION_FROM_VELOCITY = np.eye(8, k=4)
 
@@ -59,8 +60,8 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> tuple[np.ndar
 
 
 def _clamp_shape(mean: np.ndarray) -> None:
-    """Aspect and height at least their floors, in place (nan stays nan)."""
-    np.maximum(mean[:, 2:4], _SHAPE_FLOOR, out=mean[:, 2:4])
+    """Aspect and height at least their floors, in place (nan stays nan; one call on whole rows)."""
+    np.maximum(mean, _STATE_FLOOR, out=mean)
 
 
 def _diagonal(matrices: np.ndarray) -> np.ndarray:

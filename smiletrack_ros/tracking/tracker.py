@@ -372,7 +372,9 @@ class SmileTracker:
         """Assign table ``rows`` to detection ``dets`` (neither empty) for one stage ->
         (row positions, det positions, appearance similarity used or nan)."""
         threshold = stage.max_cost(self._config)
-        cost, appearance = COSTS[stage.cost](inputs, rows, dets, all_iou[rows][:, dets], threshold)
+        # (rows ascend: as many as the table has are all of it, and need no gather)
+        iou = all_iou[:, dets] if len(rows) == len(all_iou) else all_iou[rows][:, dets]
+        cost, appearance = COSTS[stage.cost](inputs, rows, dets, iou, threshold)
         if self._config.class_aware:
             cost = forbid_class_changes(cost, self._tracks.class_id[rows], inputs.frame.class_ids[dets])
         r, d = assign(cost, threshold)
