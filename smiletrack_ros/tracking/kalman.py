@@ -89,12 +89,21 @@ def _times_inverse(a: np.ndarray, innovation_cov: np.ndarray) -> np.ndarray:
     return a @ np.linalg.inv(innovation_cov)
 
 
+def _gain(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Kalman gains P H^T S^-1 (H selects the first four state entries: P H^T = P[:, :, :4]).
+    S's off-diagonal entries are P's top-left ones: when those are all zero (no camera-motion
+    compensation, see ``_times_inverse``), S is its diagonal, computed as ``project`` does,
+    without building S."""
+    top, diagonal = cov[:, :4, :4], _diagonal(cov)[:, :4]
+    if np.count_nonzero(top) == np.count_nonzero(diagonal):
+        return cov[:, :, :4] / (diagonal + _std(mean[:, 3], _MEASURE_SCALE, _MEASURE_FLOOR) ** 2)[:, None, :]
+    return _times_inverse(cov[:, :, :4], project(mean, cov)[1])
+
+
 def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Correct each track (row i) with its measurement (row i, xyah)."""
-    projected, innovation_cov = project(mean, cov)
-    # H selects the first four state entries: P H^T = P[:, :, :4] and H P = P[:, :4, :].
-    gain = _times_inverse(cov[:, :, :4], innovation_cov)
-    new_mean = mean + (gain @ (measurements - projected)[:, :, None])[:, :, 0]
+    gain = _gain(mean, cov)
+    new_mean = mean + (gain @ (measurements - mean[:, :4])[:, :, None])[:, :, 0]  # H x = x[:, :4]
     new_cov = cov - gain @ cov[:, :4, :]  # = P - K S K^T
     _clamp_shape(new_mean)
     return new_mean, new_cov
