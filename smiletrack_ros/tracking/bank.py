@@ -168,7 +168,7 @@ class AppearanceStore:
         done = recorded[rows]
         fresh = done == 0  # = ~has[rows]: a bank holds a feature once one was recorded
         homes = self._home[rows]
-        if fresh.any():
+        if np.count_nonzero(fresh):  # (cheaper than any())
             self._write(homes[fresh], None, features[fresh])
         if self.ema_momentum is not None:
             self._blend_ema(rows, features, fresh)
@@ -198,7 +198,7 @@ class AppearanceStore:
             raise ValueError("this store keeps no EMA feature (ema_momentum is None)")
         has = self.has
         if len(rows) < len(has):  # (rows ascend: as many as there are tracks are all of them, no gather)
-            track_feats, has = track_feats[rows], has[rows]
+            track_feats, has = track_feats.take(rows, axis=0), has[rows]
         return track_feats @ features.T, has[:, None] & valid[None, :]
 
     def bank_similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
@@ -216,7 +216,7 @@ class AppearanceStore:
             filled = min(int(self.recorded[tracks].max()), self.bank_size)
             # Pairs come track by track (``r`` ascending): the k-th pair of its track.
             kth = np.arange(len(r)) - np.searchsorted(r, r)
-            sims[r, n] = self._best_in_banks(self._home[tracks], kth, features[n], filled)
+            sims[r, n] = self._best_in_banks(self._home[tracks], kth, features.take(n, axis=0), filled)
         return sims, has
 
     def _best_in_banks(self, homes: np.ndarray, kth: np.ndarray, features: np.ndarray, filled: int) -> np.ndarray:

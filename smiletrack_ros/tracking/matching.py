@@ -22,7 +22,9 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     if len(r) == 0:
         return r, c
     row_pairs, col_pairs = np.bincount(r, minlength=cost.shape[0]), np.bincount(c, minlength=cost.shape[1])
-    if row_pairs.max() == 1 and col_pairs.max() == 1:  # every pair is lone (the common case)
+    # Every pair is lone (the common case): as many rows and columns have pairs as there are pairs.
+    # (count_nonzero is a fraction of a max's cost: this runs for every stage of every frame)
+    if np.count_nonzero(row_pairs) == len(r) and np.count_nonzero(col_pairs) == len(r):
         return r, c
     lone = (row_pairs[r] == 1) & (col_pairs[c] == 1)
     # A lone pair's row and column have no other feasible pair, so the rest compete among themselves.
@@ -51,7 +53,7 @@ def fused_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarr
     # (float32 similarities widened first: a mixed-type ufunc call is the slower one).
     cost = iou - appearance.astype(np.float64)
     cost *= 1.0 - alpha
-    partial = not has_appearance.all()
+    partial = np.count_nonzero(has_appearance) < has_appearance.size  # (count_nonzero: cheaper than all())
     if partial:
         cost[~has_appearance] = 0.0
     cost += 1.0 - iou
