@@ -321,3 +321,16 @@ def test_ema_starts_from_the_latest_feature_when_switched_on():
     np.testing.assert_allclose(store.ema[0], [0, 1])
     store.update(np.array([0]), _unit([[1, 0]]))
     np.testing.assert_allclose(store.ema[0], _unit([0.1, 0.9]), atol=1e-6)
+
+
+def test_true_pairs_equals_nonzero_in_order():
+    from smiletrack_ros.tracking.matching import true_pairs
+
+    rng = np.random.default_rng(0)
+    for shape in ((0, 5), (5, 0), (1, 1), (7, 3), (50, 25)):
+        mask = rng.random(shape) < 0.3
+        for m in (mask, mask.T, mask[:, ::2]):  # any layout
+            rows, cols = true_pairs(m)
+            expected = m.nonzero()
+            assert np.array_equal(rows, expected[0]) and np.array_equal(cols, expected[1])
+            assert rows.dtype == expected[0].dtype

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .matching import true_pairs
+
 
 class AppearanceStore:
     """``ema_momentum`` None: no EMA feature is kept (the presets that match on
@@ -208,7 +210,7 @@ class AppearanceStore:
         appearance). Searching candidate pairs only keeps this linear in the
         pairs rather than tracks x detections x bank."""
         has = self.has[rows][:, None] & valid[None, :]
-        r, n = (candidates & has).nonzero()
+        r, n = true_pairs(candidates & has)
         sims = np.zeros(has.shape, np.float32)
         if len(r):
             tracks = rows[r]

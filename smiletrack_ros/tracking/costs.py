@@ -144,7 +144,7 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
         rejected |= sim < floor
     if cfg.appearance_gate is not None:
         rejected |= sim < cfg.appearance_gate
-    cost[rejected] = np.inf
+    np.putmask(cost, rejected, np.inf)
     return cost, (sim, has)
 
 

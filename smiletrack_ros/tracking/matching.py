@@ -9,6 +9,14 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 
+def true_pairs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of a 2-D mask's True entries in row-major order, as ``mask.nonzero()``
+    gives them, at about half its cost (a 1-D nonzero, then divmod): every stage runs this."""
+    if mask.shape[1] == 0:
+        return mask.nonzero()
+    return np.divmod(mask.ravel().nonzero()[0], mask.shape[1])
+
+
 def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     """Minimum-cost matching with a threshold -> (row indices, column indices).
 
@@ -18,7 +26,7 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     ByteTrack uses). A feasible pair whose row and column have no other
     feasible pair matches outright; only the rows and columns that compete go
     to the solver, which keeps it small in crowded scenes."""
-    r, c = (cost <= max_cost).nonzero()  # False for nan and inf
+    r, c = true_pairs(cost <= max_cost)  # False for nan and inf
     if len(r) == 0:
         return r, c
     row_pairs, col_pairs = np.bincount(r, minlength=cost.shape[0]), np.bincount(c, minlength=cost.shape[1])
@@ -60,7 +68,7 @@ def fused_cost(iou: np.ndarray, appearance: np.ndarray, has_appearance: np.ndarr
     rejected = iou < min_iou
     if gate is not None:
         rejected |= (appearance < gate) & has_appearance if partial else appearance < gate
-    np.copyto(cost, np.inf, where=rejected)
+    np.putmask(cost, rejected, np.inf)  # (half the cost of copyto's where= or a masked write)
     return cost
 
 

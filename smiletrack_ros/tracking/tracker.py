@@ -39,7 +39,7 @@ from .calibration import PEOPLE_PER_FRAME, ImpostorSimilarity
 from .config import Stage, TrackerConfig
 from .costs import COSTS, CostInputs
 from .inputs import FrameInput, InputError, read_frame
-from .matching import assign, forbid_class_changes
+from .matching import assign, forbid_class_changes, true_pairs
 from .tracks import TrackOutput, TrackState, TrackTable
 
 if TYPE_CHECKING:
@@ -467,7 +467,7 @@ class SmileTracker:
         close = 1.0 - iou_matrix(boxes[active], boxes[lost]) < self.config.duplicate_iou_distance
         if self.config.class_aware:
             close &= t.class_id[active][:, None] == t.class_id[lost][None, :]
-        a, b = np.nonzero(close)
+        a, b = true_pairs(close)
         if len(a) == 0:
             return
         span = t.last_frame - t.start_frame
