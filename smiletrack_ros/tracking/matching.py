@@ -13,7 +13,8 @@ def true_pairs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows, columns) of a 2-D mask's True entries in row-major order, as ``mask.nonzero()``
     gives them, at about half its cost (a 1-D nonzero, then divmod): every stage runs this."""
     if mask.shape[1] == 0:
-        return mask.nonzero()
+        rows, cols = mask.nonzero()
+        return rows, cols
     return np.divmod(mask.ravel().nonzero()[0], mask.shape[1])
 
 
