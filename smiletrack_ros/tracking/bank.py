@@ -217,7 +217,7 @@ class AppearanceStore:
             # Slots past a bank's count repeat slot 0: young banks are searched only where they are filled.
             filled = min(int(self.recorded[tracks].max()), self.bank_size)
             # Pairs come track by track (``r`` ascending): the k-th pair of its track.
-            kth = np.arange(len(r)) - np.searchsorted(r, r)
+            kth = np.arange(len(r)) - r.searchsorted(r)
             sims[r, n] = self._best_in_banks(self._home[tracks], kth, features.take(n, axis=0), filled)
         return sims, has
 
