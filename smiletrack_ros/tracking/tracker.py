@@ -11,7 +11,7 @@ One ``update()`` per frame, in numbered steps:
     unconfirmed: tentative tracks vs the remaining boxes that could start a
     track (high-score ones, and low-score ones scoring >= ``new_track_threshold``);
  8. apply every match at once (Kalman correction, appearance, counters);
- 9. unmatched tracked -> lost; unmatched tentative and timed-out lost removed;
+ 9. matched -> tracked, unmatched tracked -> lost; unmatched tentative and timed-out lost removed;
 10. new tracks from the remaining boxes scoring >= ``new_track_threshold``;
 11. optional duplicate removal (a tracked and a lost track on one object);
 12. report the confirmed tracks matched in this frame.
