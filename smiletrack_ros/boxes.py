@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_TINY = np.finfo(np.float64).tiny  # looked up once: np.finfo costs microseconds a call
+
 
 def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     """Top-left x, y, width, height (MOTChallenge files) -> x1, y1, x2, y2 (float64 copy)."""
@@ -29,11 +31,14 @@ def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
-    half = np.empty((len(xyah), 2))
+    boxes = np.empty((len(xyah), 4))
+    half = boxes[:, 2:]  # half width and height first, then x2, y2 in their place
     np.multiply(xyah[:, 3], 0.5, out=half[:, 1])
     np.multiply(xyah[:, 2], half[:, 1], out=half[:, 0])
     centre = xyah[:, :2]
-    return np.concatenate([centre - half, centre + half], axis=1)
+    np.subtract(centre, half, out=boxes[:, :2])
+    np.add(centre, half, out=half)
+    return boxes
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -59,9 +64,10 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     np.fmax(inter, 0.0, out=inter)
     np.fmax(height, 0.0, out=height)
     inter *= height
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
+    size_a, size_b = a[:, 2:] - a[:, :2], b[:, 2:] - b[:, :2]  # widths and heights, as ax2 - ax1 etc.
+    union = (size_a[:, 0] * size_a[:, 1])[:, None] + size_b[:, 0] * size_b[:, 1]
     union -= inter
     # Pairs with no overlap (inter 0) stay 0 over any union: the floor only avoids 0 / 0 and nan.
-    np.fmax(union, np.finfo(np.float64).tiny, out=union)
+    np.fmax(union, _TINY, out=union)
     inter /= union
     return inter

@@ -167,7 +167,7 @@ def test_bank_similarity_is_the_max_over_the_bank():
     store = AppearanceStore(bank_size=50, ema_momentum=0.9)
     store.adopt_dim(3)
     store.append(1, _unit([[1, 0, 0]]), np.array([True]))
-    store.update(np.array([0]), _unit([[0, 1, 0]]), np.array([True]))
+    store.update(np.array([0]), _unit([[0, 1, 0]]))
     det = _unit([[1, 0, 0], [0, 0, 1]])
     bank, has = store.bank_similarity(np.array([0]), det, np.array([True, True]), np.ones((1, 2), bool))
     np.testing.assert_allclose(bank, [[1.0, 0.0]], atol=1e-6)  # matches the OLD appearance
@@ -187,7 +187,7 @@ def _one_track_fed(bank_size: int, n: int) -> tuple[AppearanceStore, np.ndarray]
     feats = np.eye(n, dtype=np.float32)
     store.append(1, feats[:1], np.array([True]))
     for k in range(1, n):
-        store.update(np.array([0]), feats[k:k + 1], np.array([True]))
+        store.update(np.array([0]), feats[k:k + 1])
     return store, feats
 
 
@@ -211,7 +211,7 @@ def test_ema_feature_blends_old_and_new():
     store = AppearanceStore(bank_size=4, ema_momentum=0.9)
     store.adopt_dim(2)
     store.append(1, _unit([[1, 0]]), np.array([True]))
-    store.update(np.array([0]), _unit([[0, 1]]), np.array([True]))
+    store.update(np.array([0]), _unit([[0, 1]]))
     np.testing.assert_allclose(store.ema[0], _unit([0.9, 0.1]), atol=1e-6)
     np.testing.assert_allclose(store.last[0], [0, 1])
 
@@ -223,7 +223,7 @@ def test_bank_resize_keeps_the_newest_features():
     sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(6, bool), everything)
     np.testing.assert_allclose(sims, [[0, 0, 0, 0, 1, 1]], atol=1e-6)
     store.resize(5)  # growing keeps them and makes room
-    store.update(np.array([0]), feats[:1], np.array([True]))
+    store.update(np.array([0]), feats[:1])
     sims, _ = store.bank_similarity(np.array([0]), feats, np.ones(6, bool), everything)
     np.testing.assert_allclose(sims, [[1, 0, 0, 0, 1, 1]], atol=1e-6)
     assert store.bank.shape == (1, 5, 6) and store.count[0] == 3
@@ -239,7 +239,7 @@ def test_banks_follow_their_tracks_through_births_and_deaths():
     sims, _ = store.bank_similarity(np.arange(4), feats, np.ones(4, bool), np.ones((4, 4), bool))
     np.testing.assert_allclose(sims, feats[[0, 2, 3, 1]], atol=1e-6)
     assert store.bank.shape == (4, 2, 4) and store._pool.shape[0] <= 6
-    store.update(np.array([1]), feats[:1], np.array([True]))  # row 1's bank: features 2 and 0
+    store.update(np.array([1]), feats[:1])  # row 1's bank: features 2 and 0
     np.testing.assert_allclose(store.bank[1], feats[[2, 0]])
 
 
@@ -265,7 +265,7 @@ def test_bank_similarity_equals_a_plain_list_model_through_updates_and_resizes()
         else:
             rows = np.flatnonzero(rng.random(len(model)) < 0.5)
             feats = _unit(rng.normal(size=(len(rows), 8))).astype(np.float32)
-            store.update(rows, feats, np.ones(len(rows), bool))
+            store.update(rows, feats)
             for i, f in zip(rows, feats, strict=True):
                 model[i] = (model[i] + [f])[-store.bank_size:]
         if model:
@@ -314,10 +314,23 @@ def test_ema_starts_from_the_latest_feature_when_switched_on():
     store = AppearanceStore(bank_size=4, ema_momentum=None)
     store.adopt_dim(2)
     store.append(1, _unit([[1, 0]]), np.array([True]))
-    store.update(np.array([0]), _unit([[0, 1]]), np.array([True]))
+    store.update(np.array([0]), _unit([[0, 1]]))
     with pytest.raises(ValueError, match="no EMA"):
         store.similarity(np.array([0]), _unit([[0, 1]]), np.array([True]), "ema")
     store.set_ema_momentum(0.9)
     np.testing.assert_allclose(store.ema[0], [0, 1])
-    store.update(np.array([0]), _unit([[1, 0]]), np.array([True]))
+    store.update(np.array([0]), _unit([[1, 0]]))
     np.testing.assert_allclose(store.ema[0], _unit([0.1, 0.9]), atol=1e-6)
+
+
+def test_true_pairs_equals_nonzero_in_order():
+    from smiletrack_ros.tracking.matching import true_pairs
+
+    rng = np.random.default_rng(0)
+    for shape in ((0, 5), (5, 0), (1, 1), (7, 3), (50, 25)):
+        mask = rng.random(shape) < 0.3
+        for m in (mask, mask.T, mask[:, ::2]):  # any layout
+            rows, cols = true_pairs(m)
+            expected = m.nonzero()
+            assert np.array_equal(rows, expected[0]) and np.array_equal(cols, expected[1])
+            assert rows.dtype == expected[0].dtype

@@ -121,6 +121,24 @@ def test_the_impostor_quantile_is_learnt_from_people_seen_together():
     assert imp.counts is settled
 
 
+def test_impostor_bins_by_search_equal_the_arithmetic_bins():
+    """observe() finds a float32 similarity's bin with one searchsorted over each bin's first
+    value; those bins must be the arithmetic ones (an exhaustive check over [-1.02, 1.02] was
+    run once; here: every edge and its neighbouring floats, and random similarities)."""
+    from smiletrack_ros.tracking.calibration import _FIRST_OF_BIN, BINS, bin_index
+
+    up, down = np.float32(np.inf), np.float32(-np.inf)
+    above, below = [_FIRST_OF_BIN], [_FIRST_OF_BIN]
+    for _ in range(4):  # the four floats on either side of every edge
+        above.append(np.nextafter(above[-1], up))
+        below.append(np.nextafter(below[-1], down))
+    rng = np.random.default_rng(0)
+    sims = np.concatenate(above + below + [rng.uniform(-1.02, 1.02, 100_000).astype(np.float32),
+                                           np.array([-1, 0, 1, -0.0], np.float32)])
+    assert np.array_equal(_FIRST_OF_BIN.searchsorted(sims, side="right"), bin_index(sims))
+    assert bin_index(_FIRST_OF_BIN).tolist() == list(range(1, BINS))
+
+
 def _lookalike_reappears(quantile):
     """Six people seen together whose looks all score about 0.9 against each other;
     person 0 is lost for 1 s, then a look-alike (about 0.9 too) shows below where

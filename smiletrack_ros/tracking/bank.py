@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .matching import true_pairs
+
 
 class AppearanceStore:
     """``ema_momentum`` None: no EMA feature is kept (the presets that match on
@@ -130,7 +132,7 @@ class AppearanceStore:
         self._free = self._free[n:]
         if features is not None:
             assert valid is not None, "features come with their validity"
-            self.update(np.arange(old, old + n), features, valid)
+            self.update(np.arange(old, old + n)[valid], features[valid])
 
     def resize(self, bank_size: int) -> None:
         """Change the bank capacity, keeping each track's most recent features."""
@@ -157,20 +159,18 @@ class AppearanceStore:
         self._free = np.concatenate([self._free, np.flatnonzero(~kept)])
         self._home = self._home[rows]
 
-    def update(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray) -> None:
-        """Record matched detections' features; rows whose feature is invalid keep theirs.
+    def update(self, rows: np.ndarray, features: np.ndarray) -> None:
+        """Record (valid) features of tracks ``rows``, one each.
 
         A track's first feature fills every bank slot: copies do not change a
         maximum, so similarities need no mask for slots not yet written."""
-        if not valid.all():
-            rows, features = rows[valid], features[valid]
         if len(rows) == 0:
             return
         has, recorded = self._writable("has"), self._writable("recorded")
         done = recorded[rows]
         fresh = done == 0  # = ~has[rows]: a bank holds a feature once one was recorded
         homes = self._home[rows]
-        if fresh.any():
+        if np.count_nonzero(fresh):  # (cheaper than any())
             self._write(homes[fresh], None, features[fresh])
         if self.ema_momentum is not None:
             self._blend_ema(rows, features, fresh)
@@ -193,12 +193,15 @@ class AppearanceStore:
         """Cosine similarity of tracks ``rows`` ("last" or "ema" feature) to
         detections -> (similarity (R, N), pair has appearance (R, N))."""
         if which == "last":
-            track_feats = self.last[rows]
+            track_feats = self.last
         elif self.ema is not None:
-            track_feats = self.ema[rows]
+            track_feats = self.ema
         else:
             raise ValueError("this store keeps no EMA feature (ema_momentum is None)")
-        return track_feats @ features.T, self.has[rows][:, None] & valid[None, :]
+        has = self.has
+        if len(rows) < len(has):  # (rows ascend: as many as there are tracks are all of them, no gather)
+            track_feats, has = track_feats.take(rows, axis=0), has[rows]
+        return track_feats @ features.T, has[:, None] & valid[None, :]
 
     def bank_similarity(self, rows: np.ndarray, features: np.ndarray, valid: np.ndarray,
                         candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -207,15 +210,15 @@ class AppearanceStore:
         appearance). Searching candidate pairs only keeps this linear in the
         pairs rather than tracks x detections x bank."""
         has = self.has[rows][:, None] & valid[None, :]
-        r, n = (candidates & has).nonzero()
+        r, n = true_pairs(candidates & has)
         sims = np.zeros(has.shape, np.float32)
         if len(r):
             tracks = rows[r]
             # Slots past a bank's count repeat slot 0: young banks are searched only where they are filled.
             filled = min(int(self.recorded[tracks].max()), self.bank_size)
             # Pairs come track by track (``r`` ascending): the k-th pair of its track.
-            kth = np.arange(len(r)) - np.searchsorted(r, r)
-            sims[r, n] = self._best_in_banks(self._home[tracks], kth, features[n], filled)
+            kth = np.arange(len(r)) - r.searchsorted(r)
+            sims[r, n] = self._best_in_banks(self._home[tracks], kth, features.take(n, axis=0), filled)
         return sims, has
 
     def _best_in_banks(self, homes: np.ndarray, kth: np.ndarray, features: np.ndarray, filled: int) -> np.ndarray:

@@ -19,6 +19,35 @@ ENOUGH_PAIRS = 20_000
 _UPPER = np.triu(np.ones((PEOPLE_PER_FRAME, PEOPLE_PER_FRAME), bool), 1)
 
 
+def bin_index(sims: np.ndarray) -> np.ndarray:
+    """The histogram bin of each similarity: [-1, 1] in BINS equal bins, the ends clipped."""
+    return np.minimum(np.maximum(((sims + 1.0) * (BINS / 2)).astype(np.int64), 0), BINS - 1)
+
+
+def _first_of_each_bin() -> np.ndarray:
+    """The smallest float32 similarity ``bin_index`` puts in each bin but the first. It is
+    monotone in the similarity, so a float32 similarity's bin is the number of these at or
+    below it: one ``searchsorted`` instead of five calls, every frame. Found by bisection
+    over the float32 numbers in order (their bit patterns, sign-folded), so exactly."""
+    def order(x: np.ndarray) -> np.ndarray:  # float32 -> int64, in the same order
+        bits = x.view(np.uint32).astype(np.int64)
+        return np.where(bits >= 2 ** 31, 2 ** 32 - 1 - bits, bits + 2 ** 31)
+
+    def number(key: np.ndarray) -> np.ndarray:  # the inverse of order
+        return np.where(key >= 2 ** 31, key - 2 ** 31, 2 ** 32 - 1 - key).astype(np.uint32).view(np.float32)
+
+    k = np.arange(1, BINS)
+    lo, hi = (np.full(len(k), order(np.array([v], np.float32))[0]) for v in (-1.5, 1.5))  # bins 0 and BINS - 1
+    while (hi - lo > 1).any():
+        mid = (lo + hi) // 2
+        reached = bin_index(number(mid)) >= k
+        lo, hi = np.where(reached, lo, mid), np.where(reached, mid, hi)
+    return number(hi)
+
+
+_FIRST_OF_BIN = _first_of_each_bin()
+
+
 class ImpostorSimilarity:
     """A histogram of similarities between features of different people."""
 
@@ -35,7 +64,10 @@ class ImpostorSimilarity:
         if m < 2:
             return
         sims = (features @ features.T)[_UPPER[:m, :m]]
-        bins = np.minimum(np.maximum(((sims + 1.0) * (BINS / 2)).astype(np.int64), 0), BINS - 1)
+        if sims.dtype == np.float32:  # (the tracker's features) the same bins, in one call
+            bins = _FIRST_OF_BIN.searchsorted(sims, side="right")
+        else:
+            bins = bin_index(sims)
         self.counts = self.counts + np.bincount(bins, minlength=BINS)  # a new array: transactions keep the old
         self.total += len(bins)  # = counts.sum(), exactly: counts are whole numbers
 

@@ -60,7 +60,7 @@ def _one_feature(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np
     cfg, frame = inputs.config, inputs.frame
     if frame.features is None:
         return motion(inputs, rows, dets, iou, max_cost)
-    sim, has = inputs.tracks.appearance.similarity(rows, frame.features[dets], frame.feature_valid[dets],
+    sim, has = inputs.tracks.appearance.similarity(rows, frame.features.take(dets, axis=0), frame.feature_valid[dets],
                                                    cfg.track_feature)
     if gated:
         # Pairs already over the threshold on IoU alone stay unmatched whatever the gate says.
@@ -98,7 +98,8 @@ def bank(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
     # alpha * (1 - IoU)) could bring under the threshold; the others keep
     # similarity 0, which gates them out or leaves them over the threshold.
     least_iou = 1.0 - max_cost / cfg.alpha if cfg.alpha > 0 else 0.0
-    sim, has = inputs.tracks.appearance.bank_similarity(rows, frame.features[dets], frame.feature_valid[dets],
+    sim, has = inputs.tracks.appearance.bank_similarity(rows, frame.features.take(dets, axis=0),
+                                                        frame.feature_valid[dets],
                                                         iou >= max(cfg.min_iou, least_iou))
     return fused_cost(iou, sim, has, cfg.alpha, cfg.appearance_gate, cfg.min_iou), (sim, has)
 
@@ -135,7 +136,7 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
         near &= np.einsum("tni,tni->tn", offset, offset) <= (radius * radius)[:, None]
     if cfg.reid_gate in ("mahalanobis", "both"):
         near &= kalman.squared_position_mahalanobis(t.mean[rows], t.cov[rows], det_centre) <= REID_CHI2_GATE
-    sim, has = t.appearance.bank_similarity(rows, frame.features[dets], frame.feature_valid[dets], near)
+    sim, has = t.appearance.bank_similarity(rows, frame.features.take(dets, axis=0), frame.feature_valid[dets], near)
     cost = 1.0 - sim.astype(np.float64)
     rejected = ~(near & has)
     floor = None if cfg.reid_impostor_quantile is None else inputs.impostors.quantile(cfg.reid_impostor_quantile)
@@ -143,7 +144,7 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
         rejected |= sim < floor
     if cfg.appearance_gate is not None:
         rejected |= sim < cfg.appearance_gate
-    cost[rejected] = np.inf
+    np.putmask(cost, rejected, np.inf)
     return cost, (sim, has)
 
 

@@ -26,7 +26,8 @@ _PROCESS_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION,
 _PROCESS_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])
 _MEASURE_SCALE = np.array([STD_POSITION, STD_POSITION, 0, STD_POSITION])
 _MEASURE_FLOOR = np.array([0, 0, 1e-1, 0])
-_SHAPE_FLOOR = np.array([MIN_ASPECT, MIN_HEIGHT])
+# Floors of the whole state: -inf (no floor) but for the aspect and the height.
+_STATE_FLOOR = np.array([-np.inf, -np.inf, MIN_ASPECT, MIN_HEIGHT, -np.inf, -np.inf, -np.inf, -np.inf])
 _IDENTITY8 = np.eye(8)
 _POSITION_FROM_VELOCITY = np.eye(8, k=4)
 
@@ -50,15 +51,17 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> tuple[np.ndar
     variance = _std(mean[:, 3], _PROCESS_SCALE, _PROCESS_FLOOR) ** 2
     transition = _IDENTITY8 + dt * _POSITION_FROM_VELOCITY
     new_mean = mean @ transition.T
-    new_cov = transition @ cov @ transition.T
+    # (F P) F^T with the right product as one (8T, 8) @ (8, 8) matrix product instead of T
+    # small ones: fewer BLAS calls, the same dot products (bit for bit, checked here).
+    new_cov = ((transition @ cov).reshape(-1, 8) @ transition.T).reshape(cov.shape)
     _diagonal(new_cov)[:] += dt * variance
     _clamp_shape(new_mean)
     return new_mean, new_cov
 
 
 def _clamp_shape(mean: np.ndarray) -> None:
-    """Aspect and height at least their floors, in place (nan stays nan)."""
-    np.maximum(mean[:, 2:4], _SHAPE_FLOOR, out=mean[:, 2:4])
+    """Aspect and height at least their floors, in place (nan stays nan; one call on whole rows)."""
+    np.maximum(mean, _STATE_FLOOR, out=mean)
 
 
 def _diagonal(matrices: np.ndarray) -> np.ndarray:
@@ -86,12 +89,21 @@ def _times_inverse(a: np.ndarray, innovation_cov: np.ndarray) -> np.ndarray:
     return a @ np.linalg.inv(innovation_cov)
 
 
+def _gain(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Kalman gains P H^T S^-1 (H selects the first four state entries: P H^T = P[:, :, :4]).
+    S's off-diagonal entries are P's top-left ones: when those are all zero (no camera-motion
+    compensation, see ``_times_inverse``), S is its diagonal, computed as ``project`` does,
+    without building S."""
+    top, diagonal = cov[:, :4, :4], _diagonal(cov)[:, :4]
+    if np.count_nonzero(top) == np.count_nonzero(diagonal):
+        return cov[:, :, :4] / (diagonal + _std(mean[:, 3], _MEASURE_SCALE, _MEASURE_FLOOR) ** 2)[:, None, :]
+    return _times_inverse(cov[:, :, :4], project(mean, cov)[1])
+
+
 def update(mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Correct each track (row i) with its measurement (row i, xyah)."""
-    projected, innovation_cov = project(mean, cov)
-    # H selects the first four state entries: P H^T = P[:, :, :4] and H P = P[:, :4, :].
-    gain = _times_inverse(cov[:, :, :4], innovation_cov)
-    new_mean = mean + (gain @ (measurements - projected)[:, :, None])[:, :, 0]
+    gain = _gain(mean, cov)
+    new_mean = mean + (gain @ (measurements - mean[:, :4])[:, :, None])[:, :, 0]  # H x = x[:, :4]
     new_cov = cov - gain @ cov[:, :4, :]  # = P - K S K^T
     _clamp_shape(new_mean)
     return new_mean, new_cov

@@ -11,7 +11,7 @@ One ``update()`` per frame, in numbered steps:
     unconfirmed: tentative tracks vs the remaining boxes that could start a
     track (high-score ones, and low-score ones scoring >= ``new_track_threshold``);
  8. apply every match at once (Kalman correction, appearance, counters);
- 9. unmatched tracked -> lost; unmatched tentative and timed-out lost removed;
+ 9. matched -> tracked, unmatched tracked -> lost; unmatched tentative and timed-out lost removed;
 10. new tracks from the remaining boxes scoring >= ``new_track_threshold``;
 11. optional duplicate removal (a tracked and a lost track on one object);
 12. report the confirmed tracks matched in this frame.
@@ -23,6 +23,7 @@ have one, otherwise in frames at the tracker's nominal frame rate.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,7 +39,7 @@ from .calibration import PEOPLE_PER_FRAME, ImpostorSimilarity
 from .config import Stage, TrackerConfig
 from .costs import COSTS, CostInputs
 from .inputs import FrameInput, InputError, read_frame
-from .matching import assign, forbid_class_changes
+from .matching import assign, forbid_class_changes, true_pairs
 from .tracks import TrackOutput, TrackState, TrackTable
 
 if TYPE_CHECKING:
@@ -80,7 +81,9 @@ def adaptive_high_threshold(scores: np.ndarray) -> float:
     high-score boxes."""
     if len(scores) == 0:
         return 1.0
-    higher = np.sort(scores)[len(scores) // 2:]  # ceil(N/2) of them
+    ordered = scores.copy()  # (ndarray.sort: np.sort's wrapper costs as much again)
+    ordered.sort()
+    higher = ordered[len(scores) // 2:]  # ceil(N/2) of them
     return float(higher.sum() / len(higher))
 
 
@@ -98,13 +101,16 @@ class _Pools:
         """``high``, ``low``, ``can_start``: (N,) masks of the detections in each band
         and of those that could start a track; the pools own (and change) them."""
         self._state = state
-        self._free_tracks = np.ones(len(state), bool)
+        self._free_tracks = np.empty(len(state), bool)
+        self._free_tracks.fill(True)  # (np.ones is a Python wrapper: twice the cost)
         self._free_high, self._free_low, self._can_start = high, low, can_start
         self._per_state = np.bincount(state, minlength=len(_POOL_STATES)).tolist()  # tracks in each state
 
     def tracks(self, pool: str) -> np.ndarray:
         state, free = self._state, self._free_tracks
         if pool == "confirmed":
+            if self._per_state[TENTATIVE] == 0:
+                return free.nonzero()[0]
             return (free & (state != TENTATIVE)).nonzero()[0]
         if self._per_state[_POOL_STATES[pool]] == 0:  # often no lost or tentative track
             return _NO_ROWS
@@ -276,7 +282,8 @@ class SmileTracker:
         # 5.-7. The cascade (config.stages): each stage matches still-unmatched tracks
         # of its pool to still-unmatched detections of its pool.
         new_threshold = high_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
-        pools = _Pools(self._tracks.state, kept & is_high, kept & ~is_high, frame.scores >= new_threshold)
+        high = kept & is_high
+        pools = _Pools(self._tracks.state, high, kept ^ high, frame.scores >= new_threshold)  # low: kept, not high
         inputs = CostInputs(cfg, self._tracks, frame, det_xyah, self._frame_id, self.frame_rate, self._impostors)
         matches = _Matches([], [], [], [])
         for stage in cfg.stages:
@@ -298,18 +305,18 @@ class SmileTracker:
             # Boxes matched to distinct confirmed tracks in one frame are different people.
             people = np.concatenate(matches.confirmed_dets)
             people = people[frame.feature_valid[people]]
-            self._impostors.observe(frame.features[people[:PEOPLE_PER_FRAME]])  # all it samples
-        self._apply_matches(rows, dets, sims, frame, det_xyah)
-        # 9. Lost and removed.
-        self._retire(frame.timestamp)
+            self._impostors.observe(frame.features.take(people[:PEOPLE_PER_FRAME], axis=0))  # all it samples
+        matched = self._apply_matches(rows, dets, sims, frame, det_xyah)
+        # 9. States; lost and removed.
+        self._retire(matched, frame.timestamp)
         # 10. Births.
         self._birth(born, frame, det_xyah)
         # 11. Duplicates.
         if cfg.remove_duplicates:
             self._remove_duplicates()
         # 12. Output.
-        t = self._tracks
-        return self._outputs(((t.state == TRACKED) & (t.since_update == 0)).nonzero()[0], matched=True)
+        # (After step 9 a tracked track is one matched in this frame.)
+        return self._outputs((self._tracks.state == TRACKED).nonzero()[0], matched=True)
 
     def live_tracks(self) -> list[TrackOutput]:
         """Every live track, tentative and lost included."""
@@ -342,7 +349,7 @@ class SmileTracker:
         # (New arrays, not writes in place: see ``TrackTable.begin``.)
         lost = t.state == LOST
         mean = t.mean
-        if lost.any():
+        if np.count_nonzero(lost):  # (cheaper than any())
             mean = mean.copy()
             mean[lost, 7] = 0.0
         t.mean, t.cov = kalman.predict(mean, t.cov, dt)
@@ -368,7 +375,9 @@ class SmileTracker:
         """Assign table ``rows`` to detection ``dets`` (neither empty) for one stage ->
         (row positions, det positions, appearance similarity used or nan)."""
         threshold = stage.max_cost(self._config)
-        cost, appearance = COSTS[stage.cost](inputs, rows, dets, all_iou[rows][:, dets], threshold)
+        # (rows ascend: as many as the table has are all of it, and need no gather)
+        iou = all_iou[:, dets] if len(rows) == len(all_iou) else all_iou.take(rows, axis=0)[:, dets]
+        cost, appearance = COSTS[stage.cost](inputs, rows, dets, iou, threshold)
         if self._config.class_aware:
             cost = forbid_class_changes(cost, self._tracks.class_id[rows], inputs.frame.class_ids[dets])
         r, d = assign(cost, threshold)
@@ -378,64 +387,71 @@ class SmileTracker:
         return r, d, np.where(has[r, d], similarity[r, d], np.nan)
 
     def _apply_matches(self, rows: np.ndarray, dets: np.ndarray, sims: np.ndarray, frame: FrameInput,
-                       det_xyah: np.ndarray) -> None:
-        if len(rows) == 0:
-            return
+                       det_xyah: np.ndarray) -> np.ndarray:
+        """-> which table rows were matched (their states are set by ``_retire``)."""
         t = self._tracks
-        mean, cov, since_update, score, class_id, similarity, detection_index = \
-            t.writable("mean", "cov", "since_update", "score", "class_id", "similarity", "detection_index")
-        mean[rows], cov[rows] = kalman.update(mean[rows], cov[rows], det_xyah[dets])
-        # Columns set to one value for every match: new arrays (one call each, no copy then a write).
         matched = np.zeros(len(t), bool)
+        t.detection_index = np.empty(len(t), np.int64)  # a new array (see ``TrackTable.begin``)
+        t.detection_index.fill(-1)  # (np.full costs twice as much)
+        if len(rows) == 0:
+            return matched
+        mean, cov, since_update, score, class_id, similarity, last_frame, last_time = t.writable(
+            "mean", "cov", "since_update", "score", "class_id", "similarity", "last_frame", "last_time")
+        # (Row gathers by take: a third of fancy indexing's cost on these small arrays.)
+        mean[rows], cov[rows] = kalman.update(mean.take(rows, axis=0), cov.take(rows, axis=0),
+                                              det_xyah.take(dets, axis=0))
         matched[rows] = True
-        t.state = np.where(matched, TRACKED, t.state)
         t.hits = t.hits + matched
-        t.last_frame = np.where(matched, self._frame_id, t.last_frame)
-        t.last_time = np.where(matched, np.nan if frame.timestamp is None else frame.timestamp, t.last_time)
+        last_frame[rows] = self._frame_id
+        last_time[rows] = np.nan if frame.timestamp is None else frame.timestamp
         since_update[rows] = 0
         score[rows] = frame.scores[dets]
         class_id[rows] = frame.class_ids[dets]
         # float32 dot products of unit vectors can pass 1 (ufuncs: ndarray.clip's Python wrapper costs more)
         similarity[rows] = np.minimum(np.maximum(sims, -1.0), 1.0)
-        detection_index[rows] = frame.index[dets]
+        t.detection_index[rows] = frame.index[dets]
         if frame.features is not None:
-            valid = frame.feature_valid[dets]
-            if self.config.appearance_min_score is not None:  # a low score: partly hidden, the crop shows the occluder
-                valid = valid & (frame.scores[dets] >= self.config.appearance_min_score)
-            t.appearance.update(rows, frame.features[dets], valid)
+            recorded = frame.feature_valid[dets]
+            if self._config.appearance_min_score is not None:  # a low score: partly hidden, the crop shows the occluder
+                recorded &= frame.scores[dets] >= self._config.appearance_min_score
+            t.appearance.update(rows[recorded], frame.features.take(dets[recorded], axis=0))
+        return matched
 
-    def _retire(self, timestamp: float | None) -> None:
-        """Unmatched tracked -> lost; drop unconfirmed misses, timed-out lost tracks,
-        and any track whose state stopped being finite."""
+    def _retire(self, matched: np.ndarray, timestamp: float | None) -> None:
+        """``matched`` rows -> tracked, unmatched tracked -> lost; drop unconfirmed misses,
+        timed-out lost tracks, and any track whose state stopped being finite."""
         t = self._tracks
-        detection_index, state = t.writable("detection_index", "state")
-        unmatched = t.since_update > 0
-        detection_index[unmatched] = -1
-        state[unmatched & (state == TRACKED)] = LOST
+        unmatched = ~matched
+        state = t.state.copy()  # a new array (see ``TrackTable.begin``)
+        state[state == TRACKED] = LOST
+        state[matched] = TRACKED
+        t.state = state
         if timestamp is not None:
             elapsed_s = timestamp - t.last_time
             timed_out = elapsed_s > self.lost_timeout_s + _TIME_EPS
             unstamped = np.isnan(elapsed_s)  # matched last on a frame without a timestamp: count frames
-            if unstamped.any():
+            if np.count_nonzero(unstamped):
                 timed_out[unstamped] = (self._frame_id - t.last_frame > self.lost_timeout_frames)[unstamped]
         else:
             timed_out = self._frame_id - t.last_frame > self.lost_timeout_frames
         drop = (unmatched & (t.state == TENTATIVE)) | ((t.state == LOST) & timed_out)
-        if not (np.isfinite(t.mean).all() and np.isfinite(t.cov).all()):  # two reductions in the common case
+        # Sums of finite numbers are finite unless they overflow (then the exact per-track test decides):
+        # two reductions in the common case.
+        if not math.isfinite(t.mean.sum() + t.cov.sum()):
             drop |= ~kalman.finite_states(t.mean, t.cov)
-        if drop.any():
+        if np.count_nonzero(drop):
             self._tracks.keep(np.flatnonzero(~drop))
 
     def _birth(self, dets: np.ndarray, frame: FrameInput, det_xyah: np.ndarray) -> None:
         n = len(dets)
         if n == 0:
             return
-        mean, cov = kalman.initiate(det_xyah[dets])
+        mean, cov = kalman.initiate(det_xyah.take(dets, axis=0))
         first = self._frame_id == 1 and self.config.activate_first_frame
         ids = np.empty(n, object)
         ids[:] = range(self._next_id, self._next_id + n)
         self._next_id += n
-        features = None if frame.features is None else frame.features[dets]
+        features = None if frame.features is None else frame.features.take(dets, axis=0)
         self._tracks.append(
             features, None if features is None else frame.feature_valid[dets],
             ids=ids, mean=mean, cov=cov, state=np.full(n, TRACKED if first else TENTATIVE, np.int8),
@@ -457,7 +473,7 @@ class SmileTracker:
         close = 1.0 - iou_matrix(boxes[active], boxes[lost]) < self.config.duplicate_iou_distance
         if self.config.class_aware:
             close &= t.class_id[active][:, None] == t.class_id[lost][None, :]
-        a, b = np.nonzero(close)
+        a, b = true_pairs(close)
         if len(a) == 0:
             return
         span = t.last_frame - t.start_frame
@@ -469,14 +485,14 @@ class SmileTracker:
         """``matched``: every row is a tracked track matched in this frame (its state is
         known, not read)."""
         t = self._tracks
-        mean = t.mean[rows]
+        mean = t.mean.take(rows, axis=0)
         boxes = xyah_to_xyxy(mean)
         boxes.flags.writeable = False
-        velocity = (mean[:, 4:6] * self._motion_rate).tolist()
+        vx, vy = (mean[:, 4:6] * self._motion_rate).T.tolist()  # zipped into tuples below (cheaper than map(tuple))
         states = [TrackState.TRACKED] * len(rows) if matched else list(map(_STATES.__getitem__, t.state[rows].tolist()))
         # The integer columns gathered in one step (a few numpy calls instead of two per column).
         class_id, age, hits, since_update, detection_index = np.concatenate(
             (t.class_id, t.age, t.hits, t.since_update, t.detection_index)).reshape(5, -1)[:, rows].tolist()
-        # Columns in TrackOutput field order, built as lists: one positional call per track.
-        return list(map(TrackOutput, t.ids[rows].tolist(), list(boxes), t.score[rows].tolist(), class_id, states, age,
-                        hits, since_update, list(map(tuple, velocity)), t.similarity[rows].tolist(), detection_index))
+        # Columns in TrackOutput field order (lists, or iterables of the same length): one positional call per track.
+        return list(map(TrackOutput, t.ids[rows].tolist(), boxes, t.score[rows].tolist(), class_id, states, age,
+                        hits, since_update, zip(vx, vy, strict=True), t.similarity[rows].tolist(), detection_index))
