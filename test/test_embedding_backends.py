@@ -106,7 +106,10 @@ def test_preprocessing_planes_order_scale_and_normalise():
     ({"backend": "onnx", "weights": "m.onnx", "flip_average": True}, "flip_average"),
     ({"threads": -1}, "threads"), ({"runtime": "tensorrt"}, "runtime"),
     ({"backend": "onnx", "weights": "m.onnx", "runtime": "torch"}, "runtime"),
-    ({"runtime": "openvino"}, "runtime"), ({"parallel_calls": 0}, "parallel_calls"),
+    ({"backend": "openvino", "weights": "m.xml", "runtime": "torch"}, "runtime"),
+    ({"precision": "bf16", "runtime": "onnxruntime"}, "precision"),
+    ({"precision": "bf16", "runtime": "torch"}, "precision"),
+    ({"parallel_calls": 0}, "parallel_calls"),
 ])
 def test_config_errors_name_the_field(kwargs, field):
     with pytest.raises(EmbedderConfigError) as info:
@@ -128,6 +131,11 @@ def test_from_mapping_reads_the_node_parameters():
         (0.5, 0.5, 0.5)
     with pytest.raises(EmbedderConfigError, match="weights: only the slm backend ships default weights"):
         EmbedderConfig.from_mapping({"embedder.backend": "onnx", "embedder.weights": ""})
+    for params in ({"embedder.fp16": True, "embedder.bf16": True}, {"embedder.bf16": True, "embedder.fp16": False}):
+        assert EmbedderConfig.from_mapping(params).precision == "bf16"       # bf16 wins, in either order
+    assert EmbedderConfig.from_mapping({"embedder.bf16": False, "embedder.fp16": False}).precision == "fp32"
+    with pytest.raises(EmbedderConfigError, match="^bf16: must be true or false"):
+        EmbedderConfig.from_mapping({"embedder.bf16": "yes"})
     with pytest.raises(EmbedderConfigError, match="^colour: unknown embedder setting"):
         EmbedderConfig.from_mapping({"embedder.colour": "rgb"})
 
@@ -219,8 +227,31 @@ def test_onnxruntime_runtime_is_the_cpus_only():
     from smiletrack_ros.embedding.embedder import embedder_runtime
 
     assert embedder_runtime("auto", torch.device("cuda", 0)) == "torch"
-    with pytest.raises(EmbedderConfigError, match="^runtime: onnxruntime runs the torch embedders on the CPU only"):
-        embedder_runtime("onnxruntime", torch.device("cuda", 0))
+    assert embedder_runtime("auto", torch.device("cpu"), "bf16") == "openvino"
+    for runtime in ("onnxruntime", "openvino"):
+        with pytest.raises(EmbedderConfigError, match=f"^runtime: {runtime} runs the torch embedders on the CPU only"):
+            embedder_runtime(runtime, torch.device("cuda", 0))
+    with pytest.raises(EmbedderConfigError, match="^precision: bf16 runs on the CPU only"):
+        embedder_runtime("auto", torch.device("cuda", 0), "bf16")
+
+
+@pytest.mark.parametrize("backend, weights", [("slm", "default"), ("osnet", None)])
+def test_the_openvino_runtime_runs_the_torch_networks_in_fp32_and_bf16(image, backend, weights):
+    """fp32 in OpenVINO gives torch's embeddings within float rounding; bf16 (AMX / AVX512-BF16
+    units, or fp32 where the CPU has none) stays within 1e-3 in cosine of them; several calls at
+    once (the node's split) each get their own infer request."""
+    pytest.importorskip("openvino", reason="openvino is an optional extra ([openvino])")
+    config = EmbedderConfig(backend=backend, weights=weights, device="cpu", threads=1, warmup=False, seed=3)
+    want = build_embedder(dataclasses.replace(config, runtime="torch"))(image, BOXES)
+    fp32 = build_embedder(dataclasses.replace(config, runtime="openvino"))
+    assert fp32.runtime == "openvino" and np.abs(fp32(image, BOXES) - want).max() < 1e-4
+    bf16 = build_embedder(dataclasses.replace(config, precision="bf16", parallel_calls=2))   # auto: openvino
+    got = bf16(image, BOXES)
+    assert bf16.runtime == "openvino" and unit_rows(got) and (got * want).sum(1).min() > 0.999
+    with ThreadPoolExecutor(2) as pool:
+        parts = list(pool.map(lambda rows: bf16(image, BOXES[rows]), [slice(0, 2), slice(2, 5)] * 2))
+    assert all(np.array_equal(a, b) for a, b in zip(parts[:2], parts[2:], strict=True))
+    assert np.abs(np.concatenate(parts[:2]) - got).max() < 1e-2
 
 
 def test_fixed_batch_onnx_model_is_fed_padded_chunks(tmp_path, image, osnet_untrained):

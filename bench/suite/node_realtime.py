@@ -56,6 +56,7 @@ TODAY = {"pipeline.mode": "sequential", "pipeline.embed_split": 1} | EVERY_CORE
 TODAY_RUNTIMES = {"slm": "torch", "osnet": "torch", "onnx": "onnxruntime"}
 MODES = {"main": TODAY, "today": TODAY,
          "sequential": {"pipeline.mode": "sequential"},
+         "sequential-bf16": {"pipeline.mode": "sequential", "embedder.bf16": True},
          "pipelined": {"pipeline.mode": "pipelined"},
          "pipelined-s1": {"pipeline.mode": "pipelined", "pipeline.embed_split": 1},
          "pipelined-e2": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 2, "pipeline.embed_split": 1},

@@ -18,10 +18,10 @@ from .errors import EmbedderConfigError
 from .preprocessing import CHANNEL_ORDERS, MAX_INPUT_SIDE, Preprocessing, is_count, three_floats
 
 BACKENDS = ("slm", "osnet", "onnx", "openvino")
-PRECISIONS = ("auto", "fp32", "fp16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 # what each backend's network may run in ("auto" chooses among them: factory.py)
-BACKEND_RUNTIMES = {"slm": ("torch", "onnxruntime"), "osnet": ("torch", "onnxruntime"),
+BACKEND_RUNTIMES = {"slm": ("torch", "onnxruntime", "openvino"), "osnet": ("torch", "onnxruntime", "openvino"),
                     "onnx": ("onnxruntime", "openvino"), "openvino": ("openvino",)}
 DEFAULT = "default"
 MAX_BATCH = 4096
@@ -38,12 +38,15 @@ class EmbedderConfig:
     untrained, seeded, of ``variant``); for ``onnx`` a ``.onnx``, for ``openvino`` an
     ``.xml`` (each with an optional ``.json`` sidecar card beside it).
     ``precision``: "auto" = fp16 on CUDA, fp32 on the CPU; "fp16" needs CUDA (torch) or a
-    float16 model (onnx). ``flip_average`` (torch backends): None = as the card says.
+    float16 model (onnx); "bf16": bfloat16 on the CPU in OpenVINO (runtime openvino or auto),
+    several times the crops/s on CPUs with bf16 units (AMX, AVX512-BF16), embeddings within
+    about 1e-4 in cosine of fp32's. ``flip_average`` (torch backends): None = as the card says.
     ``threads``: CPU threads of ONNX Runtime / OpenVINO (0: the runtime's default).
-    ``runtime``: what runs the network. The torch backends: "torch", or "onnxruntime" (an ONNX
-    export of the same network and weights, made in memory at load, on the CPU); "auto":
-    onnxruntime on the CPU (measured faster), torch on CUDA. The onnx backend: "onnxruntime" or
-    "openvino" (the same .onnx file read by OpenVINO, fp32 on the CPU; the openvino extra);
+    ``runtime``: what runs the network. The torch backends: "torch", "onnxruntime" or
+    "openvino" (an ONNX export of the same network and weights, made in memory at load, on the
+    CPU); "auto": onnxruntime on the CPU (measured faster), openvino for bf16, torch on CUDA.
+    The onnx backend: "onnxruntime" or "openvino" (the same .onnx file read by OpenVINO, fp32
+    on the CPU unless bf16; the openvino extra);
     "auto": openvino on the CPU when installed (OSNet x0.25: ~3x ONNX Runtime's crops/s at one
     thread), else onnxruntime. ``parallel_calls``: calls that may run at once (the node's
     ``pipeline.embed_split``): OpenVINO gets that many streams of ``threads`` threads each.
@@ -83,7 +86,7 @@ class EmbedderConfig:
         if not is_device_setting(self.device):
             raise EmbedderConfigError("device", f"expected {DEVICE_SYNTAX}, got {self.device!r}")
         if self.precision not in PRECISIONS:
-            raise EmbedderConfigError("precision", f"expected 'auto', 'fp32' or 'fp16', got {self.precision!r}")
+            raise EmbedderConfigError("precision", f"expected 'auto', 'fp32', 'fp16' or 'bf16', got {self.precision!r}")
         if not is_count(self.max_batch, MAX_BATCH):
             raise EmbedderConfigError("max_batch", f"must be an int in 1..{MAX_BATCH}, got {self.max_batch!r}")
         if not isinstance(self.warmup, bool):
@@ -113,6 +116,9 @@ class EmbedderConfig:
         if self.runtime != "auto" and self.runtime not in BACKEND_RUNTIMES[self.backend]:
             raise EmbedderConfigError("runtime", f"the {self.backend} backend runs in "
                                                  f"{' or '.join(BACKEND_RUNTIMES[self.backend])}, not {self.runtime}")
+        if self.precision == "bf16" and self.runtime not in ("auto", "openvino"):
+            raise EmbedderConfigError("precision", f"bf16 runs in OpenVINO on the CPU (runtime openvino or auto), "
+                                                   f"not in {self.runtime}")
         if not is_count(self.parallel_calls, 64):
             raise EmbedderConfigError("parallel_calls", f"must be an int in 1..64, got {self.parallel_calls!r}")
         if self.backend == "slm" and self.overrides():
@@ -149,17 +155,21 @@ class EmbedderConfig:
         """From the node's parameters: keys with or without the ``embedder.`` prefix; "", 0,
         [] and "card" mean "not set" for the optional fields (an empty ``weights`` is "default",
         which only the slm backend has); ``fp16`` (bool) is the older
-        spelling of ``precision`` (True: "auto", False: "fp32"); ``enabled`` is the node's."""
+        spelling of ``precision`` (True: "auto", False: "fp32"), and ``bf16`` (bool) True means
+        "bf16" whatever ``fp16`` says; ``enabled`` is the node's."""
         known = {f.name for f in fields(cls)}
         out: dict[str, Any] = {}
         for key, value in values.items():
             name = key.removeprefix("embedder.")
             if name == "enabled":
                 continue
-            if name == "fp16":
+            if name in ("fp16", "bf16"):
                 if not isinstance(value, bool):
-                    raise EmbedderConfigError("fp16", f"must be true or false, got {value!r}")
-                out.setdefault("precision", "auto" if value else "fp32")
+                    raise EmbedderConfigError(name, f"must be true or false, got {value!r}")
+                if name == "bf16" and value:
+                    out["precision"] = "bf16"
+                elif name == "fp16":
+                    out.setdefault("precision", "auto" if value else "fp32")
                 continue
             if name not in known:
                 raise EmbedderConfigError(name, f"unknown embedder setting; known: {', '.join(sorted(known))}")

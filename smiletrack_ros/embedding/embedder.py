@@ -6,9 +6,10 @@ there by one ``roi_align`` call; the network runs in chunks of at most
 ``max_batch`` images (BatchNorm in eval mode, so results do not depend on how the
 boxes are batched); one copy brings the (N, D) result back. On the CPU the network
 runs, by default, in ONNX Runtime from an in-memory export of itself (same weights,
-``EmbedderConfig.runtime``). With flip averaging each crop and its mirror run in the
-same chunk and their embeddings are averaged and renormalised (a mirrored person is
-the same person, so the average drops left/right quirks of the network).
+``EmbedderConfig.runtime``), or in OpenVINO (for bf16 on CPUs with bf16 units). With
+flip averaging each crop and its mirror run in the same chunk and their embeddings are
+averaged and renormalised (a mirrored person is the same person, so the average drops
+left/right quirks of the network).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .config import DEFAULT, EmbedderConfig
 from .crops import checked_pairs, clip_boxes, crop_boxes, image_to_tensor
 from .errors import EmbedderConfigError
 from .onnx_embedder import TorchNetSession
+from .openvino_embedder import TorchNetOpenVino
 from .slm import SLMNet, SlmSpec
 from .weights import DEFAULT_WEIGHTS, load_weights
 
@@ -42,14 +44,17 @@ def torch_device(config: EmbedderConfig) -> torch.device:
         raise EmbedderConfigError("device", str(exc)) from exc
 
 
-def embedder_runtime(setting: str, device: torch.device) -> str:
+def embedder_runtime(setting: str, device: torch.device, precision: str = "auto") -> str:
     """What runs a torch embedder's network: ``auto`` is ONNX Runtime on the CPU (the SLM at one
-    thread: ~1.3-1.8x torch eager's crops/s, bench/bench_embedder.py) and torch on CUDA (fp16)."""
+    thread: ~1.3-1.8x torch eager's crops/s, bench/bench_embedder.py), OpenVINO for bf16, and
+    torch on CUDA (fp16)."""
     if setting == "auto":
-        return "onnxruntime" if device.type == "cpu" else "torch"
-    if setting == "onnxruntime" and device.type != "cpu":
-        raise EmbedderConfigError("runtime", f"onnxruntime runs the torch embedders on the CPU only, not on "
+        setting = "torch" if device.type != "cpu" else "openvino" if precision == "bf16" else "onnxruntime"
+    if setting != "torch" and device.type != "cpu":
+        raise EmbedderConfigError("runtime", f"{setting} runs the torch embedders on the CPU only, not on "
                                              f"{device}; use torch (or auto) there")
+    if precision == "bf16" and device.type != "cpu":
+        raise EmbedderConfigError("precision", f"bf16 runs on the CPU only, not on {device}; use fp16 (or auto)")
     return setting
 
 
@@ -70,9 +75,9 @@ class TorchEmbedder:
         self.channels_last = self.device.type == "cuda"
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        self.runtime = embedder_runtime(config.runtime, self.device)
+        self.runtime = embedder_runtime(config.runtime, self.device, config.precision)
         self._session = TorchNetSession(self.net, input_size, config.threads) if self.runtime == "onnxruntime" \
-            else None
+            else TorchNetOpenVino(self.net, input_size, config) if self.runtime == "openvino" else None
         if config.warmup:
             self._warm_up()
 

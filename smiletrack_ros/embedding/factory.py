@@ -45,11 +45,13 @@ def build_embedder(config: EmbedderConfig | Mapping[str, Any]) -> AppearanceEmbe
 
 
 def onnx_runtime(config: EmbedderConfig) -> str:
-    """The onnx backend's runtime: as set, or for "auto" OpenVINO on the CPU when it is installed
+    """The onnx backend's runtime: as set, or for "auto" OpenVINO for bf16, or on the CPU when it is installed
     (fp32, the same outputs within float rounding; OSNet x0.25 at one thread: ~3x ONNX Runtime's
     crops/s here), else ONNX Runtime (also wherever a CUDA device is asked for or found)."""
     if config.runtime != "auto":
         return config.runtime
+    if config.precision == "bf16":
+        return "openvino"
     if config.device != "cpu":
         import onnxruntime as ort
 
