@@ -57,6 +57,7 @@ TODAY_RUNTIMES = {"slm": "torch", "osnet": "torch", "onnx": "onnxruntime"}
 MODES = {"main": TODAY, "today": TODAY,
          "sequential": {"pipeline.mode": "sequential"},
          "sequential-bf16": {"pipeline.mode": "sequential", "embedder.bf16": True},
+         "sequential-ort": {"pipeline.mode": "sequential", "embedder.runtime": "onnxruntime"},
          "pipelined": {"pipeline.mode": "pipelined"},
          "pipelined-s1": {"pipeline.mode": "pipelined", "pipeline.embed_split": 1},
          "pipelined-e2": {"pipeline.mode": "pipelined", "pipeline.embed_workers": 2, "pipeline.embed_split": 1},
