@@ -141,4 +141,3 @@ class ArrayEmbedder:
         if y.shape[1] != self.dim:
             raise WeightsError(f"{self.name}: the model gave {y.shape[1]}-d outputs, expected {self.dim}")
         return y.astype(np.float32, copy=False)
-

@@ -101,6 +101,13 @@ def export_onnx(net, path: str | Path | BinaryIO, input_size: tuple[int, int],
     return path if hasattr(path, "write") else Path(path)
 
 
+def onnx_bytes(net, input_size: tuple[int, int]) -> bytes:
+    """The ONNX export of a torch re-ID network, in memory (the torch embedders' CPU runtimes)."""
+    buffer = io.BytesIO()
+    export_onnx(net, buffer, input_size)
+    return buffer.getvalue()
+
+
 class TorchNetSession:
     """A torch network run by ONNX Runtime on the CPU: exported into memory once (no file), then
     ``(B, 3, H, W)`` float32 tensors in, ``(B, D)`` tensors out; the same network and weights, the
@@ -109,9 +116,7 @@ class TorchNetSession:
     def __init__(self, net, input_size: tuple[int, int], threads: int) -> None:
         import onnxruntime as ort
 
-        buffer = io.BytesIO()
-        export_onnx(net, buffer, input_size)
-        self.session = ort.InferenceSession(buffer.getvalue(), session_options(threads),
+        self.session = ort.InferenceSession(onnx_bytes(net, input_size), session_options(threads),
                                             providers=["CPUExecutionProvider"])
 
     def __call__(self, crops):

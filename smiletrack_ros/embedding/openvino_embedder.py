@@ -4,17 +4,16 @@ the usual runtime on Intel robot computers, and the onnx backend's .onnx files w
 ``runtime: openvino``. Preprocessing defaults to the Open Model Zoo convention for IR
 (BGR 0..255, no normalisation) and to the onnx backend's for .onnx files; the sidecar
 card or overrides change it. The model is reshaped to a dynamic batch where it allows
-it, else fed padded chunks. fp32 unless fp16 is asked for (OpenVINO's own default on
-CPUs with bf16 units is bf16, which changes the embeddings) unless fp16 or bf16 is asked
-for. The torch backends (slm, osnet) run here too with ``runtime: openvino``: their network
-exported into memory at load (``TorchNetOpenVino``); ``precision: bf16`` is the reason to: on
-CPUs with bf16 units (AMX, AVX512-BF16) the SLM runs several times faster, with embeddings
-within about 1e-4 in cosine of fp32's. Each calling thread has its own infer request, on one
+it, else fed padded chunks. fp32 unless fp16 or bf16 is asked for (OpenVINO's own
+default on CPUs with bf16 units is bf16, which changes the embeddings). The torch backends
+(slm, osnet) run here too with ``runtime: openvino``: their network exported into memory at
+load (``TorchNetOpenVino``); ``precision: bf16`` is the reason to: on CPUs with bf16 units
+(AMX, AVX512-BF16) the SLM runs several times faster, with embeddings within about 1e-4 in
+cosine of fp32's. Each calling thread has its own infer request, on one
 of ``parallel_calls`` streams, so calls run at once.
 """
 from __future__ import annotations
 
-import io
 import logging
 import threading
 
@@ -76,13 +75,10 @@ class TorchNetOpenVino:
     ``(B, 3, H, W)`` float32 tensors in, ``(B, D)`` tensors out, at the config's precision."""
 
     def __init__(self, net, input_size: tuple[int, int], config: EmbedderConfig) -> None:
-        from .onnx_embedder import export_onnx
+        from .onnx_embedder import onnx_bytes
 
-        ov = import_openvino(config)
-        buffer = io.BytesIO()
-        export_onnx(net, buffer, input_size)
-        core = ov.Core()
-        self._requests = _Requests(compile_on_cpu(core, core.read_model(buffer.getvalue()), config,
+        core = import_openvino(config).Core()
+        self._requests = _Requests(compile_on_cpu(core, core.read_model(onnx_bytes(net, input_size)), config,
                                                   f"the {config.backend} network"))
 
     def __call__(self, crops):
