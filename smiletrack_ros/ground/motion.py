@@ -30,6 +30,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import cached_property
 
 import numpy as np
 
@@ -135,12 +136,12 @@ class FootPoint:
     R: np.ndarray
     sway: np.ndarray
 
-    @property
+    @cached_property
     def H(self) -> np.ndarray:
         """Measurement matrix over (x, y, vx, vy, sway): the feet are where the person is, moved by the sway."""
         return np.column_stack([np.eye(2), np.zeros((2, 2)), self.sway])
 
-    @property
+    @cached_property
     def white(self) -> np.ndarray:
         """Covariance of the error that is new in every frame."""
         return self.R - np.outer(self.sway, self.sway)
