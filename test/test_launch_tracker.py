@@ -178,14 +178,16 @@ def test_ros2_param_and_topic_tools_against_the_launched_node(onnx_launch, ros2_
     echo = subprocess.Popen([str(ros2_tools.target / "bin" / "ros2"), "topic", "echo", "--once", "--no-daemon",
                              "/tracks", "vision_msgs/msg/Detection2DArray"], env=ros2_tools.env(domain),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    frames = _video_frames(shared_dir, 40)[20:]
-    # ros2 topic echo (no daemon) needs its own discovery first: frames sent before it subscribes are not seen
+    frames = _video_frames(shared_dir, 71)[20:]
+    # ros2 topic echo (no daemon) needs its own discovery first: frames sent before it subscribes are not seen.
+    # The client seeing echo's subscription does not mean the node's publisher has matched it yet (CI once
+    # sent all its frames before that), so frames go on until echo has printed one.
     assert client.spin_until(lambda: client.node.count_subscribers("/tracks") >= 2 or echo.poll() is not None, 30.0)
     try:   # the stamps go on from the previous test's 12 frames at 25 Hz (a jump would be refused as implausible)
         for k, image in enumerate(frames):
             client.frame(1_700_000_000.0 + (12 + k) / 25, send_dets=False, image=image, frame_id="tud_camera",
                          timeout=20.0)
-            if echo.poll() is not None:
+            if client.spin_until(lambda: echo.poll() is not None, 0.5):
                 break
         out, _ = echo.communicate(timeout=20)
     finally:
