@@ -23,6 +23,18 @@ def test_settings_refuse_a_repeated_embedder_and_unknown_parts(tmp_path):
         SuiteSettings(out_dir=tmp_path, shared_dir=None, embedders=("slm", "slm"))
     with pytest.raises(ValueError, match="accuracy-parts"):
         SuiteSettings(out_dir=tmp_path, shared_dir=None, accuracy_parts=("everything",))
+    for seeds in ((), (4, 4), (-1,)):
+        with pytest.raises(ValueError, match="occlusion-seeds"):
+            SuiteSettings(out_dir=tmp_path, shared_dir=None, occlusion_seeds=seeds)
+
+
+def test_held_out_occlusion_seeds_keep_the_two_pillar_layouts():
+    """Seeds 0-3 are the scenes shown so far, unchanged; 4-7 repeat their layouts with other walkers."""
+    from bench.suite.occlusion import LAYOUTS, scene_config
+
+    assert [scene_config(s).occluders for s in range(4)] == [LAYOUTS[0], LAYOUTS[0], LAYOUTS[1], LAYOUTS[1]]
+    assert [scene_config(s).occluders for s in range(4, 8)] == [scene_config(s).occluders for s in range(4)]
+    assert LAYOUTS == (((0.2, 0.44), (0.6, 0.84)), ((0.29, 0.71),))
 
 
 def test_each_embedder_has_its_own_cache_over_the_same_detections(shared_dir, tmp_path):

@@ -3,6 +3,7 @@
     bench/run [--quick] [--only accuracy,speed,memory,scaling] [--frames N] [--no-peers]
               [--device cpu|cuda[:N]] [--precision fp32,fp16] [--out out/bench]
               [--embedder BACKEND:WEIGHTS ...] [--accuracy-parts presets,rates,occlusion] [--no-ablation]
+              [--occlusion-seeds 0,1,2,3]
 
 Each sub-suite prints its tables and writes out/bench/<suite>/report.md (+ PNGs,
 results.json); out/bench/report.md links them all.
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "stands for --shared); default: slm and the OSNet x0.25 ONNX of ../shared")
     p.add_argument("--accuracy-parts", type=lambda s: _csv(s, ACCURACY_PARTS, "--accuracy-parts"),
                    default=ACCURACY_PARTS, help="parts of the accuracy suite")
+    p.add_argument("--occlusion-seeds", type=lambda s: tuple(int(x) for x in s.split(",") if x.strip()),
+                   default=(0, 1, 2, 3), help="accuracy: seeds of the synthetic long-occlusion scenes (default "
+                   "0,1,2,3; others are held out from tuning)")
     p.add_argument("--no-ablation", action="store_true", help="accuracy: skip the ablation rows of the reid preset")
     p.add_argument("--sequences", type=lambda s: tuple(x.strip() for x in s.split(",") if x.strip()),
                    help="accuracy: comma-separated sequence names (default: all; --quick: TUD-Campus, MOT17-02)")
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                  progress=not args.no_progress, seed=args.seed,
                                  embedder_weights=args.embedder_weights, sequences=args.sequences,
                                  embedders=tuple(args.embedder), accuracy_parts=args.accuracy_parts,
-                                 ablation=not args.no_ablation)
+                                 ablation=not args.no_ablation, occlusion_seeds=args.occlusion_seeds)
     except ValueError as err:
         print(f"bench/run: {err}", file=sys.stderr)
         return 2

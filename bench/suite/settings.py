@@ -28,6 +28,7 @@ class SuiteSettings:
     embedders: tuple[str, ...] = ()
     accuracy_parts: tuple[str, ...] = ACCURACY_PARTS
     ablation: bool = True         # accuracy: the ablation rows of the reid preset
+    occlusion_seeds: tuple[int, ...] = (0, 1, 2, 3)   # accuracy: the synthetic long-occlusion scenes
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.frames < 10:
@@ -40,6 +41,9 @@ class SuiteSettings:
         bad = [p for p in self.accuracy_parts if p not in ACCURACY_PARTS]
         if bad or not self.accuracy_parts:
             raise ValueError(f"--accuracy-parts must list some of {ACCURACY_PARTS}, got {self.accuracy_parts}")
+        if not self.occlusion_seeds or len(set(self.occlusion_seeds)) != len(self.occlusion_seeds) \
+                or min(self.occlusion_seeds) < 0:
+            raise ValueError(f"--occlusion-seeds must list distinct seeds >= 0, got {self.occlusion_seeds}")
         if len(set(self.embedders)) != len(self.embedders):
             raise ValueError(f"--embedder given twice: {self.embedders}")
 
