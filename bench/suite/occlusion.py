@@ -4,7 +4,8 @@ and the same SLM embeddings of the rendered crops, at 25, 12.5 and 5 fps.
 
 Scenes come from smiletrack_ros.scene with two static occluders and slow walkers,
 so that crossing a pillar hides a person for about 1-5 s. Ground truth is the
-scene's; people hidden entirely are not scored (conf 0, as in MOTChallenge).
+scene's; people hidden entirely are not scored (conf 0, as in MOTChallenge). An extra table
+scores the same runs with people under a fifth visible ignored (MOTChallenge distractors).
 Every embedder of the suite (``--embedder``) embeds the rendered crops in turn.
 """
 from __future__ import annotations
@@ -103,15 +104,28 @@ def hidden_seconds(truth: np.ndarray, visible: float = 0.2) -> np.ndarray:
     return np.asarray(spans)
 
 
-def _score(truth: np.ndarray, rows: np.ndarray, step: int, length: int) -> dict[str, float]:
+# The extra table's scoring: people showing less than this fraction of the body are ignored.
+IGNORED_BELOW = 0.2
+
+
+def _score(truth: np.ndarray, rows: np.ndarray, step: int, length: int,
+           ignore_below: float | None = None) -> dict[str, float]:
+    """TrackEval on every ``step``-th frame. People hidden entirely are not scored (conf 0); with
+    ``ignore_below``, people showing less than that are MOTChallenge distractors instead: not
+    scored, and a tracker box on one is dropped rather than counted as a false positive."""
     from smiletrack_ros.mot.evaluate import evaluate
-    from smiletrack_ros.mot.io import GroundTruth
+    from smiletrack_ros.mot.io import DISTRACTOR_CLASS, PEDESTRIAN_CLASS, GroundTruth
 
     keep = (truth[:, 0].astype(np.int64) - 1) % step == 0
     t = truth[keep]
+    if ignore_below is None:
+        conf, classes = (t[:, 6] > 0).astype(np.float32), np.full(len(t), PEDESTRIAN_CLASS, np.int64)
+    else:
+        conf = np.ones(len(t), np.float32)
+        classes = np.where(t[:, 6] < ignore_below, DISTRACTOR_CLASS, PEDESTRIAN_CLASS).astype(np.int64)
     gt = GroundTruth(frames=((t[:, 0] - 1) // step + 1).astype(np.int64), ids=t[:, 1].astype(np.int64),
-                     boxes=t[:, 2:6].astype(np.float32), conf=(t[:, 6] > 0).astype(np.float32),
-                     classes=np.ones(len(t), np.int64), visibility=t[:, 6].astype(np.float32), mot17=True)
+                     boxes=t[:, 2:6].astype(np.float32), conf=conf,
+                     classes=classes, visibility=t[:, 6].astype(np.float32), mot17=True)
     r = rows[(rows[:, 0].astype(np.int64) - 1) % step == 0].copy()
     r[:, 0] = (r[:, 0] - 1) // step + 1
     return evaluate({"scene": (gt, r)}, {"scene": (length - 1) // step + 1})["scene"]
@@ -155,15 +169,20 @@ def run(settings, maker, report: Report) -> None:
                 for e in ((emb,) if peer in APPEARANCE_PEERS else embedders):
                     runs.setdefault((e, step, f"boxmot-{peer}"), []).append(np.load(res.rows))
     length = int(inputs[(seeds[0], embedders[0])][0].frames.max())
-    table = []
-    for (emb, step, tracker), per_seed in runs.items():
-        if len(per_seed) < len(seeds):
-            continue
-        metrics = [_score(truths[seed], rows, step, length) for seed, rows in zip(seeds, per_seed, strict=True)]
-        table.append([emb, FPS / step, tracker,
-                      *(float(np.mean([m[k] for m in metrics])) for k in ("HOTA", "DetA", "AssA", "IDF1")),
-                      int(sum(m["IDSW"] for m in metrics))])
-    table.sort(key=lambda r: (embedders.index(r[0]), -r[1], -r[6]))
+
+    def scored(ignore_below: float | None) -> list[list]:
+        table = []
+        for (emb, step, tracker), per_seed in runs.items():
+            if len(per_seed) < len(seeds):
+                continue
+            metrics = [_score(truths[seed], rows, step, length, ignore_below)
+                       for seed, rows in zip(seeds, per_seed, strict=True)]
+            table.append([emb, FPS / step, tracker,
+                          *(float(np.mean([m[k] for m in metrics])) for k in ("HOTA", "DetA", "AssA", "IDF1")),
+                          int(sum(m["IDSW"] for m in metrics))])
+        return sorted(table, key=lambda r: (embedders.index(r[0]), -r[1], -r[6]))
+
+    table, visible_table = scored(None), scored(IGNORED_BELOW)
     report.text("## Synthetic long occlusions\n\n"
                 f"{len(seeds)} seeded scenes (seeds {', '.join(map(str, seeds))}; {length} frames at {FPS:g} fps, "
                 f"5 slow walkers; two pillars, or one wide one), "
@@ -173,6 +192,16 @@ def run(settings, maker, report: Report) -> None:
     report.table("synthetic long-occlusion scenes (mean over scenes; IDSW summed)",
                  ["embedder", "fps", "tracker", "HOTA", "DetA", "AssA", "IDF1", "IDSW"], table, digits=1)
     report.data["occlusion"] = {f"{r[0]}|{r[1]}|{r[2]}": r[3:] for r in table}
+    # How hidden people count is the issue author's call: the same runs, people under a fifth visible ignored.
+    report.text(f"### The same runs, people under {IGNORED_BELOW:.0%} visible ignored\n\n"
+                f"An extra scoring, next to the table above (which it does not replace): truth rows of people showing "
+                f"less than {IGNORED_BELOW:.0%} of the body (whom the simulated detector, like a real one, rarely "
+                f"finds) are MOTChallenge distractors, neither a miss when not tracked nor a false positive when "
+                f"tracked; every other row is scored as above. The `{ORACLE}` row is the ceiling again.")
+    report.table(f"synthetic long-occlusion scenes, people under {IGNORED_BELOW:.0%} visible ignored (mean over "
+                 "scenes; IDSW summed)", ["embedder", "fps", "tracker", "HOTA", "DetA", "AssA", "IDF1", "IDSW"],
+                 visible_table, digits=1)
+    report.data["occlusion_visible"] = {f"{r[0]}|{r[1]}|{r[2]}": r[3:] for r in visible_table}
     report.data["occlusion_hidden_seconds"] = sorted(float(x) for x in spans)
 
 

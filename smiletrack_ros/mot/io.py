@@ -130,6 +130,8 @@ def read_detections(path: str | Path, min_score: float = -math.inf,
 
 
 PEDESTRIAN_CLASS = 1
+# MOT17's "distractor": neither a miss when not tracked nor a false positive when tracked (TrackEval drops both).
+DISTRACTOR_CLASS = 8
 
 
 @dataclass(frozen=True)

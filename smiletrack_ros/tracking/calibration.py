@@ -49,14 +49,17 @@ _FIRST_OF_BIN = _first_of_each_bin()
 
 
 class ImpostorSimilarity:
-    """A histogram of similarities between features of different people."""
+    """A histogram of similarities between features of different people. Its counts are pairs,
+    or with ``observe``'s weights pairs per frame of a reference rate (then ``MIN_PAIRS`` and
+    ``ENOUGH_PAIRS`` are reached after the same seconds at any frame rate)."""
 
     def __init__(self) -> None:
         self.counts = np.zeros(BINS)
         self.total = 0.0
 
-    def observe(self, features: np.ndarray) -> None:
-        """Add every pair among (M, D) unit features of M different people (until enough)."""
+    def observe(self, features: np.ndarray, weight: float = 1.0) -> None:
+        """Add every pair among (M, D) unit features of M different people (until enough), each
+        counted ``weight`` times (the frames of a reference rate that this frame stands for)."""
         if self.total >= ENOUGH_PAIRS:
             return
         features = features[:PEOPLE_PER_FRAME]
@@ -68,8 +71,9 @@ class ImpostorSimilarity:
             bins = _FIRST_OF_BIN.searchsorted(sims, side="right")
         else:
             bins = bin_index(sims)
-        self.counts = self.counts + np.bincount(bins, minlength=BINS)  # a new array: transactions keep the old
-        self.total += len(bins)  # = counts.sum(), exactly: counts are whole numbers
+        counts = np.bincount(bins, minlength=BINS)
+        self.counts = self.counts + (counts if weight == 1.0 else weight * counts)  # new: transactions keep the old
+        self.total += weight * len(bins)  # = counts.sum() (exactly for whole-number weights)
 
     def quantile(self, q: float) -> float | None:
         """The similarity below which a fraction ``q`` of impostor pairs fall (the bin's

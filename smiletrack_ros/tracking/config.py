@@ -166,6 +166,10 @@ class TrackerConfig:
     # seen between different people (tracks matched in one frame); None: no such floor.
     # 0.99: a wrong re-identification as rare as 1 in 100 impostor pairs, with any embedder.
     reid_impostor_quantile: float | None = 0.99
+    # The pairs of one frame count as many times as frames of this rate fit in one frame of the tracker's
+    # (6 times at 5 fps for 30), so the floor is learnt after the same seconds of video at any frame rate;
+    # None: each pair counts once, and at 5 fps the floor takes five times as many seconds as at 25 fps.
+    impostor_reference_fps: float | None = 30.0
     bank_size: int = 50
     # Matched boxes scoring below this leave the track's features (latest, EMA, bank) as they
     # were: a detector scores a partly hidden person low, and its crop then shows the occluder
@@ -198,8 +202,9 @@ class TrackerConfig:
             _check_range(name, getattr(self, name), 0.0, 100.0)
         if self.lost_track_seconds is not None:
             _check_range("lost_track_seconds", self.lost_track_seconds, 0.0, MAX_LOST_TRACK_SECONDS)
-        if self.motion_reference_fps is not None:
-            _check_range("motion_reference_fps", self.motion_reference_fps, 0.1, 1000.0)
+        for name in ("motion_reference_fps", "impostor_reference_fps"):
+            if getattr(self, name) is not None:
+                _check_range(name, getattr(self, name), 0.1, 1000.0)
         if isinstance(self.bank_size, int) and not isinstance(self.bank_size, bool) and \
                 self.bank_size > MAX_BANK_SIZE:
             raise ConfigError("bank_size", f"must be at most {MAX_BANK_SIZE}, got {self.bank_size!r}")
@@ -248,7 +253,7 @@ def _check_range(name: str, value: Any, low: float, high: float) -> None:
 # What the paper's cascade does not have: the re-identification stage and its floor,
 # a lost-track memory in seconds, appearance kept from confident boxes only.
 _WITHOUT_REID = {"stages": PAPER_STAGES, "lost_track_seconds": None, "reid_impostor_quantile": None,
-                 "appearance_min_score": None}
+                 "impostor_reference_fps": None, "appearance_min_score": None}
 # Overrides relative to the dataclass defaults (which are the reid preset's).
 PRESETS: dict[str, dict[str, Any]] = {
     # Not the paper's: re-identification of lost tracks on appearance (see REID_STAGES),

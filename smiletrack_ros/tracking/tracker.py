@@ -193,6 +193,9 @@ class SmileTracker:
         else:
             self.lost_timeout_s = config.lost_track_seconds
             self.lost_timeout_frames = max(1, int(round(config.lost_track_seconds * self.frame_rate)))
+        # How many frames of the reference rate one frame's impostor pairs stand for.
+        self._impostor_weight = 1.0 if config.impostor_reference_fps is None else \
+            config.impostor_reference_fps / self.frame_rate
         # Kalman steps per second of elapsed time.
         self._motion_rate = self.frame_rate if config.motion_reference_fps is None else config.motion_reference_fps
         self._tracks.appearance.set_ema_momentum(_ema_momentum(config))
@@ -305,7 +308,8 @@ class SmileTracker:
             # Boxes matched to distinct confirmed tracks in one frame are different people.
             people = np.concatenate(matches.confirmed_dets)
             people = people[frame.feature_valid[people]]
-            self._impostors.observe(frame.features.take(people[:PEOPLE_PER_FRAME], axis=0))  # all it samples
+            self._impostors.observe(frame.features.take(people[:PEOPLE_PER_FRAME], axis=0),  # all it samples
+                                    self._impostor_weight)
         matched = self._apply_matches(rows, dets, sims, frame, det_xyah)
         # 9. States; lost and removed.
         self._retire(matched, frame.timestamp)
