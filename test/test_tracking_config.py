@@ -16,7 +16,7 @@ def test_default_is_the_reid_preset_which_differs_from_the_paper_in_stages_and_m
     assert (paper.lost_track_seconds, paper.reid_impostor_quantile, paper.appearance_min_score) == (None, None, None)
     differ = {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(paper, f.name)}
     assert differ == {"preset", "stages", "lost_track_seconds", "reid_impostor_quantile", "appearance_min_score",
-                      "impostor_reference_fps"}
+                      "impostor_reference_fps", "reid_margin"}
     for name in ("official", "bytetrack"):
         assert TrackerConfig.from_preset(name).appearance_min_score is None
 

@@ -57,6 +57,7 @@ def ours(ablation: bool = True) -> dict[str, tuple[str, dict]]:
         "abl-reid-no-appearance-gate": ("reid", {"appearance_gate": None}),
         "abl-reid-no-impostor-floor": ("reid", {"reid_impostor_quantile": None}),
         "abl-reid-impostor-pairs-counted-once": ("reid", {"impostor_reference_fps": None}),
+        "abl-reid-ambiguous-matches-allowed": ("reid", {"reid_margin": None}),
         "abl-reid-every-box-updates-appearance": ("reid", {"appearance_min_score": None}),
     } | {name: ("reid", change) for name, change in attempts().items()}
 

@@ -230,7 +230,8 @@ _NONE_MEANS = {"tracker.high_threshold": "the adaptive score split",
                "tracker.lost_track_seconds": "track_buffer frames at 30 fps",
                "tracker.motion_reference_fps": "steps in frames at the tracker frame rate",
                "tracker.reid_impostor_quantile": "no learnt similarity floor",
-               "tracker.impostor_reference_fps": "each impostor pair counted once"}
+               "tracker.impostor_reference_fps": "each impostor pair counted once",
+               "tracker.reid_margin": "no ambiguity test"}
 
 
 def _tracker_fields() -> dict[str, type]:

@@ -170,6 +170,11 @@ class TrackerConfig:
     # (6 times at 5 fps for 30), so the floor is learnt after the same seconds of video at any frame rate;
     # None: each pair counts once, and at 5 fps the floor takes five times as many seconds as at 25 fps.
     impostor_reference_fps: float | None = 30.0
+    # A re-identification also needs its similarity to beat, by this margin, the detection's
+    # similarity to any other confirmed track, lost or tracked (a ratio test: ambiguous matches are
+    # refused, the box may start a track); None: no such test. 0.03: from the right and wrong
+    # re-identifications' margins on the synthetic scenes 0-3 and TUD (notes4/ratio4.md).
+    reid_margin: float | None = 0.03
     bank_size: int = 50
     # Matched boxes scoring below this leave the track's features (latest, EMA, bank) as they
     # were: a detector scores a partly hidden person low, and its crop then shows the occluder
@@ -197,6 +202,8 @@ class TrackerConfig:
         for name in ("stage1_match_threshold", "stage2_match_threshold", "unconfirmed_match_threshold",
                      "reid_match_threshold", "duplicate_iou_distance"):
             _check_range(name, getattr(self, name), 0.0, 2.0)
+        if self.reid_margin is not None:
+            _check_range("reid_margin", self.reid_margin, 0.0, 2.0)
         _check_range("mahalanobis_gate", self.mahalanobis_gate, 0.0, math.inf)
         for name in ("reid_base_radius", "reid_max_speed"):
             _check_range(name, getattr(self, name), 0.0, 100.0)
@@ -253,7 +260,7 @@ def _check_range(name: str, value: Any, low: float, high: float) -> None:
 # What the paper's cascade does not have: the re-identification stage and its floor,
 # a lost-track memory in seconds, appearance kept from confident boxes only.
 _WITHOUT_REID = {"stages": PAPER_STAGES, "lost_track_seconds": None, "reid_impostor_quantile": None,
-                 "impostor_reference_fps": None, "appearance_min_score": None}
+                 "impostor_reference_fps": None, "reid_margin": None, "appearance_min_score": None}
 # Overrides relative to the dataclass defaults (which are the reid preset's).
 PRESETS: dict[str, dict[str, Any]] = {
     # Not the paper's: re-identification of lost tracks on appearance (see REID_STAGES),

@@ -20,10 +20,10 @@ from . import kalman
 from .calibration import ImpostorSimilarity
 from .inputs import FrameInput
 from .matching import fuse_score, fused_cost, gated_iou_cost
+from .tracks import TrackState, TrackTable
 
 if TYPE_CHECKING:
     from .config import TrackerConfig
-    from .tracks import TrackTable
 
 Appearance = tuple[np.ndarray, np.ndarray] | None
 CostResult = tuple[np.ndarray, Appearance]
@@ -124,7 +124,9 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
     box heights of the track's predicted centre ("speed"), inside the chi-square gate
     of the predicted position's covariance, which grows with the prediction steps
     ("mahalanobis"), or both. The appearance gate applies as in every stage, and the
-    similarity must also pass the scene's impostor quantile (``calibration``)."""
+    similarity must also pass the scene's impostor quantile (``calibration``), and, with
+    ``reid_margin``, beat by that margin the detection's similarity to every other
+    confirmed track (``_ambiguous``)."""
     cfg, frame, t = inputs.config, inputs.frame, inputs.tracks
     if frame.features is None:
         return np.full(iou.shape, np.inf), None
@@ -136,7 +138,8 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
         near &= np.einsum("tni,tni->tn", offset, offset) <= (radius * radius)[:, None]
     if cfg.reid_gate in ("mahalanobis", "both"):
         near &= kalman.squared_position_mahalanobis(t.mean[rows], t.cov[rows], det_centre) <= REID_CHI2_GATE
-    sim, has = t.appearance.bank_similarity(rows, frame.features.take(dets, axis=0), frame.feature_valid[dets], near)
+    features, valid = frame.features.take(dets, axis=0), frame.feature_valid[dets]
+    sim, has = t.appearance.bank_similarity(rows, features, valid, near)
     cost = 1.0 - sim.astype(np.float64)
     rejected = ~(near & has)
     floor = None if cfg.reid_impostor_quantile is None else inputs.impostors.quantile(cfg.reid_impostor_quantile)
@@ -144,8 +147,37 @@ def reid(inputs: CostInputs, rows: np.ndarray, dets: np.ndarray, iou: np.ndarray
         rejected |= sim < floor
     if cfg.appearance_gate is not None:
         rejected |= sim < cfg.appearance_gate
+    if cfg.reid_margin is not None:
+        rejected |= _ambiguous(t, rows, features, valid, sim, ~rejected, cfg.reid_margin)
     np.putmask(cost, rejected, np.inf)
     return cost, (sim, has)
+
+
+def _ambiguous(tracks: TrackTable, rows: np.ndarray, features: np.ndarray, valid: np.ndarray, sim: np.ndarray,
+               open_pairs: np.ndarray, margin: float) -> np.ndarray:
+    """The ratio test of re-ID retrieval: an open pair of a lost track (``rows``) and a
+    detection is ambiguous when the detection is within ``margin`` as similar to another
+    confirmed track, lost or tracked, wherever it is: an embedder that finds the newcomer
+    as much like someone else cannot say that this person came back. Only detections with
+    an open pair are compared with the other tracks' banks."""
+    cols = np.flatnonzero(open_pairs.any(axis=0))
+    ambiguous = np.zeros(sim.shape, bool)
+    others = tracks.state != int(TrackState.TENTATIVE)
+    others[rows] = False
+    rivals = np.concatenate([rows, others.nonzero()[0]])  # the stage's rows first
+    if len(cols) == 0 or len(rivals) < 2:
+        return ambiguous
+    full, has = tracks.appearance.bank_similarity(rivals, features.take(cols, axis=0), valid[cols],
+                                                  np.ones((len(rivals), len(cols)), bool))
+    full = np.where(has, full, -np.inf)
+    # Each pair's rival: the best other track of its detection (the runner-up for the best track).
+    top = full.argmax(axis=0)
+    span = np.arange(len(cols))
+    best = full[top, span]
+    full[top, span] = -np.inf
+    rival = np.where(np.arange(len(rows))[:, None] == top, full.max(axis=0), best)
+    ambiguous[:, cols] = open_pairs[:, cols] & (sim[:, cols] < rival + margin)
+    return ambiguous
 
 
 # Chi-square 99% quantile, 2 degrees of freedom: the position part of the state.
