@@ -50,7 +50,7 @@ from smiletrack_ros.ros.images import ImageConverter
 from smiletrack_ros.ros.input_limits import InputLimits, detection_count
 from smiletrack_ros.ros.latest_worker import LatestWorker, Stage
 from smiletrack_ros.ros.messages import index_into_message
-from smiletrack_ros.ros.process import ignore_interrupts_while_ending, restore_default_signals
+from smiletrack_ros.ros.process import end_within, restore_default_signals, teardown_done
 from smiletrack_ros.ros.runtime_changes import prepare_detector_change
 from smiletrack_ros.ros.settings import (
     NodeSettings,
@@ -676,10 +676,11 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        ignore_interrupts_while_ending()
+        end_within()
         if node is not None:
             node.shutdown()
             node.destroy_node()
         rclpy.try_shutdown()
+        teardown_done()
     return 0
 

@@ -31,12 +31,25 @@ def exit_quietly_on_signals() -> None:
         signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
 
 
-def ignore_interrupts_while_ending() -> None:
-    """Once spinning has stopped: a terminal's Ctrl-C reaches the node twice under ``ros2 launch``
-    (from the terminal and forwarded by launch); the second must not interrupt the teardown.
-    SIGTERM still ends the process at once."""
+# A node's teardown (workers, DDS entities) takes ~0.05 s; one still running after this long is
+# stuck in native code, and launch would escalate to SIGTERM at 5 s.
+ENDING_SECONDS = 4
+
+
+def end_within(seconds: int = ENDING_SECONDS) -> None:
+    """Once spinning has stopped, the teardown is bounded by the kernel, not by Python: a terminal's
+    Ctrl-C reaches the node twice under ``ros2 launch`` (from the terminal and forwarded by launch),
+    so SIGINT is ignored; SIGTERM and an alarm after ``seconds`` take their default action, which
+    ends the process even while its main thread is stuck inside a C call holding the interpreter
+    (CI saw one teardown in ~230 outlive both SIGINT and SIGTERM, 10 s). ``teardown_done`` disarms."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda signum, _frame: os._exit(128 + signum))
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(seconds)
+
+
+def teardown_done() -> None:
+    signal.alarm(0)
 
 
 def restore_default_signals() -> None:
