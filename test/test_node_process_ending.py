@@ -12,11 +12,14 @@ import pytest
 from smiletrack_ros.ros.process import same_package_env
 
 
-def _child(body: str) -> subprocess.Popen:
-    code = textwrap.dedent("""
+def _child(seconds: int, then: str = "time.sleep(30)  # a teardown that never returns") -> subprocess.Popen:
+    """A child that begins its ending (``end_within(seconds)``), says so, then runs ``then``."""
+    code = textwrap.dedent(f"""
         import sys, time
         from smiletrack_ros.ros.process import end_within, teardown_done
-    """) + textwrap.dedent(body)
+        end_within({seconds})
+        print("ending", flush=True)
+    """) + textwrap.dedent(then)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             env=same_package_env({"PATH": "/usr/bin:/bin"}))
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ending", "child did not start"
@@ -30,21 +33,13 @@ def _ended(proc: subprocess.Popen, timeout: float) -> tuple[int, float]:
 
 
 def test_a_stuck_teardown_is_ended_by_the_alarm():
-    proc = _child("""
-        end_within(1)
-        print("ending", flush=True)
-        time.sleep(30)                 # a teardown that never returns
-    """)
+    proc = _child(1)
     code, seconds = _ended(proc, 10)
     assert code == -signal.SIGALRM and seconds < 3
 
 
 def test_sigterm_ends_the_teardown_at_once_and_sigint_does_not():
-    proc = _child("""
-        end_within(30)
-        print("ending", flush=True)
-        time.sleep(30)
-    """)
+    proc = _child(30)
     proc.send_signal(signal.SIGINT)    # the second Ctrl-C that launch forwards
     with pytest.raises(subprocess.TimeoutExpired):
         proc.wait(timeout=0.5)
@@ -54,9 +49,7 @@ def test_sigterm_ends_the_teardown_at_once_and_sigint_does_not():
 
 
 def test_a_finished_teardown_disarms_the_alarm():
-    proc = _child("""
-        end_within(1)
-        print("ending", flush=True)
+    proc = _child(1, """
         teardown_done()
         time.sleep(1.5)
         sys.exit(0)
