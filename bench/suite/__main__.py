@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.suite.settings import ACCURACY_PARTS, SUITES, SuiteSettings
+from bench.suite.settings import ACCURACY_PARTS, OCCLUSION_SEEDS, SUITES, SuiteSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SPEED_PARTS = ("tracker", "embedder", "detector", "node")
@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy-parts", type=lambda s: _csv(s, ACCURACY_PARTS, "--accuracy-parts"),
                    default=ACCURACY_PARTS, help="parts of the accuracy suite")
     p.add_argument("--occlusion-seeds", type=lambda s: tuple(int(x) for x in s.split(",") if x.strip()),
-                   default=(0, 1, 2, 3), help="accuracy: seeds of the synthetic long-occlusion scenes (default "
-                   "0,1,2,3; others are held out from tuning)")
+                   default=OCCLUSION_SEEDS, help="accuracy: seeds of the synthetic long-occlusion scenes (default "
+                   f"{','.join(map(str, OCCLUSION_SEEDS))}; others are held out from tuning)")
     p.add_argument("--no-ablation", action="store_true", help="accuracy: skip the ablation rows of the reid preset")
     p.add_argument("--sequences", type=lambda s: tuple(x.strip() for x in s.split(",") if x.strip()),
                    help="accuracy: comma-separated sequence names (default: all; --quick: TUD-Campus, MOT17-02)")
